@@ -1,1 +1,11 @@
-//! push-connector library.
+//! push-connector: keeps a national staff directory in step with the staff lists NHS
+//! organisations send, by e-mail or from their own directories.
+//!
+//! The pipeline: `formats` (read a file) → `validate` (clean rows or per-line reasons) →
+//! reconcile → plan → guard → apply → `report`.
+
+pub mod config;
+pub mod formats;
+pub mod model;
+pub mod report;
+pub mod validate;

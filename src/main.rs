@@ -1,1 +1,22 @@
-fn main() {}
+//! The `push-connector` command: parses the command line and runs one verb.
+//!
+//! Exit codes: 0 everything done, 1 some rows were refused, 2 an error (file unreadable,
+//! configuration wrong, a server unreachable).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging(args.verbose);
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

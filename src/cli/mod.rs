@@ -1,0 +1,60 @@
+//! Verbs of the command line; each verb's handler lives in its own module.
+
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use push_connector::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "push-connector",
+    version,
+    about = "Keeps the staff directory in step with the staff lists organisations send"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); without one the embedded defaults are used.
+    #[arg(long, global = true, env = "PUSH_CONNECTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read and validate a submission file; nothing is changed.
+    Validate(validate::Args),
+}
+
+/// Logs go to stderr, so `--json` output on stdout stays one clean object.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PUSH_CONNECTOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Config::load(path).context("loading the configuration")
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Validate(args) => validate::run(&config, args),
+    }
+}

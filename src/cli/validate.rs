@@ -1,0 +1,141 @@
+//! `validate FILE`: read and validate a submission, print a summary or the JSON contract.
+//!
+//! JSON (one object on stdout): `{"format":"new"|"old"|null,"encoding":"…","rows":[{"line":N,
+//! "status":"valid"|"refused","issues":[{"column","value","message"}]}],"file_issues":[{"message"}]}`.
+//! Exit 0 when every row is valid, 1 when some are refused, 2 when the file is rejected.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::json;
+
+use push_connector::config::Config;
+use push_connector::formats::{self, Container, Layout};
+use push_connector::report;
+use push_connector::validate::{self, Rules};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The submission file (CSV/TXT, XLSX, XLS or ODS).
+    pub file: PathBuf,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the result report (rows as sent plus Result and Message) here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let rules = Rules::from_config(config).context("reading the code lists")?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let read = if bytes.len() > config.service.max_file_bytes {
+        Err(formats::ReadError::TooLarge {
+            size: bytes.len(),
+            limit: config.service.max_file_bytes,
+        })
+    } else {
+        formats::read(&bytes)
+    };
+    let sub = match read {
+        Ok(sub) => sub,
+        Err(err) => {
+            if args.json {
+                let out = json!({
+                    "format": null,
+                    "encoding": null,
+                    "rows": [],
+                    "file_issues": [{"message": err.to_string()}],
+                });
+                println!("{out}");
+            } else {
+                println!("{}: rejected: {err}", args.file.display());
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let results = validate::validate(&sub, &rules);
+    let counts = validate::counts(&results);
+
+    if let Some(path) = &args.report {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        report::write_report(
+            std::io::BufWriter::new(file),
+            &sub,
+            &report::validation_rows(&results),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
+
+    let format = match sub.layout {
+        Layout::New => "new",
+        Layout::Old => "old",
+    };
+    if args.json {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|r| {
+                json!({
+                    "line": r.line,
+                    "status": if r.is_valid() { "valid" } else { "refused" },
+                    "issues": r.issues().iter().map(|i| json!({
+                        "column": i.column, "value": i.value, "message": i.message,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let out = json!({
+            "format": format,
+            "encoding": sub.container.encoding_label(),
+            "rows": rows,
+            "file_issues": sub.warnings.iter().map(|w| json!({"message": w})).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+    } else {
+        let container = match sub.container {
+            Container::Text { delimiter, .. } => format!(
+                "{}, {}-delimited",
+                sub.container.encoding_label(),
+                match delimiter {
+                    b'\t' => "tab",
+                    b';' => "semicolon",
+                    _ => "comma",
+                }
+            ),
+            Container::Workbook(_) => sub.container.encoding_label(),
+        };
+        println!("{}: {format} format, {container}", args.file.display());
+        if let Some(name) = &sub.connector {
+            println!("  connector: {name}");
+        }
+        println!(
+            "  {} rows: {} valid, {} refused",
+            results.len(),
+            counts.valid,
+            counts.refused
+        );
+        for warning in &sub.warnings {
+            println!("  note: {warning}");
+        }
+        let mut by_line: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for r in &results {
+            for i in r.issues() {
+                by_line
+                    .entry(r.line)
+                    .or_default()
+                    .push(report::describe_issues(std::slice::from_ref(i)));
+            }
+        }
+        for (line, issues) in by_line {
+            println!("  line {line}:");
+            for issue in issues {
+                println!("    - {issue}");
+            }
+        }
+    }
+    Ok(ExitCode::from(if counts.refused > 0 { 1 } else { 0 }))
+}

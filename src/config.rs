@@ -1,0 +1,330 @@
+//! The deployment's configuration: one typed tree.
+//!
+//! In: built-in defaults, then an optional TOML file, then `PUSH_CONNECTOR__SECTION__KEY`
+//! environment variables (a `_FILE` suffix reads the value from a file, for secrets). Out: a
+//! [`Config`] whose every field is documented here and in `samples/connector.toml`, or every
+//! problem found at once. With no file at all the defaults run the embedded deployment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Environment variables that override the file start with this, then `SECTION__KEY`
+/// (array entries by index: `PUSH_CONNECTOR__ORGANISATIONS__0__CONNECTOR_KEY`).
+pub const ENV_PREFIX: &str = "PUSH_CONNECTOR__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The service itself: domain, where state lives.
+    pub service: ServiceConfig,
+    /// Code lists that multi-valued and coded fields are checked against.
+    pub validation: ValidationConfig,
+    /// Organisations that send staff lists, and who may send them.
+    #[serde(rename = "organisation")]
+    pub organisations: Vec<OrganisationConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            service: ServiceConfig::default(),
+            validation: ValidationConfig::default(),
+            organisations: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Mail domains of the service; a primary address outside them is a contact. The first is
+    /// the domain of generated addresses.
+    pub domains: Vec<String>,
+    /// Folder for the state database, journal, password file and reports.
+    pub state_dir: PathBuf,
+    /// Largest submission file accepted, in bytes (NHSmail's limit is 35 MB).
+    pub max_file_bytes: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            domains: vec!["nhs.net".to_owned()],
+            state_dir: PathBuf::from("var"),
+            max_file_bytes: 35 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    /// File of accepted titles, one a line (`#` comments); a built-in list when unset.
+    pub titles: Option<PathBuf>,
+    /// File of clinical roles; any value is accepted when unset.
+    pub clinical_roles: Option<PathBuf>,
+    /// File of clinical specialities; any value is accepted when unset.
+    pub clinical_specialities: Option<PathBuf>,
+    /// File of work areas; any value is accepted when unset.
+    pub work_areas: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationConfig {
+    /// The organisation's ODS code.
+    pub code: String,
+    /// Its name, for e-mails and logs.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The connector name an old-format file must give on its `Connector,` line.
+    #[serde(default)]
+    pub connector: Option<String>,
+    /// Addresses of the connector administrators allowed to send this organisation's files.
+    #[serde(default)]
+    pub administrators: Vec<String>,
+    /// A key the subject of a submission must contain, as the legacy connector had.
+    #[serde(default)]
+    pub connector_key: Option<Secret>,
+    /// Whether rows with no matching account create one (on by default for e-mail).
+    #[serde(default = "yes")]
+    pub create_accounts: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A secret that never shows in logs or debug output.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub SecretString);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Everything wrong with a configuration, found at once.
+#[derive(Debug, thiserror::Error)]
+#[error("the configuration {origin} cannot be used:\n  - {}", problems.join("\n  - "))]
+pub struct ConfigError {
+    pub origin: String,
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Loads defaults, then the file (when given), then environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        Self::load_with_env(path, &env)
+    }
+
+    /// As [`Config::load`], with the environment passed in (tests pin it).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let origin = path.map_or("(defaults)".to_owned(), |p| p.display().to_string());
+        let fail = |problems: Vec<String>| ConfigError {
+            origin: origin.clone(),
+            problems,
+        };
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| fail(vec![format!("cannot read it: {e}")]))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| fail(vec![e.to_string()]))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut problems = Vec::new();
+        for (key, value) in env {
+            if let Err(p) = apply_override(&mut table, key, value) {
+                problems.push(p);
+            }
+        }
+        if !problems.is_empty() {
+            return Err(fail(problems));
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| fail(vec![e.to_string()]))?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(fail(problems))
+        }
+    }
+
+    /// Checks that serde cannot express; all problems at once.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.service.domains.is_empty() {
+            problems.push("service.domains must name at least one mail domain".to_owned());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for org in &self.organisations {
+            if org.code.is_empty() || !org.code.chars().all(|c| c.is_ascii_alphanumeric()) {
+                problems.push(format!(
+                    "organisation code \"{}\" is not an ODS code (letters and digits)",
+                    org.code
+                ));
+            }
+            if !seen.insert(org.code.to_ascii_uppercase()) {
+                problems.push(format!("organisation {} is configured twice", org.code));
+            }
+        }
+        for (name, path) in [
+            ("validation.titles", &self.validation.titles),
+            ("validation.clinical_roles", &self.validation.clinical_roles),
+            (
+                "validation.clinical_specialities",
+                &self.validation.clinical_specialities,
+            ),
+            ("validation.work_areas", &self.validation.work_areas),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                problems.push(format!("{name}: no file at {}", path.display()));
+            }
+        }
+        problems
+    }
+
+    /// The configuration of an organisation, by ODS code (any case).
+    pub fn organisation(&self, code: &str) -> Option<&OrganisationConfig> {
+        self.organisations
+            .iter()
+            .find(|o| o.code.eq_ignore_ascii_case(code))
+    }
+}
+
+/// Sets `SECTION__KEY[__…]` in the table; `…_FILE` reads the value from the named file.
+fn apply_override(table: &mut toml::Table, key: &str, value: &str) -> Result<(), String> {
+    let path = &key[ENV_PREFIX.len()..];
+    let (path, value) = match path.strip_suffix("_FILE") {
+        Some(p) => (
+            p,
+            std::fs::read_to_string(value)
+                .map_err(|e| format!("{key}: cannot read {value}: {e}"))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        ),
+        None => (path, value.to_owned()),
+    };
+    let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or(toml::Value::String(value));
+    let parts: Vec<String> = parts
+        .into_iter()
+        .map(|p| {
+            if p == "organisations" {
+                "organisation".to_owned()
+            } else {
+                p
+            }
+        })
+        .collect();
+    set_path(table, &parts, parsed).map_err(|e| format!("{key}: {e}"))
+}
+
+fn set_path(table: &mut toml::Table, parts: &[String], value: toml::Value) -> Result<(), String> {
+    let (first, rest) = parts.split_first().ok_or("names no setting")?;
+    if rest.is_empty() {
+        table.insert(first.clone(), value);
+        return Ok(());
+    }
+    let entry = table
+        .entry(first.clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match entry {
+        toml::Value::Table(t) => set_path(t, rest, value),
+        toml::Value::Array(items) => {
+            let index: usize = rest[0]
+                .parse()
+                .map_err(|_| format!("{first} is a list: give an index"))?;
+            match items.get_mut(index) {
+                Some(toml::Value::Table(t)) if rest.len() > 1 => set_path(t, &rest[1..], value),
+                _ => Err(format!("{first} has no entry {index}")),
+            }
+        }
+        _ => Err(format!("{first} is not a section")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn no_file_gives_the_embedded_defaults() {
+        let c = Config::load_with_env(None, &BTreeMap::new()).expect("defaults");
+        assert_eq!(c.service.domains, ["nhs.net"]);
+        assert!(c.organisations.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_file_and_reads_secrets_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[service]\ndomains = [\"nhs.net\"]\n[[organisation]]\ncode = \"RXX\"\n",
+        )
+        .unwrap();
+        let secret = dir.path().join("key");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let env = BTreeMap::from([
+            (
+                "PUSH_CONNECTOR__SERVICE__DOMAINS".to_owned(),
+                "[\"test.nhs.uk\"]".to_owned(),
+            ),
+            (
+                "PUSH_CONNECTOR__ORGANISATIONS__0__CONNECTOR_KEY_FILE".to_owned(),
+                secret.display().to_string(),
+            ),
+        ]);
+        let c = Config::load_with_env(Some(&file), &env).expect("loads");
+        assert_eq!(c.service.domains, ["test.nhs.uk"]);
+        let key = c.organisations[0].connector_key.as_ref().expect("key");
+        assert_eq!(key.0.expose_secret(), "s3cret");
+        assert_eq!(format!("{key:?}"), "[redacted]");
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[validation]\nwork_areas = \"/nonexistent\"\n[[organisation]]\ncode = \"R-X\"\n[[organisation]]\ncode = \"r-x\"\n",
+        )
+        .unwrap();
+        let err = Config::load_with_env(Some(&file), &BTreeMap::new()).unwrap_err();
+        assert_eq!(err.problems.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[service]\ndomian = \"x\"\n").unwrap();
+        let err = Config::load_with_env(Some(&file), &BTreeMap::new()).unwrap_err();
+        assert!(err.to_string().contains("domian"), "{err}");
+    }
+}

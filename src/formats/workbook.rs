@@ -1,0 +1,170 @@
+//! Spreadsheet workbooks (XLSX, XLS, ODS): the first sheet, its first non-empty row as header.
+//!
+//! In: bytes. Out: a [`Submission`] whose cells are text. Numbers Excel stored as numbers come
+//! back as their exact digits (never `1.23E+11`); a number too large to have kept every digit is
+//! a row issue, not a silently wrong ID.
+
+use std::io::Cursor;
+
+use calamine::{Data, Reader, open_workbook_auto_from_rs};
+use csv::StringRecord;
+
+use super::{Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row};
+use crate::model::RowIssue;
+
+/// Largest integer an IEEE double holds exactly (2^53).
+const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+/// Recognises a workbook by its first bytes (ZIP for XLSX/ODS, OLE for XLS).
+pub fn sniff(bytes: &[u8]) -> Option<WorkbookKind> {
+    if bytes.starts_with(b"PK\x03\x04") {
+        let head = &bytes[..bytes.len().min(4096)];
+        let is_ods = head
+            .windows(39)
+            .any(|w| w == b"application/vnd.oasis.opendocument.spr");
+        Some(if is_ods {
+            WorkbookKind::Ods
+        } else {
+            WorkbookKind::Xlsx
+        })
+    } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        Some(WorkbookKind::Xls)
+    } else {
+        None
+    }
+}
+
+/// A cell as text, or the reason its value cannot be trusted.
+fn cell_text(cell: &Data) -> (String, Option<String>) {
+    match cell {
+        Data::Empty => (String::new(), None),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => (s.clone(), None),
+        Data::Int(i) => (i.to_string(), None),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < EXACT_INTEGER_LIMIT => {
+            (format!("{}", *f as i64), None)
+        }
+        Data::Float(f) if f.fract() == 0.0 => (
+            format!("{f}"),
+            Some(
+                "the spreadsheet stored this as a number too large to keep every digit; \
+                 format the column as Text and send the file again"
+                    .to_owned(),
+            ),
+        ),
+        Data::Float(f) => (format!("{f}"), None),
+        Data::Bool(b) => ((if *b { "TRUE" } else { "FALSE" }).to_owned(), None),
+        Data::DateTime(d) => match d.as_datetime() {
+            Some(dt) => (dt.to_string(), None),
+            None => (d.as_f64().to_string(), None),
+        },
+        Data::Error(e) => (
+            format!("#{e:?}"),
+            Some(format!("the cell holds a spreadsheet error ({e})")),
+        ),
+    }
+}
+
+pub fn read(bytes: &[u8], kind: WorkbookKind) -> Result<Submission, ReadError> {
+    let mut workbook = open_workbook_auto_from_rs(Cursor::new(bytes))
+        .map_err(|e| ReadError::Workbook(e.to_string()))?;
+    let range = workbook
+        .worksheet_range_at(0)
+        .ok_or_else(|| ReadError::Workbook("it has no sheet".to_owned()))?
+        .map_err(|e| ReadError::Workbook(e.to_string()))?;
+    let (first_row, _) = range.start().ok_or(ReadError::Empty)?;
+
+    let mut header: Option<(StringRecord, super::HeaderMap)> = None;
+    let mut rows = Vec::new();
+    for (index, cells) in range.rows().enumerate() {
+        let line = u64::from(first_row) + index as u64 + 1;
+        if cells.iter().all(|c| match c {
+            Data::Empty => true,
+            Data::String(s) => s.trim().is_empty(),
+            _ => false,
+        }) {
+            continue;
+        }
+        let mut record = StringRecord::with_capacity(64, cells.len());
+        let mut issues = Vec::new();
+        for (col, cell) in cells.iter().enumerate() {
+            let (text, problem) = cell_text(cell);
+            if let (Some(message), Some((headers, _))) = (problem, &header) {
+                issues.push(RowIssue {
+                    line,
+                    column: headers.get(col).unwrap_or_default().to_owned(),
+                    value: text.clone(),
+                    message,
+                });
+            }
+            record.push_field(&text);
+        }
+        match &header {
+            None => {
+                // Trailing empty header cells are the sheet's used range, not columns.
+                let width = (0..record.len())
+                    .rev()
+                    .find(|&i| !record[i].trim().is_empty())
+                    .map_or(0, |i| i + 1);
+                record.truncate(width);
+                let map = map_header_row(&record, line)?;
+                header = Some((record, map));
+            }
+            Some((headers, _)) => {
+                let extra = record.iter().skip(headers.len()).any(|c| !c.is_empty());
+                if extra {
+                    issues.push(RowIssue {
+                        line,
+                        column: String::new(),
+                        value: String::new(),
+                        message: format!(
+                            "the row has values beyond the {} columns of the header",
+                            headers.len()
+                        ),
+                    });
+                }
+                record.truncate(headers.len());
+                rows.push(RawRow {
+                    line,
+                    cells: record,
+                    issues,
+                });
+            }
+        }
+    }
+    let (headers, map) = header.ok_or(ReadError::NoHeader)?;
+    Ok(Submission {
+        container: Container::Workbook(kind),
+        layout: map.layout,
+        connector: None,
+        headers,
+        columns: map.columns,
+        rows,
+        warnings: map.warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_come_back_as_exact_digits() {
+        assert_eq!(cell_text(&Data::Float(123456789012.0)).0, "123456789012");
+        assert_eq!(cell_text(&Data::Float(7911123456.0)).0, "7911123456");
+        assert_eq!(cell_text(&Data::Int(42)).0, "42");
+        assert_eq!(cell_text(&Data::Float(1.5)).0, "1.5");
+        let (text, problem) = cell_text(&Data::Float(1.234_567_890_123_456_8e20));
+        assert!(!text.contains('e') && !text.contains('E'), "{text}");
+        assert!(problem.expect("lossy").contains("too large"));
+    }
+
+    #[test]
+    fn sniffs_containers() {
+        assert_eq!(sniff(b"PK\x03\x04rest"), Some(WorkbookKind::Xlsx));
+        assert_eq!(
+            sniff(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0]),
+            Some(WorkbookKind::Xls)
+        );
+        assert_eq!(sniff(b"ExternalSyncID,FirstName"), None);
+    }
+}

@@ -1,0 +1,151 @@
+//! Result reports: the rows as sent, in the same column order, plus `Result` and `Message`.
+//!
+//! In: a [`Submission`] and one [`RowReport`] per data line. Out: CSV bytes (UTF-8 with BOM and
+//! CRLF, so Excel opens it as the administrator's own file). Cells a spreadsheet would run as
+//! formulas are prefixed with `'`; the readers undo that, so a report with the two extra columns
+//! removed can be sent again as it is.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::formats::{Submission, neutralise};
+
+/// The outcome of one row, as the report's `Result` column says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RowResultKind {
+    Created,
+    Updated,
+    Unchanged,
+    Rejected,
+    Superseded,
+    Held,
+    Failed,
+}
+
+impl RowResultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowResultKind::Created => "Created",
+            RowResultKind::Updated => "Updated",
+            RowResultKind::Unchanged => "Unchanged",
+            RowResultKind::Rejected => "Rejected",
+            RowResultKind::Superseded => "Superseded",
+            RowResultKind::Held => "Held",
+            RowResultKind::Failed => "Failed",
+        }
+    }
+}
+
+/// What the report says about one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowReport {
+    pub line: u64,
+    pub result: RowResultKind,
+    pub message: String,
+}
+
+/// Writes the report. Rows without a [`RowReport`] get `Failed` with a message saying so,
+/// so no line of the file goes unanswered.
+pub fn write_report<W: Write>(
+    out: W,
+    sub: &Submission,
+    results: &[RowReport],
+) -> Result<(), csv::Error> {
+    let by_line: HashMap<u64, &RowReport> = results.iter().map(|r| (r.line, r)).collect();
+    let mut out = out;
+    out.write_all(b"\xEF\xBB\xBF")?;
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .flexible(true)
+        .from_writer(out);
+    let mut header: Vec<String> = sub
+        .headers
+        .iter()
+        .map(|h| neutralise(h).into_owned())
+        .collect();
+    header.extend(["Result".to_owned(), "Message".to_owned()]);
+    writer.write_record(&header)?;
+    for row in &sub.rows {
+        let mut record: Vec<String> = (0..sub.headers.len())
+            .map(|i| neutralise(row.cells.get(i).unwrap_or_default()).into_owned())
+            .collect();
+        match by_line.get(&row.line) {
+            Some(r) => {
+                record.push(r.result.as_str().to_owned());
+                record.push(neutralise(&r.message).into_owned());
+            }
+            None => {
+                record.push(RowResultKind::Failed.as_str().to_owned());
+                record.push("no result was recorded for this line".to_owned());
+            }
+        }
+        writer.write_record(&record)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// The report of a validation alone: `Rejected` rows with their reasons, others `Unchanged`
+/// is not claimed; valid rows say they are accepted for the next run.
+pub fn validation_rows(results: &[crate::validate::RowResult]) -> Vec<RowReport> {
+    results
+        .iter()
+        .filter(|r| !r.is_valid())
+        .map(|r| RowReport {
+            line: r.line,
+            result: RowResultKind::Rejected,
+            message: describe_issues(r.issues()),
+        })
+        .collect()
+}
+
+/// Issues of one row in one sentence each: `Column "value": reason`.
+pub fn describe_issues(issues: &[crate::model::RowIssue]) -> String {
+    issues
+        .iter()
+        .map(|i| match (i.column.is_empty(), i.value.is_empty()) {
+            (true, _) => i.message.clone(),
+            (false, true) => format!("{} {}", i.column, i.message),
+            (false, false) => format!("{} \"{}\" {}", i.column, i.value, i.message),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats;
+
+    #[test]
+    fn report_keeps_rows_as_sent_and_neutralises_formulas() {
+        let sub = formats::read(
+            b"ExternalSyncID,FirstName,LastName,Organisation,Notes\n1,Ann,Lee,RXX,=cmd|x\n2,Bo,Ng,RXX,+44\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        write_report(
+            &mut out,
+            &sub,
+            &[RowReport {
+                line: 2,
+                result: RowResultKind::Rejected,
+                message: "-bad".to_owned(),
+            }],
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            "ExternalSyncID,FirstName,LastName,Organisation,Notes,Result,Message"
+        );
+        assert_eq!(lines[1], "1,Ann,Lee,RXX,'=cmd|x,Rejected,'-bad");
+        assert_eq!(
+            lines[2],
+            "2,Bo,Ng,RXX,'+44,Failed,no result was recorded for this line"
+        );
+    }
+}

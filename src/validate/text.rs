@@ -1,0 +1,199 @@
+//! Cell text: the normalisation every cell gets, and the rules for names and free text.
+//!
+//! In: a cell as sent. Out: the normalised value (trimmed, inner white space collapsed, NFC,
+//! curly apostrophes and hyphen look-alikes straightened) or why the cell is unusable. Every
+//! function here is idempotent: normalising a normalised value changes nothing.
+
+use std::borrow::Cow;
+
+use unicode_normalization::{UnicodeNormalization, char::is_combining_mark, is_nfc_quick};
+
+/// Characters a spreadsheet would read as the start of a formula.
+const FORMULA_START: [char; 3] = ['=', '+', '@'];
+
+fn is_apostrophe_like(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2018}' | '\u{2019}' | '\u{201B}' | '\u{02BC}' | '\u{2032}' | '`' | '\u{00B4}'
+    )
+}
+
+fn is_hyphen_like(c: char) -> bool {
+    matches!(c, '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}')
+}
+
+fn straighten(c: char) -> char {
+    if is_apostrophe_like(c) {
+        '\''
+    } else if is_hyphen_like(c) {
+        '-'
+    } else {
+        c
+    }
+}
+
+/// Normalises a cell; an error names the first control character.
+pub fn clean(raw: &str) -> Result<Cow<'_, str>, String> {
+    if let Some(c) = raw.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "contains the control character U+{:04X}, which cannot be stored",
+            c as u32
+        ));
+    }
+    let simple = raw.is_ascii()
+        && !raw.starts_with(' ')
+        && !raw.ends_with(' ')
+        && !raw.contains("  ")
+        && !raw.contains('`');
+    if simple {
+        return Ok(Cow::Borrowed(raw));
+    }
+    // Compose first: some characters (Greek oxia, U+1FFD) compose to ones straightened below.
+    let composed: String = if is_nfc_quick(raw.chars()) == unicode_normalization::IsNormalized::Yes
+    {
+        raw.chars().map(straighten).collect()
+    } else {
+        raw.nfc().map(straighten).collect()
+    };
+    let mut out = String::with_capacity(composed.len());
+    for word in composed.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Refuses a value a spreadsheet would run as a formula.
+pub fn check_not_formula(value: &str) -> Result<(), String> {
+    match value.chars().next() {
+        Some(c) if FORMULA_START.contains(&c) => Err(format!(
+            "starts with '{c}', which a spreadsheet would run as a formula"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A person's name: letters of any script, spaces, `'`, `-` and `.`; starts with a letter;
+/// 1 to `max` characters.
+pub fn check_name(value: &str, max: usize) -> Result<(), String> {
+    check_not_formula(value)?;
+    let count = value.chars().count();
+    if count > max {
+        return Err(format!(
+            "is {count} characters long; at most {max} are allowed"
+        ));
+    }
+    if !value.chars().next().is_some_and(char::is_alphabetic) {
+        return Err("must start with a letter".to_owned());
+    }
+    match value.chars().find(|&c| {
+        !(c.is_alphabetic() || is_combining_mark(c) || matches!(c, ' ' | '\'' | '-' | '.'))
+    }) {
+        Some(c) => Err(format!(
+            "contains '{c}'; names may hold letters, spaces, apostrophes, hyphens and full stops"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Free text (job title, notes, display name): no formula start, at most `max` characters.
+pub fn check_free_text(value: &str, max: usize) -> Result<(), String> {
+    check_not_formula(value)?;
+    let count = value.chars().count();
+    if count > max {
+        return Err(format!(
+            "is {count} characters long; at most {max} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Excel's scientific notation (`1.23457E+11`): the digits of an ID were lost on the way.
+pub fn is_scientific_notation(value: &str) -> bool {
+    let Some((mantissa, exponent)) = value.split_once(['E', 'e']) else {
+        return false;
+    };
+    let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, "0"));
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+        && !exponent.is_empty()
+        && exponent.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn cleaning_trims_collapses_composes_and_straightens() {
+        assert_eq!(clean("  Anne   Marie ").unwrap(), "Anne Marie");
+        assert_eq!(clean("O\u{2019}Brien").unwrap(), "O'Brien");
+        assert_eq!(clean("Smith\u{2010}Jones").unwrap(), "Smith-Jones");
+        // "e" + combining acute becomes one precomposed letter.
+        assert_eq!(clean("Rene\u{301}e").unwrap(), "Ren\u{e9}e");
+        assert_eq!(clean("Ann\u{a0}Lee").unwrap(), "Ann Lee");
+        assert!(matches!(clean("plain"), Ok(Cow::Borrowed("plain"))));
+        assert!(clean("a\u{7}b").unwrap_err().contains("U+0007"));
+    }
+
+    #[test]
+    fn names_accept_any_script_and_refuse_the_rest() {
+        for ok in [
+            "Zoë",
+            "O'Brien",
+            "Smith-Jones",
+            "St. John",
+            "Đặng",
+            "Σοφία",
+            "李",
+        ] {
+            assert_eq!(check_name(&clean(ok).unwrap(), 64), Ok(()), "{ok}");
+        }
+        assert!(
+            check_name("=HYPERLINK(\"x\")", 64)
+                .unwrap_err()
+                .contains("formula")
+        );
+        assert!(check_name("@SUM", 64).unwrap_err().contains("formula"));
+        assert!(check_name("Ann2", 64).unwrap_err().contains("'2'"));
+        assert!(
+            check_name("-Ann", 64)
+                .unwrap_err()
+                .contains("start with a letter")
+        );
+        assert!(
+            check_name(&"a".repeat(65), 64)
+                .unwrap_err()
+                .contains("65 characters")
+        );
+    }
+
+    #[test]
+    fn scientific_notation_is_recognised() {
+        assert!(is_scientific_notation("1.23457E+11"));
+        assert!(is_scientific_notation("1E+5"));
+        assert!(!is_scientific_notation("E12345"));
+        assert!(!is_scientific_notation("AB1E+5"));
+        assert!(!is_scientific_notation("123456"));
+    }
+
+    proptest! {
+        #[test]
+        fn cleaning_is_idempotent(raw in "\\PC{0,40}") {
+            if let Ok(once) = clean(&raw) {
+                let twice = clean(&once).expect("a cleaned value stays clean");
+                prop_assert_eq!(once.as_ref(), twice.as_ref());
+            }
+        }
+
+        #[test]
+        fn cleaning_any_unicode_never_panics(raw in any::<String>()) {
+            let _ = clean(&raw);
+        }
+    }
+}
