@@ -46,12 +46,21 @@ pub struct RowReport {
     pub message: String,
 }
 
-/// Writes the report. Rows without a [`RowReport`] get `Failed` with a message saying so,
-/// so no line of the file goes unanswered.
+/// Which rows of the file a report holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportRows {
+    /// Every data row; a row without a [`RowReport`] gets `Failed`, so none goes unanswered.
+    All,
+    /// Only the rows that have a [`RowReport`] (the refused lines of an acknowledgement).
+    Reported,
+}
+
+/// Writes the report: header and rows as sent, plus `Result` and `Message`.
 pub fn write_report<W: Write>(
     out: W,
     sub: &Submission,
     results: &[RowReport],
+    rows: ReportRows,
 ) -> Result<(), csv::Error> {
     let by_line: HashMap<u64, &RowReport> = results.iter().map(|r| (r.line, r)).collect();
     let mut out = out;
@@ -76,6 +85,7 @@ pub fn write_report<W: Write>(
                 record.push(r.result.as_str().to_owned());
                 record.push(neutralise(&r.message).into_owned());
             }
+            None if rows == ReportRows::Reported => continue,
             None => {
                 record.push(RowResultKind::Failed.as_str().to_owned());
                 record.push("no result was recorded for this line".to_owned());
@@ -87,8 +97,7 @@ pub fn write_report<W: Write>(
     Ok(())
 }
 
-/// The report of a validation alone: `Rejected` rows with their reasons, others `Unchanged`
-/// is not claimed; valid rows say they are accepted for the next run.
+/// The refused rows of a validation, as `Rejected` with their reasons.
 pub fn validation_rows(results: &[crate::validate::RowResult]) -> Vec<RowReport> {
     results
         .iter()
@@ -134,6 +143,7 @@ mod tests {
                 result: RowResultKind::Rejected,
                 message: "-bad".to_owned(),
             }],
+            ReportRows::All,
         )
         .unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -23,7 +23,7 @@ pub struct Args {
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
-    /// Also write the result report (rows as sent plus Result and Message) here.
+    /// Also write the refused rows, as sent plus Result and Message, to this CSV file.
     #[arg(long)]
     pub report: Option<PathBuf>,
 }
@@ -67,6 +67,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             std::io::BufWriter::new(file),
             &sub,
             &report::validation_rows(&results),
+            report::ReportRows::Reported,
         )
         .with_context(|| format!("writing {}", path.display()))?;
     }

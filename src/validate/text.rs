@@ -35,10 +35,14 @@ fn straighten(c: char) -> char {
 /// Normalises a cell; an error names the first control character.
 pub fn clean(raw: &str) -> Result<Cow<'_, str>, String> {
     if let Some(c) = raw.chars().find(|c| c.is_control()) {
-        return Err(format!(
-            "contains the control character U+{:04X}, which cannot be stored",
-            c as u32
-        ));
+        return Err(match c {
+            '\n' | '\r' => "contains a line break, which cannot be stored".to_owned(),
+            '\t' => "contains a tab, which cannot be stored".to_owned(),
+            c => format!(
+                "contains the control character U+{:04X}, which cannot be stored",
+                c as u32
+            ),
+        });
     }
     let simple = raw.is_ascii()
         && !raw.starts_with(' ')

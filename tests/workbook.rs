@@ -1,0 +1,87 @@
+//! Workbooks: numbers Excel stored as numbers come back as exact digits or are refused.
+//!
+//! `samples/messy/numeric-ids.xlsx` is made by [`numeric_ids_workbook`]; `UPDATE_GOLDEN=1`
+//! (or its absence) writes it again.
+
+mod common;
+
+use push_connector::formats::{self, Container, WorkbookKind};
+use push_connector::validate::{self, Rules};
+use rust_xlsxwriter::Workbook;
+
+fn numeric_ids_workbook() -> Vec<u8> {
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    // Two empty rows before the header: the header is the first non-empty row.
+    let header = [
+        "ID",
+        "ExternalSyncID",
+        "FirstName",
+        "LastName",
+        "Organisation",
+        "MobilePhone",
+        "OfficePhone",
+    ];
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(2, c as u16, *h).unwrap();
+    }
+    // Row 4: IDs and phones typed into cells formatted as numbers.
+    sheet.write_number(3, 0, 123456789012.0).unwrap();
+    sheet.write_number(3, 1, 987654321098.0).unwrap();
+    sheet.write_string(3, 2, "Anne").unwrap();
+    sheet.write_string(3, 3, "Lee").unwrap();
+    sheet.write_string(3, 4, "RXX").unwrap();
+    sheet.write_number(3, 5, 7911023456.0).unwrap();
+    sheet.write_number(3, 6, 1134960123.0).unwrap();
+    // Row 5: an ExternalSyncID too large for a double to keep every digit.
+    sheet.write_number(4, 1, 12345678901234567890.0).unwrap();
+    sheet.write_string(4, 2, "Bo").unwrap();
+    sheet.write_string(4, 3, "Ng").unwrap();
+    sheet.write_string(4, 4, "RXX").unwrap();
+    // Row 6: the same key as text, and a phone that is not a UK number.
+    sheet.write_string(5, 1, "E-77").unwrap();
+    sheet.write_string(5, 2, "Cy").unwrap();
+    sheet.write_string(5, 3, "Day").unwrap();
+    sheet.write_string(5, 4, "rxx").unwrap();
+    sheet.write_number(5, 5, 5551234.0).unwrap();
+    book.save_to_buffer().unwrap()
+}
+
+#[test]
+fn numeric_cells_come_back_as_exact_digits_or_are_refused() {
+    let path = common::root().join("samples/messy/numeric-ids.xlsx");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() || !path.exists() {
+        std::fs::write(&path, numeric_ids_workbook()).unwrap();
+    }
+    let sub = formats::read(&std::fs::read(&path).unwrap()).expect("a readable workbook");
+    assert_eq!(sub.container, Container::Workbook(WorkbookKind::Xlsx));
+    let lines: Vec<u64> = sub.rows.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [4, 5, 6], "sheet row numbers, header on row 3");
+
+    let results = validate::validate(&sub, &Rules::default());
+    let validate::RowOutcome::Valid(anne) = &results[0].outcome else {
+        panic!("{:?}", results[0]);
+    };
+    assert_eq!(anne.id.as_ref().unwrap().as_str(), "123456789012");
+    assert_eq!(anne.external_sync_id.as_str(), "987654321098");
+    assert_eq!(
+        anne.mobile_phone.as_ref().unwrap().as_str(),
+        "+447911023456"
+    );
+    assert_eq!(
+        anne.office_phone.as_ref().unwrap().as_str(),
+        "+441134960123"
+    );
+
+    let issues = results[1].issues();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].column, "ExternalSyncID");
+    assert!(issues[0].message.contains("too large to keep every digit"));
+
+    let issues = results[2].issues();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(
+        (issues[0].column.as_str(), issues[0].value.as_str()),
+        ("MobilePhone", "5551234")
+    );
+}
