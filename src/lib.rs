@@ -4,6 +4,7 @@
 //! The pipeline: `formats` (read a file) → `validate` (clean rows or per-line reasons) →
 //! reconcile → plan → guard → apply → `report`.
 
+pub mod bench;
 pub mod config;
 pub mod formats;
 pub mod model;

@@ -1,5 +1,6 @@
 //! Verbs of the command line; each verb's handler lives in its own module.
 
+mod bench;
 mod validate;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Read and validate a submission file; nothing is changed.
     Validate(validate::Args),
+    /// Measure throughput and peak memory on generated data.
+    Bench(bench::Args),
 }
 
 /// Logs go to stderr, so `--json` output on stdout stays one clean object.
@@ -56,5 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Validate(args) => validate::run(&config, args),
+        Command::Bench(args) => bench::run(args),
     }
 }
