@@ -35,16 +35,52 @@ const FIRST: &[&str] = &[
     "Grace", "Noah", "Aoife", "Priya", "Tomasz", "Fatima", "Jack", "Isla", "Dafydd", "Mei",
 ];
 const LAST: &[&str] = &[
-    "Smith", "O'Brien", "Jones", "Patel", "Smith-Jones", "Nowak", "Williams", "Ng", "Brontë",
-    "Taylor", "Davies", "Khan", "MacDonald", "Evans", "Wright", "Ó Súilleabháin", "Begum",
+    "Smith",
+    "O'Brien",
+    "Jones",
+    "Patel",
+    "Smith-Jones",
+    "Nowak",
+    "Williams",
+    "Ng",
+    "Brontë",
+    "Taylor",
+    "Davies",
+    "Khan",
+    "MacDonald",
+    "Evans",
+    "Wright",
+    "Ó Súilleabháin",
+    "Begum",
 ];
 const TITLES: &[&str] = &["Mr", "Mrs", "Ms", "Miss", "Dr", "Mx", "Prof", ""];
 const JOBS: &[&str] = &[
-    "Staff Nurse", "Consultant Cardiologist", "Ward Clerk", "Physiotherapist", "Porter",
-    "Healthcare Assistant", "Pharmacist", "Radiographer", "Midwife", "Junior Doctor",
+    "Staff Nurse",
+    "Consultant Cardiologist",
+    "Ward Clerk",
+    "Physiotherapist",
+    "Porter",
+    "Healthcare Assistant",
+    "Pharmacist",
+    "Radiographer",
+    "Midwife",
+    "Junior Doctor",
 ];
-const ROLES: &[&str] = &["Doctor", "Nurse", "Midwife", "Allied Health Professional", "Pharmacist"];
-const AREAS: &[&str] = &["Ward 1", "Ward 2", "Cardiology", "Outpatients", "Theatres", "A&E"];
+const ROLES: &[&str] = &[
+    "Doctor",
+    "Nurse",
+    "Midwife",
+    "Allied Health Professional",
+    "Pharmacist",
+];
+const AREAS: &[&str] = &[
+    "Ward 1",
+    "Ward 2",
+    "Cardiology",
+    "Outpatients",
+    "Theatres",
+    "A&E",
+];
 
 /// The header of generated files.
 pub const HEADER: &str = "ExternalSyncID,Title,FirstName,LastName,Email,JobTitle,Organisation,\

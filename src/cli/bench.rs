@@ -50,7 +50,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .output()
                     .context("running a benchmark child")?;
                 if !out.status.success() {
-                    bail!("the {n}-row run failed: {}", String::from_utf8_lossy(&out.stderr));
+                    bail!(
+                        "the {n}-row run failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                 }
                 print!("{}", String::from_utf8_lossy(&out.stdout));
             }
