@@ -210,6 +210,14 @@ service lmtp {
 protocol lmtp {
   postmaster_address = postmaster@connector.test
 }
+# No auth penalty: anvil would otherwise delay every login from 127.0.0.1 by
+# 2..15 s after a failed one (auth_failure_delay does not cover this), which
+# makes the tests of wrong passwords slow down all later tests.
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
 service auth {
   unix_listener auth-postfix {
     mode = 0666
