@@ -110,7 +110,7 @@ chmod 700 "$PF/data"
 if ! { [[ -s $STATE_DIR/ca.pem && -s $TLS/ca.key && -s $TLS/server.pem && -s $TLS/server.key ]] &&
        openssl x509 -in "$STATE_DIR/ca.pem" -noout -checkend 86400 >/dev/null &&
        openssl x509 -in "$TLS/server.pem" -noout -checkend 86400 >/dev/null; }; then
-    rm -f "$STATE_DIR/ca.pem" "$TLS"/*
+    rm -f "$STATE_DIR/ca.pem" "$STATE_DIR/ca.srl" "$TLS"/*
     openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -keyout "$TLS/ca.key" -out "$STATE_DIR/ca.pem" -days 825 \
         -subj "/O=push-connector tests/CN=push-connector test CA" \
@@ -122,14 +122,14 @@ if ! { [[ -s $STATE_DIR/ca.pem && -s $TLS/ca.key && -s $TLS/server.pem && -s $TL
         -subj "/O=push-connector tests/CN=localhost" 2>/dev/null
     cat >"$TLS/server.ext" <<EXT
 basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
+keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid
 EXT
     openssl x509 -req -in "$TLS/server.csr" -CA "$STATE_DIR/ca.pem" -CAkey "$TLS/ca.key" \
-        -CAcreateserial -out "$TLS/server.pem" -days 365 -extfile "$TLS/server.ext" 2>/dev/null
+        -CAserial "$TLS/ca.srl" -CAcreateserial -out "$TLS/server.pem" -days 365 -extfile "$TLS/server.ext" 2>/dev/null
     rm -f "$TLS/server.csr"
 fi
 chmod 600 "$TLS/ca.key" "$TLS/server.key"
