@@ -16,7 +16,7 @@ use serde::Deserialize;
 /// (array entries by index: `PUSH_CONNECTOR__ORGANISATIONS__0__CONNECTOR_KEY`).
 pub const ENV_PREFIX: &str = "PUSH_CONNECTOR__";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The service itself: domain, where state lives.
@@ -26,16 +26,6 @@ pub struct Config {
     /// Organisations that send staff lists, and who may send them.
     #[serde(rename = "organisation")]
     pub organisations: Vec<OrganisationConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            service: ServiceConfig::default(),
-            validation: ValidationConfig::default(),
-            organisations: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

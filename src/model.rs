@@ -96,6 +96,11 @@ impl Field {
         }
     }
 
+    /// The field's position in [`Field::ALL`], for tables indexed by field.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Looks a field up by its canonical name (as [`Field::name`] writes it).
     pub fn from_name(name: &str) -> Option<Field> {
         Field::ALL.into_iter().find(|f| f.name() == name)

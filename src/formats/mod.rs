@@ -79,6 +79,11 @@ impl Submission {
         self.columns.iter().position(|c| *c == Column::Field(field))
     }
 
+    /// For each field (by [`Field::index`]), the position of the column that gives it.
+    pub fn field_columns(&self) -> [Option<usize>; Field::ALL.len()] {
+        Field::ALL.map(|f| self.column_of(f))
+    }
+
     /// The separator of values inside a multi-valued cell (`|` when the file is `;`-delimited).
     pub fn value_separator(&self) -> char {
         match self.container {

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use csv::StringRecord;
 use encoding_rs::{UTF_16BE, UTF_16LE, WINDOWS_1252};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{Container, RawRow, ReadError, Submission, map_header_row};
@@ -102,14 +103,48 @@ pub fn read(bytes: &[u8]) -> Result<Submission, ReadError> {
     }
     let delimiter = detect_delimiter(header_line);
 
-    let mut records = Records::new(&text, delimiter, header_at);
+    let header_line_no = 1 + newlines(&text.as_bytes()[..header_at]);
+    let mut records = Records::new(&text, delimiter, header_at, text.len(), header_line_no);
     let (header_no, header) = match records.next() {
         Some(Ok(header)) => header,
         _ => return Err(ReadError::NoHeader),
     };
     let map = map_header_row(&header, header_no)?;
-    records.width = header.len();
+    let width = header.len();
+    let body = records.base + records.reader.position().byte() as usize;
 
+    let rows = match split_points(&text, body, header_no) {
+        Some(chunks) => chunks
+            .par_iter()
+            .map(|&(start, end, line)| {
+                let mut part = Records::new(&text, delimiter, start, end, line);
+                part.width = width;
+                data_rows(part, width)
+            })
+            .collect::<Vec<_>>()
+            .concat(),
+        None => {
+            records.width = width;
+            data_rows(records, width)
+        }
+    };
+    Ok(Submission {
+        container: Container::Text {
+            encoding,
+            delimiter,
+        },
+        layout: map.layout,
+        connector,
+        headers: header,
+        columns: map.columns,
+        rows,
+        warnings: map.warnings,
+    })
+}
+
+/// The data rows of some records: blank rows skipped, wrong widths and unreadable rows
+/// reported at their own line.
+fn data_rows(records: Records<'_>, width: usize) -> Vec<RawRow> {
     let mut rows = Vec::new();
     for item in records {
         match item {
@@ -118,15 +153,14 @@ pub fn read(bytes: &[u8]) -> Result<Submission, ReadError> {
                     continue;
                 }
                 let mut issues = Vec::new();
-                if cells.len() != header.len() {
+                if cells.len() != width {
                     issues.push(RowIssue {
                         line,
                         column: String::new(),
                         value: String::new(),
                         message: format!(
-                            "the row has {} cells but the header has {}",
-                            cells.len(),
-                            header.len()
+                            "the row has {} cells but the header has {width}",
+                            cells.len()
                         ),
                     });
                 }
@@ -143,18 +177,47 @@ pub fn read(bytes: &[u8]) -> Result<Submission, ReadError> {
             }),
         }
     }
-    Ok(Submission {
-        container: Container::Text {
-            encoding,
-            delimiter,
-        },
-        layout: map.layout,
-        connector,
-        headers: header,
-        columns: map.columns,
-        rows,
-        warnings: map.warnings,
-    })
+    rows
+}
+
+/// Below this many bytes of rows a file is read in one piece.
+const PARALLEL_FROM: usize = 4 << 20;
+
+/// Where a large file can be cut to read its parts at once: `(start, end, first line)`, each
+/// cut just after a line break. Only for files in which no quoted cell holds a line break
+/// (then every line break ends a record); otherwise `None`, and the file is read in one piece.
+fn split_points(text: &str, body: usize, header_line: u64) -> Option<Vec<(usize, usize, u64)>> {
+    let bytes = text.as_bytes();
+    let len = bytes.len().saturating_sub(body);
+    if len < PARALLEL_FROM {
+        return None;
+    }
+    let target = len / (rayon::current_num_threads() * 4).max(1);
+    let mut chunks = Vec::new();
+    // `body` is still on the header's line; `line` is the line of the byte after each break.
+    let (mut start, mut start_line, mut line) = (body, header_line, header_line);
+    let mut quoted = false;
+    for at in memchr::memchr2_iter(b'"', b'\n', &bytes[body..]) {
+        let at = body + at;
+        if bytes[at] == b'"' {
+            quoted = !quoted;
+            continue;
+        }
+        if quoted {
+            return None;
+        }
+        line += 1;
+        if at + 1 - start >= target && at + 1 < bytes.len() {
+            chunks.push((start, at + 1, start_line));
+            start = at + 1;
+            start_line = line;
+        }
+    }
+    if quoted {
+        return None;
+    }
+    chunks.push((start, bytes.len(), start_line));
+    Some(chunks)
 }
 
 /// Records of a delimited text with their file line numbers; a record that a broken quote
@@ -166,8 +229,9 @@ struct Records<'a> {
     /// The whole decoded file.
     text: &'a str,
     delimiter: u8,
-    /// Byte offset in `text` where the current reader started.
+    /// Byte offsets in `text` where the current reader started and where it must stop.
     base: usize,
+    end: usize,
     reader: csv::Reader<&'a [u8]>,
     /// Cells per row expected (the header's width); 0 until the header is read.
     width: usize,
@@ -178,16 +242,18 @@ struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
-    fn new(text: &'a str, delimiter: u8, start: usize) -> Self {
+    /// Records of `text[start..end]`; `line` is the line number at `start`.
+    fn new(text: &'a str, delimiter: u8, start: usize, end: usize, line: u64) -> Self {
         Records {
             text,
             delimiter,
             base: start,
-            reader: Self::reader(&text.as_bytes()[start..], delimiter),
+            end,
+            reader: Self::reader(&text.as_bytes()[start..end], delimiter),
             width: 0,
             record: StringRecord::new(),
-            cursor: 0,
-            cursor_line: 1,
+            cursor: start,
+            cursor_line: line,
         }
     }
 
@@ -201,7 +267,7 @@ impl<'a> Records<'a> {
 
     /// The line number of a byte offset at or after the last one asked about.
     fn line_at(&mut self, offset: usize) -> u64 {
-        let offset = offset.clamp(self.cursor, self.text.len());
+        let offset = offset.clamp(self.cursor, self.end);
         self.cursor_line += newlines(&self.text.as_bytes()[self.cursor..offset]);
         self.cursor = offset;
         self.cursor_line
@@ -223,11 +289,11 @@ impl<'a> Records<'a> {
 
     /// Starts a fresh reader on the line after the one holding `at` (an offset in `text`).
     fn restart_after(&mut self, at: usize) {
-        let at = at.min(self.text.len());
-        self.base = self.text[at..]
+        let at = at.min(self.end);
+        self.base = self.text[at..self.end]
             .find('\n')
-            .map_or(self.text.len(), |i| at + i + 1);
-        self.reader = Self::reader(&self.text.as_bytes()[self.base..], self.delimiter);
+            .map_or(self.end, |i| at + i + 1);
+        self.reader = Self::reader(&self.text.as_bytes()[self.base..self.end], self.delimiter);
     }
 }
 
@@ -244,7 +310,7 @@ impl Iterator for Records<'_> {
             Ok(true) => {
                 let bytes = self.text.as_bytes();
                 let mut start = self.base + self.record.position().map_or(0, |p| p.byte() as usize);
-                while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+                while start < self.end && matches!(bytes[start], b'\r' | b'\n') {
                     start += 1;
                 }
                 let mut end = (self.base + self.reader.position().byte() as usize).max(start);
@@ -263,7 +329,8 @@ impl Iterator for Records<'_> {
                             .to_owned(),
                     }));
                 }
-                Some(Ok((line, std::mem::take(&mut self.record))))
+                // A clone is sized exactly; the reader's buffer is kept for the next record.
+                Some(Ok((line, self.record.clone())))
             }
             Err(err) => {
                 let at = self.base + err.position().map_or(0, |p| p.byte() as usize);
@@ -349,6 +416,34 @@ mod tests {
         assert_eq!(sub.rows[2].line, 4);
         assert_eq!(&sub.rows[2].cells[4], "ok\nnote");
         assert!(sub.rows[2].issues.is_empty());
+    }
+
+    #[test]
+    fn a_large_file_read_in_parts_matches_one_piece() {
+        let mut text = format!("\r\n{HEAD},Notes\r\n");
+        for i in 0..200_000 {
+            if i % 1000 == 0 {
+                text.push_str("\r\n,,,,\r\n");
+            }
+            text.push_str(&format!("E{i},Ann,\"Lee, {i}\",RXX,x\r\n"));
+        }
+        assert!(text.len() > PARALLEL_FROM);
+        let parts = read_str(&text);
+        // The same file with one quoted line break somewhere is read in one piece.
+        let single = read_str(&text.replacen("Lee, 5\"", "Lee,\n5\"", 1));
+        assert_eq!(parts.rows.len(), 200_000);
+        assert_eq!(parts.rows.len(), single.rows.len());
+        // Row E5 (line 10) holds the line break in the second file: later lines move by one.
+        for (a, b) in parts.rows.iter().zip(&single.rows) {
+            let shift = u64::from(a.line > 10);
+            assert_eq!(a.line + shift, b.line);
+            if a.line != 10 {
+                assert_eq!(a.cells, b.cells);
+            }
+        }
+        // Line numbers count the blank lines and the leading blank line.
+        assert_eq!(parts.rows[0].line, 5);
+        assert_eq!(parts.rows[1000].line, 1000 + 5 + 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub use codes::CodeList;
 use std::collections::HashMap;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::config::Config;
@@ -128,7 +129,8 @@ pub fn counts(results: &[RowResult]) -> Counts {
 
 /// Validates every row; the result has one entry per data row, in file order.
 pub fn validate(sub: &Submission, rules: &Rules) -> Vec<RowResult> {
-    let checked: Vec<(RowResult, Keys)> = sub
+    let columns = sub.field_columns();
+    let (mut results, refused_keys): (Vec<RowResult>, Vec<Option<Box<Keys>>>) = sub
         .rows
         .par_iter()
         .with_min_len(512)
@@ -140,88 +142,166 @@ pub fn validate(sub: &Submission, rules: &Rules) -> Vec<RowResult> {
                         line: row.line,
                         outcome,
                     },
-                    Keys::default(),
+                    None,
                 );
             }
             let mut check = RowCheck {
                 sub,
                 rules,
+                columns: &columns,
                 line: row.line,
                 cells: &row.cells,
                 issues: row.issues.clone(),
             };
-            let person = check.person();
-            let keys = Keys::of(&person);
-            let outcome = match person {
-                Some(p) if check.issues.is_empty() => RowOutcome::Valid(Box::new(p)),
-                _ => RowOutcome::Refused(check.issues),
-            };
-            (
-                RowResult {
-                    line: row.line,
-                    outcome,
-                },
-                keys,
-            )
+            match check.person() {
+                Some(p) if check.issues.is_empty() => {
+                    let outcome = RowOutcome::Valid(Box::new(p));
+                    (
+                        RowResult {
+                            line: row.line,
+                            outcome,
+                        },
+                        None,
+                    )
+                }
+                // A refused row still claims its keys: a duplicate of it is refused too.
+                person => {
+                    let keys = person.map(|p| Box::new(Keys::of(&p)));
+                    let outcome = RowOutcome::Refused(check.issues);
+                    (
+                        RowResult {
+                            line: row.line,
+                            outcome,
+                        },
+                        keys,
+                    )
+                }
+            }
         })
-        .collect();
-    let (mut results, keys): (Vec<RowResult>, Vec<Keys>) = checked.into_iter().unzip();
-    refuse_duplicates(sub, &mut results, &keys);
+        .unzip();
+    refuse_duplicates(sub, &mut results, &refused_keys);
     results
 }
 
-/// The join keys a row claims, lower-cased, for the in-file duplicate check.
-#[derive(Default)]
+/// The join keys a refused row claims, for the in-file duplicate check.
 struct Keys {
-    id: Option<String>,
-    external: Option<String>,
-    email: Option<String>,
+    id: Option<PortalId>,
+    external: ExternalSyncId,
+    email: Option<Email>,
 }
 
 impl Keys {
-    fn of(person: &Option<Person>) -> Keys {
-        match person {
-            None => Keys::default(),
-            Some(p) => Keys {
-                id: p.id.as_ref().map(|v| v.as_str().to_ascii_lowercase()),
-                external: Some(p.external_sync_id.as_str().to_ascii_lowercase()),
-                email: p.email.as_ref().map(|v| v.as_str().to_owned()),
-            },
+    fn of(p: &Person) -> Keys {
+        Keys {
+            id: p.id.clone(),
+            external: p.external_sync_id.clone(),
+            email: p.email.clone(),
         }
     }
 }
 
-fn refuse_duplicates(sub: &Submission, results: &mut [RowResult], keys: &[Keys]) {
-    let fields: [(Field, fn(&Keys) -> Option<&str>); 3] = [
-        (Field::Id, |k| k.id.as_deref()),
-        (Field::ExternalSyncId, |k| k.external.as_deref()),
-        (Field::Email, |k| k.email.as_deref()),
-    ];
-    for (field, key_of) in fields {
-        let mut lines_by_key: HashMap<&str, Vec<usize>> = HashMap::with_capacity(keys.len());
-        for (i, k) in keys.iter().enumerate() {
-            if let Some(key) = key_of(k) {
-                lines_by_key.entry(key).or_default().push(i);
+/// A key compared and hashed ignoring ASCII case, without a lower-cased copy.
+#[derive(Clone, Copy)]
+struct Caseless<'a>(&'a str);
+
+impl PartialEq for Caseless<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(other.0)
+    }
+}
+
+impl Eq for Caseless<'_> {}
+
+impl std::hash::Hash for Caseless<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for b in self.0.bytes() {
+            state.write_u8(b.to_ascii_lowercase());
+        }
+        state.write_u8(0xff);
+    }
+}
+
+/// The key a row claims for `field` (ID, ExternalSyncID or Email).
+fn key_of<'a>(
+    field: Field,
+    result: &'a RowResult,
+    refused: &'a Option<Box<Keys>>,
+) -> Option<&'a str> {
+    match (&result.outcome, refused) {
+        (RowOutcome::Valid(p), _) => match field {
+            Field::Id => p.id.as_ref().map(PortalId::as_str),
+            Field::ExternalSyncId => Some(p.external_sync_id.as_str()),
+            _ => p.email.as_ref().map(Email::as_str),
+        },
+        (RowOutcome::Refused(_), Some(k)) => match field {
+            Field::Id => k.id.as_ref().map(PortalId::as_str),
+            Field::ExternalSyncId => Some(k.external.as_str()),
+            _ => k.email.as_ref().map(Email::as_str),
+        },
+        (RowOutcome::Refused(_), None) => None,
+    }
+}
+
+/// Groups of row indexes that claim the same value of `field` (each group of 2 or more).
+fn duplicate_groups(
+    field: Field,
+    results: &[RowResult],
+    refused: &[Option<Box<Keys>>],
+) -> Vec<Vec<usize>> {
+    let mut first: FxHashMap<Caseless<'_>, usize> =
+        FxHashMap::with_capacity_and_hasher(results.len(), Default::default());
+    // For a key seen more than once: its first row and the group index.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of_first: FxHashMap<usize, usize> = FxHashMap::default();
+    for (i, (result, keys)) in results.iter().zip(refused).enumerate() {
+        let Some(key) = key_of(field, result, keys) else {
+            continue;
+        };
+        match first.entry(Caseless(key)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let head = *o.get();
+                let g = *group_of_first.entry(head).or_insert_with(|| {
+                    groups.push(vec![head]);
+                    groups.len() - 1
+                });
+                groups[g].push(i);
             }
         }
-        for indexes in lines_by_key.values().filter(|v| v.len() > 1) {
-            for &i in indexes {
+    }
+    groups
+}
+
+fn refuse_duplicates(sub: &Submission, results: &mut [RowResult], refused: &[Option<Box<Keys>>]) {
+    let fields = [Field::Id, Field::ExternalSyncId, Field::Email];
+    let shared: &[RowResult] = results;
+    let found: Vec<(Field, Vec<Vec<usize>>)> = fields
+        .par_iter()
+        .map(|f| (*f, duplicate_groups(*f, shared, refused)))
+        .collect();
+    for (field, groups) in found {
+        let column = sub
+            .column_of(field)
+            .and_then(|c| sub.headers.get(c))
+            .unwrap_or(field.name())
+            .trim()
+            .to_owned();
+        for indexes in groups {
+            for &i in &indexes {
                 let others: Vec<String> = indexes
                     .iter()
                     .filter(|&&j| j != i)
                     .map(|&j| results[j].line.to_string())
                     .collect();
-                let column = sub
-                    .column_of(field)
-                    .and_then(|c| sub.headers.get(c))
-                    .unwrap_or(field.name());
                 let value = sub
                     .column_of(field)
                     .and_then(|c| sub.rows[i].cells.get(c))
                     .unwrap_or_default();
                 let issue = RowIssue {
                     line: results[i].line,
-                    column: column.to_owned(),
+                    column: column.clone(),
                     value: value.to_owned(),
                     message: format!(
                         "line {} of this file claim{} the same {}: every row claiming it is refused",
@@ -244,6 +324,7 @@ fn refuse_duplicates(sub: &Submission, results: &mut [RowResult], keys: &[Keys])
 struct RowCheck<'a> {
     sub: &'a Submission,
     rules: &'a Rules,
+    columns: &'a [Option<usize>; Field::ALL.len()],
     line: u64,
     cells: &'a csv::StringRecord,
     issues: Vec<RowIssue>,
@@ -251,9 +332,7 @@ struct RowCheck<'a> {
 
 impl RowCheck<'_> {
     fn issue(&mut self, field: Field, value: &str, message: impl Into<String>) {
-        let column = self
-            .sub
-            .column_of(field)
+        let column = self.columns[field.index()]
             .and_then(|c| self.sub.headers.get(c))
             .unwrap_or_else(|| layout_header(self.sub.layout, field));
         self.issues.push(RowIssue {
@@ -266,7 +345,7 @@ impl RowCheck<'_> {
 
     /// The cleaned value of a field's cell; `None` when blank, absent or unusable.
     fn cell(&mut self, field: Field) -> Option<String> {
-        let index = self.sub.column_of(field)?;
+        let index = self.columns[field.index()]?;
         let raw = unneutralise(self.cells.get(index)?);
         match text::clean(raw) {
             Ok(v) if v.is_empty() => None,
@@ -305,17 +384,30 @@ impl RowCheck<'_> {
         }
     }
 
+    /// Applies a check that keeps the value as it is.
+    fn kept(
+        &mut self,
+        field: Field,
+        value: Option<String>,
+        check: impl FnOnce(&str) -> Result<(), String>,
+    ) -> Option<String> {
+        let value = value?;
+        match check(&value) {
+            Ok(()) => Some(value),
+            Err(message) => {
+                self.issue(field, &value, message);
+                None
+            }
+        }
+    }
+
     fn name(&mut self, field: Field, value: Option<String>) -> Option<String> {
-        self.checked(field, value, |v| {
-            text::check_name(v, MAX_NAME).map(|()| v.to_owned())
-        })
+        self.kept(field, value, |v| text::check_name(v, MAX_NAME))
     }
 
     fn free_text(&mut self, field: Field, max: usize) -> Option<String> {
         let value = self.cell(field);
-        self.checked(field, value, |v| {
-            text::check_free_text(v, max).map(|()| v.to_owned())
-        })
+        self.kept(field, value, |v| text::check_free_text(v, max))
     }
 
     fn phone(&mut self, field: Field, kind: PhoneKind) -> Option<Phone> {

@@ -10,7 +10,7 @@
 use phonenumber::Type;
 use std::sync::OnceLock;
 
-use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use phonenumber::metadata::{DATABASE, Metadata};
 
 use crate::model::Phone;
 
@@ -38,30 +38,58 @@ const TYPES: [Type; 10] = [
     Type::Mobile,
 ];
 
-/// One metadata pattern, compiled once: anchored at the start, as the library matches it.
-struct Pattern {
-    regex: regex::Regex,
-    lengths: Vec<u16>,
+/// One region's patterns, compiled once into a set matched in a single pass: the general
+/// pattern first, then one per type in [`TYPES`] order. Each is anchored at the start, as the
+/// library matches it, and applies only to its possible lengths.
+struct Region {
+    set: regex::RegexSet,
+    /// For each pattern of the set: its type (`None` for the general one) and its lengths.
+    patterns: Vec<(Option<Type>, Vec<u16>)>,
 }
 
-impl Pattern {
-    fn new(descriptor: &Descriptor) -> Option<Pattern> {
-        let source = format!("(?x)^(?:{})", descriptor.national_number().as_str());
-        Some(Pattern {
-            regex: regex::Regex::new(&source).ok()?,
-            lengths: descriptor.possible_length().to_vec(),
+impl Region {
+    fn new(meta: &Metadata) -> Option<Region> {
+        let d = meta.descriptors();
+        let described = std::iter::once((None, d.general()))
+            .chain(TYPES.iter().filter_map(|t| Some((Some(*t), d.get(*t)?))));
+        let (sources, patterns): (Vec<String>, Vec<_>) = described
+            .map(|(kind, desc)| {
+                (
+                    format!("(?x)^(?:{})", desc.national_number().as_str()),
+                    (kind, desc.possible_length().to_vec()),
+                )
+            })
+            .unzip();
+        Some(Region {
+            set: regex::RegexSet::new(sources).ok()?,
+            patterns,
         })
     }
 
-    fn is_match(&self, nsn: &str) -> bool {
-        (self.lengths.is_empty() || self.lengths.contains(&(nsn.len() as u16)))
-            && self.regex.is_match(nsn)
+    /// The number's type in this region, in libphonenumber's order of precedence.
+    fn number_type(&self, nsn: &str) -> Type {
+        let length = nsn.len() as u16;
+        let matched = self.set.matches(nsn);
+        let is = |kind: Option<Type>| {
+            self.patterns.iter().enumerate().any(|(i, (k, lengths))| {
+                *k == kind
+                    && matched.matched(i)
+                    && (lengths.is_empty() || lengths.contains(&length))
+            })
+        };
+        if !is(None) {
+            return Type::Unknown;
+        }
+        if let Some(kind) = TYPES[..8].iter().find(|t| is(Some(**t))) {
+            return *kind;
+        }
+        match (is(Some(Type::FixedLine)), is(Some(Type::Mobile))) {
+            (true, true) => Type::FixedLineOrMobile,
+            (true, false) => Type::FixedLine,
+            (false, true) => Type::Mobile,
+            (false, false) => Type::Unknown,
+        }
     }
-}
-
-struct Region {
-    general: Pattern,
-    types: Vec<(Type, Pattern)>,
 }
 
 /// The four regions' patterns, compiled once.
@@ -71,86 +99,69 @@ fn regions() -> &'static [Region] {
         UK_REGIONS
             .iter()
             .filter_map(|id| DATABASE.by_id(*id))
-            .filter_map(|meta: &Metadata| {
-                let d = meta.descriptors();
-                Some(Region {
-                    general: Pattern::new(d.general())?,
-                    types: TYPES
-                        .iter()
-                        .filter_map(|t| Some((*t, Pattern::new(d.get(*t)?)?)))
-                        .collect(),
-                })
-            })
+            .filter_map(Region::new)
             .collect()
     })
 }
 
 /// The type of a national significant number of the UK plan (`Unknown` when not valid).
 pub fn uk_number_type(nsn: &str) -> Type {
-    for region in regions() {
-        if !region.general.is_match(nsn) {
-            continue;
-        }
-        let matching = |kind: Type| {
-            region
-                .types
-                .iter()
-                .any(|(t, p)| *t == kind && p.is_match(nsn))
-        };
-        for kind in &TYPES[..8] {
-            if matching(*kind) {
-                return *kind;
-            }
-        }
-        match (matching(Type::FixedLine), matching(Type::Mobile)) {
-            (true, true) => return Type::FixedLineOrMobile,
-            (true, false) => return Type::FixedLine,
-            (false, true) => return Type::Mobile,
-            (false, false) => {}
-        }
-    }
-    Type::Unknown
+    regions()
+        .iter()
+        .map(|r| r.number_type(nsn))
+        .find(|t| *t != Type::Unknown)
+        .unwrap_or(Type::Unknown)
 }
 
 /// Takes a written number apart into its UK national significant number (no leading 0).
 fn national_digits(raw: &str) -> Result<String, String> {
-    let lower = raw.to_ascii_lowercase();
-    if lower.contains("ext") || lower.contains('x') {
-        return Err("extensions cannot be stored: give the number without one".to_owned());
-    }
-    let mut text = raw.trim().to_owned();
-    if let Some(rest) = text.strip_prefix("+44") {
-        text = format!("+44{}", rest.replacen("(0)", "", 1));
-    }
+    let text = raw.trim();
     let plus = text.starts_with('+');
-    let mut digits = String::with_capacity(text.len());
-    for (i, c) in text.chars().enumerate() {
+    // Digits in a fixed buffer: numbers are short, and this runs for every phone of a file.
+    let mut digits = [0u8; 24];
+    let mut count = 0;
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    while let Some(c) = rest.chars().next() {
+        // `+44 (0)20…`: the national 0 written after the country code is not a digit.
+        if plus && count == 2 && digits[..2] == *b"44" && rest.starts_with("(0)") {
+            rest = &rest[3..];
+            continue;
+        }
         match c {
-            '0'..='9' => digits.push(c),
-            '+' if i == 0 => {}
+            '0'..='9' if count < digits.len() => {
+                digits[count] = c as u8;
+                count += 1;
+            }
+            '0'..='9' => return Err("has too many digits for a UK number".to_owned()),
             ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            'x' | 'X' | 'e' | 'E' => {
+                return Err("extensions cannot be stored: give the number without one".to_owned());
+            }
             _ => return Err(format!("the character '{c}' is not part of a phone number")),
         }
+        rest = &rest[c.len_utf8()..];
     }
+    let digits = &digits[..count];
     let nsn = if plus {
-        match digits.strip_prefix("44") {
+        match digits.strip_prefix(b"44") {
             Some(rest) => rest,
             None => return Err("is not a UK number (it does not start +44)".to_owned()),
         }
-    } else if let Some(rest) = digits.strip_prefix("0044") {
+    } else if let Some(rest) = digits.strip_prefix(b"0044") {
         rest
-    } else if digits.starts_with("44") && (11..=12).contains(&digits.len()) {
+    } else if digits.starts_with(b"44") && (11..=12).contains(&digits.len()) {
         &digits[2..]
-    } else if let Some(rest) = digits.strip_prefix('0') {
+    } else if let Some(rest) = digits.strip_prefix(b"0") {
         rest
     } else {
         // A spreadsheet that stored the number as a number dropped its leading 0.
-        &digits
+        digits
     };
-    if !(9..=10).contains(&nsn.len()) || nsn.starts_with('0') {
+    if !(9..=10).contains(&nsn.len()) || nsn.starts_with(b"0") {
         return Err("does not have the digits of a UK number (e.g. 0113 496 0000)".to_owned());
     }
-    Ok(nsn.to_owned())
+    // Only ASCII digits were kept.
+    Ok(nsn.iter().map(|&b| b as char).collect())
 }
 
 /// Normalises a UK number to E.164, or says why it cannot be one.
@@ -159,7 +170,10 @@ pub fn normalise(raw: &str, kind: PhoneKind) -> Result<Phone, String> {
     match (uk_number_type(&nsn), kind) {
         (Type::Unknown, _) => Err("is not a valid UK number".to_owned()),
         (Type::Mobile | Type::FixedLineOrMobile, _) | (_, PhoneKind::Any) => {
-            Ok(Phone::new_unchecked(format!("+44{nsn}")))
+            let mut e164 = String::with_capacity(3 + nsn.len());
+            e164.push_str("+44");
+            e164.push_str(&nsn);
+            Ok(Phone::new_unchecked(e164))
         }
         (_, PhoneKind::Mobile) => Err("is not a UK mobile number (mobiles start 07)".to_owned()),
     }

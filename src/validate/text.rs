@@ -32,8 +32,28 @@ fn straighten(c: char) -> char {
     }
 }
 
+/// Is this plain ASCII that cleaning would leave as it is? One pass over the bytes.
+fn is_already_clean_ascii(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    if bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') {
+        return false;
+    }
+    let mut previous_space = false;
+    for &b in bytes {
+        let space = b == b' ';
+        if !(0x20..0x7f).contains(&b) || b == b'`' || (space && previous_space) {
+            return false;
+        }
+        previous_space = space;
+    }
+    true
+}
+
 /// Normalises a cell; an error names the first control character.
 pub fn clean(raw: &str) -> Result<Cow<'_, str>, String> {
+    if is_already_clean_ascii(raw) {
+        return Ok(Cow::Borrowed(raw));
+    }
     if let Some(c) = raw.chars().find(|c| c.is_control()) {
         return Err(match c {
             '\n' | '\r' => "contains a line break, which cannot be stored".to_owned(),
@@ -43,14 +63,6 @@ pub fn clean(raw: &str) -> Result<Cow<'_, str>, String> {
                 c as u32
             ),
         });
-    }
-    let simple = raw.is_ascii()
-        && !raw.starts_with(' ')
-        && !raw.ends_with(' ')
-        && !raw.contains("  ")
-        && !raw.contains('`');
-    if simple {
-        return Ok(Cow::Borrowed(raw));
     }
     // Compose first: some characters (Greek oxia, U+1FFD) compose to ones straightened below.
     let composed: String = if is_nfc_quick(raw.chars()) == unicode_normalization::IsNormalized::Yes
