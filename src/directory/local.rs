@@ -771,14 +771,14 @@ impl Directory for LocalDirectory {
             let outcome = match op {
                 Op::Create(new) => {
                     let a = &new.account;
-                    let existing = current.get(a.id.as_str()).or_else(|| {
-                        a.external_sync_id()
-                            .and_then(|e| by_ext.get(&(a.organisation().to_owned(), e.to_lowercase())))
-                            .and_then(|id| current.get(id))
-                    });
-                    match existing {
-                        Some(found) => OpOutcome::Created(found.clone()),
-                        None => {
+                    let same_key = a
+                        .external_sync_id()
+                        .and_then(|e| by_ext.get(&(a.organisation().to_owned(), e.to_lowercase())))
+                        .and_then(|id| current.get(id));
+                    match (current.get(a.id.as_str()), same_key) {
+                        (Some(found), _) => OpOutcome::Created(found.clone()),
+                        (None, Some(found)) => OpOutcome::Exists(found.clone()),
+                        (None, None) => {
                             let mut a = a.clone();
                             if let Some(email) = a.email().map(str::to_owned)
                                 && taken.contains_key(&email)

@@ -162,8 +162,10 @@ pub struct Change {
 /// What a backend did with one operation of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpOutcome {
-    /// Created now, or found already created (a retried create): the account as stored.
+    /// Created now, or found already created under its minted ID (a retried create).
     Created(Account),
+    /// Not created: the organisation already has an account with this ExternalSyncID.
+    Exists(Account),
     /// The changes are in place (applied now or found already applied).
     Updated,
     /// Not done; why, in words for an administrator.
