@@ -451,6 +451,21 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_configuration_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(cwd, root, "tests run in the crate folder");
+        let c = Config::load_with_env(Some(&root.join("samples/connector.toml")), &BTreeMap::new())
+            .expect("sample loads");
+        assert_eq!(c.organisations.len(), 2);
+        assert_eq!(c.directory.path, PathBuf::from("var/directory.sqlite"));
+        let rxx = c.guard.with(&c.organisations[0].guard);
+        assert_eq!(rxx.max_updated_share, 0.3);
+        assert_eq!(rxx.floor, 50);
+        assert!(!c.organisations[1].create_accounts);
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");

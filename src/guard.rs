@@ -123,15 +123,15 @@ mod tests {
         };
         // (updates, renames, creates, accounts, held)
         let cases = [
-            (5, 5, 5, 10, false),     // at the floor: a small practice may change everyone
-            (6, 0, 0, 10, true),      // above floor, above 20% of 10
-            (20, 0, 0, 100, false),   // exactly 20%
-            (21, 0, 0, 100, true),    // above 20%
+            (5, 5, 5, 10, false),       // at the floor: a small practice may change everyone
+            (6, 0, 0, 10, true),        // above floor, above 20% of 10
+            (20, 0, 0, 100, false),     // exactly 20%
+            (21, 0, 0, 100, true),      // above 20%
             (101, 0, 0, 100_000, true), // above the count
-            (100, 6, 0, 1000, false), // renames: 6 <= 5% of 1000 = 50
-            (100, 11, 0, 1000, true), // renames above count 10
-            (0, 0, 51, 10_000, true), // creates above count
-            (0, 0, 40, 100, false),   // creates 40 <= 50% of 100
+            (100, 6, 0, 1000, false),   // renames: 6 <= 5% of 1000 = 50
+            (100, 11, 0, 1000, true),   // renames above count 10
+            (0, 0, 51, 10_000, true),   // creates above count
+            (0, 0, 40, 100, false),     // creates 40 <= 50% of 100
         ];
         for (u, r, c, accounts, held) in cases {
             let v = check(&plan(u, r, c), accounts, &limits);

@@ -4,15 +4,15 @@
 //! The pipeline: `formats` (read a file) → `validate` (clean rows or per-line reasons) →
 //! reconcile → plan → guard → apply → `report`.
 
-pub mod config;
-pub mod formats;
-pub mod model;
-pub mod report;
-pub mod validate;
 pub mod apply;
+pub mod config;
 pub mod directory;
+pub mod formats;
 pub mod guard;
+pub mod model;
 pub mod pipeline;
 pub mod plan;
 pub mod reconcile;
+pub mod report;
 pub mod state;
+pub mod validate;

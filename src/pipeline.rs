@@ -73,7 +73,9 @@ pub async fn submit<D: Directory>(
     let accounts = index.organisation(&org).map_or(0, |o| o.accounts);
     let verdict = guard::check(&out.plan, accounts, limits);
     if verdict.held() {
-        ctx.state.hold(&out.plan, source, &verdict.reasons, now).await?;
+        ctx.state
+            .hold(&out.plan, source, &verdict.reasons, now)
+            .await?;
         out.held = verdict.reasons;
         return Ok(out);
     }
@@ -132,7 +134,8 @@ pub async fn approve<D: Directory>(
     resume_locked(ctx, plan.organisation.as_str(), minter, now).await?;
     let plan = ctx.state.held_plan(run).await?;
     let info = ctx.state.run(run).await?;
-    let applied = apply::apply_plan(ctx, &plan, "apply", info.source.as_deref(), minter, now).await?;
+    let applied =
+        apply::apply_plan(ctx, &plan, "apply", info.source.as_deref(), minter, now).await?;
     Ok((plan, applied))
 }
 
@@ -241,7 +244,10 @@ pub async fn revert<D: Directory>(
     ctx.state.set_status(run, RunStatus::Reverted, now).await?;
     if !refused.is_empty() {
         ctx.state
-            .note(run, &format!("reverted by {revert_run} except: {}", refused.join("; ")))
+            .note(
+                run,
+                &format!("reverted by {revert_run} except: {}", refused.join("; ")),
+            )
             .await?;
     }
     let created = ctx.state.created_by(run).await?;

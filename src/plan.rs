@@ -33,7 +33,9 @@ pub struct PlannedRow {
 #[serde(tag = "kind")]
 pub enum Action {
     /// A new account; its portal ID is minted when the run is journalled.
-    Create { account: Box<Account> },
+    Create {
+        account: Box<Account>,
+    },
     /// Overwritable fields that differ, each with the value it replaces.
     Update {
         id: PortalId,
@@ -41,7 +43,9 @@ pub enum Action {
         /// The first or last name changes (a measure of the guard).
         renamed: bool,
     },
-    Unchanged { id: PortalId },
+    Unchanged {
+        id: PortalId,
+    },
     Rejected,
 }
 

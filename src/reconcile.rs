@@ -276,9 +276,8 @@ fn changes_for(
                     if current_stem.as_deref() == Some(stem.as_str()) {
                         continue;
                     }
-                    let address = naming::free_address(&stem, |x| {
-                        index.is_taken(x) || allocated.contains(x)
-                    });
+                    let address =
+                        naming::free_address(&stem, |x| index.is_taken(x) || allocated.contains(x));
                     allocated.insert(address.clone());
                     Some(address)
                 }

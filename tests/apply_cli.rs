@@ -44,7 +44,11 @@ fn seeded() -> tempfile::TempDir {
         ],
     );
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("imported 20 accounts"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("imported 20 accounts"),
+        "{}",
+        stdout(&o)
+    );
     dir
 }
 
@@ -140,7 +144,10 @@ fn quick_start_applies_then_finds_nothing_to_do() {
         lines[5]
     );
     assert!(lines[6].ends_with("Created,anne.lee3@nhs.net"));
-    assert!(lines[2].contains("Updated,\"ben.carter@nhs.net (ID 1000002): changed JobTitle, MobilePhone\""));
+    assert!(
+        lines[2]
+            .contains("Updated,\"ben.carter@nhs.net (ID 1000002): changed JobTitle, MobilePhone\"")
+    );
     assert!(lines[10].contains("Rejected") && lines[10].contains("organisation RYY"));
 
     // The password file is the owner's alone and holds the three new accounts.
@@ -157,8 +164,7 @@ fn quick_start_applies_then_finds_nothing_to_do() {
     let second = pc(dir.path(), &["apply", sub, "--json"]);
     let got = results(&json(&second));
     assert!(
-        got.iter()
-            .all(|(_, r)| r == "Unchanged" || r == "Rejected"),
+        got.iter().all(|(_, r)| r == "Unchanged" || r == "Rejected"),
         "{got:?}"
     );
     assert_eq!(got.iter().filter(|(_, r)| r == "Unchanged").count(), 10);
@@ -217,7 +223,10 @@ fn held_run_waits_for_approval_or_rejection() {
         &["--config", &config, "apply", sub, "--json"],
     ));
     let run = v["run"].as_str().unwrap().to_owned();
-    let o = pc(dir.path(), &["--config", &config, "approve", &run, "--json"]);
+    let o = pc(
+        dir.path(),
+        &["--config", &config, "approve", &run, "--json"],
+    );
     let v = json(&o);
     assert_eq!(v["status"], "applied");
     assert_eq!(
@@ -230,7 +239,10 @@ fn held_run_waits_for_approval_or_rejection() {
     let export = stdout(&pc(dir.path(), &["directory", "export"]));
     assert!(export.contains("grace.hughes@nhs.net"));
     let runs = stdout(&pc(dir.path(), &["--config", &config, "runs"]));
-    assert!(runs.contains("rejected") && runs.contains("applied"), "{runs}");
+    assert!(
+        runs.contains("rejected") && runs.contains("applied"),
+        "{runs}"
+    );
 }
 
 #[test]
@@ -263,7 +275,10 @@ fn revert_restores_fields_except_those_changed_since() {
     let refused = v["refused"].as_array().unwrap();
     assert_eq!(refused.len(), 1);
     assert!(
-        refused[0].as_str().unwrap().contains("JobTitle of account ID 1000007"),
+        refused[0]
+            .as_str()
+            .unwrap()
+            .contains("JobTitle of account ID 1000007"),
         "{refused:?}"
     );
     assert_eq!(v["created_accounts"][0]["email"], "nia.roberts@nhs.net");
@@ -271,14 +286,19 @@ fn revert_restores_fields_except_those_changed_since() {
     let export = stdout(&pc(dir.path(), &["directory", "export"]));
     // Ben's job title and mobile are back; George keeps the later run's title.
     assert!(
-        export.contains("Carter, Ben (RXX)\",ben.carter@nhs.net,Staff Nurse,RXX,RXX01,'+441134960124,,"),
+        export.contains(
+            "Carter, Ben (RXX)\",ben.carter@nhs.net,Staff Nurse,RXX,RXX01,'+441134960124,,"
+        ),
         "{export}"
     );
     assert!(export.contains("george.harris@nhs.net,Lead Pharmacist,"));
     // The created account stays: a connector never deletes.
     assert!(export.contains("nia.roberts@nhs.net"));
     let runs = stdout(&pc(dir.path(), &["runs"]));
-    assert!(runs.contains("reverted") && runs.contains("revert "), "{runs}");
+    assert!(
+        runs.contains("reverted") && runs.contains("revert "),
+        "{runs}"
+    );
 }
 
 #[test]

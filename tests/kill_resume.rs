@@ -33,7 +33,8 @@ fn pc(dir: &Path, args: &[&str]) -> std::process::Output {
 /// A directory of 1,500 accounts and a submission of 3,000 rows: 1,500 updates (half of
 /// them a changed job title) and 1,500 creates, some sharing a name.
 fn setup(dir: &Path) {
-    let mut seed = String::from("ID,ExternalSyncID,FirstName,LastName,Email,JobTitle,Organisation,Status\n");
+    let mut seed =
+        String::from("ID,ExternalSyncID,FirstName,LastName,Email,JobTitle,Organisation,Status\n");
     let mut sub = String::from("ExternalSyncID,FirstName,LastName,JobTitle,Organisation\n");
     for i in 0..1500 {
         seed.push_str(&format!(
@@ -44,7 +45,10 @@ fn setup(dir: &Path) {
         sub.push_str(&format!("E{i:05},Alex,Smith{},{title},RKK\n", letters(i)));
     }
     for i in 0..1500 {
-        sub.push_str(&format!("N{i:05},Jo,Brown{},Porter,RKK\n", letters(i % 300)));
+        sub.push_str(&format!(
+            "N{i:05},Jo,Brown{},Porter,RKK\n",
+            letters(i % 300)
+        ));
     }
     // The guard would hold a run this size; this test is about resuming.
     std::fs::write(dir.join("connector.toml"), "[guard]\nfloor = 1000000\n").unwrap();

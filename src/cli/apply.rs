@@ -80,8 +80,16 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
     let held = !submitted.held.is_empty();
     let (status, reports, counts) = match &submitted.applied {
         Some(a) => ("applied", a.reports.clone(), a.counts),
-        None if held => ("held", submitted.plan.reports(true), submitted.plan.counts()),
-        None => ("planned", submitted.plan.reports(false), submitted.plan.counts()),
+        None if held => (
+            "held",
+            submitted.plan.reports(true),
+            submitted.plan.counts(),
+        ),
+        None => (
+            "planned",
+            submitted.plan.reports(false),
+            submitted.plan.counts(),
+        ),
     };
     common::log_run(&run_id, org.as_str(), status, &counts);
     if let Some(path) = &args.report {
@@ -91,8 +99,12 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
         }
         let file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        report::write_report(std::io::BufWriter::new(file), &validated.submission, &reports)
-            .with_context(|| format!("writing {}", path.display()))?;
+        report::write_report(
+            std::io::BufWriter::new(file),
+            &validated.submission,
+            &reports,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         println!(

@@ -40,7 +40,12 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("approving run {}", args.run))
     })?;
     bar.finish_and_clear();
-    common::log_run(&plan.run, plan.organisation.as_str(), "applied", &applied.counts);
+    common::log_run(
+        &plan.run,
+        plan.organisation.as_str(),
+        "applied",
+        &applied.counts,
+    );
     if args.json {
         println!(
             "{}",

@@ -28,13 +28,18 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
     let rt = common::runtime()?;
     match command {
         Command::Import { file } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let parsed = portable::read(&bytes).with_context(|| format!("{}", file.display()))?;
             let outcome = rt.block_on(async {
                 let backends = common::open(config).await?;
                 anyhow::Ok(backends.directory.import(&parsed.accounts).await?)
             })?;
-            println!("imported {} accounts from {}", outcome.imported, file.display());
+            println!(
+                "imported {} accounts from {}",
+                outcome.imported,
+                file.display()
+            );
             for note in &outcome.skipped {
                 println!("  note: {note}");
             }

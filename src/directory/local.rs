@@ -281,8 +281,7 @@ impl LocalDirectory {
                 .map(str::to_owned)
                 .chain(a.secondary.iter().map(|e| e.to_string()))
                 .collect();
-            let clash = if existing.ids.contains(a.id.as_str()) || !seen_ids.insert(a.id.clone())
-            {
+            let clash = if existing.ids.contains(a.id.as_str()) || !seen_ids.insert(a.id.clone()) {
                 Some(format!("ID {} is already in the directory", a.id))
             } else if let Some(ext) = ext
                 .as_ref()
@@ -314,10 +313,12 @@ impl LocalDirectory {
         let mut orgs: Vec<String> = orgs.into_iter().collect();
         orgs.sort();
         for org in orgs {
-            sqlx::query("INSERT INTO organisations (code) VALUES (?) ON CONFLICT (code) DO NOTHING")
-                .bind(org)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO organisations (code) VALUES (?) ON CONFLICT (code) DO NOTHING",
+            )
+            .bind(org)
+            .execute(&mut *tx)
+            .await?;
         }
         let mut units: Vec<_> = units.into_iter().collect();
         units.sort();
@@ -368,8 +369,7 @@ impl LocalDirectory {
     pub async fn history(
         &self,
         id: &str,
-    ) -> Result<Vec<(String, Option<String>, Option<String>, Option<String>)>, DirectoryError>
-    {
+    ) -> Result<Vec<(String, Option<String>, Option<String>, Option<String>)>, DirectoryError> {
         let rows = sqlx::query(
             "SELECT field, before_value, after_value, run FROM history
              WHERE account_id = ? ORDER BY rowid",
@@ -476,16 +476,17 @@ async fn existing_keys(
     {
         keys.external.insert((row.try_get(0)?, row.try_get(1)?));
     }
-    let addresses = json_array(
-        accounts
-            .iter()
-            .flat_map(|a| a.email().into_iter().chain(a.secondary.iter().map(Email::as_str))),
-    );
-    for row in
-        sqlx::query("SELECT ad.address FROM json_each(?) j JOIN addresses ad ON ad.address = j.value")
-            .bind(addresses)
-            .fetch_all(&mut **tx)
-            .await?
+    let addresses = json_array(accounts.iter().flat_map(|a| {
+        a.email()
+            .into_iter()
+            .chain(a.secondary.iter().map(Email::as_str))
+    }));
+    for row in sqlx::query(
+        "SELECT ad.address FROM json_each(?) j JOIN addresses ad ON ad.address = j.value",
+    )
+    .bind(addresses)
+    .fetch_all(&mut **tx)
+    .await?
     {
         keys.addresses.insert(row.try_get(0)?);
     }
@@ -639,7 +640,11 @@ impl Directory for LocalDirectory {
     async fn by_id(&self, id: &PortalId) -> Result<Option<Account>, DirectoryError> {
         Ok(self
             .accounts_where(
-                concat!("SELECT ", account_columns!(), " FROM accounts a WHERE a.id = ?"),
+                concat!(
+                    "SELECT ",
+                    account_columns!(),
+                    " FROM accounts a WHERE a.id = ?"
+                ),
                 id.to_string(),
             )
             .await?

@@ -21,7 +21,12 @@ fn fold(name: &str) -> String {
 
 /// The address every numbered variant is built from: `anne.lee@nhs.net`.
 pub fn stem(first: &str, last: &str, domain: &str) -> String {
-    format!("{}.{}@{}", fold(first), fold(last), domain.to_ascii_lowercase())
+    format!(
+        "{}.{}@{}",
+        fold(first),
+        fold(last),
+        domain.to_ascii_lowercase()
+    )
 }
 
 /// The `n`th candidate of a stem: n = 1 is the stem itself, then `anne.lee2@…`.

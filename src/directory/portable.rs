@@ -102,9 +102,9 @@ pub fn read(bytes: &[u8]) -> Result<Parsed, PortableError> {
             Some(s) => match Status::parse(&s) {
                 Some(s) => s,
                 None => {
-                    parsed
-                        .problems
-                        .push(format!("line {line}: Status \"{s}\" is not a portal status"));
+                    parsed.problems.push(format!(
+                        "line {line}: Status \"{s}\" is not a portal status"
+                    ));
                     continue;
                 }
             },

@@ -94,7 +94,12 @@ fn join_and_policy_cases() {
     type Setup = fn(&mut Person, &mut Policy);
     // (case, setup, expected result, expected text in the message)
     let cases: Vec<(&str, Setup, RowResultKind, &str)> = vec![
-        ("same values: unchanged", |_, _| {}, RowResultKind::Unchanged, "no change"),
+        (
+            "same values: unchanged",
+            |_, _| {},
+            RowResultKind::Unchanged,
+            "no change",
+        ),
         (
             "ExternalSyncID differs only in case: still the same account",
             |p, _| p.external_sync_id = ExternalSyncId::new_unchecked("e1"),
