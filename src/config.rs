@@ -16,7 +16,7 @@ use serde::Deserialize;
 /// (array entries by index: `PUSH_CONNECTOR__ORGANISATIONS__0__CONNECTOR_KEY`).
 pub const ENV_PREFIX: &str = "PUSH_CONNECTOR__";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The service itself: domain, where state lives.
@@ -30,18 +30,6 @@ pub struct Config {
     pub directory: DirectoryConfig,
     /// Mass-change thresholds over which a run is held for approval.
     pub guard: GuardConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            service: ServiceConfig::default(),
-            validation: ValidationConfig::default(),
-            organisations: Vec::new(),
-            directory: DirectoryConfig::default(),
-            guard: GuardConfig::default(),
-        }
-    }
 }
 
 /// Which directory backend runs are applied to.

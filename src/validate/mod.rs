@@ -192,7 +192,8 @@ impl Keys {
 }
 
 fn refuse_duplicates(sub: &Submission, results: &mut [RowResult], keys: &[Keys]) {
-    let fields: [(Field, fn(&Keys) -> Option<&str>); 3] = [
+    type KeyOf = fn(&Keys) -> Option<&str>;
+    let fields: [(Field, KeyOf); 3] = [
         (Field::Id, |k| k.id.as_deref()),
         (Field::ExternalSyncId, |k| k.external.as_deref()),
         (Field::Email, |k| k.email.as_deref()),
