@@ -26,6 +26,107 @@ pub struct Config {
     /// Organisations that send staff lists, and who may send them.
     #[serde(rename = "organisation")]
     pub organisations: Vec<OrganisationConfig>,
+    /// Where the directory (the portal, or its embedded stand-in) is.
+    pub directory: DirectoryConfig,
+    /// Mass-change thresholds over which a run is held for approval.
+    pub guard: GuardConfig,
+}
+
+/// Which directory backend runs are applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryBackend {
+    /// The embedded directory: an SQLite file (the portal stand-in).
+    Local,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    /// The backend: `local` (embedded SQLite directory); `scim` comes next.
+    pub backend: DirectoryBackend,
+    /// The embedded directory's database file.
+    pub path: PathBuf,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            backend: DirectoryBackend::Local,
+            path: PathBuf::from("var/directory.sqlite"),
+        }
+    }
+}
+
+/// Thresholds of the mass-change guard. A run is held when, for any measure, the number of
+/// accounts concerned is above `floor` and above either the count or the share of the
+/// organisation's accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// A run touching this many accounts or fewer (per measure) is never held.
+    pub floor: u64,
+    /// Most accounts one run may update before it is held.
+    pub max_updated: u64,
+    /// Largest share (0–1) of the organisation's accounts one run may update.
+    pub max_updated_share: f64,
+    /// Most accounts whose first or last name one run may change.
+    pub max_renamed: u64,
+    /// Largest share (0–1) of the organisation's accounts one run may rename.
+    pub max_renamed_share: f64,
+    /// Most accounts one run may create.
+    pub max_created: u64,
+    /// Largest share (0–1) of the organisation's existing accounts one run may create.
+    pub max_created_share: f64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            floor: 50,
+            max_updated: 5000,
+            max_updated_share: 0.2,
+            max_renamed: 500,
+            max_renamed_share: 0.05,
+            max_created: 5000,
+            max_created_share: 0.2,
+        }
+    }
+}
+
+/// Per-organisation changes to the guard; unset values fall back to `[guard]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardOverride {
+    /// See `[guard] floor`.
+    pub floor: Option<u64>,
+    /// See `[guard] max_updated`.
+    pub max_updated: Option<u64>,
+    /// See `[guard] max_updated_share`.
+    pub max_updated_share: Option<f64>,
+    /// See `[guard] max_renamed`.
+    pub max_renamed: Option<u64>,
+    /// See `[guard] max_renamed_share`.
+    pub max_renamed_share: Option<f64>,
+    /// See `[guard] max_created`.
+    pub max_created: Option<u64>,
+    /// See `[guard] max_created_share`.
+    pub max_created_share: Option<f64>,
+}
+
+impl GuardConfig {
+    /// These thresholds with an organisation's overrides applied.
+    pub fn with(self, o: &GuardOverride) -> GuardConfig {
+        GuardConfig {
+            floor: o.floor.unwrap_or(self.floor),
+            max_updated: o.max_updated.unwrap_or(self.max_updated),
+            max_updated_share: o.max_updated_share.unwrap_or(self.max_updated_share),
+            max_renamed: o.max_renamed.unwrap_or(self.max_renamed),
+            max_renamed_share: o.max_renamed_share.unwrap_or(self.max_renamed_share),
+            max_created: o.max_created.unwrap_or(self.max_created),
+            max_created_share: o.max_created_share.unwrap_or(self.max_created_share),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +184,16 @@ pub struct OrganisationConfig {
     /// Whether rows with no matching account create one (on by default for e-mail).
     #[serde(default = "yes")]
     pub create_accounts: bool,
+    /// Whether a blank cell leaves the account's value as it is (default) or clears it.
+    #[serde(default = "yes")]
+    pub blank_means_keep: bool,
+    /// Whether a changed first or last name gives the account a new primary address (the old
+    /// one is kept as a secondary address). Off by default.
+    #[serde(default)]
+    pub name_change_new_address: bool,
+    /// This organisation's changes to the `[guard]` thresholds.
+    #[serde(default)]
+    pub guard: GuardOverride,
 }
 
 fn yes() -> bool {
@@ -187,6 +298,24 @@ impl Config {
                 && !path.is_file()
             {
                 problems.push(format!("{name}: no file at {}", path.display()));
+            }
+        }
+        let mut guards = vec![("guard".to_owned(), self.guard)];
+        for org in &self.organisations {
+            guards.push((
+                format!("organisation {} guard", org.code),
+                self.guard.with(&org.guard),
+            ));
+        }
+        for (name, g) in guards {
+            for (key, share) in [
+                ("max_updated_share", g.max_updated_share),
+                ("max_renamed_share", g.max_renamed_share),
+                ("max_created_share", g.max_created_share),
+            ] {
+                if !(0.0..=1.0).contains(&share) {
+                    problems.push(format!("{name}.{key} must be between 0 and 1, not {share}"));
+                }
             }
         }
         problems
@@ -307,6 +436,21 @@ mod tests {
         .unwrap();
         let err = Config::load_with_env(Some(&file), &BTreeMap::new()).unwrap_err();
         assert_eq!(err.problems.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn the_sample_configuration_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(cwd, root, "tests run in the crate folder");
+        let c = Config::load_with_env(Some(&root.join("samples/connector.toml")), &BTreeMap::new())
+            .expect("sample loads");
+        assert_eq!(c.organisations.len(), 2);
+        assert_eq!(c.directory.path, PathBuf::from("var/directory.sqlite"));
+        let rxx = c.guard.with(&c.organisations[0].guard);
+        assert_eq!(rxx.max_updated_share, 0.3);
+        assert_eq!(rxx.floor, 50);
+        assert!(!c.organisations[1].create_accounts);
     }
 
     #[test]

@@ -4,9 +4,16 @@
 //! The pipeline: `formats` (read a file) → `validate` (clean rows or per-line reasons) →
 //! reconcile → plan → guard → apply → `report`.
 
+pub mod apply;
 pub mod bench;
 pub mod config;
+pub mod directory;
 pub mod formats;
+pub mod guard;
 pub mod model;
+pub mod pipeline;
+pub mod plan;
+pub mod reconcile;
 pub mod report;
+pub mod state;
 pub mod validate;

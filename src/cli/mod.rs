@@ -1,6 +1,14 @@
 //! Verbs of the command line; each verb's handler lives in its own module.
 
+mod apply;
+mod approve;
 mod bench;
+mod common;
+mod directory;
+mod plan;
+mod reject;
+mod revert;
+mod runs;
 mod validate;
 
 use std::path::PathBuf;
@@ -32,8 +40,24 @@ pub struct Cli {
 pub enum Command {
     /// Read and validate a submission file; nothing is changed.
     Validate(validate::Args),
-    /// Measure throughput and peak memory on generated data.
-    Bench(bench::Args),
+    /// Show what applying a submission would do; nothing is changed.
+    Plan(plan::Args),
+    /// Validate, plan and apply a submission (held for approval over the guard's thresholds).
+    Apply(apply::Args),
+    /// Apply a held run.
+    Approve(approve::Args),
+    /// Drop a held run.
+    Reject(reject::Args),
+    /// List runs with their counts.
+    Runs(runs::Args),
+    /// Restore the fields a run changed.
+    Revert(revert::Args),
+    /// The embedded directory: import and export.
+    #[command(subcommand)]
+    Directory(directory::Command),
+    /// Benchmarks (release build).
+    #[command(subcommand)]
+    Bench(bench::Command),
 }
 
 /// Logs go to stderr, so `--json` output on stdout stays one clean object.
@@ -59,6 +83,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Validate(args) => validate::run(&config, args),
-        Command::Bench(args) => bench::run(args),
+        Command::Plan(args) => plan::run(&config, args),
+        Command::Apply(args) => apply::run(&config, args, false),
+        Command::Approve(args) => approve::run(&config, args),
+        Command::Reject(args) => reject::run(&config, args),
+        Command::Runs(args) => runs::run(&config, args),
+        Command::Revert(args) => revert::run(&config, args),
+        Command::Directory(command) => directory::run(&config, command),
+        Command::Bench(command) => bench::run(&config, command),
     }
 }

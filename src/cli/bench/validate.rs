@@ -12,54 +12,41 @@ use push_connector::bench::{peak_memory, submission};
 use push_connector::{formats, validate};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    pub what: What,
+pub struct ValidateArgs {
+    /// Row counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub rows: Vec<u64>,
+    /// Run one size in this process (used by the parent run).
+    #[arg(long, hide = true)]
+    pub child: bool,
 }
 
-#[derive(Debug, clap::Subcommand)]
-pub enum What {
-    /// Read and validate generated submissions.
-    Validate {
-        /// Row counts, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
-        rows: Vec<u64>,
-        /// Run one size in this process (used by the parent run).
-        #[arg(long, hide = true)]
-        child: bool,
-    },
-}
-
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match args.what {
-        What::Validate { rows, child: true } => {
-            let [n] = rows[..] else {
-                bail!("--child takes one size")
-            };
-            validate_one(n)
-        }
-        What::Validate { rows, child: false } => {
-            println!(
-                "{:>9} {:>9} {:>11} {:>12} {:>12} {:>7} {:>10} {:>9}",
-                "rows", "MB", "raw csv s", "pipeline s", "rows/s", "x raw", "peak MiB", "refused"
-            );
-            let exe = std::env::current_exe().context("finding this program")?;
-            for n in rows {
-                let out = Command::new(&exe)
-                    .args(["bench", "validate", "--child", "--rows", &n.to_string()])
-                    .output()
-                    .context("running a benchmark child")?;
-                if !out.status.success() {
-                    bail!(
-                        "the {n}-row run failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
-                print!("{}", String::from_utf8_lossy(&out.stdout));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    if args.child {
+        let [n] = args.rows[..] else {
+            bail!("--child takes one size")
+        };
+        return validate_one(n);
     }
+    println!(
+        "{:>9} {:>9} {:>11} {:>12} {:>12} {:>7} {:>10} {:>9}",
+        "rows", "MB", "raw csv s", "pipeline s", "rows/s", "x raw", "peak MiB", "refused"
+    );
+    let exe = std::env::current_exe().context("finding this program")?;
+    for n in args.rows {
+        let out = Command::new(&exe)
+            .args(["bench", "validate", "--child", "--rows", &n.to_string()])
+            .output()
+            .context("running a benchmark child")?;
+        if !out.status.success() {
+            bail!(
+                "the {n}-row run failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate_one(n: u64) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,304 @@
+//! Apply: carry out a plan against a directory, through the journal.
+//!
+//! In: a [`Plan`], a [`Directory`], the [`StateDb`], a [`Minter`] for portal IDs and initial
+//! passwords, and the time. Out: the run's counts and one [`RowReport`] per line.
+//! Phases, from [`apply_plan`]: **journal** (every intended change with its before-image and
+//! the minted IDs, one transaction) → **passwords** (new accounts' initial passwords to the
+//! 0600 password file) → **write** (batches to the directory, each batch's outcome recorded)
+//! → **finish** (the run's counts, written last). A run stopped anywhere after the journal is
+//! finished by [`resume`]: updates are compare-and-set and creates look their ID and
+//! ExternalSyncID up first, so the end state is the one an uninterrupted run reaches.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::directory::{Directory, DirectoryError, NewAccount, Op, OpOutcome};
+use crate::model::PortalId;
+use crate::plan::{Action, Counts, Plan};
+use crate::report::{RowReport, RowResultKind};
+use crate::state::{JournalOp, OpRecord, StateDb, StateError};
+
+/// Operations per directory batch (and per journal update).
+const BATCH: i64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("password file {path}: {source}")]
+    Passwords {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where new portal IDs and initial passwords come from (randomness, passed in).
+pub trait Minter {
+    fn portal_id(&mut self) -> PortalId;
+    fn password(&mut self) -> String;
+}
+
+/// IDs and passwords from the operating system's random source.
+#[derive(Debug, Default)]
+pub struct RandomMinter;
+
+impl Minter for RandomMinter {
+    fn portal_id(&mut self) -> PortalId {
+        PortalId::new_unchecked(uuid::Uuid::new_v4().to_string())
+    }
+
+    fn password(&mut self) -> String {
+        password_from(uuid::Uuid::new_v4().as_bytes())
+    }
+}
+
+/// Counted IDs and passwords (tests and the benchmark, for comparable runs).
+#[derive(Debug, Default)]
+pub struct SequenceMinter {
+    pub prefix: String,
+    pub next: u64,
+}
+
+impl Minter for SequenceMinter {
+    fn portal_id(&mut self) -> PortalId {
+        self.next += 1;
+        PortalId::new_unchecked(format!("{}{:08}", self.prefix, self.next))
+    }
+
+    fn password(&mut self) -> String {
+        password_from(&self.next.to_le_bytes())
+    }
+}
+
+/// A 16-character password with upper case, lower case and digits, from random bytes.
+fn password_from(bytes: &[u8]) -> String {
+    const CLASSES: [&[u8]; 3] = [
+        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+        b"abcdefghijkmnopqrstuvwxyz",
+        b"23456789",
+    ];
+    (0..16)
+        .map(|i| {
+            let class = CLASSES[i % 3];
+            let b = bytes.get(i % bytes.len().max(1)).copied().unwrap_or(0) as usize;
+            class[(b + i * 7) % class.len()] as char
+        })
+        .collect()
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub counts: Counts,
+    pub reports: Vec<RowReport>,
+}
+
+/// The things apply works with.
+pub struct Context<'a, D> {
+    pub directory: &'a D,
+    pub state: &'a StateDb,
+    /// The initial-password file (mode 0600).
+    pub passwords: PathBuf,
+    /// Called with (operations done, operations in all).
+    pub progress: &'a dyn Fn(u64, u64),
+}
+
+/// Journals and applies a plan (the caller holds the organisation's lock).
+pub async fn apply_plan<D: Directory>(
+    ctx: &Context<'_, D>,
+    plan: &Plan,
+    kind: &str,
+    source: Option<&str>,
+    minter: &mut dyn Minter,
+    now: DateTime<Utc>,
+) -> Result<Applied, ApplyError> {
+    // Phase 1: journal.
+    let creates = plan
+        .rows
+        .iter()
+        .filter(|r| matches!(r.action, Action::Create { .. }))
+        .count();
+    let minted: Vec<PortalId> = (0..creates).map(|_| minter.portal_id()).collect();
+    ctx.state.journal(plan, kind, source, &minted, now).await?;
+    // Phases 2–4.
+    let counts = write(ctx, &plan.run, minter, now).await?;
+    let reports = reports(ctx.state, plan).await?;
+    Ok(Applied { counts, reports })
+}
+
+/// Finishes a journalled run that a stopped process left behind.
+pub async fn resume<D: Directory>(
+    ctx: &Context<'_, D>,
+    run: &str,
+    minter: &mut dyn Minter,
+    now: DateTime<Utc>,
+) -> Result<Counts, ApplyError> {
+    write(ctx, run, minter, now).await
+}
+
+/// Phases 2–4: passwords, write, finish.
+async fn write<D: Directory>(
+    ctx: &Context<'_, D>,
+    run: &str,
+    minter: &mut dyn Minter,
+    now: DateTime<Utc>,
+) -> Result<Counts, ApplyError> {
+    let total = ctx.state.op_count(run).await?;
+    let mut from = 0;
+    while from < total {
+        let pending = ctx.state.pending(run, from, BATCH).await?;
+        if !pending.is_empty() {
+            write_passwords(&ctx.passwords, &pending, minter)?;
+            let ops: Vec<Op> = pending
+                .iter()
+                .map(|p| match p {
+                    JournalOp::Create { account, .. } => Op::Create(NewAccount {
+                        account: (**account).clone(),
+                    }),
+                    JournalOp::Update { id, changes, .. } => Op::Update {
+                        id: id.clone(),
+                        changes: changes.clone(),
+                        run: run.to_owned(),
+                    },
+                })
+                .collect();
+            let outcomes = ctx.directory.apply(&ops).await?;
+            let records: Vec<OpRecord> = pending
+                .iter()
+                .zip(outcomes)
+                .map(|(p, outcome)| record_of(p, outcome))
+                .collect();
+            ctx.state.record(run, &records).await?;
+        }
+        from += BATCH;
+        (ctx.progress)(from.min(total) as u64, total as u64);
+    }
+    let counts = ctx.state.finish(run, now).await?;
+    Ok(counts)
+}
+
+fn record_of(p: &JournalOp, outcome: OpOutcome) -> OpRecord {
+    match outcome {
+        OpOutcome::Created(account) => OpRecord {
+            op: p.op(),
+            done: true,
+            account: Some((account.id.to_string(), account.email().map(str::to_owned))),
+            message: None,
+        },
+        OpOutcome::Exists(account) => OpRecord {
+            op: p.op(),
+            done: false,
+            account: None,
+            message: Some(format!(
+                "ExternalSyncID already has the account {} (created since this run was \
+                 planned): not created again",
+                account.describe()
+            )),
+        },
+        OpOutcome::Updated => OpRecord {
+            op: p.op(),
+            done: true,
+            account: None,
+            message: None,
+        },
+        OpOutcome::Failed(reason) => OpRecord {
+            op: p.op(),
+            done: false,
+            account: None,
+            message: Some(reason),
+        },
+    }
+}
+
+/// Appends the initial passwords of a batch's new accounts to the password file, which only
+/// the service owner can read. A create retried after a stop gets a new line; the last line
+/// for an ID is the one the account was created with.
+fn write_passwords(
+    path: &Path,
+    pending: &[JournalOp],
+    minter: &mut dyn Minter,
+) -> Result<(), ApplyError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let creates: Vec<_> = pending
+        .iter()
+        .filter_map(|p| match p {
+            JournalOp::Create { account, .. } => Some(account),
+            JournalOp::Update { .. } => None,
+        })
+        .collect();
+    if creates.is_empty() {
+        return Ok(());
+    }
+    let io = |source| ApplyError::Passwords {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let new = !path.exists();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io)?;
+    let mut text = String::new();
+    if new {
+        text.push_str("ID,Email,Password\n");
+    }
+    for account in creates {
+        text.push_str(&format!(
+            "{},{},{}\n",
+            account.id,
+            account.email().unwrap_or_default(),
+            minter.password()
+        ));
+    }
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(())
+}
+
+/// The report rows of an applied plan: the plan's verdicts, with the journal's outcomes
+/// (the address a new account got, or why an operation failed).
+pub async fn reports(state: &StateDb, plan: &Plan) -> Result<Vec<RowReport>, StateError> {
+    let outcomes: HashMap<u64, _> = state
+        .outcomes(&plan.run)
+        .await?
+        .into_iter()
+        .map(|o| (o.line, o))
+        .collect();
+    Ok(plan
+        .reports(false)
+        .into_iter()
+        .map(|mut r| {
+            if let Some(o) = outcomes.get(&r.line) {
+                match o.state.as_str() {
+                    "done" if o.create => {
+                        r.message = o.address.clone().unwrap_or_default();
+                    }
+                    "failed" => {
+                        r.result = RowResultKind::Failed;
+                        r.message = o.message.clone().unwrap_or_default();
+                    }
+                    "intended" => {
+                        r.result = RowResultKind::Failed;
+                        r.message = "not applied yet: the run was interrupted and will be \
+                                     finished on the next start"
+                            .to_owned();
+                    }
+                    _ => {}
+                }
+            }
+            r
+        })
+        .collect())
+}

@@ -1,0 +1,137 @@
+//! `apply FILE`: validate, plan, guard and apply a submission; print the results.
+//!
+//! Exit 0 when every row was created, updated or unchanged; 1 when some rows were refused
+//! or failed, or the run is held for approval (`approve RUN` / `reject RUN`); 2 on an error.
+//! `--json` prints `{"run","organisation","status":"applied"|"held"|"planned","rows":[…],
+//! "counts"}`; `--report PATH` writes the result report CSV.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use push_connector::apply::{Context, RandomMinter};
+use push_connector::config::Config;
+use push_connector::pipeline;
+use push_connector::reconcile::Policy;
+use push_connector::report;
+
+use super::common;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The submission file (CSV/TXT, XLSX, XLS or ODS).
+    pub file: PathBuf,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the result report (rows as sent plus Result and Message) here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// The organisation the file is for, when its rows name several.
+    #[arg(long)]
+    pub organisation: Option<String>,
+}
+
+pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let validated = common::read_and_validate(config, &args.file)?;
+    let org = common::organisation(&validated, args.organisation.as_deref())?;
+    let policy = Policy::from_config(config, &org);
+    let limits = config.guard.with(
+        &config
+            .organisation(org.as_str())
+            .map(|o| o.guard)
+            .unwrap_or_default(),
+    );
+    let now = chrono::Utc::now();
+    let run_id = common::run_id(now);
+    let source = args.file.display().to_string();
+    let bar = common::progress(args.json || dry_run);
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let rt = common::runtime()?;
+    let submitted = rt.block_on(async {
+        let backends = common::open(config).await?;
+        let ctx = Context {
+            directory: &backends.directory,
+            state: &backends.state,
+            passwords: common::password_file(config),
+            progress: &progress,
+        };
+        let mut minter = RandomMinter;
+        pipeline::submit(
+            &ctx,
+            &validated.results,
+            &policy,
+            &limits,
+            &run_id,
+            Some(&source),
+            dry_run,
+            &mut minter,
+            now,
+        )
+        .await
+        .context("applying the submission")
+    })?;
+    bar.finish_and_clear();
+
+    let held = !submitted.held.is_empty();
+    let (status, reports, counts) = match &submitted.applied {
+        Some(a) => ("applied", a.reports.clone(), a.counts),
+        None if held => (
+            "held",
+            submitted.plan.reports(true),
+            submitted.plan.counts(),
+        ),
+        None => (
+            "planned",
+            submitted.plan.reports(false),
+            submitted.plan.counts(),
+        ),
+    };
+    common::log_run(&run_id, org.as_str(), status, &counts);
+    if let Some(path) = &args.report {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        report::write_report(
+            std::io::BufWriter::new(file),
+            &validated.submission,
+            &reports,
+            report::ReportRows::All,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            common::json_output(&run_id, org.as_str(), status, &reports, &counts)
+        );
+    } else {
+        for r in &submitted.resumed {
+            println!("finished run {r}, which a stopped process had left half done");
+        }
+        let verb = if dry_run { "plan" } else { "run" };
+        println!("{org}: {verb} {run_id}: {}", counts.summary());
+        if held {
+            println!("  HELD for approval, nothing was changed, because:");
+            for reason in &submitted.held {
+                println!("    - {reason}");
+            }
+            println!(
+                "  apply it with `push-connector approve {run_id}`, or drop it with \
+                 `push-connector reject {run_id}`"
+            );
+        }
+        common::print_attention(&reports);
+        if let Some(path) = &args.report {
+            println!("report: {}", path.display());
+        }
+    }
+    Ok(common::exit_code(&reports))
+}

@@ -1,0 +1,75 @@
+//! `directory import FILE` and `directory export [FILE]`: seed the embedded directory from a
+//! portal-style export, and write it out in the same shape (stable order: organisation,
+//! address, ID). Import skips accounts already present, with a note, so it can run twice.
+//! Exit 0, 1 when some lines of the import could not be used, 2 on an error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use push_connector::apply::{Context, RandomMinter};
+use push_connector::config::Config;
+use push_connector::directory::portable;
+use push_connector::pipeline;
+
+use super::common;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Seed the directory from a portal-style export (new-format columns, ID, Status).
+    Import { file: PathBuf },
+    /// Write the directory as a portal-style export (to stdout without FILE).
+    Export { file: Option<PathBuf> },
+}
+
+pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
+    let rt = common::runtime()?;
+    match command {
+        Command::Import { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let parsed = portable::read(&bytes).with_context(|| format!("{}", file.display()))?;
+            let outcome = rt.block_on(async {
+                let backends = common::open(config).await?;
+                anyhow::Ok(backends.directory.import(&parsed.accounts).await?)
+            })?;
+            println!(
+                "imported {} accounts from {}",
+                outcome.imported,
+                file.display()
+            );
+            for note in &outcome.skipped {
+                println!("  note: {note}");
+            }
+            for p in &parsed.problems {
+                println!("  not imported: {p}");
+            }
+            Ok(ExitCode::from(u8::from(!parsed.problems.is_empty())))
+        }
+        Command::Export { file } => {
+            let accounts = rt.block_on(async {
+                let backends = common::open(config).await?;
+                let ctx = Context {
+                    directory: &backends.directory,
+                    state: &backends.state,
+                    passwords: common::password_file(config),
+                    progress: &|_, _| {},
+                };
+                pipeline::resume_unfinished(&ctx, &mut RandomMinter, chrono::Utc::now()).await?;
+                anyhow::Ok(backends.directory.all().await?)
+            })?;
+            let mut out: Box<dyn Write> = match &file {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                )),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            portable::write(&mut out, &accounts).context("writing the export")?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

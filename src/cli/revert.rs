@@ -1,0 +1,78 @@
+//! `revert RUN`: restore every field the run changed, except where a later run changed the
+//! same field since (those are listed and left alone). Accounts the run created are listed
+//! for a portal administrator: a connector never deletes or disables accounts.
+//! Exit 0 when everything was restored, 1 when some fields were left, 2 on an error.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use push_connector::apply::{Context, RandomMinter};
+use push_connector::config::Config;
+use push_connector::pipeline;
+
+use super::common;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The applied run to revert (see `runs`).
+    pub run: String,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let now = chrono::Utc::now();
+    let revert_run = common::run_id(now);
+    let reverted = common::runtime()?.block_on(async {
+        let backends = common::open(config).await?;
+        let ctx = Context {
+            directory: &backends.directory,
+            state: &backends.state,
+            passwords: common::password_file(config),
+            progress: &|_, _| {},
+        };
+        pipeline::revert(&ctx, &args.run, &revert_run, &mut RandomMinter, now)
+            .await
+            .with_context(|| format!("reverting run {}", args.run))
+    })?;
+    common::log_run(
+        &revert_run,
+        reverted.plan.organisation.as_str(),
+        "reverted",
+        &reverted.applied.counts,
+    );
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "run": revert_run,
+                "reverts": args.run,
+                "organisation": reverted.plan.organisation,
+                "restored": reverted.applied.counts.updated,
+                "refused": reverted.refused,
+                "created_accounts": reverted.created.iter().map(|(id, email)| json!({"id": id, "email": email})).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!(
+            "run {} reverted by run {revert_run}: {} accounts restored",
+            args.run, reverted.applied.counts.updated
+        );
+        for r in &reverted.refused {
+            println!("  not restored: {r}");
+        }
+        if !reverted.created.is_empty() {
+            println!(
+                "  accounts the run created (a connector never deletes accounts; a portal \
+                 administrator decides):"
+            );
+            for (id, email) in &reverted.created {
+                println!("    {} (ID {id})", email.as_deref().unwrap_or("-"));
+            }
+        }
+    }
+    Ok(ExitCode::from(u8::from(!reverted.refused.is_empty())))
+}

@@ -1,0 +1,947 @@
+//! The embedded directory: the portal stand-in, in an SQLite file.
+//!
+//! In: a database path (created with its schema when missing) and [`Op`] batches. Out:
+//! accounts, indexes for reconcile, and per-operation outcomes. Holds organisations,
+//! organisation units, accounts, every address (primary and secondary, unique across the
+//! directory) and a history of field changes.
+//!
+//! Portability: the schema and statements are plain SQL that PostgreSQL also runs, with two
+//! SQLite-specific pieces kept in this module: `?` placeholders and the `json_each(?)` table
+//! function used to join a batch of keys (PostgreSQL: `jsonb_array_elements_text($1)`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::naming;
+use super::{
+    Account, Change, Directory, DirectoryError, DirectoryIndex, Keys, Op, OpOutcome,
+    OrganisationInfo, Status,
+};
+use crate::model::{Email, Field, OdsCode, PortalId};
+
+/// Schema versions, applied in order, each once.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "organisations, units, accounts, addresses, history",
+    "CREATE TABLE organisations (
+        code TEXT PRIMARY KEY,
+        name TEXT
+    );
+    CREATE TABLE organisation_units (
+        organisation TEXT NOT NULL REFERENCES organisations (code),
+        code TEXT NOT NULL,
+        PRIMARY KEY (organisation, code)
+    );
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        external_sync_id TEXT,
+        external_sync_key TEXT,
+        title TEXT,
+        first_name TEXT NOT NULL,
+        last_name TEXT NOT NULL,
+        display_name TEXT,
+        email TEXT,
+        job_title TEXT,
+        organisation TEXT NOT NULL REFERENCES organisations (code),
+        organisation_unit TEXT,
+        office_phone TEXT,
+        mobile_phone TEXT,
+        fax TEXT,
+        pager TEXT,
+        notes TEXT,
+        clinical_role TEXT,
+        clinical_speciality TEXT,
+        work_area TEXT
+    );
+    CREATE UNIQUE INDEX accounts_external ON accounts (organisation, external_sync_key);
+    CREATE INDEX accounts_organisation ON accounts (organisation, email);
+    CREATE TABLE addresses (
+        address TEXT PRIMARY KEY,
+        stem TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        is_primary INTEGER NOT NULL
+    );
+    CREATE INDEX addresses_stem ON addresses (stem);
+    CREATE INDEX addresses_account ON addresses (account_id);
+    CREATE TABLE history (
+        account_id TEXT NOT NULL,
+        field TEXT NOT NULL,
+        before_value TEXT,
+        after_value TEXT,
+        run TEXT
+    );
+    CREATE INDEX history_account ON history (account_id);",
+)];
+
+/// The account columns in [`Field::ALL`] order, `status` second.
+macro_rules! account_columns {
+    () => {
+        "a.id, a.status, a.external_sync_id, a.title, a.first_name, a.last_name, \
+         a.display_name, a.email, a.job_title, a.organisation, a.organisation_unit, \
+         a.office_phone, a.mobile_phone, a.fax, a.pager, a.notes, a.clinical_role, \
+         a.clinical_speciality, a.work_area"
+    };
+}
+
+/// The column that stores a field.
+fn column(field: Field) -> &'static str {
+    match field {
+        Field::Id => "id",
+        Field::ExternalSyncId => "external_sync_id",
+        Field::Title => "title",
+        Field::FirstName => "first_name",
+        Field::LastName => "last_name",
+        Field::DisplayName => "display_name",
+        Field::Email => "email",
+        Field::JobTitle => "job_title",
+        Field::Organisation => "organisation",
+        Field::OrganisationUnit => "organisation_unit",
+        Field::OfficePhone => "office_phone",
+        Field::MobilePhone => "mobile_phone",
+        Field::Fax => "fax",
+        Field::Pager => "pager",
+        Field::Notes => "notes",
+        Field::ClinicalRole => "clinical_role",
+        Field::ClinicalSpeciality => "clinical_speciality",
+        Field::WorkArea => "work_area",
+    }
+}
+
+/// Largest number of bound values in one statement (SQLite allows 32766).
+const MAX_BINDS: usize = 30_000;
+
+/// The embedded directory.
+#[derive(Debug, Clone)]
+pub struct LocalDirectory {
+    pool: SqlitePool,
+}
+
+/// What `directory import` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub imported: usize,
+    /// Accounts skipped, each with the reason (already there, address taken…).
+    pub skipped: Vec<String>,
+}
+
+fn json_array<I: IntoIterator<Item = S>, S: AsRef<str>>(values: I) -> String {
+    serde_json::Value::Array(
+        values
+            .into_iter()
+            .map(|v| serde_json::Value::String(v.as_ref().to_owned()))
+            .collect(),
+    )
+    .to_string()
+}
+
+impl LocalDirectory {
+    /// Opens (creating when missing) the directory database and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<LocalDirectory, DirectoryError> {
+        let pool = open_sqlite(path).await?;
+        migrate(&pool, MIGRATIONS).await?;
+        Ok(LocalDirectory { pool })
+    }
+
+    fn account(row: &SqliteRow) -> Result<Account, DirectoryError> {
+        let id: String = row.try_get(0)?;
+        let status: String = row.try_get(1)?;
+        let status = Status::parse(&status)
+            .ok_or_else(|| DirectoryError::Corrupt(format!("account {id}: status {status}")))?;
+        let organisation: String = row.try_get(9)?;
+        let mut account = Account::new(
+            PortalId::new_unchecked(id),
+            status,
+            &OdsCode::new_unchecked(organisation),
+        );
+        for (i, field) in Field::ALL.iter().enumerate().skip(1) {
+            let value: Option<String> = row.try_get(i + 1)?;
+            account.set(*field, value.as_deref());
+        }
+        Ok(account)
+    }
+
+    /// Fills in the secondary addresses of accounts.
+    async fn with_secondary(&self, accounts: &mut [Account]) -> Result<(), DirectoryError> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let ids = json_array(accounts.iter().map(|a| a.id.as_str()));
+        let rows = sqlx::query(
+            "SELECT ad.account_id, ad.address FROM json_each(?) j
+             JOIN addresses ad ON ad.account_id = j.value
+             WHERE ad.is_primary = 0 ORDER BY ad.address",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_id: HashMap<String, Vec<Email>> = HashMap::new();
+        for row in rows {
+            let id: String = row.try_get(0)?;
+            let address: String = row.try_get(1)?;
+            by_id
+                .entry(id)
+                .or_default()
+                .push(Email::new_unchecked(address));
+        }
+        for account in accounts {
+            if let Some(list) = by_id.remove(account.id.as_str()) {
+                account.secondary = list;
+            }
+        }
+        Ok(())
+    }
+
+    async fn accounts_where(
+        &self,
+        sql: &'static str,
+        arg: String,
+    ) -> Result<Vec<Account>, DirectoryError> {
+        let rows = sqlx::query(sql).bind(arg).fetch_all(&self.pool).await?;
+        let mut accounts = rows
+            .iter()
+            .map(Self::account)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_secondary(&mut accounts).await?;
+        Ok(accounts)
+    }
+
+    /// Every account, ordered by organisation, primary address, ID (the export order).
+    pub async fn all(&self) -> Result<Vec<Account>, DirectoryError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts a ORDER BY a.organisation, a.email, a.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut accounts = rows
+            .iter()
+            .map(Self::account)
+            .collect::<Result<Vec<_>, _>>()?;
+        let secondary = sqlx::query(
+            "SELECT account_id, address FROM addresses WHERE is_primary = 0 ORDER BY address",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_id: HashMap<String, Vec<Email>> = HashMap::new();
+        for row in secondary {
+            let id: String = row.try_get(0)?;
+            let address: String = row.try_get(1)?;
+            by_id
+                .entry(id)
+                .or_default()
+                .push(Email::new_unchecked(address));
+        }
+        for account in &mut accounts {
+            if let Some(list) = by_id.remove(account.id.as_str()) {
+                account.secondary = list;
+            }
+        }
+        Ok(accounts)
+    }
+
+    /// Number of accounts in the directory.
+    pub async fn count(&self) -> Result<u64, DirectoryError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// Seeds the directory with accounts as a portal export gives them. Organisations and
+    /// units are created as needed; an account whose ID, ExternalSyncID or address is
+    /// already there is skipped with a note (so an import can be run twice).
+    pub async fn import(&self, accounts: &[Account]) -> Result<ImportOutcome, DirectoryError> {
+        let mut outcome = ImportOutcome::default();
+        let mut tx = self.pool.begin().await?;
+        let mut orgs: HashSet<String> = HashSet::new();
+        let mut units: HashSet<(String, String)> = HashSet::new();
+        let mut fresh = Vec::with_capacity(accounts.len());
+        let mut seen_ids = HashSet::new();
+        let mut seen_ext = HashSet::new();
+        let mut seen_addresses = HashSet::new();
+        let existing = existing_keys(&mut tx, accounts).await?;
+        for a in accounts {
+            let org = a.organisation().to_owned();
+            let ext = a
+                .external_sync_id()
+                .map(|e| (org.clone(), e.to_lowercase()));
+            let addresses: Vec<String> = a
+                .email()
+                .into_iter()
+                .map(str::to_owned)
+                .chain(a.secondary.iter().map(|e| e.to_string()))
+                .collect();
+            let clash = if existing.ids.contains(a.id.as_str()) || !seen_ids.insert(a.id.clone()) {
+                Some(format!("ID {} is already in the directory", a.id))
+            } else if let Some(ext) = ext
+                .as_ref()
+                .filter(|e| existing.external.contains(*e) || !seen_ext.insert((*e).clone()))
+            {
+                Some(format!(
+                    "ExternalSyncID {} of {} is already in the directory",
+                    ext.1, ext.0
+                ))
+            } else {
+                addresses
+                    .iter()
+                    .find(|ad| existing.addresses.contains(*ad) || seen_addresses.contains(*ad))
+                    .map(|ad| format!("address {ad} is already in the directory"))
+            };
+            if let Some(reason) = clash {
+                outcome
+                    .skipped
+                    .push(format!("account {}: {reason}; skipped", a.describe()));
+                continue;
+            }
+            seen_addresses.extend(addresses);
+            orgs.insert(org.clone());
+            if let Some(unit) = a.get(Field::OrganisationUnit) {
+                units.insert((org, unit.to_owned()));
+            }
+            fresh.push(a.clone());
+        }
+        let mut orgs: Vec<String> = orgs.into_iter().collect();
+        orgs.sort();
+        for org in orgs {
+            sqlx::query(
+                "INSERT INTO organisations (code) VALUES (?) ON CONFLICT (code) DO NOTHING",
+            )
+            .bind(org)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut units: Vec<_> = units.into_iter().collect();
+        units.sort();
+        for (org, unit) in units {
+            sqlx::query(
+                "INSERT INTO organisation_units (organisation, code) VALUES (?, ?)
+                 ON CONFLICT (organisation, code) DO NOTHING",
+            )
+            .bind(org)
+            .bind(unit)
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_accounts(&mut tx, &fresh).await?;
+        tx.commit().await?;
+        outcome.imported = fresh.len();
+        Ok(outcome)
+    }
+
+    /// Creates organisations and units directly (for tests and the benchmark).
+    pub async fn add_organisation(&self, code: &str, units: &[&str]) -> Result<(), DirectoryError> {
+        sqlx::query("INSERT INTO organisations (code) VALUES (?) ON CONFLICT (code) DO NOTHING")
+            .bind(code)
+            .execute(&self.pool)
+            .await?;
+        for unit in units {
+            sqlx::query(
+                "INSERT INTO organisation_units (organisation, code) VALUES (?, ?)
+                 ON CONFLICT (organisation, code) DO NOTHING",
+            )
+            .bind(code)
+            .bind(*unit)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts accounts whose keys are known to be free, in one transaction (benchmark seed).
+    pub async fn insert_unchecked(&self, accounts: &[Account]) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        insert_accounts(&mut tx, accounts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Field changes recorded for an account, oldest first: (field, before, after, run).
+    pub async fn history(
+        &self,
+        id: &str,
+    ) -> Result<Vec<(String, Option<String>, Option<String>, Option<String>)>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT field, before_value, after_value, run FROM history
+             WHERE account_id = ? ORDER BY rowid",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+    }
+}
+
+/// Opens an SQLite file for several processes at once: WAL, a generous busy timeout.
+pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, DirectoryError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| DirectoryError::Io {
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    let options = SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(120))
+        .foreign_keys(true);
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?)
+}
+
+/// Applies the schema versions a database lacks, each in its own transaction.
+pub async fn migrate(
+    pool: &SqlitePool,
+    migrations: &[(i64, &str, &'static str)],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            description TEXT NOT NULL
+        )",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *tx)
+        .await?;
+    for (version, description, sql) in migrations {
+        if applied.contains(version) {
+            continue;
+        }
+        sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, description) VALUES (?, ?)")
+            .bind(version)
+            .bind(*description)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+#[derive(Default)]
+struct ExistingKeys {
+    ids: HashSet<String>,
+    external: HashSet<(String, String)>,
+    addresses: HashSet<String>,
+}
+
+async fn existing_keys(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    accounts: &[Account],
+) -> Result<ExistingKeys, DirectoryError> {
+    let mut keys = ExistingKeys::default();
+    let ids = json_array(accounts.iter().map(|a| a.id.as_str()));
+    for row in sqlx::query("SELECT a.id FROM json_each(?) j JOIN accounts a ON a.id = j.value")
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?
+    {
+        keys.ids.insert(row.try_get(0)?);
+    }
+    let ext = serde_json::Value::Array(
+        accounts
+            .iter()
+            .filter_map(|a| {
+                a.external_sync_id()
+                    .map(|e| serde_json::json!([a.organisation(), e.to_lowercase()]))
+            })
+            .collect(),
+    )
+    .to_string();
+    for row in sqlx::query(
+        "SELECT a.organisation, a.external_sync_key FROM json_each(?) j
+         JOIN accounts a ON a.organisation = json_extract(j.value, '$[0]')
+          AND a.external_sync_key = json_extract(j.value, '$[1]')",
+    )
+    .bind(ext)
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        keys.external.insert((row.try_get(0)?, row.try_get(1)?));
+    }
+    let addresses = json_array(accounts.iter().flat_map(|a| {
+        a.email()
+            .into_iter()
+            .chain(a.secondary.iter().map(Email::as_str))
+    }));
+    for row in sqlx::query(
+        "SELECT ad.address FROM json_each(?) j JOIN addresses ad ON ad.address = j.value",
+    )
+    .bind(addresses)
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        keys.addresses.insert(row.try_get(0)?);
+    }
+    Ok(keys)
+}
+
+/// Inserts accounts and their addresses with multi-row statements.
+async fn insert_accounts(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    accounts: &[Account],
+) -> Result<(), DirectoryError> {
+    const COLUMNS: usize = 20;
+    for chunk in accounts.chunks(MAX_BINDS / COLUMNS) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO accounts (id, status, external_sync_key, external_sync_id, title, \
+             first_name, last_name, display_name, email, job_title, organisation, \
+             organisation_unit, office_phone, mobile_phone, fax, pager, notes, clinical_role, \
+             clinical_speciality, work_area) ",
+        );
+        q.push_values(chunk, |mut b, a| {
+            b.push_bind(a.id.to_string())
+                .push_bind(a.status.as_str())
+                .push_bind(a.external_sync_id().map(str::to_lowercase));
+            for field in Field::ALL.iter().skip(1) {
+                b.push_bind(a.get(*field).map(str::to_owned));
+            }
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    let addresses: Vec<(String, &str, bool)> = accounts
+        .iter()
+        .flat_map(|a| {
+            a.email()
+                .map(|e| (e.to_owned(), a.id.as_str(), true))
+                .into_iter()
+                .chain(
+                    a.secondary
+                        .iter()
+                        .map(|e| (e.to_string(), a.id.as_str(), false)),
+                )
+        })
+        .collect();
+    for chunk in addresses.chunks(MAX_BINDS / 4) {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO addresses (address, stem, account_id, is_primary) ");
+        q.push_values(chunk, |mut b, (address, id, primary)| {
+            b.push_bind(address.clone())
+                .push_bind(naming::stem_of(address))
+                .push_bind(id.to_string())
+                .push_bind(i64::from(*primary));
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A history line waiting for the batch's multi-row insert.
+struct HistoryLine {
+    account: String,
+    field: &'static str,
+    before: Option<String>,
+    after: Option<String>,
+    run: String,
+}
+
+impl Directory for LocalDirectory {
+    async fn index_for(&self, keys: &Keys) -> Result<DirectoryIndex, DirectoryError> {
+        let mut accounts = self
+            .accounts_where(
+                concat!(
+                    "SELECT ",
+                    account_columns!(),
+                    " FROM json_each(?) j JOIN accounts a ON a.id = j.value"
+                ),
+                json_array(&keys.ids),
+            )
+            .await?;
+        let ext = serde_json::Value::Array(
+            keys.external
+                .iter()
+                .map(|(o, e)| serde_json::json!([o, e]))
+                .collect(),
+        )
+        .to_string();
+        accounts.extend(
+            self.accounts_where(
+                concat!(
+                    "SELECT ",
+                    account_columns!(),
+                    " FROM json_each(?) j JOIN accounts a
+                     ON a.organisation = json_extract(j.value, '$[0]')
+                     AND a.external_sync_key = json_extract(j.value, '$[1]')"
+                ),
+                ext,
+            )
+            .await?,
+        );
+        accounts.extend(
+            self.accounts_where(
+                concat!(
+                    "SELECT ",
+                    account_columns!(),
+                    " FROM json_each(?) j JOIN addresses ad ON ad.address = j.value
+                     JOIN accounts a ON a.id = ad.account_id"
+                ),
+                json_array(&keys.emails),
+            )
+            .await?,
+        );
+        let mut index = DirectoryIndex::new(accounts);
+        let taken = sqlx::query(
+            "SELECT ad.address FROM json_each(?) j JOIN addresses ad ON ad.stem = j.value",
+        )
+        .bind(json_array(&keys.stems))
+        .fetch_all(&self.pool)
+        .await?;
+        for row in taken {
+            let address: String = row.try_get(0)?;
+            index.mark_taken(&address);
+        }
+        for org in &keys.organisations {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT code FROM organisations WHERE code = ?")
+                    .bind(org)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if exists.is_none() {
+                continue;
+            }
+            let units: Vec<String> =
+                sqlx::query_scalar("SELECT code FROM organisation_units WHERE organisation = ?")
+                    .bind(org)
+                    .fetch_all(&self.pool)
+                    .await?;
+            let count: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE organisation = ?")
+                    .bind(org)
+                    .fetch_one(&self.pool)
+                    .await?;
+            index.add_organisation(
+                org,
+                OrganisationInfo {
+                    units: units.into_iter().collect(),
+                    accounts: u64::try_from(count).unwrap_or_default(),
+                },
+            );
+        }
+        Ok(index)
+    }
+
+    async fn by_id(&self, id: &PortalId) -> Result<Option<Account>, DirectoryError> {
+        Ok(self
+            .accounts_where(
+                concat!(
+                    "SELECT ",
+                    account_columns!(),
+                    " FROM accounts a WHERE a.id = ?"
+                ),
+                id.to_string(),
+            )
+            .await?
+            .pop())
+    }
+
+    async fn by_external_sync_id(
+        &self,
+        organisation: &str,
+        external: &str,
+    ) -> Result<Option<Account>, DirectoryError> {
+        let keys = Keys {
+            external: vec![(organisation.to_owned(), external.to_lowercase())],
+            ..Keys::default()
+        };
+        let index = self.index_for(&keys).await?;
+        Ok(index.by_external(organisation, external).cloned())
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Option<Account>, DirectoryError> {
+        let keys = Keys {
+            emails: vec![email.to_lowercase()],
+            ..Keys::default()
+        };
+        Ok(self.index_for(&keys).await?.by_email(email).cloned())
+    }
+
+    async fn list(&self, organisation: &str) -> Result<Vec<Account>, DirectoryError> {
+        self.accounts_where(
+            concat!(
+                "SELECT ",
+                account_columns!(),
+                " FROM accounts a WHERE a.organisation = ? ORDER BY a.email, a.id"
+            ),
+            organisation.to_owned(),
+        )
+        .await
+    }
+
+    async fn unit_exists(&self, organisation: &str, unit: &str) -> Result<bool, DirectoryError> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT code FROM organisation_units WHERE organisation = ? AND code = ?",
+        )
+        .bind(organisation)
+        .bind(unit)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn apply(&self, ops: &[Op]) -> Result<Vec<OpOutcome>, DirectoryError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Current state of every account the batch names, in one query each way.
+        let mut ids = Vec::new();
+        let mut ext = Vec::new();
+        let mut stems = Vec::new();
+        for op in ops {
+            match op {
+                Op::Create(new) => {
+                    let a = &new.account;
+                    ids.push(a.id.to_string());
+                    if let Some(e) = a.external_sync_id() {
+                        ext.push(serde_json::json!([a.organisation(), e.to_lowercase()]));
+                    }
+                    if let Some(email) = a.email() {
+                        stems.push(naming::stem_of(email));
+                    }
+                }
+                Op::Update { id, changes, .. } => {
+                    ids.push(id.to_string());
+                    for c in changes.iter().filter(|c| c.field == Field::Email) {
+                        if let Some(after) = &c.after {
+                            stems.push(naming::stem_of(after));
+                        }
+                    }
+                }
+            }
+        }
+        let mut current: HashMap<String, Account> = HashMap::new();
+        let mut by_ext: HashMap<(String, String), String> = HashMap::new();
+        for row in sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM json_each(?) j JOIN accounts a ON a.id = j.value"
+        ))
+        .bind(json_array(&ids))
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let a = Self::account(&row)?;
+            current.insert(a.id.to_string(), a);
+        }
+        for row in sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM json_each(?) j JOIN accounts a
+             ON a.organisation = json_extract(j.value, '$[0]')
+             AND a.external_sync_key = json_extract(j.value, '$[1]')"
+        ))
+        .bind(serde_json::Value::Array(ext).to_string())
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let a = Self::account(&row)?;
+            if let Some(e) = a.external_sync_id() {
+                by_ext.insert(
+                    (a.organisation().to_owned(), e.to_lowercase()),
+                    a.id.to_string(),
+                );
+            }
+            current.insert(a.id.to_string(), a);
+        }
+        let mut taken: HashMap<String, String> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT ad.address, ad.account_id FROM json_each(?) j
+             JOIN addresses ad ON ad.stem = j.value",
+        )
+        .bind(json_array(&stems))
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            taken.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+
+        let mut outcomes = Vec::with_capacity(ops.len());
+        let mut history = Vec::new();
+        let mut created = Vec::new();
+        for op in ops {
+            let outcome = match op {
+                Op::Create(new) => {
+                    let a = &new.account;
+                    let same_key = a
+                        .external_sync_id()
+                        .and_then(|e| by_ext.get(&(a.organisation().to_owned(), e.to_lowercase())))
+                        .and_then(|id| current.get(id));
+                    match (current.get(a.id.as_str()), same_key) {
+                        (Some(found), _) => OpOutcome::Created(found.clone()),
+                        (None, Some(found)) => OpOutcome::Exists(found.clone()),
+                        (None, None) => {
+                            let mut a = a.clone();
+                            if let Some(email) = a.email().map(str::to_owned)
+                                && taken.contains_key(&email)
+                            {
+                                let free = naming::free_address(&naming::stem_of(&email), |x| {
+                                    taken.contains_key(x)
+                                });
+                                a.set(Field::Email, Some(&free));
+                            }
+                            if let Some(email) = a.email() {
+                                taken.insert(email.to_owned(), a.id.to_string());
+                            }
+                            if let Some(e) = a.external_sync_id() {
+                                by_ext.insert(
+                                    (a.organisation().to_owned(), e.to_lowercase()),
+                                    a.id.to_string(),
+                                );
+                            }
+                            current.insert(a.id.to_string(), a.clone());
+                            history.push(HistoryLine {
+                                account: a.id.to_string(),
+                                field: "created",
+                                before: None,
+                                after: a.email().map(str::to_owned),
+                                run: String::new(),
+                            });
+                            created.push(a.clone());
+                            OpOutcome::Created(a)
+                        }
+                    }
+                }
+                Op::Update { id, changes, run } => {
+                    match update_one(&mut tx, &mut current, &mut taken, id, changes).await? {
+                        Ok(applied) => {
+                            for c in applied {
+                                history.push(HistoryLine {
+                                    account: id.to_string(),
+                                    field: column(c.field),
+                                    before: c.before.clone(),
+                                    after: c.after.clone(),
+                                    run: run.clone(),
+                                });
+                            }
+                            OpOutcome::Updated
+                        }
+                        Err(reason) => OpOutcome::Failed(reason),
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        insert_accounts(&mut tx, &created).await?;
+        for chunk in history.chunks(MAX_BINDS / 5) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO history (account_id, field, before_value, after_value, run) ",
+            );
+            q.push_values(chunk, |mut b, h| {
+                b.push_bind(h.account.clone())
+                    .push_bind(h.field)
+                    .push_bind(h.before.clone())
+                    .push_bind(h.after.clone())
+                    .push_bind(h.run.clone());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+/// Compare-and-set of one account's changes. `Ok(Err(reason))` refuses the operation; the
+/// changes that were needed (not already in place) are returned for the history.
+async fn update_one<'c>(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    current: &mut HashMap<String, Account>,
+    taken: &mut HashMap<String, String>,
+    id: &PortalId,
+    changes: &'c [Change],
+) -> Result<Result<Vec<&'c Change>, String>, DirectoryError> {
+    let Some(account) = current.get_mut(id.as_str()) else {
+        return Ok(Err(format!(
+            "account ID {id} is no longer in the directory"
+        )));
+    };
+    let mut needed = Vec::new();
+    for c in changes {
+        let now = account.get(c.field);
+        if now == c.after.as_deref() {
+            continue;
+        }
+        if now != c.before.as_deref() {
+            return Ok(Err(format!(
+                "{} of {} was changed in the directory since this run was planned (now \"{}\"): \
+                 nothing was changed on this account",
+                c.field,
+                account.describe(),
+                now.unwrap_or_default()
+            )));
+        }
+        if c.field == Field::Email
+            && let Some(after) = &c.after
+            && taken.get(after).is_some_and(|owner| owner != id.as_str())
+        {
+            return Ok(Err(format!(
+                "Email {after} is already the address of another account: nothing was changed"
+            )));
+        }
+        needed.push(c);
+    }
+    if needed.is_empty() {
+        return Ok(Ok(needed));
+    }
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE accounts SET ");
+    let mut set = q.separated(", ");
+    for c in &needed {
+        set.push(column(c.field));
+        set.push_unseparated(" = ");
+        set.push_bind_unseparated(c.after.clone());
+        if c.field == Field::ExternalSyncId {
+            set.push("external_sync_key = ");
+            set.push_bind_unseparated(c.after.as_ref().map(|v| v.to_lowercase()));
+        }
+    }
+    q.push(" WHERE id = ");
+    q.push_bind(id.to_string());
+    q.build().execute(&mut **tx).await?;
+    for c in &needed {
+        account.set(c.field, c.after.as_deref());
+        if c.field == Field::Email {
+            move_primary(tx, id.as_str(), c.after.as_deref()).await?;
+            if let Some(after) = &c.after {
+                taken.insert(after.clone(), id.to_string());
+            }
+        }
+    }
+    Ok(Ok(needed))
+}
+
+/// Makes `address` the account's primary (keeping the old primary as a secondary address).
+async fn move_primary(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    id: &str,
+    address: Option<&str>,
+) -> Result<(), DirectoryError> {
+    sqlx::query("UPDATE addresses SET is_primary = 0 WHERE account_id = ?")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    if let Some(address) = address {
+        sqlx::query(
+            "INSERT INTO addresses (address, stem, account_id, is_primary) VALUES (?, ?, ?, 1)
+             ON CONFLICT (address) DO UPDATE SET is_primary = 1",
+        )
+        .bind(address)
+        .bind(naming::stem_of(address))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! Generated names: primary addresses and display names of new or renamed accounts.
+//!
+//! In: first name, last name, organisation, the service domain, and which addresses are
+//! taken. Out: `firstname.lastname@domain` folded to ASCII and lower-cased, with a number from
+//! 2 upwards on a clash (`anne.lee2@nhs.net`); display names as `Lee, Anne (RXX)`. Pure.
+
+/// The local-part form of one name: ASCII, lower case, letters and digits, words joined by `-`.
+fn fold(name: &str) -> String {
+    let ascii = deunicode::deunicode(name).to_lowercase();
+    let mut out = String::with_capacity(ascii.len());
+    for c in ascii.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if (c == ' ' || c == '-') && !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-').to_owned();
+    if out.is_empty() { "x".to_owned() } else { out }
+}
+
+/// The address every numbered variant is built from: `anne.lee@nhs.net`.
+pub fn stem(first: &str, last: &str, domain: &str) -> String {
+    format!(
+        "{}.{}@{}",
+        fold(first),
+        fold(last),
+        domain.to_ascii_lowercase()
+    )
+}
+
+/// The `n`th candidate of a stem: n = 1 is the stem itself, then `anne.lee2@…`.
+pub fn numbered(stem: &str, n: u32) -> String {
+    if n <= 1 {
+        return stem.to_owned();
+    }
+    match stem.split_once('@') {
+        Some((local, domain)) => format!("{local}{n}@{domain}"),
+        None => format!("{stem}{n}"),
+    }
+}
+
+/// The stem a generated address was built from (trailing digits of the local part removed).
+pub fn stem_of(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => format!(
+            "{}@{}",
+            local.trim_end_matches(|c: char| c.is_ascii_digit()),
+            domain
+        ),
+        None => address.to_owned(),
+    }
+}
+
+/// The first free address for a person.
+pub fn free_address(stem: &str, is_taken: impl Fn(&str) -> bool) -> String {
+    (1..)
+        .map(|n| numbered(stem, n))
+        .find(|a| !is_taken(a))
+        .unwrap_or_else(|| stem.to_owned())
+}
+
+/// The generated display name: `Lee, Anne (RXX)`.
+pub fn display_name(first: &str, last: &str, organisation: &str) -> String {
+    format!("{last}, {first} ({organisation})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_fold_to_ascii_and_number_on_clash() {
+        let cases = [
+            ("Anne", "Lee", "anne.lee@nhs.net"),
+            ("Zoë", "Brontë", "zoe.bronte@nhs.net"),
+            ("Siobhán", "O'Neill", "siobhan.oneill@nhs.net"),
+            ("Mary Jane", "Smith-Jones", "mary-jane.smith-jones@nhs.net"),
+            ("Łukasz", "Żółw", "lukasz.zolw@nhs.net"),
+        ];
+        for (first, last, want) in cases {
+            assert_eq!(stem(first, last, "NHS.net"), want);
+        }
+        let taken = ["anne.lee@nhs.net", "anne.lee2@nhs.net"];
+        assert_eq!(
+            free_address("anne.lee@nhs.net", |a| taken.contains(&a)),
+            "anne.lee3@nhs.net"
+        );
+        assert_eq!(stem_of("anne.lee12@nhs.net"), "anne.lee@nhs.net");
+        assert_eq!(display_name("Anne", "Lee", "RXX"), "Lee, Anne (RXX)");
+    }
+}

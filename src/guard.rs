@@ -1,0 +1,141 @@
+//! The mass-change guard: whether a plan changes too much of an organisation to run unseen.
+//!
+//! In: a [`Plan`], the organisation's account count and its thresholds. Out: a [`Verdict`]
+//! (pass, or held with every reason). A measure holds a run only when it is above the floor
+//! and above either its count or its share of the organisation's accounts. Pure.
+
+use crate::config::GuardConfig;
+use crate::plan::Plan;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Why the run is held; empty when it may go ahead.
+    pub reasons: Vec<String>,
+}
+
+impl Verdict {
+    pub fn held(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+}
+
+/// Measures a plan against the thresholds.
+pub fn check(plan: &Plan, accounts: u64, limits: &GuardConfig) -> Verdict {
+    let counts = plan.counts();
+    let measures = [
+        (
+            "update",
+            counts.updated,
+            limits.max_updated,
+            limits.max_updated_share,
+        ),
+        (
+            "rename",
+            counts.renamed,
+            limits.max_renamed,
+            limits.max_renamed_share,
+        ),
+        (
+            "create",
+            counts.created,
+            limits.max_created,
+            limits.max_created_share,
+        ),
+    ];
+    let mut reasons = Vec::new();
+    for (verb, n, max, share) in measures {
+        if n <= limits.floor {
+            continue;
+        }
+        // Share of the organisation, computed in integers: n / accounts > share.
+        let share_limit = (share * accounts as f64).floor() as u64;
+        if n > max {
+            reasons.push(format!(
+                "it would {verb} {n} accounts of {}, more than the limit of {max}",
+                plan.organisation
+            ));
+        } else if n > share_limit {
+            reasons.push(format!(
+                "it would {verb} {n} of {}'s {accounts} accounts, more than {:.0}%",
+                plan.organisation,
+                share * 100.0
+            ));
+        }
+    }
+    Verdict { reasons }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{Account, Change, Status};
+    use crate::model::{Field, OdsCode, PortalId};
+    use crate::plan::{Action, PlannedRow};
+
+    fn plan(updates: u64, renames: u64, creates: u64) -> Plan {
+        let org = OdsCode::new_unchecked("RXX");
+        let mut rows = Vec::new();
+        for i in 0..updates {
+            rows.push(PlannedRow {
+                line: i + 2,
+                action: Action::Update {
+                    id: PortalId::new_unchecked(format!("P{i}")),
+                    changes: vec![Change {
+                        field: Field::JobTitle,
+                        before: None,
+                        after: Some("Nurse".into()),
+                    }],
+                    renamed: i < renames,
+                },
+                message: String::new(),
+            });
+        }
+        for i in 0..creates {
+            rows.push(PlannedRow {
+                line: 1000 + i,
+                action: Action::Create {
+                    account: Box::new(Account::new(
+                        PortalId::new_unchecked(""),
+                        Status::Active,
+                        &org,
+                    )),
+                },
+                message: String::new(),
+            });
+        }
+        Plan {
+            run: "r1".into(),
+            organisation: org,
+            rows,
+        }
+    }
+
+    #[test]
+    fn thresholds_hold_only_above_floor_and_limit() {
+        let limits = GuardConfig {
+            floor: 5,
+            max_updated: 100,
+            max_updated_share: 0.2,
+            max_renamed: 10,
+            max_renamed_share: 0.05,
+            max_created: 50,
+            max_created_share: 0.5,
+        };
+        // (updates, renames, creates, accounts, held)
+        let cases = [
+            (5, 5, 5, 10, false),       // at the floor: a small practice may change everyone
+            (6, 0, 0, 10, true),        // above floor, above 20% of 10
+            (20, 0, 0, 100, false),     // exactly 20%
+            (21, 0, 0, 100, true),      // above 20%
+            (101, 0, 0, 100_000, true), // above the count
+            (100, 6, 0, 1000, false),   // renames: 6 <= 5% of 1000 = 50
+            (100, 11, 0, 1000, true),   // renames above count 10
+            (0, 0, 51, 10_000, true),   // creates above count
+            (0, 0, 40, 100, false),     // creates 40 <= 50% of 100
+        ];
+        for (u, r, c, accounts, held) in cases {
+            let v = check(&plan(u, r, c), accounts, &limits);
+            assert_eq!(v.held(), held, "{u} {r} {c} of {accounts}: {:?}", v.reasons);
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The main job from validated rows to a finished or held run, and the operations on runs.
+//!
+//! In: validation results, the organisation's [`Policy`] and guard thresholds, a run ID and
+//! the time (both passed in). Out: a [`Submitted`] (the plan, and either the hold reasons or
+//! what was applied). Every step that touches the directory runs under the organisation's
+//! lock, after finishing any run a stopped process left behind, and plans against the
+//! directory as it is once the lock is held: two applies of one file for one organisation
+//! run one after the other, and the second finds nothing left to do.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::apply::{self, Applied, ApplyError, Context, Minter};
+use crate::config::GuardConfig;
+use crate::directory::{Change, Directory};
+use crate::guard;
+use crate::model::{OdsCode, PortalId};
+use crate::plan::{Action, Counts, Plan, PlannedRow};
+use crate::reconcile::{self, Policy};
+use crate::state::{RunStatus, StateError};
+use crate::validate::RowResult;
+
+/// What became of a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub plan: Plan,
+    /// Why the run is held (empty when it was not).
+    pub held: Vec<String>,
+    /// What was applied (none for a dry run or a held run).
+    pub applied: Option<Applied>,
+    /// Runs left behind by a stopped process that were finished first.
+    pub resumed: Vec<String>,
+}
+
+/// Plans, guards and applies one organisation's rows. With `dry_run` nothing is changed
+/// and no lock is taken.
+#[allow(clippy::too_many_arguments)]
+pub async fn submit<D: Directory>(
+    ctx: &Context<'_, D>,
+    results: &[RowResult],
+    policy: &Policy,
+    limits: &GuardConfig,
+    run: &str,
+    source: Option<&str>,
+    dry_run: bool,
+    minter: &mut dyn Minter,
+    now: DateTime<Utc>,
+) -> Result<Submitted, ApplyError> {
+    let org = policy.organisation.to_string();
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(ctx.state.lock(&org)?)
+    };
+    let resumed = if dry_run {
+        Vec::new()
+    } else {
+        resume_locked(ctx, &org, minter, now).await?
+    };
+    let keys = reconcile::keys(results, policy);
+    let index = ctx.directory.index_for(&keys).await?;
+    let plan = reconcile::reconcile(run, results, &index, policy);
+    let mut out = Submitted {
+        plan,
+        held: Vec::new(),
+        applied: None,
+        resumed,
+    };
+    if dry_run {
+        return Ok(out);
+    }
+    let accounts = index.organisation(&org).map_or(0, |o| o.accounts);
+    let verdict = guard::check(&out.plan, accounts, limits);
+    if verdict.held() {
+        ctx.state
+            .hold(&out.plan, source, &verdict.reasons, now)
+            .await?;
+        out.held = verdict.reasons;
+        return Ok(out);
+    }
+    out.applied = Some(apply::apply_plan(ctx, &out.plan, "apply", source, minter, now).await?);
+    Ok(out)
+}
+
+/// Finishes every run a stopped process left behind, for organisations whose lock is free.
+pub async fn resume_unfinished<D: Directory>(
+    ctx: &Context<'_, D>,
+    minter: &mut dyn Minter,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, ApplyError> {
+    let mut done = Vec::new();
+    for run in ctx.state.unfinished().await? {
+        let Some(_lock) = ctx.state.try_lock(&run.organisation)? else {
+            continue;
+        };
+        // Another process may have finished it between the listing and the lock.
+        if ctx.state.run(&run.id).await?.status == RunStatus::Applying {
+            apply::resume(ctx, &run.id, minter, now).await?;
+            tracing::info!(run = %run.id, organisation = %run.organisation, "resumed an interrupted run");
+            done.push(run.id);
+        }
+    }
+    Ok(done)
+}
+
+/// As [`resume_unfinished`], for one organisation whose lock the caller holds.
+async fn resume_locked<D: Directory>(
+    ctx: &Context<'_, D>,
+    organisation: &str,
+    minter: &mut dyn Minter,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, ApplyError> {
+    let mut done = Vec::new();
+    for run in ctx.state.unfinished().await? {
+        if run.organisation == organisation {
+            apply::resume(ctx, &run.id, minter, now).await?;
+            done.push(run.id);
+        }
+    }
+    Ok(done)
+}
+
+/// Applies a held run as it was planned (field changes are compare-and-set, so a field
+/// changed since the plan fails rather than being overwritten).
+pub async fn approve<D: Directory>(
+    ctx: &Context<'_, D>,
+    run: &str,
+    minter: &mut dyn Minter,
+    now: DateTime<Utc>,
+) -> Result<(Plan, Applied), ApplyError> {
+    let plan = ctx.state.held_plan(run).await?;
+    let _lock = ctx.state.lock(plan.organisation.as_str())?;
+    resume_locked(ctx, plan.organisation.as_str(), minter, now).await?;
+    let plan = ctx.state.held_plan(run).await?;
+    let info = ctx.state.run(run).await?;
+    let applied =
+        apply::apply_plan(ctx, &plan, "apply", info.source.as_deref(), minter, now).await?;
+    Ok((plan, applied))
+}
+
+/// Drops a held run.
+pub async fn reject(
+    state: &crate::state::StateDb,
+    run: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StateError> {
+    let info = state.run(run).await?;
+    if info.status != RunStatus::Held {
+        return Err(StateError::Corrupt(format!(
+            "run {run} is {}: only a held run can be rejected",
+            info.status.as_str()
+        )));
+    }
+    state.set_status(run, RunStatus::Rejected, now).await
+}
+
+/// What a revert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reverted {
+    /// The revert's own run (itself journalled, so it can be reverted too).
+    pub plan: Plan,
+    pub applied: Applied,
+    /// Fields left as they are, with the reason.
+    pub refused: Vec<String>,
+    /// Accounts the run created: (ID, address), for a portal administrator to review.
+    pub created: Vec<(String, Option<String>)>,
+}
+
+/// Restores every field a run changed, except where a later run changed it since.
+pub async fn revert<D: Directory>(
+    ctx: &Context<'_, D>,
+    run: &str,
+    revert_run: &str,
+    minter: &mut dyn Minter,
+    now: DateTime<Utc>,
+) -> Result<Reverted, ApplyError> {
+    let info = ctx.state.run(run).await?;
+    if info.status != RunStatus::Applied {
+        return Err(StateError::Corrupt(format!(
+            "run {run} is {}: only an applied run can be reverted",
+            info.status.as_str()
+        ))
+        .into());
+    }
+    let _lock = ctx.state.lock(&info.organisation)?;
+    resume_locked(ctx, &info.organisation, minter, now).await?;
+    let mut refused = Vec::new();
+    let mut by_account: BTreeMap<(u64, String), Vec<Change>> = BTreeMap::new();
+    for done in ctx.state.done_changes(run).await? {
+        if let Some(later) = ctx
+            .state
+            .later_change(&info, done.account.as_str(), done.change.field)
+            .await?
+        {
+            refused.push(format!(
+                "line {}: {} of account ID {} was changed again by run {later}: left as it is",
+                done.line, done.change.field, done.account
+            ));
+            continue;
+        }
+        by_account
+            .entry((done.line, done.account.to_string()))
+            .or_default()
+            .push(Change {
+                field: done.change.field,
+                before: done.change.after,
+                after: done.change.before,
+            });
+    }
+    let rows = by_account
+        .into_iter()
+        .map(|((line, id), changes)| PlannedRow {
+            line,
+            message: format!(
+                "ID {id}: restored {}",
+                changes
+                    .iter()
+                    .map(|c| c.field.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            action: Action::Update {
+                id: PortalId::new_unchecked(id),
+                changes,
+                renamed: false,
+            },
+        })
+        .collect();
+    let plan = Plan {
+        run: revert_run.to_owned(),
+        organisation: OdsCode::new_unchecked(info.organisation.clone()),
+        rows,
+    };
+    let source = format!("revert of {run}");
+    let applied = apply::apply_plan(ctx, &plan, "revert", Some(&source), minter, now).await?;
+    for r in applied
+        .reports
+        .iter()
+        .filter(|r| r.result == crate::report::RowResultKind::Failed)
+    {
+        refused.push(format!("line {}: {}", r.line, r.message));
+    }
+    ctx.state.set_status(run, RunStatus::Reverted, now).await?;
+    if !refused.is_empty() {
+        ctx.state
+            .note(
+                run,
+                &format!("reverted by {revert_run} except: {}", refused.join("; ")),
+            )
+            .await?;
+    }
+    let created = ctx.state.created_by(run).await?;
+    Ok(Reverted {
+        plan,
+        applied,
+        refused,
+        created,
+    })
+}
+
+/// Counts for the log line and summaries: the plan's, with the run's failures.
+pub fn counts(plan: &Plan, applied: Option<&Applied>) -> Counts {
+    match applied {
+        Some(a) => a.counts,
+        None => plan.counts(),
+    }
+}

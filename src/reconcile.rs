@@ -1,0 +1,362 @@
+//! Reconcile: join each valid row to the directory and decide what happens to it.
+//!
+//! In: validation's [`RowResult`]s, a [`DirectoryIndex`] (built for the rows' [`keys`]) and
+//! the organisation's [`Policy`]. Out: a [`Plan`] with one entry per row, in file order.
+//! Rules (DESIGN.md): join by ID, then ExternalSyncID within the organisation, then e-mail;
+//! all candidates one account → update or unchanged; disagreeing candidates, a different
+//! ExternalSyncID, an account of another organisation or not Active/Pending, or an
+//! organisation-unit move → refused; no candidate → create when the policy allows. Pure.
+
+use std::collections::HashSet;
+
+use crate::config::Config;
+use crate::directory::{Account, Change, DirectoryIndex, Keys, Status, naming};
+use crate::model::{Field, OdsCode, Person, PortalId};
+use crate::plan::{Action, Plan, PlannedRow};
+use crate::report::describe_issues;
+use crate::validate::{RowOutcome, RowResult};
+
+/// How one organisation's connector behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub organisation: OdsCode,
+    /// Domain of generated addresses.
+    pub domain: String,
+    pub create_accounts: bool,
+    pub blank_means_keep: bool,
+    pub name_change_new_address: bool,
+}
+
+impl Policy {
+    /// The policy the configuration gives an organisation (defaults when it is not listed).
+    pub fn from_config(config: &Config, organisation: &OdsCode) -> Policy {
+        let org = config.organisation(organisation.as_str());
+        Policy {
+            organisation: organisation.clone(),
+            domain: config
+                .service
+                .domains
+                .first()
+                .map_or("nhs.net".to_owned(), |d| d.to_ascii_lowercase()),
+            create_accounts: org.is_none_or(|o| o.create_accounts),
+            blank_means_keep: org.is_none_or(|o| o.blank_means_keep),
+            name_change_new_address: org.is_some_and(|o| o.name_change_new_address),
+        }
+    }
+}
+
+/// The keys an index must be built for, for these rows.
+pub fn keys(results: &[RowResult], policy: &Policy) -> Keys {
+    let mut keys = Keys {
+        organisations: vec![policy.organisation.to_string()],
+        ..Keys::default()
+    };
+    for p in valid(results) {
+        if let Some(id) = &p.id {
+            keys.ids.push(id.to_string());
+        }
+        keys.external.push((
+            p.organisation.to_string(),
+            p.external_sync_id.as_str().to_lowercase(),
+        ));
+        if let Some(e) = &p.email {
+            keys.emails.push(e.to_string());
+        }
+        keys.stems
+            .push(naming::stem(&p.first_name, &p.last_name, &policy.domain));
+    }
+    keys.stems.sort();
+    keys.stems.dedup();
+    keys
+}
+
+fn valid(results: &[RowResult]) -> impl Iterator<Item = &Person> {
+    results.iter().filter_map(|r| match &r.outcome {
+        RowOutcome::Valid(p) => Some(p.as_ref()),
+        RowOutcome::Refused(_) => None,
+    })
+}
+
+/// Makes the plan.
+pub fn reconcile(
+    run: &str,
+    results: &[RowResult],
+    index: &DirectoryIndex,
+    policy: &Policy,
+) -> Plan {
+    let mut allocated: HashSet<String> = valid(results)
+        .filter_map(|p| p.email.as_ref().map(|e| e.to_string()))
+        .collect();
+    let rows = results
+        .iter()
+        .map(|r| match &r.outcome {
+            RowOutcome::Refused(issues) => PlannedRow {
+                line: r.line,
+                action: Action::Rejected,
+                message: describe_issues(issues),
+            },
+            RowOutcome::Valid(p) => match plan_row(p, index, policy, &mut allocated) {
+                Ok((action, message)) => PlannedRow {
+                    line: r.line,
+                    action,
+                    message,
+                },
+                Err(message) => PlannedRow {
+                    line: r.line,
+                    action: Action::Rejected,
+                    message,
+                },
+            },
+        })
+        .collect();
+    Plan {
+        run: run.to_owned(),
+        organisation: policy.organisation.clone(),
+        rows,
+    }
+}
+
+/// Which key found an account.
+fn key_name(field: Field, value: &str) -> String {
+    format!("{} \"{value}\"", field.name())
+}
+
+fn plan_row(
+    p: &Person,
+    index: &DirectoryIndex,
+    policy: &Policy,
+    allocated: &mut HashSet<String>,
+) -> Result<(Action, String), String> {
+    let org = policy.organisation.as_str();
+    if p.organisation != policy.organisation {
+        return Err(format!(
+            "Organisation \"{}\": this file is for {org}; a row for another organisation is \
+             refused",
+            p.organisation
+        ));
+    }
+    let Some(org_info) = index.organisation(org) else {
+        return Err(format!(
+            "Organisation \"{org}\" is not in the directory: organisations are set up in the \
+             portal"
+        ));
+    };
+    let mut candidates: Vec<(String, &Account)> = Vec::new();
+    if let Some(id) = &p.id {
+        match index.by_id(id.as_str()) {
+            Some(a) => candidates.push((key_name(Field::Id, id.as_str()), a)),
+            None => {
+                return Err(format!(
+                    "ID \"{id}\" is not an account in the directory: leave ID blank for a \
+                     person who has no account yet"
+                ));
+            }
+        }
+    }
+    if let Some(a) = index.by_external(org, p.external_sync_id.as_str()) {
+        candidates.push((
+            key_name(Field::ExternalSyncId, p.external_sync_id.as_str()),
+            a,
+        ));
+    }
+    if let Some(email) = &p.email
+        && let Some(a) = index.by_email(email.as_str())
+    {
+        candidates.push((key_name(Field::Email, email.as_str()), a));
+    }
+    let Some((first_key, account)) = candidates.first() else {
+        return plan_create(p, index, policy, org_info, allocated);
+    };
+    if let Some((other_key, other)) = candidates.iter().find(|(_, a)| a.id != account.id) {
+        return Err(format!(
+            "the row points at two different accounts: {first_key} is {} but {other_key} is \
+             {}; nothing was changed: correct the row so its keys name one person",
+            account.describe(),
+            other.describe()
+        ));
+    }
+    if account.organisation() != org {
+        return Err(format!(
+            "{first_key} is the account {} of organisation {}: a person moving between \
+             organisations is transferred in the portal, not by a file",
+            account.describe(),
+            account.organisation()
+        ));
+    }
+    if !account.status.is_live() {
+        return Err(format!(
+            "{first_key} is the account {}, whose status is {}: a connector cannot re-activate \
+             leavers or restore accounts; ask the portal helpdesk",
+            account.describe(),
+            account.status
+        ));
+    }
+    if let Some(ext) = account.external_sync_id()
+        && !ext.eq_ignore_ascii_case(p.external_sync_id.as_str())
+    {
+        return Err(format!(
+            "ExternalSyncID \"{}\" differs from ExternalSyncID \"{ext}\" of the account {} \
+             that {first_key} matched: refused so that two people are not mixed up",
+            p.external_sync_id,
+            account.describe()
+        ));
+    }
+    if let Some(unit) = &p.organisation_unit {
+        let current = account.get(Field::OrganisationUnit).unwrap_or(org);
+        if !unit.as_str().eq_ignore_ascii_case(current) {
+            return Err(format!(
+                "OrganisationUnit \"{unit}\": the account {} is in {current}; a connector \
+                 cannot move people between organisation units",
+                account.describe()
+            ));
+        }
+    }
+    let (changes, renamed) = changes_for(account, p, index, policy, allocated);
+    if changes.is_empty() {
+        return Ok((
+            Action::Unchanged {
+                id: account.id.clone(),
+            },
+            format!("no change to {}", account.describe()),
+        ));
+    }
+    let message = format!(
+        "{}: changed {}",
+        account.describe(),
+        changes
+            .iter()
+            .map(|c| c.field.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok((
+        Action::Update {
+            id: account.id.clone(),
+            changes,
+            renamed,
+        },
+        message,
+    ))
+}
+
+/// The overwritable fields that differ, and whether the name changes.
+fn changes_for(
+    a: &Account,
+    p: &Person,
+    index: &DirectoryIndex,
+    policy: &Policy,
+    allocated: &mut HashSet<String>,
+) -> (Vec<Change>, bool) {
+    let renamed = a.get(Field::FirstName) != Some(p.first_name.as_str())
+        || a.get(Field::LastName) != Some(p.last_name.as_str());
+    let mut changes = Vec::new();
+    if a.external_sync_id().is_none() {
+        changes.push(Change {
+            field: Field::ExternalSyncId,
+            before: None,
+            after: Some(p.external_sync_id.to_string()),
+        });
+    }
+    for field in Field::OVERWRITABLE {
+        let want: Option<String> = match field {
+            Field::DisplayName => match &p.display_name {
+                Some(d) => Some(d.clone()),
+                None if renamed || !policy.blank_means_keep => Some(naming::display_name(
+                    &p.first_name,
+                    &p.last_name,
+                    policy.organisation.as_str(),
+                )),
+                None => continue,
+            },
+            Field::Email => match &p.email {
+                Some(e) => Some(e.to_string()),
+                None if renamed && policy.name_change_new_address => {
+                    let stem = naming::stem(&p.first_name, &p.last_name, &policy.domain);
+                    let current_stem = a.email().map(naming::stem_of);
+                    if current_stem.as_deref() == Some(stem.as_str()) {
+                        continue;
+                    }
+                    let address =
+                        naming::free_address(&stem, |x| index.is_taken(x) || allocated.contains(x));
+                    allocated.insert(address.clone());
+                    Some(address)
+                }
+                None => continue,
+            },
+            _ => match p.value(field) {
+                Some(v) => Some(v),
+                None if policy.blank_means_keep => continue,
+                None => None,
+            },
+        };
+        let before = a.get(field);
+        if before != want.as_deref() {
+            changes.push(Change {
+                field,
+                before: before.map(str::to_owned),
+                after: want,
+            });
+        }
+    }
+    (changes, renamed)
+}
+
+fn plan_create(
+    p: &Person,
+    index: &DirectoryIndex,
+    policy: &Policy,
+    org: &crate::directory::OrganisationInfo,
+    allocated: &mut HashSet<String>,
+) -> Result<(Action, String), String> {
+    let code = policy.organisation.as_str();
+    if !policy.create_accounts {
+        return Err(format!(
+            "no account has ExternalSyncID \"{}\"{} in {code}, and this connector does not \
+             create accounts: ask the portal helpdesk to create the account",
+            p.external_sync_id,
+            p.email
+                .as_ref()
+                .map(|e| format!(" or Email \"{e}\""))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(unit) = &p.organisation_unit
+        && unit != &policy.organisation
+        && !org.units.contains(unit.as_str())
+    {
+        return Err(format!(
+            "OrganisationUnit \"{unit}\" does not exist in {code}: units are set up in the \
+             portal; leave it blank to use the organisation itself"
+        ));
+    }
+    let address = match &p.email {
+        Some(e) => e.to_string(),
+        None => {
+            let stem = naming::stem(&p.first_name, &p.last_name, &policy.domain);
+            let address =
+                naming::free_address(&stem, |x| index.is_taken(x) || allocated.contains(x));
+            allocated.insert(address.clone());
+            address
+        }
+    };
+    let mut account = Account::from_person(PortalId::new_unchecked(""), Status::Active, p);
+    account.set(Field::Email, Some(&address));
+    if p.organisation_unit.as_ref() == Some(&policy.organisation) {
+        account.set(Field::OrganisationUnit, None);
+    }
+    if p.display_name.is_none() {
+        account.set(
+            Field::DisplayName,
+            Some(&naming::display_name(&p.first_name, &p.last_name, code)),
+        );
+    }
+    Ok((
+        Action::Create {
+            account: Box::new(account),
+        },
+        address,
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,363 @@
+use super::*;
+use crate::directory::OrganisationInfo;
+use crate::model::{Email, ExternalSyncId};
+use crate::report::RowResultKind;
+use crate::validate::RowOutcome;
+
+fn org(code: &str) -> OdsCode {
+    OdsCode::new_unchecked(code)
+}
+
+fn account(id: &str, o: &str, ext: Option<&str>, email: &str, status: Status) -> Account {
+    let mut a = Account::new(PortalId::new_unchecked(id), status, &org(o));
+    a.set(Field::ExternalSyncId, ext);
+    a.set(Field::Email, Some(email));
+    a.set(Field::FirstName, Some("Anne"));
+    a.set(Field::LastName, Some("Lee"));
+    a.set(Field::DisplayName, Some("Lee, Anne (RXX)"));
+    a.set(Field::JobTitle, Some("Nurse"));
+    a
+}
+
+fn person(ext: &str) -> Person {
+    Person {
+        line: 2,
+        id: None,
+        external_sync_id: ExternalSyncId::new_unchecked(ext),
+        organisation: org("RXX"),
+        organisation_unit: None,
+        email: None,
+        title: None,
+        first_name: "Anne".into(),
+        last_name: "Lee".into(),
+        display_name: None,
+        job_title: Some("Nurse".into()),
+        office_phone: None,
+        mobile_phone: None,
+        fax: None,
+        pager: None,
+        notes: None,
+        clinical_role: None,
+        clinical_speciality: None,
+        work_area: None,
+    }
+}
+
+fn index() -> DirectoryIndex {
+    let mut secondary = account("P5", "RXX", Some("E5"), "bo.ng@nhs.net", Status::Active);
+    secondary.secondary = vec![Email::new_unchecked("old.ng@nhs.net")];
+    let mut idx = DirectoryIndex::new(vec![
+        account("P1", "RXX", Some("E1"), "anne.lee@nhs.net", Status::Active),
+        account("P2", "RXX", None, "anne.lee2@nhs.net", Status::Pending),
+        account("P3", "RYY", Some("E3"), "anne.lee3@nhs.net", Status::Active),
+        account("P4", "RXX", Some("E4"), "anne.lee4@nhs.net", Status::Leaver),
+        secondary,
+    ]);
+    idx.add_organisation(
+        "RXX",
+        OrganisationInfo {
+            units: ["RXX01".to_owned()].into_iter().collect(),
+            accounts: 4,
+        },
+    );
+    idx
+}
+
+fn policy() -> Policy {
+    Policy {
+        organisation: org("RXX"),
+        domain: "nhs.net".into(),
+        create_accounts: true,
+        blank_means_keep: true,
+        name_change_new_address: false,
+    }
+}
+
+fn plan_one(p: Person, policy: &Policy) -> PlannedRow {
+    let results = vec![RowResult {
+        line: p.line,
+        outcome: RowOutcome::Valid(Box::new(p)),
+    }];
+    let mut plan = reconcile("r", &results, &index(), policy);
+    plan.rows.remove(0)
+}
+
+fn changed_fields(row: &PlannedRow) -> Vec<Field> {
+    match &row.action {
+        Action::Update { changes, .. } => changes.iter().map(|c| c.field).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn join_and_policy_cases() {
+    type Setup = fn(&mut Person, &mut Policy);
+    // (case, setup, expected result, expected text in the message)
+    let cases: Vec<(&str, Setup, RowResultKind, &str)> = vec![
+        (
+            "same values: unchanged",
+            |_, _| {},
+            RowResultKind::Unchanged,
+            "no change",
+        ),
+        (
+            "ExternalSyncID differs only in case: still the same account",
+            |p, _| p.external_sync_id = ExternalSyncId::new_unchecked("e1"),
+            RowResultKind::Unchanged,
+            "P1",
+        ),
+        (
+            "a changed field: update",
+            |p, _| p.job_title = Some("Sister".into()),
+            RowResultKind::Updated,
+            "changed JobTitle",
+        ),
+        (
+            "ID, ExternalSyncID and e-mail agree",
+            |p, _| {
+                p.id = Some(PortalId::new_unchecked("P1"));
+                p.email = Some(Email::new_unchecked("anne.lee@nhs.net"));
+            },
+            RowResultKind::Unchanged,
+            "",
+        ),
+        (
+            "ID names another account than ExternalSyncID: conflict naming both",
+            |p, _| p.id = Some(PortalId::new_unchecked("P2")),
+            RowResultKind::Rejected,
+            "anne.lee2@nhs.net (ID P2) but ExternalSyncID \"E1\" is anne.lee@nhs.net (ID P1)",
+        ),
+        (
+            "e-mail on another account: conflict",
+            |p, _| p.email = Some(Email::new_unchecked("anne.lee2@nhs.net")),
+            RowResultKind::Rejected,
+            "two different accounts",
+        ),
+        (
+            "unknown ID: refused",
+            |p, _| p.id = Some(PortalId::new_unchecked("P99")),
+            RowResultKind::Rejected,
+            "ID \"P99\" is not an account",
+        ),
+        (
+            "joined by e-mail, different ExternalSyncID on the account: conflict",
+            |p, _| {
+                p.external_sync_id = ExternalSyncId::new_unchecked("X9");
+                p.email = Some(Email::new_unchecked("anne.lee@nhs.net"));
+            },
+            RowResultKind::Rejected,
+            "differs from ExternalSyncID \"E1\"",
+        ),
+        (
+            "joined by e-mail, blank ExternalSyncID on the account: filled in",
+            |p, _| {
+                p.external_sync_id = ExternalSyncId::new_unchecked("E2");
+                p.email = Some(Email::new_unchecked("anne.lee2@nhs.net"));
+            },
+            RowResultKind::Updated,
+            "ExternalSyncID",
+        ),
+        (
+            "joined by a secondary address",
+            |p, _| {
+                p.external_sync_id = ExternalSyncId::new_unchecked("E5");
+                p.email = Some(Email::new_unchecked("old.ng@nhs.net"));
+            },
+            RowResultKind::Updated,
+            "bo.ng@nhs.net",
+        ),
+        (
+            "account of another organisation: mover refused",
+            |p, _| {
+                p.external_sync_id = ExternalSyncId::new_unchecked("X1");
+                p.email = Some(Email::new_unchecked("anne.lee3@nhs.net"));
+            },
+            RowResultKind::Rejected,
+            "organisation RYY",
+        ),
+        (
+            "mover by ID",
+            |p, _| {
+                p.id = Some(PortalId::new_unchecked("P3"));
+                p.external_sync_id = ExternalSyncId::new_unchecked("E3");
+            },
+            RowResultKind::Rejected,
+            "transferred in the portal",
+        ),
+        (
+            "leaver refused",
+            |p, _| p.external_sync_id = ExternalSyncId::new_unchecked("E4"),
+            RowResultKind::Rejected,
+            "status is Leaver",
+        ),
+        (
+            "no candidate: create",
+            |p, _| p.external_sync_id = ExternalSyncId::new_unchecked("NEW1"),
+            RowResultKind::Created,
+            "anne.lee5@nhs.net",
+        ),
+        (
+            "no candidate, creation off: refused",
+            |p, pol| {
+                p.external_sync_id = ExternalSyncId::new_unchecked("NEW1");
+                pol.create_accounts = false;
+            },
+            RowResultKind::Rejected,
+            "does not create accounts",
+        ),
+        (
+            "create in a unit that does not exist",
+            |p, _| {
+                p.external_sync_id = ExternalSyncId::new_unchecked("NEW1");
+                p.organisation_unit = Some(org("RXX99"));
+            },
+            RowResultKind::Rejected,
+            "OrganisationUnit \"RXX99\" does not exist",
+        ),
+        (
+            "create in an existing unit",
+            |p, _| {
+                p.external_sync_id = ExternalSyncId::new_unchecked("NEW1");
+                p.organisation_unit = Some(org("RXX01"));
+            },
+            RowResultKind::Created,
+            "",
+        ),
+        (
+            "unit move refused",
+            |p, _| p.organisation_unit = Some(org("RXX01")),
+            RowResultKind::Rejected,
+            "cannot move people between organisation units",
+        ),
+        (
+            "unit given as the organisation itself: no move",
+            |p, _| p.organisation_unit = Some(org("RXX")),
+            RowResultKind::Unchanged,
+            "",
+        ),
+        (
+            "row for another organisation",
+            |p, _| p.organisation = org("RYY"),
+            RowResultKind::Rejected,
+            "this file is for RXX",
+        ),
+        (
+            "blank keeps by default",
+            |p, _| p.job_title = None,
+            RowResultKind::Unchanged,
+            "",
+        ),
+        (
+            "blank clears when configured",
+            |p, pol| {
+                p.job_title = None;
+                pol.blank_means_keep = false;
+            },
+            RowResultKind::Updated,
+            "JobTitle",
+        ),
+    ];
+    for (name, setup, want, text) in cases {
+        let mut p = person("E1");
+        let mut pol = policy();
+        setup(&mut p, &mut pol);
+        let row = plan_one(p, &pol);
+        assert_eq!(row.result(), want, "{name}: {}", row.message);
+        assert!(row.message.contains(text), "{name}: {}", row.message);
+    }
+}
+
+#[test]
+fn name_change_regenerates_display_name_and_keeps_address_by_default() {
+    let mut p = person("E1");
+    p.last_name = "Smith".into();
+    let row = plan_one(p.clone(), &policy());
+    assert_eq!(
+        changed_fields(&row),
+        [Field::LastName, Field::DisplayName],
+        "{}",
+        row.message
+    );
+    let Action::Update {
+        changes, renamed, ..
+    } = &row.action
+    else {
+        panic!("update expected")
+    };
+    assert!(renamed);
+    assert_eq!(changes[1].after.as_deref(), Some("Smith, Anne (RXX)"));
+    assert_eq!(changes[1].before.as_deref(), Some("Lee, Anne (RXX)"));
+
+    // A display name in the row wins over the generated one.
+    p.display_name = Some("Annie Smith".into());
+    let row = plan_one(p.clone(), &policy());
+    let Action::Update { changes, .. } = &row.action else {
+        panic!("update expected")
+    };
+    assert_eq!(changes[1].after.as_deref(), Some("Annie Smith"));
+
+    // With the option on, a new primary address.
+    let mut pol = policy();
+    pol.name_change_new_address = true;
+    p.display_name = None;
+    let row = plan_one(p, &pol);
+    let Action::Update { changes, .. } = &row.action else {
+        panic!("update expected")
+    };
+    let email = changes.iter().find(|c| c.field == Field::Email);
+    assert_eq!(
+        email.and_then(|c| c.after.as_deref()),
+        Some("anne.smith@nhs.net")
+    );
+}
+
+#[test]
+fn creates_get_distinct_addresses_within_one_plan_and_rejected_rows_keep_reasons() {
+    let mut a = person("N1");
+    a.line = 2;
+    let mut b = person("N2");
+    b.line = 3;
+    let mut c = person("N3");
+    c.line = 4;
+    c.email = Some(Email::new_unchecked("anne.lee6@nhs.net"));
+    let results = vec![
+        RowResult {
+            line: 2,
+            outcome: RowOutcome::Valid(Box::new(a)),
+        },
+        RowResult {
+            line: 3,
+            outcome: RowOutcome::Valid(Box::new(b)),
+        },
+        RowResult {
+            line: 4,
+            outcome: RowOutcome::Valid(Box::new(c)),
+        },
+        RowResult {
+            line: 5,
+            outcome: RowOutcome::Refused(vec![crate::model::RowIssue {
+                line: 5,
+                column: "MobilePhone".into(),
+                value: "0113".into(),
+                message: "is not a UK mobile".into(),
+            }]),
+        },
+    ];
+    let plan = reconcile("r", &results, &index(), &policy());
+    let messages: Vec<&str> = plan.rows.iter().map(|r| r.message.as_str()).collect();
+    // anne.lee6 is claimed by line 4's own address, so line 3 skips it.
+    assert_eq!(
+        messages,
+        [
+            "anne.lee5@nhs.net",
+            "anne.lee7@nhs.net",
+            "anne.lee6@nhs.net",
+            "MobilePhone \"0113\" is not a UK mobile"
+        ]
+    );
+    let Action::Create { account } = &plan.rows[0].action else {
+        panic!("create expected")
+    };
+    assert_eq!(account.get(Field::DisplayName), Some("Lee, Anne (RXX)"));
+    assert_eq!(account.status, Status::Active);
+}

@@ -1,0 +1,334 @@
+//! The run verbs through the binary, on the embedded SQLite directory in temporary folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_push-connector");
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+fn pc(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .env_remove("PUSH_CONNECTOR_LOG")
+        .output()
+        .expect("runs the binary")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            stdout(o),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn seeded() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let o = pc(
+        dir.path(),
+        &[
+            "directory",
+            "import",
+            samples().join("directory.csv").to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("imported 20 accounts"),
+        "{}",
+        stdout(&o)
+    );
+    dir
+}
+
+fn results(v: &serde_json::Value) -> Vec<(u64, String)> {
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it; a mismatch writes `.failed`.
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected != actual {
+        let failed = path.with_extension("json.failed");
+        std::fs::write(&failed, actual).unwrap();
+        let diff = Command::new("diff")
+            .arg("-u")
+            .arg(&path)
+            .arg(&failed)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        panic!(
+            "{} differs from the golden file (new output in {}):\n{diff}",
+            path.display(),
+            failed.display()
+        );
+    }
+}
+
+#[test]
+fn quick_start_applies_then_finds_nothing_to_do() {
+    let dir = seeded();
+    let sub = samples().join("submission-rxx.csv");
+    let sub = sub.to_str().unwrap();
+
+    // The plan changes nothing, and matches the golden plan.
+    let plan = pc(dir.path(), &["plan", sub, "--json"]);
+    assert_eq!(plan.status.code(), Some(1));
+    let mut v = json(&plan);
+    assert_eq!(v["status"], "planned");
+    v["run"] = "RUN".into();
+    golden(
+        "plan-submission-rxx.json",
+        &(serde_json::to_string_pretty(&v).unwrap() + "\n"),
+    );
+
+    let first = pc(
+        dir.path(),
+        &["apply", sub, "--json", "--report", "var/report-rxx.csv"],
+    );
+    assert_eq!(first.status.code(), Some(1), "rows were refused");
+    let v = json(&first);
+    let got = results(&v);
+    let count = |r: &str| got.iter().filter(|(_, x)| x == r).count();
+    assert_eq!(
+        (
+            count("Created"),
+            count("Updated"),
+            count("Unchanged"),
+            count("Rejected")
+        ),
+        (3, 3, 4, 6)
+    );
+    assert_eq!(v["organisation"], "RXX");
+
+    // The report: rows as sent, Result and Message.
+    let report = std::fs::read_to_string(dir.path().join("var/report-rxx.csv")).unwrap();
+    let lines: Vec<&str> = report
+        .trim_start_matches('\u{feff}')
+        .split("\r\n")
+        .collect();
+    assert!(lines[0].ends_with("WorkArea,Result,Message"));
+    assert!(
+        lines[5].ends_with("Created,grace.hughes@nhs.net"),
+        "{}",
+        lines[5]
+    );
+    assert!(lines[6].ends_with("Created,anne.lee3@nhs.net"));
+    assert!(
+        lines[2]
+            .contains("Updated,\"ben.carter@nhs.net (ID 1000002): changed JobTitle, MobilePhone\"")
+    );
+    assert!(lines[10].contains("Rejected") && lines[10].contains("organisation RYY"));
+
+    // The password file is the owner's alone and holds the three new accounts.
+    let pw = dir.path().join("var/initial-passwords.csv");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&pw).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read_to_string(&pw).unwrap().lines().count(), 4);
+    assert!(!stdout(&first).contains(&std::fs::read_to_string(&pw).unwrap()[20..]));
+
+    // Second run: every accepted row unchanged.
+    let second = pc(dir.path(), &["apply", sub, "--json"]);
+    let got = results(&json(&second));
+    assert!(
+        got.iter().all(|(_, r)| r == "Unchanged" || r == "Rejected"),
+        "{got:?}"
+    );
+    assert_eq!(got.iter().filter(|(_, r)| r == "Unchanged").count(), 10);
+
+    // The export shows the changes, with the filled-in ExternalSyncID and new accounts.
+    let export = pc(dir.path(), &["directory", "export"]);
+    let text = stdout(&export);
+    assert_eq!(text.lines().count(), 1 + 23);
+    assert!(text.contains(",RXX0104,Mrs,Deborah,Evans,"));
+    assert!(text.contains("\"Davies-Smith, Chloe (RXX)\",chloe.davies@nhs.net"));
+    assert!(text.contains(",RXX0202,Ms,Zoë,Brontë,\"Brontë, Zoë (RXX)\",zoe.bronte@nhs.net,"));
+
+    // Runs are listed with their counts.
+    let runs = json(&pc(dir.path(), &["runs", "--json"]));
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["counts"]["created"], 3);
+    assert_eq!(runs[1]["counts"]["unchanged"], 10);
+}
+
+fn write_config(dir: &Path, text: &str) -> String {
+    let path = dir.join("connector.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn held_run_waits_for_approval_or_rejection() {
+    let dir = seeded();
+    let config = write_config(
+        dir.path(),
+        "[guard]\nfloor = 1\nmax_updated = 2\nmax_created = 100\nmax_created_share = 1.0\n",
+    );
+    let sub = samples().join("submission-rxx.csv");
+    let sub = sub.to_str().unwrap();
+    let o = pc(dir.path(), &["--config", &config, "apply", sub, "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(v["status"], "held");
+    let run = v["run"].as_str().unwrap().to_owned();
+    assert!(results(&v).iter().any(|(_, r)| r == "Held"));
+    // Nothing changed yet.
+    let export = stdout(&pc(dir.path(), &["directory", "export"]));
+    assert!(!export.contains("grace.hughes"));
+    assert!(export.contains("Staff Nurse,RXX,RXX01,'+441134960124"));
+
+    // Rejecting drops it; it cannot then be approved.
+    let o = pc(dir.path(), &["--config", &config, "reject", &run]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let o = pc(dir.path(), &["--config", &config, "approve", &run]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // A new held run, approved.
+    let v = json(&pc(
+        dir.path(),
+        &["--config", &config, "apply", sub, "--json"],
+    ));
+    let run = v["run"].as_str().unwrap().to_owned();
+    let o = pc(
+        dir.path(),
+        &["--config", &config, "approve", &run, "--json"],
+    );
+    let v = json(&o);
+    assert_eq!(v["status"], "applied");
+    assert_eq!(
+        results(&v)
+            .iter()
+            .filter(|(_, r)| r == "Created" || r == "Updated")
+            .count(),
+        6
+    );
+    let export = stdout(&pc(dir.path(), &["directory", "export"]));
+    assert!(export.contains("grace.hughes@nhs.net"));
+    let runs = stdout(&pc(dir.path(), &["--config", &config, "runs"]));
+    assert!(
+        runs.contains("rejected") && runs.contains("applied"),
+        "{runs}"
+    );
+}
+
+#[test]
+fn revert_restores_fields_except_those_changed_since() {
+    let dir = seeded();
+    let header = "ExternalSyncID,FirstName,LastName,JobTitle,Organisation,MobilePhone\n";
+    let first = format!(
+        "{header}RXX0002,Ben,Carter,Charge Nurse,RXX,07911 023457\nRXX0007,George,Harris,Chief Pharmacist,RXX,\nRXX0300,Nia,Roberts,Porter,RXX,\n"
+    );
+    let second = format!("{header}RXX0007,George,Harris,Lead Pharmacist,RXX,\n");
+    std::fs::write(dir.path().join("first.csv"), first).unwrap();
+    std::fs::write(dir.path().join("second.csv"), second).unwrap();
+    let v = json(&pc(dir.path(), &["apply", "first.csv", "--json"]));
+    let run = v["run"].as_str().unwrap().to_owned();
+    assert_eq!(
+        results(&v),
+        [
+            (2, "Updated".to_owned()),
+            (3, "Updated".to_owned()),
+            (4, "Created".to_owned())
+        ]
+    );
+    let o = pc(dir.path(), &["apply", "second.csv"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+
+    let o = pc(dir.path(), &["revert", &run, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "one field was left");
+    let v = json(&o);
+    assert_eq!(v["restored"], 1);
+    let refused = v["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0]
+            .as_str()
+            .unwrap()
+            .contains("JobTitle of account ID 1000007"),
+        "{refused:?}"
+    );
+    assert_eq!(v["created_accounts"][0]["email"], "nia.roberts@nhs.net");
+
+    let export = stdout(&pc(dir.path(), &["directory", "export"]));
+    // Ben's job title and mobile are back; George keeps the later run's title.
+    assert!(
+        export.contains(
+            "Carter, Ben (RXX)\",ben.carter@nhs.net,Staff Nurse,RXX,RXX01,'+441134960124,,"
+        ),
+        "{export}"
+    );
+    assert!(export.contains("george.harris@nhs.net,Lead Pharmacist,"));
+    // The created account stays: a connector never deletes.
+    assert!(export.contains("nia.roberts@nhs.net"));
+    let runs = stdout(&pc(dir.path(), &["runs"]));
+    assert!(
+        runs.contains("reverted") && runs.contains("revert "),
+        "{runs}"
+    );
+}
+
+#[test]
+fn two_applies_at_once_do_not_duplicate() {
+    let dir = seeded();
+    let mut text = String::from("ExternalSyncID,FirstName,LastName,Organisation\n");
+    for i in 0..40 {
+        text.push_str(&format!("C{i:03},Sam,Taylor,RXX\n"));
+    }
+    std::fs::write(dir.path().join("new.csv"), text).unwrap();
+    let spawn = || {
+        Command::new(BIN)
+            .args(["apply", "new.csv", "--json"])
+            .current_dir(dir.path())
+            .env_remove("PUSH_CONNECTOR_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn();
+    let b = spawn();
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    let ra = results(&json(&a));
+    let rb = results(&json(&b));
+    let created = |r: &[(u64, String)]| r.iter().filter(|(_, x)| x == "Created").count();
+    let unchanged = |r: &[(u64, String)]| r.iter().filter(|(_, x)| x == "Unchanged").count();
+    assert_eq!(created(&ra) + created(&rb), 40, "{ra:?} {rb:?}");
+    assert_eq!(unchanged(&ra) + unchanged(&rb), 40);
+    let export = stdout(&pc(dir.path(), &["directory", "export"]));
+    assert_eq!(export.matches("sam.taylor").count(), 40);
+    assert!(export.contains("sam.taylor40@nhs.net") && !export.contains("sam.taylor41@"));
+}
