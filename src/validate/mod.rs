@@ -6,6 +6,7 @@
 //! refused, each naming the others. Pure: no I/O, no clock; rows are checked in parallel.
 
 mod codes;
+mod fields;
 pub mod phone;
 pub mod text;
 
@@ -20,6 +21,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::formats::{Submission, layout_header, unneutralise};
 use crate::model::{Email, ExternalSyncId, Field, OdsCode, Person, Phone, PortalId, RowIssue};
+use fields::{check_email, check_key, check_ods, check_portal_id};
 use phone::PhoneKind;
 
 /// Longest accepted values, in characters.
@@ -27,7 +29,6 @@ const MAX_NAME: usize = 64;
 const MAX_DISPLAY_NAME: usize = 256;
 const MAX_JOB_TITLE: usize = 128;
 const MAX_NOTES: usize = 1024;
-const MAX_KEY: usize = 64;
 const MAX_CODE_VALUE: usize = 128;
 
 /// What rows are checked against.
@@ -526,85 +527,6 @@ impl RowCheck<'_> {
             });
         }
     }
-}
-
-/// ExternalSyncID: no white space, no formula start, not mangled by a spreadsheet.
-fn check_key(value: &str) -> Result<ExternalSyncId, String> {
-    if text::is_scientific_notation(value) {
-        return Err(
-            "looks like a number a spreadsheet shortened (scientific notation): its digits are \
-             lost; format the column as Text and send the file again"
-                .to_owned(),
-        );
-    }
-    text::check_not_formula(value)?;
-    if value.chars().any(char::is_whitespace) {
-        return Err("must not contain spaces".to_owned());
-    }
-    let count = value.chars().count();
-    if count > MAX_KEY {
-        return Err(format!(
-            "is {count} characters long; at most {MAX_KEY} are allowed"
-        ));
-    }
-    Ok(ExternalSyncId::new_unchecked(value))
-}
-
-/// The portal's ID: letters, digits and `-`.
-fn check_portal_id(value: &str) -> Result<PortalId, String> {
-    if text::is_scientific_notation(value) {
-        return Err(
-            "looks like a number a spreadsheet shortened (scientific notation): its digits are \
-             lost; format the column as Text and send the file again"
-                .to_owned(),
-        );
-    }
-    if value.len() > MAX_KEY || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err("is not a portal ID (letters, digits and '-')".to_owned());
-    }
-    Ok(PortalId::new_unchecked(value))
-}
-
-/// ODS codes: letters and digits, upper-cased.
-fn check_ods(value: &str) -> Result<OdsCode, String> {
-    if value.is_empty() || value.len() > 10 || !value.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err("is not an ODS code (up to 10 letters and digits)".to_owned());
-    }
-    Ok(OdsCode::new_unchecked(value.to_ascii_uppercase()))
-}
-
-/// A primary address: valid syntax and in a service domain (otherwise it is a contact).
-fn check_email(value: &str, domains: &[String]) -> Result<Email, String> {
-    let lower = value.to_lowercase();
-    let Some((local, domain)) = lower.rsplit_once('@') else {
-        return Err("is not an e-mail address (no @)".to_owned());
-    };
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
-    let domain_ok = !domain.is_empty()
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if !local_ok || !domain_ok {
-        return Err("is not a valid e-mail address".to_owned());
-    }
-    if !domains.iter().any(|d| d == domain) {
-        return Err(format!(
-            "is outside the service domain ({}): this person would be a contact, and a \
-             connector cannot create contacts",
-            domains.join(", ")
-        ));
-    }
-    Ok(Email::new_unchecked(lower))
 }
 
 #[cfg(test)]
