@@ -424,6 +424,7 @@ impl RowCheck<'_> {
             _ => self.rules.work_areas.as_ref(),
         };
         let mut values: Vec<String> = Vec::new();
+        let mut unknown = Vec::new();
         let mut problems = Vec::new();
         for part in value.split(self.sub.value_separator()) {
             let part = part.trim();
@@ -431,17 +432,34 @@ impl RowCheck<'_> {
                 continue;
             }
             let accepted = match list {
-                Some(list) => list
-                    .canonical(part)
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("\"{part}\" is not on the list of accepted values")),
-                None => text::check_free_text(part, MAX_CODE_VALUE).map(|()| part.to_owned()),
+                Some(list) => match list.canonical(part) {
+                    Some(v) => v.to_owned(),
+                    None => {
+                        unknown.push(format!("\"{part}\""));
+                        continue;
+                    }
+                },
+                None => match text::check_free_text(part, MAX_CODE_VALUE) {
+                    Ok(()) => part.to_owned(),
+                    Err(p) => {
+                        problems.push(format!("the value \"{part}\" {p}"));
+                        continue;
+                    }
+                },
             };
-            match accepted {
-                Ok(v) if !values.contains(&v) => values.push(v),
-                Ok(_) => {}
-                Err(p) => problems.push(p),
+            if !values.contains(&accepted) {
+                values.push(accepted);
             }
+        }
+        if !unknown.is_empty() {
+            problems.insert(
+                0,
+                format!(
+                    "holds {}, which {} not on the list of accepted values",
+                    unknown.join(", "),
+                    if unknown.len() == 1 { "is" } else { "are" }
+                ),
+            );
         }
         if !problems.is_empty() {
             self.issue(field, &value, problems.join("; "));

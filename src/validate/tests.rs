@@ -124,7 +124,9 @@ fn code_lists_are_enforced_when_configured() {
     let m = messages(&r[0]);
     assert_eq!(
         m,
-        ["WorkArea|ward 1;Moon Base|\"Moon Base\" is not on the list of accepted values"]
+        [
+            "WorkArea|ward 1;Moon Base|holds \"Moon Base\", which is not on the list of accepted values"
+        ]
     );
 }
 
