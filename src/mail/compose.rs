@@ -233,7 +233,10 @@ mod tests {
                 }),
             )
             .unwrap();
-        assert!(text.contains("Rows accepted for the nightly run: 2"), "{text}");
+        assert!(
+            text.contains("Rows accepted for the nightly run: 2"),
+            "{text}"
+        );
         assert!(text.contains("line 4: LastName is missing"), "{text}");
         assert!(text.contains("Wednesday 4 June 2025 at 02:00"), "{text}");
         assert!(text.contains("the later file replaces this one"), "{text}");
@@ -248,8 +251,14 @@ mod tests {
                 &json!({"subject": "<script>", "received_at": "now", "reason": "a & b"}),
             )
             .unwrap();
-        assert!(html.contains("&lt;script&gt;") && html.contains("a &amp; b"), "{html}");
-        assert!(text.contains("\"<script>\"") && text.contains("a & b"), "{text}");
+        assert!(
+            html.contains("&lt;script&gt;") && html.contains("a &amp; b"),
+            "{html}"
+        );
+        assert!(
+            text.contains("\"<script>\"") && text.contains("a & b"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -275,7 +284,12 @@ mod tests {
         assert_eq!(parsed.subject(), Some("Result"));
         assert_eq!(parsed.in_reply_to().as_text(), Some("m1@rxx"));
         assert!(parsed.body_text(0).unwrap().contains("Created:   1"));
-        assert!(parsed.body_html(0).unwrap().contains("<td>Created</td><td>1</td>"));
+        assert!(
+            parsed
+                .body_html(0)
+                .unwrap()
+                .contains("<td>Created</td><td>1</td>")
+        );
         let attachment = parsed.attachment(0).unwrap();
         use mail_parser::MimeHeaders;
         assert_eq!(attachment.attachment_name(), Some("result.csv"));

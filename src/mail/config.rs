@@ -220,7 +220,10 @@ pub fn problems(config: &Config) -> Vec<String> {
             problems.push("outbox.user and outbox.password are set together or not at all".into());
         }
     }
-    for (name, path) in [("mailbox.ca_file", &m.ca_file), ("outbox.ca_file", &o.ca_file)] {
+    for (name, path) in [
+        ("mailbox.ca_file", &m.ca_file),
+        ("outbox.ca_file", &o.ca_file),
+    ] {
         if let Some(p) = path
             && !p.is_file()
         {

@@ -28,12 +28,12 @@ use crate::config::Config;
 use crate::directory::Directory;
 use crate::formats::{self, Submission};
 use crate::model::OdsCode;
+use crate::pipeline;
 use crate::plan::{Counts, Plan};
 use crate::reconcile::Policy;
 use crate::report::{self, ReportRows, RowReport, RowResultKind};
 use crate::state::{RunStatus, StateDb, StateError};
 use crate::validate::{self, RowOutcome, RowResult, Rules};
-use crate::pipeline;
 
 /// Refused lines listed in an acknowledgement's body (all of them are in its CSV).
 const LINES_IN_BODY: usize = 50;
@@ -153,7 +153,12 @@ impl<'a, D: Directory> Connector<'a, D> {
                     refused_rows: a.refused.len() as u64,
                 };
                 self.store
-                    .receive(&new_message(Folder::Processed, None), Some(&sub), &[ack], now)
+                    .receive(
+                        &new_message(Folder::Processed, None),
+                        Some(&sub),
+                        &[ack],
+                        now,
+                    )
                     .await?;
                 file(mailbox, self.store, &f.key, Folder::Processed).await?;
                 summary.accepted += 1;
@@ -401,7 +406,14 @@ impl<'a, D: Directory> Connector<'a, D> {
         }
         let run = run_id(now);
         self.store
-            .advance(latest.no, SubmissionStatus::Running, Some(&run), None, &[], now)
+            .advance(
+                latest.no,
+                SubmissionStatus::Running,
+                Some(&run),
+                None,
+                &[],
+                now,
+            )
             .await?;
         self.run(latest, &run, minter, now, summary).await
     }
@@ -442,8 +454,15 @@ impl<'a, D: Directory> Connector<'a, D> {
         .await?;
         match &submitted.applied {
             Some(applied) => {
-                self.finish(s, &submission, &submitted.plan, &applied.reports, applied.counts, now)
-                    .await?;
+                self.finish(
+                    s,
+                    &submission,
+                    &submitted.plan,
+                    &applied.reports,
+                    applied.counts,
+                    now,
+                )
+                .await?;
                 summary
                     .applied
                     .push((s.organisation.clone(), run.to_owned(), applied.counts));
@@ -600,7 +619,11 @@ impl<'a, D: Directory> Connector<'a, D> {
         match info.status {
             RunStatus::Held => {
                 let plan = self.state.held_plan(&run).await?;
-                let reasons = vec![info.note.clone().unwrap_or_else(|| "over the guard's thresholds".into())];
+                let reasons = vec![
+                    info.note
+                        .clone()
+                        .unwrap_or_else(|| "over the guard's thresholds".into()),
+                ];
                 self.held(s, &plan, &reasons, now).await?;
                 summary.held.push((s.organisation.clone(), run));
             }
@@ -614,7 +637,8 @@ impl<'a, D: Directory> Connector<'a, D> {
                     organisation: OdsCode::new_unchecked(s.organisation.clone()),
                     rows: Vec::new(),
                 };
-                self.finish(s, &submission, &plan, &reports, counts, now).await?;
+                self.finish(s, &submission, &plan, &reports, counts, now)
+                    .await?;
                 summary.applied.push((s.organisation.clone(), run, counts));
             }
             RunStatus::Rejected | RunStatus::Reverted => {
@@ -801,6 +825,12 @@ fn parse_time(s: &str) -> DateTime<Utc> {
 fn stem(name: &str) -> String {
     let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
     stem.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }

@@ -58,17 +58,13 @@ pub enum Refusal {
          organisation's submissions must carry"
     )]
     WrongKey { organisation: String },
-    #[error(
-        "the file is for {named}, but {sender} is a connector administrator of {allowed} only"
-    )]
+    #[error("the file is for {named}, but {sender} is a connector administrator of {allowed} only")]
     WrongOrganisation {
         sender: String,
         named: String,
         allowed: String,
     },
-    #[error(
-        "the message has no staff list attached: attach one CSV, TXT, XLSX, XLS or ODS file"
-    )]
+    #[error("the message has no staff list attached: attach one CSV, TXT, XLSX, XLS or ODS file")]
     NoAttachment,
     #[error(
         "the message has {} staff lists attached ({}): send one file per message",
@@ -361,7 +357,10 @@ mod tests {
             &[("a.csv", "x"), ("b.xlsx", "y")],
         ));
         let err = submission_file(&two, 100).unwrap_err();
-        assert_eq!(err.to_string(), "the message has 2 staff lists attached (a.csv, b.xlsx): send one file per message");
+        assert_eq!(
+            err.to_string(),
+            "the message has 2 staff lists attached (a.csv, b.xlsx): send one file per message"
+        );
         let big = parse(&message("a@rxx.nhs.uk", "", &[("a.csv", "0123456789")]));
         assert!(matches!(
             submission_file(&big, 5),
@@ -407,7 +406,9 @@ mod tests {
         assert_eq!(s.organisations.len(), 2);
         // The sender administers both: the file's rows choose, and RYY needs its key.
         assert_eq!(
-            choose_organisation(&c, &s, &["RXX".into()], "x").unwrap().as_str(),
+            choose_organisation(&c, &s, &["RXX".into()], "x")
+                .unwrap()
+                .as_str(),
             "RXX"
         );
         assert!(matches!(
@@ -415,7 +416,9 @@ mod tests {
             Err(Refusal::WrongKey { .. })
         ));
         assert_eq!(
-            choose_organisation(&c, &s, &["RYY".into()], "list K3Y").unwrap().as_str(),
+            choose_organisation(&c, &s, &["RYY".into()], "list K3Y")
+                .unwrap()
+                .as_str(),
             "RYY"
         );
         assert!(matches!(
@@ -433,7 +436,10 @@ mod tests {
         ));
         let unverified = authorise(&strict, &ok).unwrap_err();
         assert!(matches!(unverified, Refusal::NotVerified { .. }));
-        assert!(!unverified.may_reply(), "never reply to an unverified address");
+        assert!(
+            !unverified.may_reply(),
+            "never reply to an unverified address"
+        );
         let forged = parse(&message(
             "admin@rxx.nhs.uk",
             "Authentication-Results: evil.test; dmarc=pass\r\n",

@@ -265,9 +265,7 @@ pub async fn flush<O: Outbox>(
             }
             Err(e) => {
                 let wait = backoff(mail.attempts, max_retry_seconds);
-                store
-                    .failed(mail.id, &e.to_string(), now + wait)
-                    .await?;
+                store.failed(mail.id, &e.to_string(), now + wait).await?;
                 tracing::warn!(
                     email = mail.id,
                     kind = %mail.kind,

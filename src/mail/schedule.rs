@@ -216,7 +216,10 @@ mod tests {
         let start = utc("2025-01-16T02:00:00Z");
         assert!(!s.due(utc("2025-01-16T01:59:00Z"), None));
         assert!(s.due(utc("2025-01-16T02:00:00Z"), None));
-        assert!(s.due(utc("2025-01-16T05:59:00Z"), Some(utc("2025-01-15T02:00:00Z"))));
+        assert!(s.due(
+            utc("2025-01-16T05:59:00Z"),
+            Some(utc("2025-01-15T02:00:00Z"))
+        ));
         assert!(!s.due(utc("2025-01-16T02:05:00Z"), Some(start)));
         assert!(
             !s.due(utc("2025-01-16T06:00:00Z"), None),

@@ -492,8 +492,8 @@ async fn enqueue(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for m in mails {
-        let recipients = serde_json::to_string(&m.recipients)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let recipients =
+            serde_json::to_string(&m.recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO mail_outbox (kind, organisation, recipients, message, created_at,
              next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",

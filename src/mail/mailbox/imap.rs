@@ -73,12 +73,10 @@ impl Imap {
             let session = self.connect().await?;
             self.session = Some(session);
         }
-        self.session
-            .as_mut()
-            .ok_or_else(|| MailboxError::Imap {
-                server: String::new(),
-                message: "not connected".into(),
-            })
+        self.session.as_mut().ok_or_else(|| MailboxError::Imap {
+            server: String::new(),
+            message: "not connected".into(),
+        })
     }
 
     async fn connect(&mut self) -> Result<Session<Stream>, MailboxError> {
@@ -256,7 +254,10 @@ impl Imap {
             return Ok(());
         };
         let mut handle = session.idle();
-        handle.init().await.map_err(|e| self.err(format!("IDLE: {e}")))?;
+        handle
+            .init()
+            .await
+            .map_err(|e| self.err(format!("IDLE: {e}")))?;
         let (wait, _stop) = handle.wait_with_timeout(max);
         let outcome = wait.await;
         outcome.map_err(|e| self.err(format!("IDLE: {e}")))?;

@@ -38,11 +38,8 @@ pub trait Mailbox {
     /// The messages in the inbox, oldest first.
     fn fetch(&mut self) -> impl Future<Output = Result<Vec<Fetched>, MailboxError>>;
     /// Moves a message out of the inbox into a folder.
-    fn file(
-        &mut self,
-        key: &str,
-        folder: Folder,
-    ) -> impl Future<Output = Result<(), MailboxError>>;
+    fn file(&mut self, key: &str, folder: Folder)
+    -> impl Future<Output = Result<(), MailboxError>>;
     /// Waits up to `max` for new mail (IMAP IDLE where offered; otherwise just waits).
     fn wait(&mut self, max: Duration) -> impl Future<Output = Result<(), MailboxError>>;
     /// Connects and says what was found (for `check`).
