@@ -35,9 +35,16 @@ impl Deployment {
         let out = d.run(&[
             "directory",
             "import",
-            common::root().join("samples/directory.csv").to_str().unwrap(),
+            common::root()
+                .join("samples/directory.csv")
+                .to_str()
+                .unwrap(),
         ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         d
     }
 
@@ -109,7 +116,14 @@ fn read_mail(path: &Path) -> Mail {
     let raw = std::fs::read(path).unwrap();
     let m = MessageParser::default().parse(&raw).unwrap();
     Mail {
-        to: m.to().unwrap().first().unwrap().address().unwrap().to_owned(),
+        to: m
+            .to()
+            .unwrap()
+            .first()
+            .unwrap()
+            .address()
+            .unwrap()
+            .to_owned(),
         subject: m.subject().unwrap_or_default().to_owned(),
         text: m.body_text(0).unwrap_or_default().into_owned(),
         html: m.body_html(0).unwrap_or_default().into_owned(),
@@ -166,7 +180,11 @@ fn base64(bytes: &[u8]) -> String {
         if i > 0 && i % 19 == 0 {
             out.push_str("\r\n");
         }
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= chunk.len() {
@@ -187,7 +205,14 @@ fn sample_csv() -> Vec<u8> {
 fn acknowledgement_then_nightly_result_with_per_row_results() {
     let d = Deployment::new();
     let before = d.export();
-    d.deliver("1.a", &message("admin@rxx.nhs.uk", "m1@rxx", &[("staff.csv", &sample_csv())]));
+    d.deliver(
+        "1.a",
+        &message(
+            "admin@rxx.nhs.uk",
+            "m1@rxx",
+            &[("staff.csv", &sample_csv())],
+        ),
+    );
 
     let out = d.once(false);
     assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
@@ -198,26 +223,56 @@ fn acknowledgement_then_nightly_result_with_per_row_results() {
     assert_eq!(ack.to, "admin@rxx.nhs.uk");
     assert_eq!(ack.in_reply_to.as_deref(), Some("m1@rxx"));
     assert!(ack.text.contains("Rows read: 16"), "{}", ack.text);
-    assert!(ack.text.contains("Rows accepted for the nightly run: 14"), "{}", ack.text);
-    assert!(ack.text.contains("line 9: OfficePhone \"12345\""), "{}", ack.text);
-    assert!(ack.text.contains("at 02:00 (Europe/London)"), "{}", ack.text);
-    assert!(ack.text.contains("the later file replaces this one"), "{}", ack.text);
+    assert!(
+        ack.text.contains("Rows accepted for the nightly run: 14"),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("line 9: OfficePhone \"12345\""),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("at 02:00 (Europe/London)"),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("the later file replaces this one"),
+        "{}",
+        ack.text
+    );
     let (name, refused) = ack.attachment.expect("refused lines CSV");
     assert_eq!(name, "refused-lines-staff.csv");
     let refused = results(&refused);
     assert_eq!(refused.len(), 2);
     assert_eq!(refused["RXX0203"], "Rejected");
     assert_eq!(refused["RXX0204"], "Rejected");
-    assert_eq!(d.export(), before, "nothing is applied before the nightly run");
+    assert_eq!(
+        d.export(),
+        before,
+        "nothing is applied before the nightly run"
+    );
 
     let out = d.once(true);
     assert!(out.contains("RXX: run"), "{out}");
     let files = d.outbox();
     assert_eq!(files.len(), 2);
     let result = read_mail(&files[1]);
-    assert!(result.subject.starts_with("Result: staff list for RXX, run "), "{}", result.subject);
+    assert!(
+        result
+            .subject
+            .starts_with("Result: staff list for RXX, run "),
+        "{}",
+        result.subject
+    );
     assert!(result.text.contains("Created:   3"), "{}", result.text);
-    assert!(result.html.contains("<td>Updated</td><td>3</td>"), "{}", result.html);
+    assert!(
+        result.html.contains("<td>Updated</td><td>3</td>"),
+        "{}",
+        result.html
+    );
     let (_, report) = result.attachment.expect("result CSV");
     let got = results(&report);
     let expected: BTreeMap<String, String> = [
@@ -255,9 +310,15 @@ fn the_latest_of_two_files_is_applied_and_the_first_superseded() {
     let d = Deployment::new();
     let first = b"ExternalSyncID,FirstName,LastName,Organisation,JobTitle\nRXX0001,Anne,Lee,RXX,First Title\n";
     let second = b"ExternalSyncID,FirstName,LastName,Organisation,JobTitle\nRXX0001,Anne,Lee,RXX,Second Title\n";
-    d.deliver("1.a", &message("admin@rxx.nhs.uk", "first@rxx", &[("first.csv", first)]));
+    d.deliver(
+        "1.a",
+        &message("admin@rxx.nhs.uk", "first@rxx", &[("first.csv", first)]),
+    );
     d.once(false);
-    d.deliver("2.b", &message("admin@rxx.nhs.uk", "second@rxx", &[("second.csv", second)]));
+    d.deliver(
+        "2.b",
+        &message("admin@rxx.nhs.uk", "second@rxx", &[("second.csv", second)]),
+    );
     d.once(true);
     let mails: Vec<Mail> = d.outbox().iter().map(|p| read_mail(p)).collect();
     let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
@@ -267,7 +328,11 @@ fn the_latest_of_two_files_is_applied_and_the_first_superseded() {
         .find(|m| m.subject.starts_with("Superseded"))
         .expect("superseded notice");
     assert_eq!(superseded.in_reply_to.as_deref(), Some("first@rxx"));
-    assert!(superseded.text.contains("\"second.csv\""), "{}", superseded.text);
+    assert!(
+        superseded.text.contains("\"second.csv\""),
+        "{}",
+        superseded.text
+    );
     let result = mails
         .iter()
         .find(|m| m.subject.starts_with("Result"))
@@ -282,14 +347,24 @@ fn unauthorised_sender_and_bad_attachments_are_rejected_with_the_reason() {
     let d = Deployment::new();
     let before = d.export();
     let csv = sample_csv();
-    d.deliver("1", &message("intruder@evil.test", "x1@evil", &[("staff.csv", &csv)]));
+    d.deliver(
+        "1",
+        &message("intruder@evil.test", "x1@evil", &[("staff.csv", &csv)]),
+    );
     d.deliver("2", &message("admin@rxx.nhs.uk", "x2@rxx", &[]));
     d.deliver(
         "3",
-        &message("admin@rxx.nhs.uk", "x3@rxx", &[("a.csv", &csv), ("b.csv", &csv)]),
+        &message(
+            "admin@rxx.nhs.uk",
+            "x3@rxx",
+            &[("a.csv", &csv), ("b.csv", &csv)],
+        ),
     );
     // An RYY administrator sending RXX's rows: every row is refused.
-    d.deliver("4", &message("admin@ryy.nhs.uk", "x4@ryy", &[("rxx.csv", &csv)]));
+    d.deliver(
+        "4",
+        &message("admin@ryy.nhs.uk", "x4@ryy", &[("rxx.csv", &csv)]),
+    );
     let out = d.once(false);
     assert!(out.contains("intake: 1 accepted, 3 rejected"), "{out}");
     assert_eq!(d.filed("Rejected"), 3);
@@ -299,11 +374,23 @@ fn unauthorised_sender_and_bad_attachments_are_rejected_with_the_reason() {
         .map(|p| read_mail(p))
         .map(|m| (m.in_reply_to.clone().unwrap(), m))
         .collect();
-    assert!(mails["x1@evil"].text.contains("intruder@evil.test is not an authorised connector administrator"));
+    assert!(
+        mails["x1@evil"]
+            .text
+            .contains("intruder@evil.test is not an authorised connector administrator")
+    );
     assert_eq!(mails["x1@evil"].to, "intruder@evil.test");
     assert!(mails["x2@rxx"].text.contains("has no staff list attached"));
-    assert!(mails["x3@rxx"].text.contains("has 2 staff lists attached (a.csv, b.csv)"));
-    assert!(mails["x4@ryy"].text.contains("Rows accepted for the nightly run: 0"));
+    assert!(
+        mails["x3@rxx"]
+            .text
+            .contains("has 2 staff lists attached (a.csv, b.csv)")
+    );
+    assert!(
+        mails["x4@ryy"]
+            .text
+            .contains("Rows accepted for the nightly run: 0")
+    );
     d.once(true);
     assert_eq!(d.export(), before, "nothing changed");
 }
@@ -313,7 +400,11 @@ fn a_message_stored_but_not_filed_is_filed_without_a_second_reply() {
     // The state a stop between storing and filing leaves: the message is in the database and
     // still in the inbox.
     let d = Deployment::new();
-    let raw = message("admin@rxx.nhs.uk", "m1@rxx", &[("staff.csv", &sample_csv())]);
+    let raw = message(
+        "admin@rxx.nhs.uk",
+        "m1@rxx",
+        &[("staff.csv", &sample_csv())],
+    );
     d.deliver("1.a", &raw);
     d.once(false);
     d.deliver("1.a", &raw);
@@ -335,7 +426,11 @@ fn killed_during_intake_loses_nothing_and_answers_each_message_once() {
     for i in 0..n {
         d.deliver(
             &format!("{i:03}.m"),
-            &message("admin@rxx.nhs.uk", &format!("k{i}@rxx"), &[("staff.csv", &csv)]),
+            &message(
+                "admin@rxx.nhs.uk",
+                &format!("k{i}@rxx"),
+                &[("staff.csv", &csv)],
+            ),
         );
     }
     // The service, killed with SIGKILL part-way through its first intake pass.
