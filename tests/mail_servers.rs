@@ -216,7 +216,7 @@ fn submission(from: &str, id: &str, auth_results: &str, csv: &[u8]) -> Vec<u8> {
     let mut b64 = String::new();
     let engine = csv
         .chunks(57)
-        .map(|c| lettre_base64(c))
+        .map(lettre_base64)
         .collect::<Vec<_>>()
         .join("\r\n");
     write!(
