@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (SQLite files and local folders under var/), with the
-# shipped samples: seeds the directory, applies an organisation's file, shows the report.
-# Safe to run again: accounts already imported are skipped and a second apply is all Unchanged.
+# The whole e-mail loop on the embedded default, with the shipped sample e-mails:
+# builds, seeds var/directory.sqlite from samples/directory.csv (accounts already there are
+# skipped), copies samples/mail/*.eml into the maildir inbox (a message already handled is
+# recognised by its Message-ID and not handled twice), runs one intake pass and the nightly
+# step now, and prints where the reply .eml files are. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/push-connector/target}"
-cargo build --release --locked --quiet
-bin="$CARGO_TARGET_DIR/release/push-connector"
+cargo build --quiet --locked
+bin="$CARGO_TARGET_DIR/debug/push-connector"
+config=samples/connector.toml
 
-"$bin" directory import samples/directory.csv
-# Exit 1 means some rows were refused, as this sample means them to be.
-status=0
-"$bin" apply samples/submission-rxx.csv --report var/report-rxx.csv || status=$?
-[ "$status" -le 1 ] || exit "$status"
+"$bin" --config "$config" directory import samples/directory.csv || [ $? -eq 1 ]
+mkdir -p var/mail/inbox/new var/mail/inbox/cur var/mail/inbox/tmp
+for m in samples/mail/*.eml; do
+    cp "$m" "var/mail/inbox/new/$(date +%s).$$.$(basename "$m" .eml)"
+done
+"$bin" --config "$config" run --once --now
 echo
-echo "The result report (rows as sent plus Result and Message): var/report-rxx.csv"
-echo "Runs so far:"
-"$bin" runs
+echo "Replies written by this run and earlier ones:"
+ls -1 var/outbox/*.eml
+echo "Open them with any mail program, or: less var/outbox/<file>.eml"

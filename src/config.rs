@@ -30,6 +30,14 @@ pub struct Config {
     pub directory: DirectoryConfig,
     /// Mass-change thresholds over which a run is held for approval.
     pub guard: GuardConfig,
+    /// Where submissions arrive: a local maildir (embedded default) or an IMAP mailbox.
+    pub mailbox: crate::mail::config::MailboxConfig,
+    /// Where replies go out: `.eml` files (embedded default) or an SMTP server.
+    pub outbox: crate::mail::config::OutboxConfig,
+    /// The e-mail connector's rules: its own address, sender checks, operators.
+    pub mail: crate::mail::config::MailConfig,
+    /// When the nightly run applies the day's submissions.
+    pub schedule: crate::mail::config::ScheduleConfig,
 }
 
 /// Which directory backend runs are applied to.
@@ -139,6 +147,19 @@ pub struct ServiceConfig {
     pub state_dir: PathBuf,
     /// Largest submission file accepted, in bytes (NHSmail's limit is 35 MB).
     pub max_file_bytes: usize,
+    /// Log lines as `text` (default) or `json` (one JSON object a line).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 impl Default for ServiceConfig {
@@ -147,6 +168,7 @@ impl Default for ServiceConfig {
             domains: vec!["nhs.net".to_owned()],
             state_dir: PathBuf::from("var"),
             max_file_bytes: 35 * 1024 * 1024,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -318,6 +340,7 @@ impl Config {
                 }
             }
         }
+        problems.extend(crate::mail::config::problems(self));
         problems
     }
 

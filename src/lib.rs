@@ -10,6 +10,7 @@ pub mod config;
 pub mod directory;
 pub mod formats;
 pub mod guard;
+pub mod mail;
 pub mod model;
 pub mod pipeline;
 pub mod plan;

@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = cli::Cli::parse();
-    cli::init_logging(args.verbose);
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {

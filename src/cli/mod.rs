@@ -3,11 +3,13 @@
 mod apply;
 mod approve;
 mod bench;
+mod check;
 mod common;
 mod directory;
 mod plan;
 mod reject;
 mod revert;
+mod run;
 mod runs;
 mod validate;
 
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use push_connector::config::Config;
+use push_connector::config::{Config, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,24 +57,32 @@ pub enum Command {
     /// The embedded directory: import and export.
     #[command(subcommand)]
     Directory(directory::Command),
+    /// The e-mail connector service: read the mailbox, acknowledge, run nightly, send e-mails.
+    Run(run::Args),
+    /// Connect to every configured system and say what is wrong (exit 2 if anything is).
+    Check(check::Args),
     /// Benchmarks (release build).
     #[command(subcommand)]
     Bench(bench::Command),
 }
 
-/// Logs go to stderr, so `--json` output on stdout stays one clean object.
-pub fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+/// Logs go to stderr, so `--json` output on stdout stays one clean object. The service
+/// (`run`) logs at info by default; `[service] log_format = "json"` writes JSON lines.
+pub fn init_logging(verbose: u8, service: bool, format: LogFormat) {
+    let default = match (verbose, service) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PUSH_CONNECTOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
 }
 
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
@@ -80,7 +90,12 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(cli.config.as_deref())?;
+    let config = load_config(cli.config.as_deref());
+    let format = config
+        .as_ref()
+        .map_or(LogFormat::Text, |c| c.service.log_format);
+    init_logging(cli.verbose, matches!(cli.command, Command::Run(_)), format);
+    let config = config?;
     match cli.command {
         Command::Validate(args) => validate::run(&config, args),
         Command::Plan(args) => plan::run(&config, args),
@@ -91,5 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revert(args) => revert::run(&config, args),
         Command::Directory(command) => directory::run(&config, command),
         Command::Bench(command) => bench::run(&config, command),
+        Command::Run(args) => run::run(&config, args),
+        Command::Check(args) => check::run(&config, args),
     }
 }

@@ -1,0 +1,81 @@
+//! `check`: a preflight that connects to every configured system and says plainly what is
+//! wrong: the state database, the directory, the mailbox (maildir or IMAP login and inbox)
+//! and the outbox (folder or SMTP), and the nightly schedule. Exit 0 when all answer, 2
+//! when any does not.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use push_connector::config::Config;
+use push_connector::directory::local::LocalDirectory;
+use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
+use push_connector::mail::outbox::{AnyOutbox, Outbox};
+use push_connector::mail::schedule::Schedule;
+use push_connector::mail::store::MailStore;
+use push_connector::state::StateDb;
+
+use super::common;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
+    let rt = common::runtime()?;
+    let failures = rt.block_on(async {
+        let mut failures = 0;
+        let mut report = |what: &str, r: Result<String, String>| match r {
+            Ok(s) => println!("ok      {what}: {s}"),
+            Err(e) => {
+                failures += 1;
+                println!("FAILED  {what}: {e}");
+            }
+        };
+        let state = StateDb::open(&config.service.state_dir)
+            .await
+            .map(|_| format!("{}/state.sqlite", config.service.state_dir.display()))
+            .map_err(|e| e.to_string());
+        report("state", state);
+        let store = MailStore::open(&config.service.state_dir)
+            .await
+            .map_err(|e| e.to_string());
+        match &store {
+            Ok(s) => report(
+                "mail state",
+                s.summary()
+                    .await
+                    .map(|(m, p, u)| {
+                        format!(
+                            "{m} message(s) stored, {p} submission(s) pending, {u} e-mail(s) unsent"
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+            ),
+            Err(e) => report("mail state", Err(e.clone())),
+        }
+        let directory = LocalDirectory::open(&config.directory.path)
+            .await
+            .map(|_| format!("embedded directory {}", config.directory.path.display()))
+            .map_err(|e| e.to_string());
+        report("directory", directory);
+        let mut mailbox = AnyMailbox::from_config(&config.mailbox);
+        report("mailbox", mailbox.check().await.map_err(|e| e.to_string()));
+        match AnyOutbox::from_config(&config.outbox) {
+            Ok(outbox) => report("outbox", outbox.check().await.map_err(|e| e.to_string())),
+            Err(e) => report("outbox", Err(e.to_string())),
+        }
+        report(
+            "schedule",
+            Schedule::from_config(&config.schedule)
+                .map(|s| format!("next nightly run {}", s.describe(s.next_after(Utc::now()))))
+                .map_err(|e| e.to_string()),
+        );
+        failures
+    });
+    if failures > 0 {
+        println!("{failures} problem(s) found");
+        Ok(ExitCode::from(2))
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}

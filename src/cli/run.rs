@@ -1,0 +1,192 @@
+//! `run`: the e-mail connector service — intake, the nightly step and the outbox.
+//!
+//! `run` loops until SIGTERM or SIGINT (the current pass is finished first): read the
+//! mailbox, follow up runs approved or rejected since, run the nightly step when its window
+//! is due, send what is queued (retrying with backoff), then wait for new mail (IDLE or
+//! `poll_seconds`). `run --once` does one intake pass and flushes the whole queue (for cron);
+//! `run --once --now` also runs the nightly step at once. Exit 0, or 2 on an error; e-mails
+//! the SMTP server did not take stay queued and are reported.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+
+use push_connector::apply::RandomMinter;
+use push_connector::config::Config;
+use push_connector::mail::compose::Composer;
+use push_connector::mail::connector::{Connector, NightlySummary};
+use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
+use push_connector::mail::outbox::AnyOutbox;
+use push_connector::mail::schedule::Schedule;
+use push_connector::mail::store::MailStore;
+use push_connector::validate::Rules;
+
+use super::common;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// One intake pass and an outbox flush, then exit (for cron).
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: also run the nightly step now, whatever the time.
+    #[arg(long, requires = "once")]
+    pub now: bool,
+}
+
+pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let rules = Rules::from_config(config).context("reading the code lists")?;
+    let schedule = Schedule::from_config(&config.schedule).context("the [schedule] section")?;
+    let rt = common::runtime()?;
+    rt.block_on(async {
+        let backends = common::open(config).await?;
+        let store = MailStore::open(&config.service.state_dir)
+            .await
+            .context("opening the mail state")?;
+        let connector = Connector {
+            config,
+            rules: &rules,
+            schedule,
+            composer: Composer::new(&config.mail).context("the [mail] section")?,
+            store: &store,
+            directory: &backends.directory,
+            state: &backends.state,
+        };
+        let mut mailbox = AnyMailbox::from_config(&config.mailbox);
+        let outbox = AnyOutbox::from_config(&config.outbox).context("the [outbox] section")?;
+        if args.once {
+            once(&connector, &mut mailbox, &outbox, args.now).await
+        } else {
+            service(&connector, &mut mailbox, &outbox).await
+        }
+    })
+}
+
+async fn once(
+    connector: &Connector<'_, push_connector::directory::local::LocalDirectory>,
+    mailbox: &mut AnyMailbox,
+    outbox: &AnyOutbox,
+    nightly: bool,
+) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let intake = connector
+        .intake(mailbox, now)
+        .await
+        .context("reading the mailbox")?;
+    println!(
+        "intake: {} accepted, {} rejected{}",
+        intake.accepted,
+        intake.rejected,
+        if intake.refiled > 0 {
+            format!(", {} already stored and now filed", intake.refiled)
+        } else {
+            String::new()
+        }
+    );
+    connector
+        .follow_up(now)
+        .await
+        .context("following up held runs")?;
+    if nightly {
+        let mut minter = RandomMinter;
+        let summary = connector
+            .nightly(&mut minter, now)
+            .await
+            .context("the nightly step")?;
+        print_nightly(&summary);
+    }
+    let flushed = connector
+        .flush(outbox, Utc::now(), false)
+        .await
+        .context("sending e-mails")?;
+    println!("outbox: {} e-mail(s) sent", flushed.sent);
+    if let Some(err) = &flushed.error {
+        println!(
+            "outbox: {} e-mail(s) still waiting; the next run retries them: {err}",
+            flushed.waiting
+        );
+    }
+    let out = &connector.config.outbox;
+    if out.kind == push_connector::mail::config::OutboxKind::File {
+        println!("replies (.eml files) are in {}", out.path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_nightly(s: &NightlySummary) {
+    for (org, run, counts) in &s.applied {
+        println!("nightly: {org}: run {run} applied: {}", counts.summary());
+    }
+    for (org, run) in &s.held {
+        println!("nightly: {org}: run {run} HELD for approval (`push-connector approve {run}`)");
+    }
+    if s.superseded > 0 {
+        println!("nightly: {} earlier submission(s) superseded", s.superseded);
+    }
+    for (org, err) in &s.failed {
+        println!("nightly: {org}: FAILED, the submission waits for the next run: {err}");
+    }
+    if s.applied.is_empty() && s.held.is_empty() && s.failed.is_empty() {
+        println!("nightly: no submission waiting");
+    }
+}
+
+async fn service(
+    connector: &Connector<'_, push_connector::directory::local::LocalDirectory>,
+    mailbox: &mut AnyMailbox,
+    outbox: &AnyOutbox,
+) -> anyhow::Result<ExitCode> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let poll = Duration::from_secs(connector.config.mailbox.poll_seconds);
+    tracing::info!(
+        next_nightly = %connector.schedule.describe(connector.schedule.next_after(Utc::now())),
+        "service started"
+    );
+    loop {
+        let now = Utc::now();
+        // Each step logs its own failure and the loop goes on: a server that is down now
+        // may be back at the next pass.
+        if let Err(e) = connector.intake(mailbox, now).await {
+            tracing::error!(error = %e, "intake pass failed");
+        }
+        if let Err(e) = connector.follow_up(now).await {
+            tracing::error!(error = %e, "follow-up of held runs failed");
+        }
+        let last = connector.store.last_nightly().await.ok().flatten();
+        if connector.schedule.due(now, last) {
+            let mut minter = RandomMinter;
+            if let Err(e) = connector.nightly(&mut minter, now).await {
+                tracing::error!(error = %e, "nightly step failed");
+            }
+        }
+        if let Err(e) = connector.flush(outbox, Utc::now(), true).await {
+            tracing::error!(error = %e, "outbox flush failed");
+        }
+        let now = Utc::now();
+        let mut wait = poll;
+        let until_nightly = connector.schedule.next_after(now) - now;
+        if let Ok(d) = until_nightly.to_std() {
+            wait = wait.min(d + Duration::from_secs(1));
+        }
+        if let Ok(Some(retry)) = connector.store.next_retry().await
+            && let Ok(d) = (retry - now).to_std()
+        {
+            wait = wait.min(d.max(Duration::from_secs(1)));
+        }
+        tokio::select! {
+            r = mailbox.wait(wait) => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "waiting for mail failed; polling again shortly");
+                    tokio::time::sleep(Duration::from_secs(5).min(wait)).await;
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("service stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,298 @@
+//! The connector's e-mails, from the templates in `templates/` (built into the binary).
+//!
+//! In: a [`Reply`] (which e-mail, to whom, the values its templates show, an optional CSV)
+//! and the time (passed in). Out: a [`QueuedMail`]: the whole RFC 5322 message with a plain
+//! text and an HTML body, ready for the outbox. The Message-ID is derived from the content
+//! and time, so the same reply composed twice has the same ID.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
+use minijinja::Environment;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::config::MailConfig;
+use super::store::QueuedMail;
+
+/// Every e-mail the connector sends: (name, plain text template, HTML template).
+const TEMPLATES: &[(&str, &str, &str)] = &[
+    (
+        "acknowledgement",
+        include_str!("../../templates/acknowledgement.txt"),
+        include_str!("../../templates/acknowledgement.html"),
+    ),
+    (
+        "rejection",
+        include_str!("../../templates/rejection.txt"),
+        include_str!("../../templates/rejection.html"),
+    ),
+    (
+        "superseded",
+        include_str!("../../templates/superseded.txt"),
+        include_str!("../../templates/superseded.html"),
+    ),
+    (
+        "held",
+        include_str!("../../templates/held.txt"),
+        include_str!("../../templates/held.html"),
+    ),
+    (
+        "result",
+        include_str!("../../templates/result.txt"),
+        include_str!("../../templates/result.html"),
+    ),
+    (
+        "dropped",
+        include_str!("../../templates/dropped.txt"),
+        include_str!("../../templates/dropped.html"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("template {name}: {source}")]
+    Template {
+        name: String,
+        source: minijinja::Error,
+    },
+    #[error("address \"{0}\" cannot be used: {1}")]
+    Address(String, lettre::address::AddressError),
+    #[error("building the e-mail: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+/// One e-mail to compose.
+#[derive(Debug, Clone)]
+pub struct Reply<C: Serialize> {
+    /// Which template: `acknowledgement`, `rejection`, `superseded`, `held`, `result`,
+    /// `dropped`.
+    pub kind: &'static str,
+    pub to: Vec<String>,
+    pub subject: String,
+    /// The values the templates show (`connector_name` is added).
+    pub context: C,
+    /// A CSV to attach: (file name, bytes).
+    pub attachment: Option<(String, Vec<u8>)>,
+    /// The Message-ID of the message this answers.
+    pub in_reply_to: Option<String>,
+    pub organisation: Option<String>,
+}
+
+/// Renders replies.
+#[derive(Debug)]
+pub struct Composer {
+    env: Environment<'static>,
+    from: Mailbox,
+    name: String,
+}
+
+impl Composer {
+    pub fn new(config: &MailConfig) -> Result<Composer, ComposeError> {
+        let mut env = Environment::new();
+        for (name, text, html) in TEMPLATES {
+            for (suffix, source) in [("txt", text), ("html", html)] {
+                let full = format!("{name}.{suffix}");
+                env.add_template_owned(full.clone(), *source)
+                    .map_err(|source| ComposeError::Template { name: full, source })?;
+            }
+        }
+        let from = Mailbox::new(
+            Some(config.name.clone()),
+            config
+                .address
+                .parse()
+                .map_err(|e| ComposeError::Address(config.address.clone(), e))?,
+        );
+        Ok(Composer {
+            env,
+            from,
+            name: config.name.clone(),
+        })
+    }
+
+    /// The connector's own address.
+    pub fn from_address(&self) -> String {
+        self.from.email.to_string()
+    }
+
+    /// Renders one template pair to (plain text, HTML).
+    pub fn render<C: Serialize>(
+        &self,
+        kind: &str,
+        context: &C,
+    ) -> Result<(String, String), ComposeError> {
+        let ctx = minijinja::context! {
+            connector_name => &self.name,
+            ..minijinja::Value::from(minijinja::value::Serde(context))
+        };
+        let render = |suffix: &str| {
+            let name = format!("{kind}.{suffix}");
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|source| ComposeError::Template { name, source })
+        };
+        Ok((render("txt")?, render("html")?))
+    }
+
+    /// The whole message, ready to queue.
+    pub fn compose<C: Serialize>(
+        &self,
+        reply: &Reply<C>,
+        now: DateTime<Utc>,
+    ) -> Result<QueuedMail, ComposeError> {
+        let (text, html) = self.render(reply.kind, &reply.context)?;
+        let mut hash = Sha256::new();
+        for part in [
+            reply.kind,
+            &reply.subject,
+            &reply.to.join(","),
+            reply.in_reply_to.as_deref().unwrap_or(""),
+            &now.to_rfc3339(),
+            &text,
+        ] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        let digest: String = hash
+            .finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(reply.subject.clone())
+            .date(SystemTime::from(now))
+            .message_id(Some(format!(
+                "<{digest}.{}@{}>",
+                reply.kind,
+                self.from.email.domain()
+            )));
+        for to in &reply.to {
+            builder = builder.to(to
+                .parse::<Mailbox>()
+                .map_err(|e| ComposeError::Address(to.clone(), e))?);
+        }
+        if let Some(id) = &reply.in_reply_to {
+            builder = builder
+                .in_reply_to(format!("<{id}>"))
+                .references(format!("<{id}>"));
+        }
+        let bodies = MultiPart::alternative_plain_html(text, html);
+        let message = match &reply.attachment {
+            Some((name, bytes)) => {
+                let csv = ContentType::parse("text/csv; charset=utf-8")
+                    .unwrap_or(ContentType::TEXT_PLAIN);
+                builder.multipart(
+                    MultiPart::mixed()
+                        .multipart(bodies)
+                        .singlepart(Attachment::new(name.clone()).body(bytes.clone(), csv)),
+                )?
+            }
+            None => builder.multipart(bodies)?,
+        };
+        Ok(QueuedMail {
+            kind: reply.kind.to_owned(),
+            organisation: reply.organisation.clone(),
+            recipients: reply.to.clone(),
+            message: message.formatted(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn composer() -> Composer {
+        Composer::new(&MailConfig::default()).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2025-06-03T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn acknowledgement_lists_counts_refused_lines_next_run_and_the_reminder() {
+        let (text, html) = composer()
+            .render(
+                "acknowledgement",
+                &json!({
+                    "file_name": "staff.csv", "organisation": "RXX", "organisation_name": null,
+                    "received_at": "3 June 2025 11:00", "rows": 3, "valid": 2, "refused": 1,
+                    "refused_lines": [{"line": 4, "message": "LastName is missing"}],
+                    "more_refused": 0, "refused_file": "refused.csv",
+                    "next_run": "Wednesday 4 June 2025 at 02:00 (Europe/London)",
+                }),
+            )
+            .unwrap();
+        assert!(
+            text.contains("Rows accepted for the nightly run: 2"),
+            "{text}"
+        );
+        assert!(text.contains("line 4: LastName is missing"), "{text}");
+        assert!(text.contains("Wednesday 4 June 2025 at 02:00"), "{text}");
+        assert!(text.contains("the later file replaces this one"), "{text}");
+        assert!(html.contains("<td>Rows refused</td><td>1</td>"), "{html}");
+    }
+
+    #[test]
+    fn html_escapes_what_senders_wrote_and_text_does_not() {
+        let (text, html) = composer()
+            .render(
+                "rejection",
+                &json!({"subject": "<script>", "received_at": "now", "reason": "a & b"}),
+            )
+            .unwrap();
+        assert!(
+            html.contains("&lt;script&gt;") && html.contains("a &amp; b"),
+            "{html}"
+        );
+        assert!(
+            text.contains("\"<script>\"") && text.contains("a & b"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_result_mail_has_both_bodies_and_the_csv() {
+        let mail = composer()
+            .compose(
+                &Reply {
+                    kind: "result",
+                    to: vec!["admin@rxx.nhs.uk".into()],
+                    subject: "Result".into(),
+                    context: json!({"file_name": "f.csv", "organisation": "RXX", "run": "R1",
+                        "counts": {"created": 1, "updated": 0, "unchanged": 0, "rejected": 0, "failed": 0}}),
+                    attachment: Some(("result.csv".into(), b"a,Result\r\n1,Created\r\n".to_vec())),
+                    in_reply_to: Some("m1@rxx".into()),
+                    organisation: Some("RXX".into()),
+                },
+                now(),
+            )
+            .unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&mail.message)
+            .unwrap();
+        assert_eq!(parsed.subject(), Some("Result"));
+        assert_eq!(parsed.in_reply_to().as_text(), Some("m1@rxx"));
+        assert!(parsed.body_text(0).unwrap().contains("Created:   1"));
+        assert!(
+            parsed
+                .body_html(0)
+                .unwrap()
+                .contains("<td>Created</td><td>1</td>")
+        );
+        let attachment = parsed.attachment(0).unwrap();
+        use mail_parser::MimeHeaders;
+        assert_eq!(attachment.attachment_name(), Some("result.csv"));
+        assert_eq!(attachment.contents(), b"a,Result\r\n1,Created\r\n");
+    }
+}

@@ -1,0 +1,247 @@
+//! The e-mail connector's configuration sections: `[mailbox]`, `[outbox]`, `[mail]` and
+//! `[schedule]`.
+//!
+//! In: TOML (through [`crate::config::Config`]). Out: typed sections whose defaults run the
+//! embedded deployment (a maildir under `var/mail`, `.eml` files into `var/outbox`, nightly
+//! at 02:00 Europe/London), and the problems serde cannot express, for the config's list.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::config::{Config, Secret};
+
+/// Where submissions are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailboxKind {
+    /// A local maildir folder (the embedded default).
+    Maildir,
+    /// An IMAP server.
+    Imap,
+}
+
+/// How a connection to a mail server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// A plain connection upgraded with STARTTLS, which must succeed.
+    Starttls,
+    /// No encryption at all: only for loopback test servers.
+    Plain,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailboxConfig {
+    /// `maildir` (local folders, the default) or `imap`.
+    pub kind: MailboxKind,
+    /// Maildir root: the inbox is `<path>/inbox` (with `new`, `cur`, `tmp`), handled
+    /// messages go to `<path>/Processed` and `<path>/Rejected`.
+    pub path: PathBuf,
+    /// IMAP server host name or address.
+    pub host: String,
+    /// IMAP port; by default 993 for `tls` and 143 otherwise.
+    pub port: Option<u16>,
+    /// `tls` (default), `starttls`, or `plain` (loopback tests only).
+    pub tls: TlsMode,
+    /// PEM file of the CA that signed the server's certificate; the system's roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// IMAP login name.
+    pub user: String,
+    /// IMAP password (set it with `PUSH_CONNECTOR__MAILBOX__PASSWORD` or `..._FILE`).
+    pub password: Option<Secret>,
+    /// The folder new submissions arrive in.
+    pub inbox: String,
+    /// The folder handled submissions are moved to (created when missing).
+    pub processed: String,
+    /// The folder refused messages are moved to (created when missing).
+    pub rejected: String,
+    /// Seconds between looks at the mailbox when IDLE is not used.
+    pub poll_seconds: u64,
+    /// Whether to wait with IMAP IDLE when the server offers it.
+    pub idle: bool,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        MailboxConfig {
+            kind: MailboxKind::Maildir,
+            path: PathBuf::from("var/mail"),
+            host: String::new(),
+            port: None,
+            tls: TlsMode::Tls,
+            ca_file: None,
+            user: String::new(),
+            password: None,
+            inbox: "INBOX".to_owned(),
+            processed: "Processed".to_owned(),
+            rejected: "Rejected".to_owned(),
+            poll_seconds: 60,
+            idle: true,
+        }
+    }
+}
+
+/// Where replies are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxKind {
+    /// `.eml` files in a folder (the embedded default).
+    File,
+    /// An SMTP server.
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// `file` (`.eml` files, the default) or `smtp`.
+    pub kind: OutboxKind,
+    /// Folder the `.eml` files are written to.
+    pub path: PathBuf,
+    /// SMTP server host name or address.
+    pub host: String,
+    /// SMTP port; by default 465 for `tls` and 587 otherwise.
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls`, or `plain` (loopback tests only).
+    pub tls: TlsMode,
+    /// PEM file of the CA that signed the server's certificate; the system's roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// SMTP AUTH login name; no AUTH when unset.
+    pub user: Option<String>,
+    /// SMTP AUTH password (`PUSH_CONNECTOR__OUTBOX__PASSWORD` or `..._FILE`).
+    pub password: Option<Secret>,
+    /// Longest wait between two attempts at an e-mail the server did not take, in seconds.
+    pub max_retry_seconds: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            kind: OutboxKind::File,
+            path: PathBuf::from("var/outbox"),
+            host: String::new(),
+            port: None,
+            tls: TlsMode::Starttls,
+            ca_file: None,
+            user: None,
+            password: None,
+            max_retry_seconds: 900,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// The connector's own address: the From of every reply.
+    pub address: String,
+    /// The display name of replies.
+    pub name: String,
+    /// Refuse a sender unless our own MTA's `Authentication-Results` header says `dmarc=pass`.
+    pub require_dmarc_pass: bool,
+    /// The authserv-id our own MTA writes in `Authentication-Results`; headers with any other
+    /// id (which anyone can add) are ignored.
+    pub trusted_authserv_id: Option<String>,
+    /// Operators told about held runs (besides the sender).
+    pub operators: Vec<String>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            address: "connector@localhost".to_owned(),
+            name: "Staff directory connector".to_owned(),
+            require_dmarc_pass: false,
+            trusted_authserv_id: None,
+            operators: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Local time the nightly run starts, `HH:MM`.
+    pub nightly_at: String,
+    /// Time zone of `nightly_at` (IANA name).
+    pub timezone: String,
+    /// Hours after `nightly_at` in which a late start (the service was down) still runs.
+    pub window_hours: u32,
+    /// Allow a nightly window that touches 08:00–17:00 (refused by default).
+    pub allow_working_hours: bool,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            nightly_at: "02:00".to_owned(),
+            timezone: "Europe/London".to_owned(),
+            window_hours: 4,
+            allow_working_hours: false,
+        }
+    }
+}
+
+/// Problems of these sections, for [`Config`]'s list.
+pub fn problems(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = crate::mail::schedule::Schedule::from_config(&config.schedule) {
+        problems.push(format!("schedule: {e}"));
+    }
+    let m = &config.mailbox;
+    if m.kind == MailboxKind::Imap {
+        if m.host.is_empty() {
+            problems.push("mailbox.host must be set for kind = \"imap\"".to_owned());
+        }
+        if m.user.is_empty() {
+            problems.push("mailbox.user must be set for kind = \"imap\"".to_owned());
+        }
+        if m.password.is_none() {
+            problems.push(
+                "mailbox.password must be set for kind = \"imap\" \
+                 (PUSH_CONNECTOR__MAILBOX__PASSWORD or _FILE)"
+                    .to_owned(),
+            );
+        }
+    }
+    if m.poll_seconds == 0 {
+        problems.push("mailbox.poll_seconds must be at least 1".to_owned());
+    }
+    let o = &config.outbox;
+    if o.kind == OutboxKind::Smtp {
+        if o.host.is_empty() {
+            problems.push("outbox.host must be set for kind = \"smtp\"".to_owned());
+        }
+        if o.user.is_some() != o.password.is_some() {
+            problems.push("outbox.user and outbox.password are set together or not at all".into());
+        }
+    }
+    for (name, path) in [
+        ("mailbox.ca_file", &m.ca_file),
+        ("outbox.ca_file", &o.ca_file),
+    ] {
+        if let Some(p) = path
+            && !p.is_file()
+        {
+            problems.push(format!("{name}: no file at {}", p.display()));
+        }
+    }
+    if config.mail.require_dmarc_pass && config.mail.trusted_authserv_id.is_none() {
+        problems.push(
+            "mail.require_dmarc_pass needs mail.trusted_authserv_id (the authserv-id of our own \
+             MTA's Authentication-Results header)"
+                .to_owned(),
+        );
+    }
+    if !config.mail.address.contains('@') {
+        problems.push(format!(
+            "mail.address \"{}\" is not an e-mail address",
+            config.mail.address
+        ));
+    }
+    problems
+}

@@ -1,0 +1,144 @@
+//! A local maildir: `<root>/inbox/{new,cur,tmp}`; handled messages are renamed into
+//! `<root>/Processed/cur` or `<root>/Rejected/cur`.
+//!
+//! In: the maildir root. Out: the inbox's messages (from `new` and `cur`, ordered by file
+//! name, which maildir writers start with the delivery time), keyed `maildir:<file name>`.
+//! Filing is a rename within one file system: atomic.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Fetched, Mailbox, MailboxError};
+use crate::mail::store::Folder;
+
+pub struct Maildir {
+    root: PathBuf,
+}
+
+impl Maildir {
+    pub fn new(root: &Path) -> Maildir {
+        Maildir {
+            root: root.to_owned(),
+        }
+    }
+
+    fn inbox(&self) -> PathBuf {
+        self.root.join("inbox")
+    }
+
+    fn folder(&self, folder: Folder) -> PathBuf {
+        self.root.join(match folder {
+            Folder::Processed => "Processed",
+            Folder::Rejected => "Rejected",
+        })
+    }
+
+    fn io(path: &Path) -> impl Fn(std::io::Error) -> MailboxError + '_ {
+        move |source| MailboxError::Maildir {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Creates the inbox and folders, each with `new`, `cur` and `tmp`.
+    pub fn create(&self) -> Result<(), MailboxError> {
+        for dir in [
+            self.inbox(),
+            self.folder(Folder::Processed),
+            self.folder(Folder::Rejected),
+        ] {
+            for sub in ["new", "cur", "tmp"] {
+                let d = dir.join(sub);
+                std::fs::create_dir_all(&d).map_err(Self::io(&d))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn find(&self, name: &str) -> Option<PathBuf> {
+        ["new", "cur"]
+            .iter()
+            .map(|sub| self.inbox().join(sub).join(name))
+            .find(|p| p.is_file())
+    }
+}
+
+impl Mailbox for Maildir {
+    async fn fetch(&mut self) -> Result<Vec<Fetched>, MailboxError> {
+        self.create()?;
+        let mut names = Vec::new();
+        for sub in ["new", "cur"] {
+            let dir = self.inbox().join(sub);
+            for entry in std::fs::read_dir(&dir).map_err(Self::io(&dir))? {
+                let entry = entry.map_err(Self::io(&dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') && entry.path().is_file() {
+                    names.push((name, entry.path()));
+                }
+            }
+        }
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for (name, path) in names {
+            match std::fs::read(&path) {
+                Ok(raw) => out.push(Fetched {
+                    key: format!("maildir:{name}"),
+                    raw,
+                }),
+                // Filed by another process since the listing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Self::io(&path)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn file(&mut self, key: &str, folder: Folder) -> Result<(), MailboxError> {
+        let name = key.strip_prefix("maildir:").unwrap_or(key);
+        let from = self
+            .find(name)
+            .ok_or_else(|| MailboxError::NoSuchMessage(key.to_owned()))?;
+        let dir = self.folder(folder).join("cur");
+        std::fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
+        let to = dir.join(name);
+        std::fs::rename(&from, &to).map_err(Self::io(&from))
+    }
+
+    async fn wait(&mut self, max: Duration) -> Result<(), MailboxError> {
+        tokio::time::sleep(max).await;
+        Ok(())
+    }
+
+    async fn check(&mut self) -> Result<String, MailboxError> {
+        self.create()?;
+        let n = self.fetch().await?.len();
+        Ok(format!(
+            "maildir {}: {n} message(s) waiting",
+            self.inbox().display()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lists_new_and_cur_and_files_by_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Maildir::new(dir.path());
+        m.create().unwrap();
+        std::fs::write(dir.path().join("inbox/new/2.b"), b"two").unwrap();
+        std::fs::write(dir.path().join("inbox/cur/1.a:2,S"), b"one").unwrap();
+        let got = m.fetch().await.unwrap();
+        let keys: Vec<&str> = got.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["maildir:1.a:2,S", "maildir:2.b"]);
+        m.file("maildir:2.b", Folder::Rejected).await.unwrap();
+        assert!(dir.path().join("Rejected/cur/2.b").is_file());
+        assert_eq!(m.fetch().await.unwrap().len(), 1);
+        assert!(matches!(
+            m.file("maildir:2.b", Folder::Processed).await,
+            Err(MailboxError::NoSuchMessage(_))
+        ));
+    }
+}

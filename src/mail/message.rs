@@ -1,0 +1,456 @@
+//! An incoming message: who sent it, which file it carries, and whether it may be used.
+//!
+//! In: the raw bytes of a message and the configuration. Out: an [`Inbound`] (sender,
+//! Message-ID, date, subject, the submission-type attachments, `Authentication-Results`),
+//! then either the organisations the sender may send for or a [`Refusal`] that says why
+//! not in words the sender can act on. Pure: no I/O.
+
+use mail_parser::{MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::model::OdsCode;
+
+/// File types a submission may come in.
+pub const SUBMISSION_EXTENSIONS: &[&str] = &["csv", "txt", "xlsx", "xls", "ods"];
+
+/// A file attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What the connector reads from a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// The Message-ID, or `<sha256 of the message>@push-connector` when it has none.
+    pub message_id: String,
+    /// The From address, lower-cased.
+    pub from: Option<String>,
+    pub subject: String,
+    /// The Date header as RFC 3339, when readable.
+    pub date: Option<String>,
+    /// Attachments of a submission type, in message order.
+    pub files: Vec<Attachment>,
+    /// Names of other attachments (ignored).
+    pub other_files: Vec<String>,
+    /// Values of every `Authentication-Results` header.
+    pub auth_results: Vec<String>,
+}
+
+/// Why a message is not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the message could not be read as an e-mail")]
+    Unreadable,
+    #[error("the message has no sender address")]
+    NoSender,
+    #[error(
+        "the sender could not be verified: our mail server's DMARC result for {sender} is \
+         \"{result}\", not \"pass\""
+    )]
+    NotVerified { sender: String, result: String },
+    #[error("{sender} is not an authorised connector administrator of any organisation")]
+    NotAuthorised { sender: String },
+    #[error(
+        "the subject does not contain the connector key of {organisation}, which this \
+         organisation's submissions must carry"
+    )]
+    WrongKey { organisation: String },
+    #[error("the file is for {named}, but {sender} is a connector administrator of {allowed} only")]
+    WrongOrganisation {
+        sender: String,
+        named: String,
+        allowed: String,
+    },
+    #[error("the message has no staff list attached: attach one CSV, TXT, XLSX, XLS or ODS file")]
+    NoAttachment,
+    #[error(
+        "the message has {} staff lists attached ({}): send one file per message",
+        .0.len(), .0.join(", ")
+    )]
+    SeveralAttachments(Vec<String>),
+    #[error("the attachment {name} is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        name: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("the attachment {name} cannot be read: {reason}")]
+    BadFile { name: String, reason: String },
+}
+
+impl Refusal {
+    /// Whether a reply may be sent to the From address: not when the sender is unverified
+    /// (the address may be forged; a reply would go to an innocent party).
+    pub fn may_reply(&self) -> bool {
+        !matches!(
+            self,
+            Refusal::Unreadable | Refusal::NoSender | Refusal::NotVerified { .. }
+        )
+    }
+}
+
+/// Reads a message. Never fails: what cannot be read is left empty, and the checks refuse it.
+pub fn parse(raw: &[u8]) -> Inbound {
+    let fallback_id = || {
+        let digest = Sha256::digest(raw);
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("{hex}@push-connector")
+    };
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Inbound {
+            message_id: fallback_id(),
+            from: None,
+            subject: String::new(),
+            date: None,
+            files: Vec::new(),
+            other_files: Vec::new(),
+            auth_results: Vec::new(),
+        };
+    };
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| a.contains('@'));
+    let mut files = Vec::new();
+    let mut other_files = Vec::new();
+    for part in msg.attachments() {
+        let name = part
+            .attachment_name()
+            .map(str::to_owned)
+            .unwrap_or_else(|| "(unnamed)".to_owned());
+        if is_submission_name(&name) {
+            files.push(Attachment {
+                name,
+                bytes: part.contents().to_vec(),
+            });
+        } else {
+            other_files.push(name);
+        }
+    }
+    let auth_results = msg
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
+        .map(|(_, value)| unfold(value))
+        .collect();
+    Inbound {
+        message_id: msg
+            .message_id()
+            .map(str::to_owned)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(fallback_id),
+        from,
+        subject: msg.subject().unwrap_or_default().to_owned(),
+        date: msg.date().map(|d| d.to_rfc3339()),
+        files,
+        other_files,
+        auth_results,
+        // The parser borrows `raw`; everything kept above is owned.
+    }
+}
+
+fn unfold(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn is_submission_name(name: &str) -> bool {
+    name.rsplit_once('.').is_some_and(|(_, ext)| {
+        SUBMISSION_EXTENSIONS
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(ext))
+    })
+}
+
+/// The DMARC result our own MTA recorded: from the first `Authentication-Results` header
+/// whose authserv-id is `trusted` (RFC 8601: the MTA puts its header on top, above any the
+/// sender added). Headers from any other authserv-id are ignored: anyone can write them.
+pub fn dmarc_result(headers: &[String], trusted: &str) -> Option<String> {
+    let header = headers.iter().find(|h| {
+        let id = h.split(';').next().unwrap_or_default().trim();
+        // The authserv-id may be followed by a version number.
+        id.split_whitespace()
+            .next()
+            .is_some_and(|id| id.eq_ignore_ascii_case(trusted))
+    })?;
+    let result = header
+        .split(';')
+        .skip(1)
+        .map(str::trim)
+        .find_map(|method| {
+            let (name, rest) = method.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("dmarc")
+                .then(|| rest.split_whitespace().next().unwrap_or_default())
+                .map(|r| r.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
+                .map(str::to_ascii_lowercase)
+        })
+        .unwrap_or_else(|| "none".to_owned());
+    Some(result)
+}
+
+/// The checked sender and the organisations they may send for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    pub address: String,
+    pub organisations: Vec<OdsCode>,
+}
+
+/// Checks the sender: present, verified when DMARC is required, an administrator of at
+/// least one organisation.
+pub fn authorise(config: &Config, msg: &Inbound) -> Result<Sender, Refusal> {
+    let address = msg.from.clone().ok_or(Refusal::NoSender)?;
+    if config.mail.require_dmarc_pass {
+        let trusted = config.mail.trusted_authserv_id.as_deref().unwrap_or("");
+        let result = dmarc_result(&msg.auth_results, trusted).unwrap_or_else(|| "none".into());
+        if result != "pass" {
+            return Err(Refusal::NotVerified {
+                sender: address,
+                result,
+            });
+        }
+    }
+    let organisations: Vec<OdsCode> = config
+        .organisations
+        .iter()
+        .filter(|o| {
+            o.administrators
+                .iter()
+                .any(|a| a.trim().eq_ignore_ascii_case(&address))
+        })
+        .map(|o| OdsCode::new_unchecked(o.code.to_ascii_uppercase()))
+        .collect();
+    if organisations.is_empty() {
+        return Err(Refusal::NotAuthorised { sender: address });
+    }
+    Ok(Sender {
+        address,
+        organisations,
+    })
+}
+
+/// Chooses the organisation of a submission: the sender's only one, or the one of theirs
+/// that the file's rows name. Then checks the connector key, when that organisation has one.
+pub fn choose_organisation(
+    config: &Config,
+    sender: &Sender,
+    named: &[String],
+    subject: &str,
+) -> Result<OdsCode, Refusal> {
+    let chosen = if sender.organisations.len() == 1 {
+        sender.organisations[0].clone()
+    } else {
+        let mine: Vec<&OdsCode> = sender
+            .organisations
+            .iter()
+            .filter(|o| named.iter().any(|n| n == o.as_str()))
+            .collect();
+        match mine.as_slice() {
+            [one] => (*one).clone(),
+            _ => {
+                return Err(Refusal::WrongOrganisation {
+                    sender: sender.address.clone(),
+                    named: if named.is_empty() {
+                        "no organisation".to_owned()
+                    } else {
+                        named.join(", ")
+                    },
+                    allowed: sender
+                        .organisations
+                        .iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+    };
+    if let Some(key) = config
+        .organisation(chosen.as_str())
+        .and_then(|o| o.connector_key.as_ref())
+    {
+        use secrecy::ExposeSecret;
+        if !subject.contains(key.0.expose_secret()) {
+            return Err(Refusal::WrongKey {
+                organisation: chosen.to_string(),
+            });
+        }
+    }
+    Ok(chosen)
+}
+
+/// The one submission file of a message, within the size limit.
+pub fn submission_file(msg: &Inbound, limit: usize) -> Result<&Attachment, Refusal> {
+    match msg.files.as_slice() {
+        [] => Err(Refusal::NoAttachment),
+        [one] if one.bytes.len() > limit => Err(Refusal::TooLarge {
+            name: one.name.clone(),
+            size: one.bytes.len(),
+            limit,
+        }),
+        [one] => Ok(one),
+        several => Err(Refusal::SeveralAttachments(
+            several.iter().map(|a| a.name.clone()).collect(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn message(from: &str, extra_headers: &str, attachments: &[(&str, &str)]) -> Vec<u8> {
+        let mut m = format!(
+            "From: Admin <{from}>\r\nTo: connector@connector.test\r\nSubject: staff list\r\n\
+             Message-ID: <m1@rxx>\r\nDate: Tue, 3 Jun 2025 10:00:00 +0100\r\n{extra_headers}\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nPlease apply.\r\n"
+        );
+        for (name, body) in attachments {
+            m.push_str(&format!(
+                "--b\r\nContent-Type: text/csv; name=\"{name}\"\r\n\
+                 Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{body}\r\n"
+            ));
+        }
+        m.push_str("--b--\r\n");
+        m.into_bytes()
+    }
+
+    fn config(toml: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load_with_env(Some(&path), &BTreeMap::new()).unwrap()
+    }
+
+    const ORGS: &str = "[[organisation]]\ncode = \"RXX\"\nadministrators = [\"Admin@rxx.nhs.uk\"]\n\
+        [[organisation]]\ncode = \"RYY\"\nadministrators = [\"admin@ryy.nhs.uk\", \"admin@rxx.nhs.uk\"]\n\
+        connector_key = \"K3Y\"\n";
+
+    #[test]
+    fn reads_sender_id_date_and_the_one_file() {
+        let m = parse(&message(
+            "ADMIN@rxx.nhs.uk",
+            "",
+            &[("staff.csv", "a,b\r\n1,2"), ("logo.png", "x")],
+        ));
+        assert_eq!(m.from.as_deref(), Some("admin@rxx.nhs.uk"));
+        assert_eq!(m.message_id, "m1@rxx");
+        assert_eq!(m.date.as_deref(), Some("2025-06-03T10:00:00+01:00"));
+        assert_eq!(m.files.len(), 1);
+        assert_eq!(m.files[0].bytes, b"a,b\r\n1,2");
+        assert_eq!(m.other_files, ["logo.png"]);
+        assert_eq!(submission_file(&m, 100).unwrap().name, "staff.csv");
+    }
+
+    #[test]
+    fn none_several_or_too_large_attachments_are_refused() {
+        let none = parse(&message("a@rxx.nhs.uk", "", &[]));
+        assert_eq!(submission_file(&none, 100), Err(Refusal::NoAttachment));
+        let two = parse(&message(
+            "a@rxx.nhs.uk",
+            "",
+            &[("a.csv", "x"), ("b.xlsx", "y")],
+        ));
+        let err = submission_file(&two, 100).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the message has 2 staff lists attached (a.csv, b.xlsx): send one file per message"
+        );
+        let big = parse(&message("a@rxx.nhs.uk", "", &[("a.csv", "0123456789")]));
+        assert!(matches!(
+            submission_file(&big, 5),
+            Err(Refusal::TooLarge { size: 10, .. })
+        ));
+    }
+
+    #[test]
+    fn a_message_without_id_gets_a_stable_one() {
+        let raw = b"From: a@b.c\r\nSubject: x\r\n\r\nbody\r\n";
+        assert_eq!(parse(raw).message_id, parse(raw).message_id);
+        assert!(parse(raw).message_id.ends_with("@push-connector"));
+    }
+
+    #[test]
+    fn dmarc_comes_only_from_the_trusted_authserv_id() {
+        let headers = vec![
+            "mx.connector.test; spf=pass smtp.mailfrom=rxx.nhs.uk; dmarc=fail (p=reject) header.from=rxx.nhs.uk".to_owned(),
+            "evil.test; dmarc=pass header.from=rxx.nhs.uk".to_owned(),
+        ];
+        assert_eq!(
+            dmarc_result(&headers, "mx.connector.test").as_deref(),
+            Some("fail")
+        );
+        assert_eq!(dmarc_result(&headers, "other"), None);
+        let versioned = vec!["mx.connector.test 1; dkim=pass; DMARC=Pass header.from=x".to_owned()];
+        assert_eq!(
+            dmarc_result(&versioned, "MX.connector.test").as_deref(),
+            Some("pass")
+        );
+        let absent = vec!["mx.connector.test; spf=pass".to_owned()];
+        assert_eq!(
+            dmarc_result(&absent, "mx.connector.test").as_deref(),
+            Some("none")
+        );
+    }
+
+    #[test]
+    fn authorisation_by_administrators_dmarc_and_key() {
+        let c = config(ORGS);
+        let ok = parse(&message("admin@rxx.nhs.uk", "", &[]));
+        let s = authorise(&c, &ok).unwrap();
+        assert_eq!(s.organisations.len(), 2);
+        // The sender administers both: the file's rows choose, and RYY needs its key.
+        assert_eq!(
+            choose_organisation(&c, &s, &["RXX".into()], "x")
+                .unwrap()
+                .as_str(),
+            "RXX"
+        );
+        assert!(matches!(
+            choose_organisation(&c, &s, &["RYY".into()], "staff list"),
+            Err(Refusal::WrongKey { .. })
+        ));
+        assert_eq!(
+            choose_organisation(&c, &s, &["RYY".into()], "list K3Y")
+                .unwrap()
+                .as_str(),
+            "RYY"
+        );
+        assert!(matches!(
+            choose_organisation(&c, &s, &["RZZ".into()], "x"),
+            Err(Refusal::WrongOrganisation { .. })
+        ));
+
+        let intruder = parse(&message("intruder@evil.test", "", &[]));
+        let err = authorise(&c, &intruder).unwrap_err();
+        assert!(matches!(err, Refusal::NotAuthorised { .. }));
+        assert!(err.may_reply());
+
+        let strict = config(&format!(
+            "[mail]\nrequire_dmarc_pass = true\ntrusted_authserv_id = \"mx.connector.test\"\n{ORGS}"
+        ));
+        let unverified = authorise(&strict, &ok).unwrap_err();
+        assert!(matches!(unverified, Refusal::NotVerified { .. }));
+        assert!(
+            !unverified.may_reply(),
+            "never reply to an unverified address"
+        );
+        let forged = parse(&message(
+            "admin@rxx.nhs.uk",
+            "Authentication-Results: evil.test; dmarc=pass\r\n",
+            &[],
+        ));
+        assert!(authorise(&strict, &forged).is_err());
+        let verified = parse(&message(
+            "admin@rxx.nhs.uk",
+            "Authentication-Results: mx.connector.test;\r\n dkim=pass; dmarc=pass header.from=rxx.nhs.uk\r\n",
+            &[],
+        ));
+        assert!(authorise(&strict, &verified).is_ok());
+    }
+}

@@ -1,0 +1,18 @@
+//! The e-mail push connector: submissions arrive in a mailbox, are checked and acknowledged
+//! at once, and the latest of each organisation is applied in the nightly run, with a result
+//! report e-mailed back.
+//!
+//! Stages: `mailbox` (maildir or IMAP: raw messages in, filing out) → `message` (sender,
+//! attachment, authorisation; pure) → `connector` (intake, nightly step, follow-up of held
+//! runs) → `compose` (templates → e-mails) → `outbox` (queue → files or SMTP). `store` keeps
+//! all of it durable in the state database; `schedule` says when the nightly run is due.
+
+pub mod compose;
+pub mod config;
+pub mod connector;
+pub mod mailbox;
+pub mod message;
+pub mod outbox;
+pub mod schedule;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,464 @@
+//! The e-mail connector on the embedded default (maildir in, `.eml` files out), through the
+//! binary: acknowledgement, nightly result, superseded files, refused senders and
+//! attachments, and a kill during intake.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+/// A deployment in a temp dir: config, seeded directory, empty maildir.
+struct Deployment {
+    dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    fn new() -> Deployment {
+        let dir = tempfile::tempdir().unwrap();
+        let codes = common::root().join("samples/codes");
+        std::fs::write(
+            dir.path().join("connector.toml"),
+            format!(
+                "[validation]\ntitles = \"{c}/titles.txt\"\nclinical_roles = \"{c}/clinical-roles.txt\"\n\
+                 clinical_specialities = \"{c}/clinical-specialities.txt\"\nwork_areas = \"{c}/work-areas.txt\"\n\
+                 [mail]\naddress = \"connector@connector.test\"\n\
+                 [[organisation]]\ncode = \"RXX\"\nadministrators = [\"admin@rxx.nhs.uk\"]\n\
+                 [[organisation]]\ncode = \"RYY\"\nadministrators = [\"admin@ryy.nhs.uk\"]\n",
+                c = codes.display()
+            ),
+        )
+        .unwrap();
+        let d = Deployment { dir };
+        let out = d.run(&[
+            "directory",
+            "import",
+            common::root()
+                .join("samples/directory.csv")
+                .to_str()
+                .unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        d
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["--config", "connector.toml"];
+        all.extend_from_slice(args);
+        common::run_in(self.path(), &all)
+    }
+
+    fn once(&self, now: bool) -> String {
+        let args: &[&str] = if now {
+            &["run", "--once", "--now"]
+        } else {
+            &["run", "--once"]
+        };
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn deliver(&self, name: &str, raw: &[u8]) {
+        let new = self.path().join("var/mail/inbox/new");
+        std::fs::create_dir_all(&new).unwrap();
+        std::fs::write(new.join(name), raw).unwrap();
+    }
+
+    /// The `.eml` files written so far, in order.
+    fn outbox(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path().join("var/outbox"))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        files.sort();
+        files
+    }
+
+    fn export(&self) -> String {
+        let out = self.run(&["directory", "export"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn filed(&self, folder: &str) -> usize {
+        std::fs::read_dir(self.path().join("var/mail").join(folder).join("cur"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+/// A reply as the recipient sees it.
+struct Mail {
+    to: String,
+    subject: String,
+    text: String,
+    html: String,
+    in_reply_to: Option<String>,
+    attachment: Option<(String, String)>,
+}
+
+fn read_mail(path: &Path) -> Mail {
+    let raw = std::fs::read(path).unwrap();
+    let m = MessageParser::default().parse(&raw).unwrap();
+    Mail {
+        to: m
+            .to()
+            .unwrap()
+            .first()
+            .unwrap()
+            .address()
+            .unwrap()
+            .to_owned(),
+        subject: m.subject().unwrap_or_default().to_owned(),
+        text: m.body_text(0).unwrap_or_default().into_owned(),
+        html: m.body_html(0).unwrap_or_default().into_owned(),
+        in_reply_to: m.in_reply_to().as_text().map(str::to_owned),
+        attachment: m.attachment(0).map(|a| {
+            (
+                a.attachment_name().unwrap_or_default().to_owned(),
+                String::from_utf8_lossy(a.contents()).into_owned(),
+            )
+        }),
+    }
+}
+
+/// `ExternalSyncID → Result` of a report CSV.
+fn results(csv: &str) -> BTreeMap<String, String> {
+    let mut r = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let headers = r.headers().unwrap().clone();
+    let key = headers.iter().position(|h| h == "ExternalSyncID").unwrap();
+    let result = headers.iter().position(|h| h == "Result").unwrap();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (rec[key].to_owned(), rec[result].to_owned())
+        })
+        .collect()
+}
+
+fn message(from: &str, id: &str, attachments: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut m = format!(
+        "From: Admin <{from}>\r\nTo: connector@connector.test\r\nSubject: staff list\r\n\
+         Message-ID: <{id}>\r\nDate: Tue, 3 Jun 2025 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"BOUNDARY\"\r\n\r\n\
+         --BOUNDARY\r\nContent-Type: text/plain\r\n\r\nPlease apply.\r\n"
+    );
+    for (name, body) in attachments {
+        use std::fmt::Write;
+        let b64 = base64(body);
+        write!(
+            m,
+            "--BOUNDARY\r\nContent-Type: text/csv; name=\"{name}\"\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n"
+        )
+        .unwrap();
+    }
+    m.push_str("--BOUNDARY--\r\n");
+    m.into_bytes()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in bytes.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push_str("\r\n");
+        }
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn sample_csv() -> Vec<u8> {
+    std::fs::read(common::root().join("samples/submission-rxx.csv")).unwrap()
+}
+
+#[test]
+fn acknowledgement_then_nightly_result_with_per_row_results() {
+    let d = Deployment::new();
+    let before = d.export();
+    d.deliver(
+        "1.a",
+        &message(
+            "admin@rxx.nhs.uk",
+            "m1@rxx",
+            &[("staff.csv", &sample_csv())],
+        ),
+    );
+
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
+    assert_eq!(d.filed("Processed"), 1);
+    let files = d.outbox();
+    assert_eq!(files.len(), 1, "only the acknowledgement so far");
+    let ack = read_mail(&files[0]);
+    assert_eq!(ack.to, "admin@rxx.nhs.uk");
+    assert_eq!(ack.in_reply_to.as_deref(), Some("m1@rxx"));
+    assert!(ack.text.contains("Rows read: 16"), "{}", ack.text);
+    assert!(
+        ack.text.contains("Rows accepted for the nightly run: 14"),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("line 9: OfficePhone \"12345\""),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("at 02:00 (Europe/London)"),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("the later file replaces this one"),
+        "{}",
+        ack.text
+    );
+    let (name, refused) = ack.attachment.expect("refused lines CSV");
+    assert_eq!(name, "refused-lines-staff.csv");
+    let refused = results(&refused);
+    assert_eq!(refused.len(), 2);
+    assert_eq!(refused["RXX0203"], "Rejected");
+    assert_eq!(refused["RXX0204"], "Rejected");
+    assert_eq!(
+        d.export(),
+        before,
+        "nothing is applied before the nightly run"
+    );
+
+    let out = d.once(true);
+    assert!(out.contains("RXX: run"), "{out}");
+    let files = d.outbox();
+    assert_eq!(files.len(), 2);
+    let result = read_mail(&files[1]);
+    assert!(
+        result
+            .subject
+            .starts_with("Result: staff list for RXX, run "),
+        "{}",
+        result.subject
+    );
+    assert!(result.text.contains("Created:   3"), "{}", result.text);
+    assert!(
+        result.html.contains("<td>Updated</td><td>3</td>"),
+        "{}",
+        result.html
+    );
+    let (_, report) = result.attachment.expect("result CSV");
+    let got = results(&report);
+    let expected: BTreeMap<String, String> = [
+        ("RXX0001", "Unchanged"),
+        ("RXX0002", "Updated"),
+        ("RXX0003", "Updated"),
+        ("RXX0104", "Updated"),
+        ("RXX0200", "Created"),
+        ("RXX0201", "Created"),
+        ("RXX0202", "Created"),
+        ("RXX0203", "Rejected"),
+        ("RXX0204", "Rejected"),
+        ("RYY0002", "Rejected"),
+        ("RXX0006", "Rejected"),
+        ("RXX0008", "Rejected"),
+        ("RXX0009", "Unchanged"),
+        ("RXX0010", "Rejected"),
+        ("RXX0011", "Unchanged"),
+        ("RXX0012", "Unchanged"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(got, expected, "{report}");
+    assert_ne!(d.export(), before, "the nightly run changed the directory");
+
+    // A second nightly step has nothing to do and sends nothing.
+    let out = d.once(true);
+    assert!(out.contains("no submission waiting"), "{out}");
+    assert_eq!(d.outbox().len(), 2);
+}
+
+#[test]
+fn the_latest_of_two_files_is_applied_and_the_first_superseded() {
+    let d = Deployment::new();
+    let first = b"ExternalSyncID,FirstName,LastName,Organisation,JobTitle\nRXX0001,Anne,Lee,RXX,First Title\n";
+    let second = b"ExternalSyncID,FirstName,LastName,Organisation,JobTitle\nRXX0001,Anne,Lee,RXX,Second Title\n";
+    d.deliver(
+        "1.a",
+        &message("admin@rxx.nhs.uk", "first@rxx", &[("first.csv", first)]),
+    );
+    d.once(false);
+    d.deliver(
+        "2.b",
+        &message("admin@rxx.nhs.uk", "second@rxx", &[("second.csv", second)]),
+    );
+    d.once(true);
+    let mails: Vec<Mail> = d.outbox().iter().map(|p| read_mail(p)).collect();
+    let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(subjects.len(), 4, "{subjects:?}");
+    let superseded = mails
+        .iter()
+        .find(|m| m.subject.starts_with("Superseded"))
+        .expect("superseded notice");
+    assert_eq!(superseded.in_reply_to.as_deref(), Some("first@rxx"));
+    assert!(
+        superseded.text.contains("\"second.csv\""),
+        "{}",
+        superseded.text
+    );
+    let result = mails
+        .iter()
+        .find(|m| m.subject.starts_with("Result"))
+        .expect("result");
+    assert_eq!(result.in_reply_to.as_deref(), Some("second@rxx"));
+    let export = d.export();
+    assert!(export.contains("Second Title") && !export.contains("First Title"));
+}
+
+#[test]
+fn unauthorised_sender_and_bad_attachments_are_rejected_with_the_reason() {
+    let d = Deployment::new();
+    let before = d.export();
+    let csv = sample_csv();
+    d.deliver(
+        "1",
+        &message("intruder@evil.test", "x1@evil", &[("staff.csv", &csv)]),
+    );
+    d.deliver("2", &message("admin@rxx.nhs.uk", "x2@rxx", &[]));
+    d.deliver(
+        "3",
+        &message(
+            "admin@rxx.nhs.uk",
+            "x3@rxx",
+            &[("a.csv", &csv), ("b.csv", &csv)],
+        ),
+    );
+    // An RYY administrator sending RXX's rows: every row is refused.
+    d.deliver(
+        "4",
+        &message("admin@ryy.nhs.uk", "x4@ryy", &[("rxx.csv", &csv)]),
+    );
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 3 rejected"), "{out}");
+    assert_eq!(d.filed("Rejected"), 3);
+    let mails: BTreeMap<String, Mail> = d
+        .outbox()
+        .iter()
+        .map(|p| read_mail(p))
+        .map(|m| (m.in_reply_to.clone().unwrap(), m))
+        .collect();
+    assert!(
+        mails["x1@evil"]
+            .text
+            .contains("intruder@evil.test is not an authorised connector administrator")
+    );
+    assert_eq!(mails["x1@evil"].to, "intruder@evil.test");
+    assert!(mails["x2@rxx"].text.contains("has no staff list attached"));
+    assert!(
+        mails["x3@rxx"]
+            .text
+            .contains("has 2 staff lists attached (a.csv, b.csv)")
+    );
+    assert!(
+        mails["x4@ryy"]
+            .text
+            .contains("Rows accepted for the nightly run: 0")
+    );
+    d.once(true);
+    assert_eq!(d.export(), before, "nothing changed");
+}
+
+#[test]
+fn a_message_stored_but_not_filed_is_filed_without_a_second_reply() {
+    // The state a stop between storing and filing leaves: the message is in the database and
+    // still in the inbox.
+    let d = Deployment::new();
+    let raw = message(
+        "admin@rxx.nhs.uk",
+        "m1@rxx",
+        &[("staff.csv", &sample_csv())],
+    );
+    d.deliver("1.a", &raw);
+    d.once(false);
+    d.deliver("1.a", &raw);
+    let out = d.once(false);
+    assert!(out.contains("1 already stored and now filed"), "{out}");
+    assert_eq!(d.outbox().len(), 1, "one acknowledgement only");
+    // The same message delivered again under another name is recognised by its Message-ID.
+    d.deliver("9.z", &raw);
+    d.once(true);
+    let kinds: Vec<String> = d.outbox().iter().map(|p| read_mail(p).subject).collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+}
+
+#[test]
+fn killed_during_intake_loses_nothing_and_answers_each_message_once() {
+    let d = Deployment::new();
+    let csv = sample_csv();
+    let n = 40;
+    for i in 0..n {
+        d.deliver(
+            &format!("{i:03}.m"),
+            &message(
+                "admin@rxx.nhs.uk",
+                &format!("k{i}@rxx"),
+                &[("staff.csv", &csv)],
+            ),
+        );
+    }
+    // The service, killed with SIGKILL part-way through its first intake pass.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_push-connector"))
+        .args(["--config", "connector.toml", "run"])
+        .current_dir(d.path())
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some, but not all, messages have been filed.
+    let start = std::time::Instant::now();
+    while d.filed("Processed") < 3 && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let filed_at_kill = d.filed("Processed");
+    assert!(filed_at_kill < n, "the kill came too late to test anything");
+
+    d.once(false);
+    assert_eq!(d.filed("Processed"), n, "every message filed");
+    let acks: Vec<String> = d
+        .outbox()
+        .iter()
+        .map(|p| read_mail(p).in_reply_to.unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = acks.iter().collect();
+    assert_eq!(acks.len(), n, "one acknowledgement per message");
+    assert_eq!(unique.len(), n, "no message acknowledged twice");
+}

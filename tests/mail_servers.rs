@@ -1,0 +1,525 @@
+//! The e-mail connector against real mail servers: Postfix (SMTP in, submission with AUTH)
+//! delivering into Dovecot (IMAP), as `scripts/mail/up.sh` starts them on loopback.
+//! Endpoints come from the `MAIL_*` variables that `scripts/test.sh` sets; without them these
+//! tests fail and say so.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_imap::Client;
+use futures_util::TryStreamExt;
+use lettre::address::Envelope;
+use lettre::transport::smtp::client::Tls;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use mail_parser::{MessageParser, MimeHeaders};
+
+/// The servers' mailboxes are shared: one test at a time.
+static SERVERS: Mutex<()> = Mutex::new(());
+
+const TRUSTED: &str = "mx.connector.test";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the real-server tests need the test mail servers. Run them \
+             with scripts/test.sh (it installs and starts Postfix and Dovecot, and sets MAIL_*)"
+        )
+    })
+}
+
+fn port(name: &str) -> u16 {
+    env(name).parse().expect("a port number")
+}
+
+/// A connector deployment reading connector@connector.test over IMAPS and sending through
+/// the submission port with STARTTLS and AUTH.
+struct Deployment {
+    dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    fn new(smtp_port: u16) -> Deployment {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Deployment { dir };
+        d.configure(smtp_port);
+        let out = d.run(&[
+            "directory",
+            "import",
+            common::root()
+                .join("samples/directory.csv")
+                .to_str()
+                .unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        d
+    }
+
+    fn configure(&self, smtp_port: u16) {
+        let codes = common::root().join("samples/codes");
+        std::fs::write(
+            self.dir.path().join("connector.toml"),
+            format!(
+                "[validation]\ntitles = \"{c}/titles.txt\"\nclinical_roles = \"{c}/clinical-roles.txt\"\n\
+                 clinical_specialities = \"{c}/clinical-specialities.txt\"\nwork_areas = \"{c}/work-areas.txt\"\n\
+                 [mailbox]\nkind = \"imap\"\nhost = \"{host}\"\nport = {imaps}\ntls = \"tls\"\n\
+                 ca_file = \"{ca}\"\nuser = \"connector@connector.test\"\npoll_seconds = 1\n\
+                 [outbox]\nkind = \"smtp\"\nhost = \"{host}\"\nport = {smtp_port}\ntls = \"starttls\"\n\
+                 ca_file = \"{ca}\"\nuser = \"connector@connector.test\"\n\
+                 [mail]\naddress = \"connector@connector.test\"\nrequire_dmarc_pass = true\n\
+                 trusted_authserv_id = \"{TRUSTED}\"\noperators = [\"operator@connector.test\"]\n\
+                 [[organisation]]\ncode = \"RXX\"\nadministrators = [\"admin@rxx.nhs.uk\"]\n\
+                 [[organisation]]\ncode = \"RYY\"\nadministrators = [\"admin@ryy.nhs.uk\"]\n",
+                c = codes.display(),
+                host = env("MAIL_HOST"),
+                imaps = port("MAIL_IMAPS_PORT"),
+                ca = env("MAIL_CA_FILE"),
+            ),
+        )
+        .unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["--config", "connector.toml"];
+        all.extend_from_slice(args);
+        std::process::Command::new(env!("CARGO_BIN_EXE_push-connector"))
+            .args(&all)
+            .current_dir(self.dir.path())
+            .env_remove("PUSH_CONNECTOR_CONFIG")
+            .env("PUSH_CONNECTOR__MAILBOX__PASSWORD", env("MAIL_PASSWORD"))
+            .env("PUSH_CONNECTOR__OUTBOX__PASSWORD", env("MAIL_PASSWORD"))
+            .output()
+            .expect("the binary runs")
+    }
+
+    fn once(&self, now: bool) -> String {
+        let args: &[&str] = if now {
+            &["run", "--once", "--now"]
+        } else {
+            &["run", "--once"]
+        };
+        let out = self.run(args);
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    }
+
+    fn export(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["directory", "export"]).stdout).into_owned()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Sends a message as an MTA would receive it: through port 2525, no AUTH.
+async fn send_in(from: &str, to: &str, raw: &[u8]) {
+    let smtp: AsyncSmtpTransport<Tokio1Executor> =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(env("MAIL_HOST"))
+            .port(port("MAIL_SMTP_PORT"))
+            .tls(Tls::None)
+            .build();
+    let envelope = Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
+    smtp.send_raw(&envelope, raw).await.expect("SMTP accepts");
+}
+
+type Session = async_imap::Session<tokio::net::TcpStream>;
+
+async fn login(user: &str) -> Session {
+    let tcp = tokio::net::TcpStream::connect((env("MAIL_HOST"), port("MAIL_IMAP_PORT")))
+        .await
+        .unwrap();
+    let mut client = Client::new(tcp);
+    client.read_response().await.unwrap();
+    client
+        .login(user, env("MAIL_PASSWORD"))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("IMAP login")
+}
+
+/// Every message in a folder of a user (empty when the folder does not exist).
+async fn messages(user: &str, folder: &str) -> Vec<Vec<u8>> {
+    let mut s = login(user).await;
+    if s.select(folder).await.is_err() {
+        return Vec::new();
+    }
+    let fetched: Vec<_> = match s.fetch("1:*", "BODY.PEEK[]").await {
+        Ok(stream) => stream.try_collect().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let out = fetched
+        .iter()
+        .filter_map(|f| f.body().map(<[u8]>::to_vec))
+        .collect();
+    let _ = s.logout().await;
+    out
+}
+
+/// Empties the folders the tests use.
+async fn clean() {
+    for (user, folders) in [
+        (
+            "connector@connector.test",
+            &["INBOX", "Processed", "Rejected"][..],
+        ),
+        ("admin@rxx.nhs.uk", &["INBOX"][..]),
+        ("operator@connector.test", &["INBOX"][..]),
+        ("intruder@evil.test", &["INBOX"][..]),
+    ] {
+        let mut s = login(user).await;
+        for f in folders {
+            if s.select(f).await.is_ok() {
+                let _: Vec<_> = s
+                    .store("1:*", "+FLAGS.SILENT (\\Deleted)")
+                    .await
+                    .map(|st| st.try_collect())
+                    .unwrap()
+                    .await
+                    .unwrap_or_default();
+                let _: Vec<_> = s.expunge().await.unwrap().try_collect().await.unwrap();
+            }
+        }
+        let _ = s.logout().await;
+    }
+}
+
+/// Waits until a user's inbox holds `n` messages.
+async fn wait_for(user: &str, n: usize) -> Vec<Vec<u8>> {
+    let start = Instant::now();
+    loop {
+        let got = messages(user, "INBOX").await;
+        if got.len() >= n || start.elapsed() > Duration::from_secs(20) {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn submission(from: &str, id: &str, auth_results: &str, csv: &[u8]) -> Vec<u8> {
+    use std::fmt::Write;
+    let mut b64 = String::new();
+    let engine = csv
+        .chunks(57)
+        .map(lettre_base64)
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    write!(
+        b64,
+        "Authentication-Results: {auth_results}\r\nFrom: Admin <{from}>\r\n\
+         To: connector@connector.test\r\nSubject: staff list\r\nMessage-ID: <{id}>\r\n\
+         Date: Tue, 3 Jun 2025 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"BOUNDARY\"\r\n\r\n\
+         --BOUNDARY\r\nContent-Type: text/plain\r\n\r\nPlease apply.\r\n\
+         --BOUNDARY\r\nContent-Type: text/csv; name=\"staff.csv\"\r\n\
+         Content-Disposition: attachment; filename=\"staff.csv\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{engine}\r\n--BOUNDARY--\r\n"
+    )
+    .unwrap();
+    b64.into_bytes()
+}
+
+fn lettre_base64(bytes: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            out.push(if k <= chunk.len() {
+                T[((n >> (18 - 6 * k)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+struct Mail {
+    subject: String,
+    text: String,
+    in_reply_to: Option<String>,
+    attachment: Option<String>,
+}
+
+fn parse(raw: &[u8]) -> Mail {
+    let m = MessageParser::default().parse(raw).unwrap();
+    Mail {
+        subject: m.subject().unwrap_or_default().to_owned(),
+        text: m.body_text(0).unwrap_or_default().into_owned(),
+        in_reply_to: m.in_reply_to().as_text().map(str::to_owned),
+        attachment: m
+            .attachments()
+            .find(|a| a.attachment_name().is_some())
+            .map(|a| String::from_utf8_lossy(a.contents()).into_owned()),
+    }
+}
+
+fn results(csv: &str) -> BTreeMap<String, String> {
+    let mut r = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let headers = r.headers().unwrap().clone();
+    let key = headers.iter().position(|h| h == "ExternalSyncID").unwrap();
+    let result = headers.iter().position(|h| h == "Result").unwrap();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (rec[key].to_owned(), rec[result].to_owned())
+        })
+        .collect()
+}
+
+fn verified() -> String {
+    format!(
+        "{TRUSTED}; spf=pass smtp.mailfrom=rxx.nhs.uk; dkim=pass; dmarc=pass header.from=rxx.nhs.uk"
+    )
+}
+
+fn sample_csv() -> Vec<u8> {
+    std::fs::read(common::root().join("samples/submission-rxx.csv")).unwrap()
+}
+
+#[test]
+fn admin_sends_a_file_and_gets_acknowledgement_and_result_by_imap() {
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = runtime();
+    rt.block_on(clean());
+    let d = Deployment::new(port("MAIL_SUBMISSION_PORT"));
+    let check = d.run(&["check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let raw = submission("admin@rxx.nhs.uk", "real1@rxx", &verified(), &sample_csv());
+    rt.block_on(send_in(
+        "admin@rxx.nhs.uk",
+        "connector@connector.test",
+        &raw,
+    ));
+    rt.block_on(wait_for("connector@connector.test", 1));
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
+    assert_eq!(
+        rt.block_on(messages("connector@connector.test", "Processed"))
+            .len(),
+        1
+    );
+    assert!(
+        rt.block_on(messages("connector@connector.test", "INBOX"))
+            .is_empty()
+    );
+
+    let inbox = rt.block_on(wait_for("admin@rxx.nhs.uk", 1));
+    assert_eq!(inbox.len(), 1);
+    let ack = parse(&inbox[0]);
+    assert!(
+        ack.subject.starts_with("Received: staff list for RXX"),
+        "{}",
+        ack.subject
+    );
+    assert_eq!(ack.in_reply_to.as_deref(), Some("real1@rxx"));
+    assert!(
+        ack.text.contains("Rows accepted for the nightly run: 14"),
+        "{}",
+        ack.text
+    );
+
+    d.once(true);
+    let inbox = rt.block_on(wait_for("admin@rxx.nhs.uk", 2));
+    assert_eq!(inbox.len(), 2);
+    let result = parse(&inbox[1]);
+    assert!(
+        result.subject.starts_with("Result: staff list for RXX"),
+        "{}",
+        result.subject
+    );
+    let got = results(&result.attachment.expect("result CSV"));
+    assert_eq!(got["RXX0200"], "Created");
+    assert_eq!(got["RXX0002"], "Updated");
+    assert_eq!(got["RXX0001"], "Unchanged");
+    assert_eq!(got["RXX0203"], "Rejected");
+    assert_eq!(got.len(), 16);
+}
+
+#[test]
+fn spoofed_sender_is_refused_without_a_reply() {
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = runtime();
+    rt.block_on(clean());
+    let d = Deployment::new(port("MAIL_SUBMISSION_PORT"));
+    let before = d.export();
+    // The forger writes a passing result under an authserv-id we do not trust, and our MTA's
+    // own header says fail.
+    let forged = submission(
+        "admin@rxx.nhs.uk",
+        "spoof1@evil",
+        &format!(
+            "{TRUSTED}; dmarc=fail (p=reject) header.from=rxx.nhs.uk\r\nAuthentication-Results: evil.test; dmarc=pass"
+        ),
+        &sample_csv(),
+    );
+    let untrusted_only = submission(
+        "admin@rxx.nhs.uk",
+        "spoof2@evil",
+        "evil.test; dmarc=pass header.from=rxx.nhs.uk",
+        &sample_csv(),
+    );
+    rt.block_on(send_in(
+        "intruder@evil.test",
+        "connector@connector.test",
+        &forged,
+    ));
+    rt.block_on(send_in(
+        "intruder@evil.test",
+        "connector@connector.test",
+        &untrusted_only,
+    ));
+    rt.block_on(wait_for("connector@connector.test", 2));
+    let out = d.once(true);
+    assert!(out.contains("intake: 0 accepted, 2 rejected"), "{out}");
+    assert_eq!(
+        rt.block_on(messages("connector@connector.test", "Rejected"))
+            .len(),
+        2
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        rt.block_on(messages("admin@rxx.nhs.uk", "INBOX"))
+            .is_empty(),
+        "no reply goes to an address that was not verified"
+    );
+    assert_eq!(d.export(), before, "nothing changed");
+}
+
+#[test]
+fn smtp_down_while_replies_are_due_then_each_delivered_once() {
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = runtime();
+    rt.block_on(clean());
+    // A port nothing listens on: the submission server is "down".
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let d = Deployment::new(closed_port);
+    let raw = submission("admin@rxx.nhs.uk", "down1@rxx", &verified(), &sample_csv());
+    rt.block_on(send_in(
+        "admin@rxx.nhs.uk",
+        "connector@connector.test",
+        &raw,
+    ));
+    rt.block_on(wait_for("connector@connector.test", 1));
+    let out = d.once(true);
+    assert!(out.contains("2 e-mail(s) still waiting"), "{out}");
+    let out = d.once(false);
+    assert!(out.contains("2 e-mail(s) still waiting"), "{out}");
+
+    d.configure(port("MAIL_SUBMISSION_PORT"));
+    let out = d.once(false);
+    assert!(out.contains("outbox: 2 e-mail(s) sent"), "{out}");
+    let out = d.once(false);
+    assert!(out.contains("outbox: 0 e-mail(s) sent"), "{out}");
+    let inbox = rt.block_on(wait_for("admin@rxx.nhs.uk", 2));
+    std::thread::sleep(Duration::from_millis(500));
+    let inbox_again = rt.block_on(messages("admin@rxx.nhs.uk", "INBOX"));
+    assert_eq!(inbox.len(), 2);
+    assert_eq!(inbox_again.len(), 2, "each e-mail delivered once");
+    let subjects: Vec<String> = inbox.iter().map(|m| parse(m).subject).collect();
+    assert!(
+        subjects[0].starts_with("Received") && subjects[1].starts_with("Result"),
+        "{subjects:?}"
+    );
+}
+
+#[test]
+fn fifty_thousand_rows_are_held_then_approved_and_reported() {
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = runtime();
+    rt.block_on(clean());
+    let d = Deployment::new(port("MAIL_SUBMISSION_PORT"));
+    let mut csv = String::from("ExternalSyncID,FirstName,LastName,Organisation,JobTitle\n");
+    for i in 0..50_000 {
+        csv.push_str(&format!(
+            "BIG{i:06},Person,Number{},RXX,Clerk\n",
+            letters(i)
+        ));
+    }
+    let raw = submission("admin@rxx.nhs.uk", "big1@rxx", &verified(), csv.as_bytes());
+    rt.block_on(send_in(
+        "admin@rxx.nhs.uk",
+        "connector@connector.test",
+        &raw,
+    ));
+    rt.block_on(wait_for("connector@connector.test", 1));
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted"), "{out}");
+    let ack = parse(&rt.block_on(wait_for("admin@rxx.nhs.uk", 1))[0]);
+    assert!(
+        ack.text
+            .contains("Rows accepted for the nightly run: 50000"),
+        "{}",
+        ack.text
+    );
+
+    // 50,000 new accounts for an organisation of a few: over the guard, held.
+    let out = d.once(true);
+    assert!(out.contains("HELD"), "{out}");
+    let run = out
+        .split("run ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("run ID")
+        .to_owned();
+    let held = parse(&rt.block_on(wait_for("admin@rxx.nhs.uk", 2))[1]);
+    assert!(
+        held.subject.starts_with("Held for approval"),
+        "{}",
+        held.subject
+    );
+    let operator = rt.block_on(wait_for("operator@connector.test", 1));
+    assert_eq!(parse(&operator[0]).subject, held.subject);
+
+    let approve = d.run(&["approve", &run]);
+    assert!(
+        approve.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approve.stderr)
+    );
+    d.once(false);
+    let inbox = rt.block_on(wait_for("admin@rxx.nhs.uk", 3));
+    let result = parse(&inbox[2]);
+    assert!(result.subject.starts_with("Result"), "{}", result.subject);
+    let got = results(&result.attachment.expect("result CSV"));
+    assert_eq!(got.len(), 50_000);
+    assert!(got.values().all(|r| r == "Created"));
+}
+
+/// A distinct surname part for each row (names are letters only).
+fn letters(mut i: usize) -> String {
+    let mut s = String::new();
+    for _ in 0..4 {
+        s.push((b'a' + (i % 26) as u8) as char);
+        i /= 26;
+    }
+    s
+}
