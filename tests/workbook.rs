@@ -85,3 +85,33 @@ fn numeric_cells_come_back_as_exact_digits_or_are_refused() {
         ("MobilePhone", "5551234")
     );
 }
+
+#[test]
+fn far_away_cells_cost_nothing_and_damage_is_refused() {
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in ["ExternalSyncID", "FirstName", "LastName", "Organisation"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    for (c, v) in ["E1", "Ann", "Lee", "RXX"].iter().enumerate() {
+        sheet.write_string(1, c as u16, *v).unwrap();
+    }
+    // A stray cell at the sheet's far corner: a dense sheet would be 17 billion cells.
+    sheet.write_string(1_048_575, 16_383, "stray").unwrap();
+    let sub = formats::read(&book.save_to_buffer().unwrap()).expect("readable");
+    assert_eq!(
+        sub.rows.len(),
+        1,
+        "the stray cell is beyond the columns read"
+    );
+    assert_eq!(&sub.rows[0].cells[0], "E1");
+
+    // A workbook whose cell reference overflows the spreadsheet library's arithmetic.
+    let damaged =
+        std::fs::read(common::root().join("samples/messy/damaged-cell-reference.xlsx")).unwrap();
+    let err = formats::read(&damaged).unwrap_err();
+    assert!(err.to_string().contains("workbook"), "{err}");
+}

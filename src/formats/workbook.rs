@@ -4,9 +4,10 @@
 //! back as their exact digits (never `1.23E+11`); a number too large to have kept every digit is
 //! a row issue, not a silently wrong ID.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use calamine::{Data, Reader, open_workbook_auto_from_rs};
+use calamine::{Data, Reader, Xlsx, open_workbook_auto_from_rs};
 use csv::StringRecord;
 
 use super::{Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row};
@@ -64,19 +65,83 @@ fn cell_text(cell: &Data) -> (String, Option<String>) {
     }
 }
 
+/// Columns read from a sheet; cells further right are ignored (a staff list has about 20).
+const MAX_COLUMNS: u32 = 256;
+
+/// The first sheet's non-empty rows: (0-based row index, cells from column A).
+type SheetRows = Vec<(u32, Vec<Data>)>;
+
+/// Reads a workbook. A panic inside the spreadsheet library (a damaged file can trigger one)
+/// is contained here and reported as a damaged workbook: no file may stop the service.
 pub fn read(bytes: &[u8], kind: WorkbookKind) -> Result<Submission, ReadError> {
+    let damaged = || ReadError::Workbook("the file is damaged".to_owned());
+    let rows = std::panic::catch_unwind(|| match kind {
+        WorkbookKind::Xlsx => xlsx_rows(bytes),
+        WorkbookKind::Xls | WorkbookKind::Ods => range_rows(bytes),
+    })
+    .map_err(|_| damaged())??;
+    submission(rows, kind)
+}
+
+/// XLSX cells streamed one by one and kept sparse: a cell at row 1,000,000 of column XFD
+/// costs one entry, not a dense sheet of billions of empty cells.
+fn xlsx_rows(bytes: &[u8]) -> Result<SheetRows, ReadError> {
+    let bad = |e: calamine::XlsxError| ReadError::Workbook(e.to_string());
+    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(bad)?;
+    let name = book
+        .sheet_names()
+        .first()
+        .cloned()
+        .ok_or_else(|| ReadError::Workbook("it has no sheet".to_owned()))?;
+    let mut reader = book.worksheet_cells_reader(&name).map_err(bad)?;
+    let mut rows: BTreeMap<u32, Vec<Data>> = BTreeMap::new();
+    while let Some(cell) = reader.next_cell().map_err(bad)? {
+        let (row, col) = cell.get_position();
+        if col >= MAX_COLUMNS {
+            continue;
+        }
+        let value = Data::from(cell.get_value().clone());
+        if value == Data::Empty {
+            continue;
+        }
+        let cells = rows.entry(row).or_default();
+        if cells.len() <= col as usize {
+            cells.resize(col as usize + 1, Data::Empty);
+        }
+        cells[col as usize] = value;
+    }
+    Ok(rows.into_iter().collect())
+}
+
+/// XLS and ODS through the library's dense range.
+fn range_rows(bytes: &[u8]) -> Result<SheetRows, ReadError> {
     let mut workbook = open_workbook_auto_from_rs(Cursor::new(bytes))
         .map_err(|e| ReadError::Workbook(e.to_string()))?;
     let range = workbook
         .worksheet_range_at(0)
         .ok_or_else(|| ReadError::Workbook("it has no sheet".to_owned()))?
         .map_err(|e| ReadError::Workbook(e.to_string()))?;
-    let (first_row, _) = range.start().ok_or(ReadError::Empty)?;
+    let Some((first_row, first_col)) = range.start() else {
+        return Ok(Vec::new());
+    };
+    // Rows start at column A, so column letters in messages match the sheet.
+    let pad = vec![Data::Empty; first_col.min(MAX_COLUMNS) as usize];
+    Ok(range
+        .rows()
+        .enumerate()
+        .map(|(i, cells)| {
+            let mut row = pad.clone();
+            row.extend(cells.iter().take(MAX_COLUMNS as usize - pad.len()).cloned());
+            (first_row + i as u32, row)
+        })
+        .collect())
+}
 
+fn submission(rows: SheetRows, kind: WorkbookKind) -> Result<Submission, ReadError> {
     let mut header: Option<(StringRecord, super::HeaderMap)> = None;
-    let mut rows = Vec::new();
-    for (index, cells) in range.rows().enumerate() {
-        let line = u64::from(first_row) + index as u64 + 1;
+    let mut out = Vec::new();
+    for (index, cells) in rows {
+        let line = u64::from(index) + 1;
         if cells.iter().all(|c| match c {
             Data::Empty => true,
             Data::String(s) => s.trim().is_empty(),
@@ -122,8 +187,12 @@ pub fn read(bytes: &[u8], kind: WorkbookKind) -> Result<Submission, ReadError> {
                         ),
                     });
                 }
+                // Sparse rows may end early: every row gets the header's width.
+                while record.len() < headers.len() {
+                    record.push_field("");
+                }
                 record.truncate(headers.len());
-                rows.push(RawRow {
+                out.push(RawRow {
                     line,
                     cells: record,
                     issues,
@@ -138,7 +207,7 @@ pub fn read(bytes: &[u8], kind: WorkbookKind) -> Result<Submission, ReadError> {
         connector: None,
         headers,
         columns: map.columns,
-        rows,
+        rows: out,
         warnings: map.warnings,
     })
 }
