@@ -19,8 +19,10 @@
 # Provisioning takes ~7 s, so the provisioned tree (with the OU, account and
 # ACLs) is cached in $AD_CACHE (default
 # $HOME/.cache/push-connector/samba-provisioned.tar) and restored on later
-# runs (~1 s).  The cache is rebuilt when the Samba version, the passwords or
-# this script's provisioning step change.
+# runs (~0.1-0.6 s).  The cache is rebuilt when the Samba version, the
+# passwords or this script's provisioning step change.  A second cache
+# (samba-provisioned-seeded.tar) keeps the tree after seeding, for the last
+# AD_SEED_USERS value and seed.py version, so repeated starts skip seeding.
 #
 # Samba needs root and fixed ports (LDAP 389, LDAPS 636, Kerberos 88/464,
 # CLDAP 389/udp), so only one instance can run on a machine: up.sh stops the
@@ -182,9 +184,19 @@ provision() {
     provisioned=1
 }
 
+# A second cache holds the tree with the seeded users (for the last
+# AD_SEED_USERS used), so that later starts skip seeding too (~5 s for 1000).
+SEEDED_CACHE=${AD_CACHE%.tar}-seeded.tar
+seeded_key="$key seed=$AD_SEED_USERS seed.py=$(sha256sum "$HERE/seed.py" | cut -d' ' -f1)"
 provisioned=0
+seeded=0
 rm -rf "$SMB"
-if [[ -s $AD_CACHE && -s $AD_CACHE.key && $(<"$AD_CACHE.key") == "$key" ]]; then
+if (( AD_SEED_USERS > 0 )) && [[ -s $SEEDED_CACHE && -s $SEEDED_CACHE.key &&
+        $(<"$SEEDED_CACHE.key") == "$seeded_key" ]] &&
+   mkdir -p "$SMB" && tar --xattrs --xattrs-include='*' --acls -C "$SMB" -xf "$SEEDED_CACHE" 2>"$LOGS/restore.log"; then
+    seeded=1
+    lap "restore(seeded $AD_SEED_USERS)"
+elif rm -rf "$SMB" && [[ -s $AD_CACHE && -s $AD_CACHE.key && $(<"$AD_CACHE.key") == "$key" ]]; then
     mkdir -p "$SMB"
     if tar --xattrs --xattrs-include='*' --acls -C "$SMB" -xf "$AD_CACHE" 2>"$LOGS/restore.log"; then
         lap restore
@@ -265,11 +277,15 @@ cat >"$CONF" <<CONF
 CONF
 
 # --- seed -----------------------------------------------------------------------------
-if (( AD_SEED_USERS > 0 )); then
+if (( AD_SEED_USERS > 0 && seeded == 0 )); then
     "$HERE/seed.py" --count "$AD_SEED_USERS" --base-dn "$AD_BASE_DN" --realm "$AD_REALM" \
         --ldb "$SMB/private/sam.ldb" >"$LOGS/seed.log" 2>&1 ||
         { cat "$LOGS/seed.log" >&2; die "seeding failed"; }
     lap "seed($AD_SEED_USERS)"
+    tar --xattrs --xattrs-include='*' --acls -C "$SMB" -cf "$SEEDED_CACHE.tmp.$$" private state
+    mv -f "$SEEDED_CACHE.tmp.$$" "$SEEDED_CACHE"
+    echo "$seeded_key" >"$SEEDED_CACHE.key"
+    lap "cache-seeded"
 fi
 
 # --- start ----------------------------------------------------------------------------
