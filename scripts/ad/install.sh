@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Install the Active Directory test server (Samba AD DC) and the LDAP tools
+# used by check.py and seeding (ldapsearch/ldapmodify, ldbsearch/ldbadd).
+#
+# Idempotent: only packages whose binaries are missing are installed, so apt
+# never upgrades anything already there.  Never starts a system-wide service:
+# policy-rc.d denies service starts while apt runs, and the tests start their
+# own instance with scripts/ad/up.sh.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "install.sh: must run as root (apt-get)" >&2
+    exit 1
+fi
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+pkgs=()
+{ have samba || [[ -x /usr/sbin/samba ]]; } && have samba-tool || pkgs+=(samba)
+# What Debian's samba-ad-dc metapackage would bring, named one by one (with
+# --no-install-recommends, "samba" alone cannot provision a domain: the AD
+# schema files are in samba-ad-provision, the DC's ldb modules in
+# samba-dsdb-modules, and the DC starts winbindd from winbind).
+[[ -d /usr/share/samba/setup/ad-schema ]] || pkgs+=(samba-ad-provision)
+compgen -G '/usr/lib/*/samba/ldb/samba_dsdb.so' >/dev/null || pkgs+=(samba-dsdb-modules)
+compgen -G '/usr/lib/*/samba/vfs/dfs_samba4.so' >/dev/null || pkgs+=(samba-vfs-modules)
+{ have winbindd || [[ -x /usr/sbin/winbindd ]]; } || pkgs+=(winbind)
+have ldbadd || pkgs+=(ldb-tools)
+have ldapsearch || pkgs+=(ldap-utils)
+
+if [[ ${#pkgs[@]} -eq 0 ]]; then
+    echo "install.sh: samba (AD DC), ldb-tools and ldap-utils already installed"
+    exit 0
+fi
+echo "install.sh: installing ${pkgs[*]}"
+
+# Keep maintainer scripts from starting daemons system-wide.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    created_policy=1
+fi
+cleanup() { if [[ $created_policy -eq 1 ]]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+# Only refresh the package lists when they were never fetched.
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+    apt-get update
+fi
+
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --no-upgrade "${pkgs[@]}"
+
+echo "install.sh: done"
