@@ -462,3 +462,61 @@ fn killed_during_intake_loses_nothing_and_answers_each_message_once() {
     assert_eq!(acks.len(), n, "one acknowledgement per message");
     assert_eq!(unique.len(), n, "no message acknowledged twice");
 }
+
+#[test]
+fn the_service_answers_new_mail_while_running_and_stops_cleanly_on_sigterm() {
+    let d = Deployment::new();
+    let config = d.path().join("connector.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[mailbox]\npoll_seconds = 1\n");
+    std::fs::write(&config, text).unwrap();
+
+    let mut service = Command::new(env!("CARGO_BIN_EXE_push-connector"))
+        .args(["--config", "connector.toml", "run"])
+        .current_dir(d.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The service is already waiting when the message arrives.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    d.deliver(
+        "1700000000.svc.host",
+        &message(
+            "admin@rxx.nhs.uk",
+            "<svc-1@rxx.nhs.uk>",
+            &[("staff.csv", &sample_csv())],
+        ),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while d.outbox().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no acknowledgement within 30 s"
+        );
+        assert!(service.try_wait().unwrap().is_none(), "the service stopped");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ack = read_mail(&d.outbox()[0]);
+    assert_eq!(ack.to, "admin@rxx.nhs.uk");
+    assert!(ack.subject.starts_with("Received"), "{}", ack.subject);
+
+    let term = Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = service.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 15 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(d.filed("Processed"), 1);
+}
