@@ -25,12 +25,4 @@ compgen -G '/usr/lib/*/samba/vfs/dfs_samba4.so' >/dev/null || pkgs+=(samba-vfs-m
 have ldbadd || pkgs+=(ldb-tools)
 have ldapsearch || pkgs+=(ldap-utils)
 
-if [[ ${#pkgs[@]} -eq 0 ]]; then
-    echo "install.sh: samba (AD DC), ldb-tools and ldap-utils already installed"
-    exit 0
-fi
-echo "install.sh: installing ${pkgs[*]}"
-
-apt_install "${pkgs[@]}"
-
-echo "install.sh: done"
+install_missing "samba (AD DC), ldb-tools and ldap-utils" "${pkgs[@]}"

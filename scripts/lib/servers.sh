@@ -59,6 +59,22 @@ apt_install() {
     trap - EXIT
 }
 
+# install_missing WHAT PKG...: the body of an install.sh once it has listed
+# the packages whose binaries are missing.  With none, says "WHAT already
+# installed" and exits 0 (nothing else runs); otherwise installs them with
+# apt_install and says "done".
+install_missing() {
+    local what=$1
+    shift
+    if [[ $# -eq 0 ]]; then
+        echo "$srv_prog: $what already installed"
+        exit 0
+    fi
+    echo "$srv_prog: installing $*"
+    apt_install "$@"
+    echo "$srv_prog: done"
+}
+
 # --- stopping recorded pids --------------------------------------------------
 #
 # A down.sh resolves its STATE_DIR, hands each recorded pid to

@@ -19,17 +19,8 @@ have dovecot || [[ -x /usr/sbin/dovecot ]] || pkgs+=(dovecot-core)
 [[ -x /usr/lib/dovecot/lmtp ]] || pkgs+=(dovecot-lmtpd)
 have openssl || pkgs+=(openssl)
 
-if [[ ${#pkgs[@]} -eq 0 ]]; then
-    echo "install.sh: postfix, dovecot (imap, lmtp) and openssl already installed"
-    exit 0
-fi
-
-echo "install.sh: installing ${pkgs[*]}"
-
 if [[ " ${pkgs[*]} " == *" postfix "* ]]; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 fi
 
-apt_install "${pkgs[@]}"
-
-echo "install.sh: done"
+install_missing "postfix, dovecot (imap, lmtp) and openssl" "${pkgs[@]}"

@@ -18,12 +18,4 @@ have psql || compgen -G '/usr/lib/postgresql/*/bin/psql' >/dev/null || pkgs+=(po
 { have mariadbd || [[ -x /usr/sbin/mariadbd ]]; } && have mariadb-install-db || pkgs+=(mariadb-server)
 have mariadb || pkgs+=(mariadb-client)
 
-if [[ ${#pkgs[@]} -eq 0 ]]; then
-    echo "install.sh: postgresql and mariadb-server already installed"
-    exit 0
-fi
-echo "install.sh: installing ${pkgs[*]}"
-
-apt_install "${pkgs[@]}"
-
-echo "install.sh: done"
+install_missing "postgresql and mariadb-server" "${pkgs[@]}"
