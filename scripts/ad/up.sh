@@ -44,6 +44,7 @@ done
 export PATH="$PATH:/usr/sbin"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/../lib/servers.sh"
 STATE_DIR=${1:-${AD_STATE_DIR:-/tmp/push-connector-ad}}
 [[ $STATE_DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "STATE_DIR '$STATE_DIR' must be a path without spaces or special characters"
 mkdir -p "$STATE_DIR"
@@ -75,20 +76,10 @@ lap() {
 }
 
 # --- stop earlier instances -----------------------------------------------------
-stop_instance() {
-    local dir=$1 out
-    if ! out=$("$HERE/down.sh" "$dir" 2>&1); then
-        echo "$out" >&2
-        die "could not stop the previous instance in $dir"
-    fi
-    if [[ $out == *"stopped "* ]]; then
-        echo "${out//down.sh: /up.sh: previous instance: }" >&2
-    fi
-}
-stop_instance "$STATE_DIR"
+srv_stop_previous "$HERE/down.sh" "$STATE_DIR"
 if [[ -s $LAST ]]; then
     prev=$(<"$LAST")
-    if [[ $prev != "$STATE_DIR" && -d $prev ]]; then stop_instance "$prev"; fi
+    if [[ $prev != "$STATE_DIR" && -d $prev ]]; then srv_stop_previous "$HERE/down.sh" "$prev"; fi
 fi
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }

@@ -43,6 +43,7 @@ done
 export PATH="$PATH:/usr/sbin:/usr/lib/postfix/sbin"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/../lib/servers.sh"
 STATE_DIR=${1:-${MAIL_STATE_DIR:-/tmp/push-connector-mail}}
 [[ $STATE_DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "STATE_DIR '$STATE_DIR' must be a path without spaces or special characters"
 mkdir -p "$STATE_DIR"
@@ -70,13 +71,7 @@ MAIL_UID=$(id -u mail)   # Debian's "mail" user, uid/gid 8: Dovecot won't delive
 MAIL_GID=$(id -g mail)
 
 # --- stop an earlier instance of this STATE_DIR -----------------------------
-if ! down_out=$("$HERE/down.sh" "$STATE_DIR" 2>&1); then
-    echo "$down_out" >&2
-    die "could not stop the previous instance in $STATE_DIR"
-fi
-if [[ $down_out == *"stopped "* ]]; then
-    echo "${down_out//down.sh: /up.sh: previous instance: }" >&2
-fi
+srv_stop_previous "$HERE/down.sh" "$STATE_DIR"
 
 port_open() { (exec 3<>"/dev/tcp/$MAIL_HOST/$1") 2>/dev/null; }
 for p in "$MAIL_IMAP_PORT" "$MAIL_IMAPS_PORT" "$MAIL_SMTP_PORT" "$MAIL_SUBMISSION_PORT"; do

@@ -9,13 +9,9 @@
 # has exited.  Idempotent: nothing running -> exit 0.
 set -euo pipefail
 
-STATE_DIR=${1:-${SCIM_STATE_DIR:-/tmp/push-connector-scim}}
-STATE_DIR=${STATE_DIR%/}
-if [[ ! -d $STATE_DIR ]]; then
-    echo "down.sh: $STATE_DIR does not exist, nothing to stop" >&2
-    exit 0
-fi
-STATE_DIR=$(cd "$STATE_DIR" && pwd -P)
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/servers.sh"
+
+srv_state_dir "${1:-${SCIM_STATE_DIR:-/tmp/push-connector-scim}}" || exit 0
 pidfile=$STATE_DIR/scim2-server.pid
 
 is_ours() {
@@ -25,38 +21,6 @@ is_ours() {
     args=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
     [[ $args == *scim2-server* && $args == *"$STATE_DIR/schemas.json"* ]]
 }
-alive() {
-    [[ -e /proc/$1 ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
-}
 
-if [[ ! -f $pidfile ]]; then
-    echo "down.sh: nothing was running for $STATE_DIR" >&2
-    exit 0
-fi
-pid=$(tr -dc '0-9' <"$pidfile")
-if ! is_ours "$pid"; then
-    echo "down.sh: scim2-server pid '$pid' from $pidfile is not running (stale pid file)" >&2
-    rm -f "$pidfile"
-    echo "down.sh: nothing was running for $STATE_DIR" >&2
-    exit 0
-fi
-
-kill -TERM "$pid" 2>/dev/null || true
-for _ in $(seq 1 200); do          # up to 10 s
-    alive "$pid" || break
-    sleep 0.05
-done
-if alive "$pid"; then
-    echo "down.sh: still running after 10 s, sending SIGKILL to $pid" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        alive "$pid" || break
-        sleep 0.05
-    done
-fi
-if alive "$pid"; then
-    echo "down.sh: could not stop $pid" >&2
-    exit 1
-fi
-rm -f "$pidfile"
-echo "down.sh: stopped scim2-server($pid)" >&2
+srv_stop_pidfile scim2-server TERM "$pidfile" is_ours
+srv_finish_stop 10 "$pidfile"

@@ -9,6 +9,8 @@
 # when missing and we are root) and access to PyPI.
 set -euo pipefail
 
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/servers.sh"
+
 SCIM_VENV=${SCIM_VENV:-$HOME/.cache/push-connector/scim-venv}
 PY=${SCIM_PYTHON:-python3}
 
@@ -24,10 +26,7 @@ if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
         echo "install.sh: $PY lacks the venv module; install python3-venv (as root)" >&2
         exit 1
     fi
-    if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
-        apt-get update
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --no-upgrade python3-venv
+    apt_install python3-venv
     PY=/usr/bin/python3
 fi
 

@@ -20,6 +20,7 @@ set -euo pipefail
 die() { echo "up.sh: $*" >&2; exit 1; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/../lib/servers.sh"
 SCIM_VENV=${SCIM_VENV:-$HOME/.cache/push-connector/scim-venv}
 [[ -x $SCIM_VENV/bin/scim2-server ]] || die "scim2-server not found in $SCIM_VENV; run scripts/scim/install.sh first"
 SCIM_VENV=$(cd "$SCIM_VENV" && pwd)
@@ -36,13 +37,7 @@ SCIM_TOKEN=${SCIM_TOKEN:-test-token}
 [[ -n $SCIM_TOKEN && $SCIM_TOKEN != *[[:space:]]* ]] || die "SCIM_TOKEN must be non-empty without whitespace"
 
 # --- stop an earlier instance of this STATE_DIR -----------------------------
-if ! down_out=$("$HERE/down.sh" "$STATE_DIR" 2>&1); then
-    echo "$down_out" >&2
-    die "could not stop the previous instance in $STATE_DIR"
-fi
-if [[ $down_out == *"stopped "* ]]; then
-    echo "${down_out//down.sh: /up.sh: previous instance: }" >&2
-fi
+srv_stop_previous "$HERE/down.sh" "$STATE_DIR"
 
 port_open() { (exec 3<>"/dev/tcp/$SCIM_HOST/$1") 2>/dev/null; }
 port_open "$SCIM_PORT" &&

@@ -26,6 +26,7 @@ die() { echo "up.sh: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (switches to the postgres and mysql users)"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/../lib/servers.sh"
 STATE_DIR=${1:-${SQL_STATE_DIR:-/tmp/push-connector-sql}}
 [[ $STATE_DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "STATE_DIR '$STATE_DIR' must be a path without spaces or special characters"
 mkdir -p "$STATE_DIR"
@@ -71,13 +72,7 @@ while [[ $d != / ]]; do
 done
 
 # --- stop an earlier instance of this STATE_DIR -----------------------------
-if ! down_out=$("$HERE/down.sh" "$STATE_DIR" 2>&1); then
-    echo "$down_out" >&2
-    die "could not stop the previous instance in $STATE_DIR"
-fi
-if [[ $down_out == *"stopped "* ]]; then
-    echo "${down_out//down.sh: /up.sh: previous instance: }" >&2
-fi
+srv_stop_previous "$HERE/down.sh" "$STATE_DIR"
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 want postgres && port_open "$PG_PORT" && die "port $HOST:$PG_PORT is already in use (set PG_PORT)"
