@@ -1,334 +1,9 @@
-//! The e-mail connector's passes: intake (mailbox → stored submission → acknowledgement),
-//! the nightly step (latest submission per organisation → pipeline → result e-mail), the
-//! follow-up of held runs decided since, and the outbox flush.
-//!
-//! In: the configuration, a [`Mailbox`], an [`Outbox`], the directory and state, and the
-//! time (passed in). Out: summaries of each pass; every decision as rows in the
-//! [`MailStore`] and e-mails in its queue. Order of intake for one message: read → decide →
-//! store message, submission and reply in one transaction → file the message in the
-//! mailbox. A stop before the transaction leaves the message in the inbox to be read again;
-//! a stop after it finds the message known (by mailbox key or Message-ID) and only files it.
+//! The nightly step (latest submission per organisation → pipeline → result e-mail), the
+//! result of held runs decided since, and recovery of a run a stop interrupted.
 
-use std::collections::BTreeSet;
-
-use chrono::{DateTime, Utc};
-use serde_json::json;
-
-use super::compose::{ComposeError, Composer, Reply};
-use super::mailbox::{Fetched, Mailbox, MailboxError};
-use super::message::{self, Inbound, Refusal};
-use super::outbox::{self, Flushed, Outbox, OutboxError};
-use super::schedule::Schedule;
-use super::store::{
-    Folder, MailStore, NewMessage, NewSubmission, QueuedMail, StoreError, StoredSubmission,
-    SubmissionStatus,
-};
-use crate::apply::{self, ApplyError, Context, Minter};
-use crate::config::Config;
-use crate::directory::Directory;
-use crate::formats::{self, Submission};
-use crate::model::OdsCode;
-use crate::pipeline;
-use crate::plan::{Counts, Plan};
-use crate::reconcile::Policy;
-use crate::report::{self, ReportRows, RowReport, RowResultKind};
-use crate::state::{RunStatus, StateDb, StateError};
-use crate::validate::{self, RowOutcome, RowResult, Rules};
-
-/// Refused lines listed in an acknowledgement's body (all of them are in its CSV).
-const LINES_IN_BODY: usize = 50;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectorError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Mailbox(#[from] MailboxError),
-    #[error(transparent)]
-    Outbox(#[from] OutboxError),
-    #[error(transparent)]
-    Compose(#[from] ComposeError),
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("writing a report: {0}")]
-    Report(#[from] csv::Error),
-    #[error("submission {no} can no longer be read: {reason}")]
-    Stored { no: i64, reason: String },
-}
-
-/// What an intake pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IntakeSummary {
-    pub accepted: usize,
-    pub rejected: usize,
-    /// Messages found already stored (a stop between storing and filing), now filed.
-    pub refiled: usize,
-}
-
-/// What a nightly step did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NightlySummary {
-    /// (organisation, run, counts) of each applied run.
-    pub applied: Vec<(String, String, Counts)>,
-    /// (organisation, run) of each held run.
-    pub held: Vec<(String, String)>,
-    pub superseded: usize,
-    /// (organisation, error) of submissions that could not be run; they stay for next time.
-    pub failed: Vec<(String, String)>,
-}
-
-/// One deployment's connector.
-pub struct Connector<'a, D> {
-    pub config: &'a Config,
-    pub rules: &'a Rules,
-    pub schedule: Schedule,
-    pub composer: Composer,
-    pub store: &'a MailStore,
-    pub directory: &'a D,
-    pub state: &'a StateDb,
-}
-
-/// A message that passed the checks.
-struct Accepted<'m> {
-    sender: String,
-    organisation: OdsCode,
-    file: &'m message::Attachment,
-    submission: Submission,
-    rows: usize,
-    refused: Vec<RowReport>,
-}
+use super::*;
 
 impl<'a, D: Directory> Connector<'a, D> {
-    /// Reads every message in the inbox once.
-    pub async fn intake<M: Mailbox>(
-        &self,
-        mailbox: &mut M,
-        now: DateTime<Utc>,
-    ) -> Result<IntakeSummary, ConnectorError> {
-        let mut summary = IntakeSummary::default();
-        for fetched in mailbox.fetch().await? {
-            self.take(mailbox, fetched, now, &mut summary).await?;
-        }
-        Ok(summary)
-    }
-
-    async fn take<M: Mailbox>(
-        &self,
-        mailbox: &mut M,
-        f: Fetched,
-        now: DateTime<Utc>,
-        summary: &mut IntakeSummary,
-    ) -> Result<(), ConnectorError> {
-        let msg = message::parse(&f.raw);
-        if let Some(folder) = self.store.known(&f.key, &msg.message_id).await? {
-            file(mailbox, self.store, &f.key, folder).await?;
-            summary.refiled += 1;
-            tracing::info!(key = %f.key, message_id = %msg.message_id, folder = folder.as_str(),
-                "message already stored; filed");
-            return Ok(());
-        }
-        let sender = msg.from.clone();
-        let new_message = |folder, reason| NewMessage {
-            mailbox_key: &f.key,
-            message_id: &msg.message_id,
-            sender: msg.from.as_deref(),
-            subject: &msg.subject,
-            sent_date: msg.date.as_deref(),
-            raw: &f.raw,
-            folder,
-            reason,
-        };
-        match self.decide(&msg) {
-            Ok(a) => {
-                let valid = a.rows - a.refused.len();
-                let ack = self.acknowledgement(&msg, &a, now)?;
-                let sub = NewSubmission {
-                    organisation: a.organisation.as_str(),
-                    sender: &a.sender,
-                    file_name: &a.file.name,
-                    file: &a.file.bytes,
-                    valid_rows: valid as u64,
-                    refused_rows: a.refused.len() as u64,
-                };
-                self.store
-                    .receive(
-                        &new_message(Folder::Processed, None),
-                        Some(&sub),
-                        &[ack],
-                        now,
-                    )
-                    .await?;
-                file(mailbox, self.store, &f.key, Folder::Processed).await?;
-                summary.accepted += 1;
-                tracing::info!(
-                    message_id = %msg.message_id,
-                    sender = %a.sender,
-                    organisation = %a.organisation,
-                    file = %a.file.name,
-                    rows = a.rows,
-                    valid,
-                    refused = a.refused.len(),
-                    "submission received and acknowledged"
-                );
-            }
-            Err(refusal) => {
-                let own = sender
-                    .as_deref()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(&self.composer.from_address()));
-                let replies = match (&sender, refusal.may_reply() && !own) {
-                    (Some(to), true) => vec![self.rejection(&msg, to, &refusal, now)?],
-                    _ => Vec::new(),
-                };
-                self.store
-                    .receive(
-                        &new_message(Folder::Rejected, Some(refusal.to_string())),
-                        None,
-                        &replies,
-                        now,
-                    )
-                    .await?;
-                file(mailbox, self.store, &f.key, Folder::Rejected).await?;
-                summary.rejected += 1;
-                tracing::warn!(
-                    message_id = %msg.message_id,
-                    sender = sender.as_deref().unwrap_or("-"),
-                    reason = %refusal,
-                    replied = !replies.is_empty(),
-                    "message rejected"
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks a message: sender, file, organisation; validates the file.
-    fn decide<'m>(&self, msg: &'m Inbound) -> Result<Accepted<'m>, Refusal> {
-        let sender = message::authorise(self.config, msg)?;
-        let file = message::submission_file(msg, self.config.service.max_file_bytes)?;
-        let submission = formats::read(&file.bytes).map_err(|e| Refusal::BadFile {
-            name: file.name.clone(),
-            reason: e.to_string(),
-        })?;
-        let results = validate::validate(&submission, self.rules);
-        let named: Vec<String> = results
-            .iter()
-            .filter_map(|r| match &r.outcome {
-                RowOutcome::Valid(p) => Some(p.organisation.to_string()),
-                RowOutcome::Refused(_) => None,
-            })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let organisation =
-            message::choose_organisation(self.config, &sender, &named, &msg.subject)?;
-        let refused = refused_rows(&results, &organisation);
-        Ok(Accepted {
-            sender: sender.address,
-            organisation,
-            file,
-            rows: results.len(),
-            submission,
-            refused,
-        })
-    }
-
-    fn local(&self, t: DateTime<Utc>) -> String {
-        t.with_timezone(&self.schedule.zone)
-            .format("%-d %B %Y %H:%M %Z")
-            .to_string()
-    }
-
-    fn organisation_name(&self, org: &str) -> Option<String> {
-        self.config.organisation(org).and_then(|o| o.name.clone())
-    }
-
-    fn acknowledgement(
-        &self,
-        msg: &Inbound,
-        a: &Accepted<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<QueuedMail, ConnectorError> {
-        let refused_file = format!("refused-lines-{}.csv", stem(&a.file.name));
-        let attachment = if a.refused.is_empty() {
-            None
-        } else {
-            let mut csv = Vec::new();
-            report::write_report(&mut csv, &a.submission, &a.refused, ReportRows::Reported)?;
-            Some((refused_file.clone(), csv))
-        };
-        let org = a.organisation.to_string();
-        let lines: Vec<_> = a
-            .refused
-            .iter()
-            .take(LINES_IN_BODY)
-            .map(|r| json!({"line": r.line, "message": r.message}))
-            .collect();
-        Ok(self.composer.compose(
-            &Reply {
-                kind: "acknowledgement",
-                to: vec![a.sender.clone()],
-                subject: format!("Received: staff list for {org} ({})", a.file.name),
-                context: json!({
-                    "file_name": a.file.name,
-                    "organisation": org,
-                    "organisation_name": self.organisation_name(&org),
-                    "received_at": self.local(now),
-                    "rows": a.rows,
-                    "valid": a.rows - a.refused.len(),
-                    "refused": a.refused.len(),
-                    "refused_lines": lines,
-                    "more_refused": a.refused.len().saturating_sub(LINES_IN_BODY),
-                    "refused_file": refused_file,
-                    "next_run": self.schedule.describe(self.schedule.next_after(now)),
-                }),
-                attachment,
-                in_reply_to: Some(msg.message_id.clone()),
-                organisation: Some(org),
-            },
-            now,
-        )?)
-    }
-
-    fn rejection(
-        &self,
-        msg: &Inbound,
-        to: &str,
-        refusal: &Refusal,
-        now: DateTime<Utc>,
-    ) -> Result<QueuedMail, ConnectorError> {
-        let hint = match refusal {
-            Refusal::NotAuthorised { .. } => Some(
-                "Files are accepted only from the connector administrators each organisation \
-                 has registered. Ask your organisation's registered administrator to send it, or \
-                 to have you added.",
-            ),
-            Refusal::BadFile { .. } => Some(
-                "The file must have a header row with the new-format or old-format (NHSmail 1) \
-                 columns; see the connector's format guide.",
-            ),
-            _ => None,
-        };
-        Ok(self.composer.compose(
-            &Reply {
-                kind: "rejection",
-                to: vec![to.to_owned()],
-                subject: format!("Not accepted: {}", msg.subject),
-                context: json!({
-                    "subject": msg.subject,
-                    "received_at": self.local(now),
-                    "reason": refusal.to_string(),
-                    "hint": hint,
-                }),
-                attachment: None,
-                in_reply_to: Some(msg.message_id.clone()),
-                organisation: None,
-            },
-            now,
-        )?)
-    }
-
     /// The nightly step: per organisation, the latest pending submission is applied and the
     /// older ones are superseded.
     pub async fn nightly(
@@ -356,7 +31,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         Ok(summary)
     }
 
-    async fn nightly_org(
+    pub(super) async fn nightly_org(
         &self,
         org: &str,
         minter: &mut dyn Minter,
@@ -419,7 +94,7 @@ impl<'a, D: Directory> Connector<'a, D> {
     }
 
     /// Plans, guards and applies one submission under `run`, and queues its e-mail.
-    async fn run(
+    pub(super) async fn run(
         &self,
         s: &StoredSubmission,
         run: &str,
@@ -475,26 +150,8 @@ impl<'a, D: Directory> Connector<'a, D> {
         Ok(())
     }
 
-    fn context<'c>(&'c self, progress: &'c dyn Fn(u64, u64)) -> Context<'c, D> {
-        Context {
-            directory: self.directory,
-            state: self.state,
-            passwords: self.config.service.state_dir.join("initial-passwords.csv"),
-            progress,
-        }
-    }
-
-    fn reread(&self, s: &StoredSubmission) -> Result<(Submission, Vec<RowResult>), ConnectorError> {
-        let submission = formats::read(&s.file).map_err(|e| ConnectorError::Stored {
-            no: s.no,
-            reason: e.to_string(),
-        })?;
-        let results = validate::validate(&submission, self.rules);
-        Ok((submission, results))
-    }
-
     /// The result e-mail of an applied run.
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         s: &StoredSubmission,
         submission: &Submission,
@@ -546,7 +203,7 @@ impl<'a, D: Directory> Connector<'a, D> {
     }
 
     /// The held notice, to the sender and the operators.
-    async fn held(
+    pub(super) async fn held(
         &self,
         s: &StoredSubmission,
         plan: &Plan,
@@ -598,7 +255,7 @@ impl<'a, D: Directory> Connector<'a, D> {
     }
 
     /// Finishes a submission a stopped process left running.
-    async fn recover(
+    pub(super) async fn recover(
         &self,
         s: &StoredSubmission,
         minter: &mut dyn Minter,
@@ -653,7 +310,7 @@ impl<'a, D: Directory> Connector<'a, D> {
     /// The per-row results of a run whose plan was lost with a stopped process: the rows
     /// planned again (what was applied now shows as unchanged), with the journal's outcomes
     /// laid over them (created, updated, failed).
-    async fn rebuilt_reports(
+    pub(super) async fn rebuilt_reports(
         &self,
         s: &StoredSubmission,
         run: &str,
@@ -750,87 +407,4 @@ impl<'a, D: Directory> Connector<'a, D> {
         }
         Ok(done)
     }
-
-    /// Sends the queued e-mails.
-    pub async fn flush<O: Outbox>(
-        &self,
-        outbox: &O,
-        now: DateTime<Utc>,
-        due_only: bool,
-    ) -> Result<Flushed, ConnectorError> {
-        Ok(outbox::flush(
-            self.store,
-            outbox,
-            &self.composer.from_address(),
-            now,
-            due_only,
-            self.config.outbox.max_retry_seconds,
-        )
-        .await?)
-    }
-}
-
-/// Files a stored message and notes it.
-async fn file<M: Mailbox>(
-    mailbox: &mut M,
-    store: &MailStore,
-    key: &str,
-    folder: Folder,
-) -> Result<(), ConnectorError> {
-    match mailbox.file(key, folder).await {
-        Ok(()) => {}
-        // Filed already (by us before a stop, or by hand): nothing left to do.
-        Err(MailboxError::NoSuchMessage(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    store.filed(key).await?;
-    Ok(())
-}
-
-/// The refused rows of an acknowledgement: validation's, and rows for another organisation.
-pub fn refused_rows(results: &[RowResult], organisation: &OdsCode) -> Vec<RowReport> {
-    let mut refused = report::validation_rows(results);
-    for r in results {
-        if let RowOutcome::Valid(p) = &r.outcome
-            && &p.organisation != organisation
-        {
-            refused.push(RowReport {
-                line: r.line,
-                result: RowResultKind::Rejected,
-                message: format!(
-                    "Organisation \"{}\": this file is for {organisation}; a row for another \
-                     organisation is not applied",
-                    p.organisation
-                ),
-            });
-        }
-    }
-    refused.sort_by_key(|r| r.line);
-    refused
-}
-
-/// A new run's ID: time (passed in) and a random suffix, so IDs sort by time.
-pub fn run_id(now: DateTime<Utc>) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{}", now.format("%Y%m%d-%H%M%S"), &random[..6])
-}
-
-fn parse_time(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
-}
-
-/// A file name without its extension, safe in another file name.
-fn stem(name: &str) -> String {
-    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
-    stem.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

@@ -1,0 +1,220 @@
+//! The e-mail connector's passes: intake (mailbox → stored submission → acknowledgement),
+//! the nightly step (latest submission per organisation → pipeline → result e-mail), the
+//! follow-up of held runs decided since, and the outbox flush.
+//!
+//! In: the configuration, a [`Mailbox`], an [`Outbox`], the directory and state, and the
+//! time (passed in). Out: summaries of each pass; every decision as rows in the
+//! [`MailStore`] and e-mails in its queue. Order of intake for one message: read → decide →
+//! store message, submission and reply in one transaction → file the message in the
+//! mailbox. A stop before the transaction leaves the message in the inbox to be read again;
+//! a stop after it finds the message known (by mailbox key or Message-ID) and only files it.
+
+mod intake;
+mod nightly;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::compose::{ComposeError, Composer, Reply};
+use super::mailbox::{Fetched, Mailbox, MailboxError};
+use super::message::{self, Inbound, Refusal};
+use super::outbox::{self, Flushed, Outbox, OutboxError};
+use super::schedule::Schedule;
+use super::store::{
+    Folder, MailStore, NewMessage, NewSubmission, QueuedMail, StoreError, StoredSubmission,
+    SubmissionStatus,
+};
+use crate::apply::{self, ApplyError, Context, Minter};
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::formats::{self, Submission};
+use crate::model::OdsCode;
+use crate::pipeline;
+use crate::plan::{Counts, Plan};
+use crate::reconcile::Policy;
+use crate::report::{self, ReportRows, RowReport, RowResultKind};
+use crate::state::{RunStatus, StateDb, StateError};
+use crate::validate::{self, RowOutcome, RowResult, Rules};
+
+/// Refused lines listed in an acknowledgement's body (all of them are in its CSV).
+const LINES_IN_BODY: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mailbox(#[from] MailboxError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("writing a report: {0}")]
+    Report(#[from] csv::Error),
+    #[error("submission {no} can no longer be read: {reason}")]
+    Stored { no: i64, reason: String },
+}
+
+/// What an intake pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntakeSummary {
+    pub accepted: usize,
+    pub rejected: usize,
+    /// Messages found already stored (a stop between storing and filing), now filed.
+    pub refiled: usize,
+}
+
+/// What a nightly step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NightlySummary {
+    /// (organisation, run, counts) of each applied run.
+    pub applied: Vec<(String, String, Counts)>,
+    /// (organisation, run) of each held run.
+    pub held: Vec<(String, String)>,
+    pub superseded: usize,
+    /// (organisation, error) of submissions that could not be run; they stay for next time.
+    pub failed: Vec<(String, String)>,
+}
+
+/// One deployment's connector.
+pub struct Connector<'a, D> {
+    pub config: &'a Config,
+    pub rules: &'a Rules,
+    pub schedule: Schedule,
+    pub composer: Composer,
+    pub store: &'a MailStore,
+    pub directory: &'a D,
+    pub state: &'a StateDb,
+}
+
+/// A message that passed the checks.
+struct Accepted<'m> {
+    sender: String,
+    organisation: OdsCode,
+    file: &'m message::Attachment,
+    submission: Submission,
+    rows: usize,
+    refused: Vec<RowReport>,
+}
+
+impl<'a, D: Directory> Connector<'a, D> {
+    pub(super) fn local(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.schedule.zone)
+            .format("%-d %B %Y %H:%M %Z")
+            .to_string()
+    }
+
+    pub(super) fn organisation_name(&self, org: &str) -> Option<String> {
+        self.config.organisation(org).and_then(|o| o.name.clone())
+    }
+
+    pub(super) fn context<'c>(&'c self, progress: &'c dyn Fn(u64, u64)) -> Context<'c, D> {
+        Context {
+            directory: self.directory,
+            state: self.state,
+            passwords: self.config.service.state_dir.join("initial-passwords.csv"),
+            progress,
+        }
+    }
+
+    pub(super) fn reread(
+        &self,
+        s: &StoredSubmission,
+    ) -> Result<(Submission, Vec<RowResult>), ConnectorError> {
+        let submission = formats::read(&s.file).map_err(|e| ConnectorError::Stored {
+            no: s.no,
+            reason: e.to_string(),
+        })?;
+        let results = validate::validate(&submission, self.rules);
+        Ok((submission, results))
+    }
+
+    /// Sends the queued e-mails.
+    pub async fn flush<O: Outbox>(
+        &self,
+        outbox: &O,
+        now: DateTime<Utc>,
+        due_only: bool,
+    ) -> Result<Flushed, ConnectorError> {
+        Ok(outbox::flush(
+            self.store,
+            outbox,
+            &self.composer.from_address(),
+            now,
+            due_only,
+            self.config.outbox.max_retry_seconds,
+        )
+        .await?)
+    }
+}
+
+/// Files a stored message and notes it.
+async fn file<M: Mailbox>(
+    mailbox: &mut M,
+    store: &MailStore,
+    key: &str,
+    folder: Folder,
+) -> Result<(), ConnectorError> {
+    match mailbox.file(key, folder).await {
+        Ok(()) => {}
+        // Filed already (by us before a stop, or by hand): nothing left to do.
+        Err(MailboxError::NoSuchMessage(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    store.filed(key).await?;
+    Ok(())
+}
+
+/// The refused rows of an acknowledgement: validation's, and rows for another organisation.
+pub fn refused_rows(results: &[RowResult], organisation: &OdsCode) -> Vec<RowReport> {
+    let mut refused = report::validation_rows(results);
+    for r in results {
+        if let RowOutcome::Valid(p) = &r.outcome
+            && &p.organisation != organisation
+        {
+            refused.push(RowReport {
+                line: r.line,
+                result: RowResultKind::Rejected,
+                message: format!(
+                    "Organisation \"{}\": this file is for {organisation}; a row for another \
+                     organisation is not applied",
+                    p.organisation
+                ),
+            });
+        }
+    }
+    refused.sort_by_key(|r| r.line);
+    refused
+}
+
+/// A new run's ID: time (passed in) and a random suffix, so IDs sort by time.
+pub fn run_id(now: DateTime<Utc>) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", now.format("%Y%m%d-%H%M%S"), &random[..6])
+}
+
+fn parse_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// A file name without its extension, safe in another file name.
+fn stem(name: &str) -> String {
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    stem.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
