@@ -236,7 +236,7 @@ impl Filter {
                     .iter()
                     .any(|v| compare(v, *op, value, exact))
             }
-            Filter::ValuePath { attr, filter } => values_at(resource, attr)
+            Filter::ValuePath { attr, filter } => items_at(resource, attr)
                 .iter()
                 .any(|item| filter.matches(item)),
         }
@@ -264,6 +264,41 @@ fn is_case_exact(path: &str) -> bool {
 /// The values at a path; a multi-valued complex attribute without a sub-attribute means its
 /// `value` sub-attributes (RFC 7644 §3.4.2.2). Extension paths are `urn:…:User:attr.sub`.
 pub fn values_at<'a>(resource: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    for v in raw_at(resource, path) {
+        match v {
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::Object(m) => {
+                            if let Some(x) = get_ci(m, "value") {
+                                out.push(x);
+                            } else {
+                                out.push(item);
+                            }
+                        }
+                        _ => out.push(item),
+                    }
+                }
+            }
+            _ => out.push(v),
+        }
+    }
+    out
+}
+
+/// The items of a (multi-valued) attribute, as they are.
+fn items_at<'a>(resource: &'a Value, path: &str) -> Vec<&'a Value> {
+    raw_at(resource, path)
+        .into_iter()
+        .flat_map(|v| match v {
+            Value::Array(items) => items.iter().collect::<Vec<_>>(),
+            other => vec![other],
+        })
+        .collect()
+}
+
+fn raw_at<'a>(resource: &'a Value, path: &str) -> Vec<&'a Value> {
     let (root, rest) = split_urn(resource, path);
     let mut current: Vec<&Value> = vec![root];
     for part in rest.split('.').filter(|p| !p.is_empty()) {
@@ -289,27 +324,7 @@ pub fn values_at<'a>(resource: &'a Value, path: &str) -> Vec<&'a Value> {
         }
         current = next;
     }
-    let mut out = Vec::new();
-    for v in current {
-        match v {
-            Value::Array(items) => {
-                for item in items {
-                    match item {
-                        Value::Object(m) => {
-                            if let Some(x) = get_ci(m, "value") {
-                                out.push(x);
-                            } else {
-                                out.push(item);
-                            }
-                        }
-                        _ => out.push(item),
-                    }
-                }
-            }
-            _ => out.push(v),
-        }
-    }
-    out
+    current
 }
 
 /// Splits `urn:…:User:attr.sub` into the extension object and `attr.sub`.
