@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use push_connector::config::Config;
-use push_connector::directory::local::LocalDirectory;
+use push_connector::directory::any::AnyDirectory;
 use push_connector::formats::{self, Submission};
 use push_connector::model::OdsCode;
 use push_connector::plan::Counts;
@@ -24,7 +24,7 @@ use push_connector::validate::{self, RowOutcome, RowResult, Rules};
 
 /// The backends of a deployment.
 pub struct Backends {
-    pub directory: LocalDirectory,
+    pub directory: AnyDirectory,
     pub state: StateDb,
 }
 
@@ -36,9 +36,17 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub async fn open(config: &Config) -> anyhow::Result<Backends> {
-    let directory = LocalDirectory::open(&config.directory.path)
+    let directory = AnyDirectory::open(&config.directory)
         .await
-        .with_context(|| format!("opening the directory {}", config.directory.path.display()))?;
+        .with_context(|| match config.directory.backend {
+            push_connector::config::DirectoryBackend::Local => {
+                format!("opening the directory {}", config.directory.path.display())
+            }
+            push_connector::config::DirectoryBackend::Scim => format!(
+                "connecting to the SCIM directory {}",
+                config.directory.url.as_deref().unwrap_or_default()
+            ),
+        })?;
     let state = StateDb::open(&config.service.state_dir)
         .await
         .with_context(|| {
