@@ -41,6 +41,12 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if let Some(parent) = config.directory.path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     rt.block_on(async {
         let directory = LocalDirectory::open(&config.directory.path)
             .await
