@@ -258,3 +258,71 @@ pub fn list(items: Vec<Value>) -> Value {
         "Resources": items,
     })
 }
+
+/// Fills the code lists the configuration leaves unset with those the portal publishes as
+/// `canonicalValues` (a list in `[validation]` always wins; an empty published list means
+/// "any value").
+pub fn fill_rules(
+    rules: &mut crate::validate::Rules,
+    config: &crate::config::ValidationConfig,
+    published: &CodeLists,
+) {
+    use crate::validate::CodeList;
+    if config.titles.is_none() && !published.titles.is_empty() {
+        rules.titles = CodeList::new(published.titles.iter().cloned());
+    }
+    for (configured, slot, list) in [
+        (
+            &config.clinical_roles,
+            &mut rules.clinical_roles,
+            &published.clinical_roles,
+        ),
+        (
+            &config.clinical_specialities,
+            &mut rules.clinical_specialities,
+            &published.clinical_specialities,
+        ),
+        (
+            &config.work_areas,
+            &mut rules.work_areas,
+            &published.work_areas,
+        ),
+    ] {
+        if configured.is_none() && !list.is_empty() {
+            *slot = Some(CodeList::new(list.iter().cloned()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_lists_fill_only_what_the_config_leaves_unset() {
+        let mut rules = crate::validate::Rules::default();
+        let config = crate::config::ValidationConfig {
+            work_areas: Some("/configured".into()),
+            ..Default::default()
+        };
+        let published = CodeLists {
+            clinical_roles: vec!["Nurse".into()],
+            work_areas: vec!["Acute".into()],
+            ..Default::default()
+        };
+        fill_rules(&mut rules, &config, &published);
+        let roles = rules.clinical_roles.expect("filled");
+        assert_eq!(roles.canonical("nurse"), Some("Nurse"));
+        assert!(rules.work_areas.is_none(), "the configured list wins");
+        assert_eq!(
+            rules.titles.canonical("dr"),
+            Some("Dr"),
+            "built-in titles kept"
+        );
+        let schemas = schemas("http://x/v2", &published);
+        assert_eq!(
+            schemas[1]["attributes"][2]["canonicalValues"],
+            serde_json::json!(["Nurse"])
+        );
+    }
+}
