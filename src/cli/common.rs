@@ -90,7 +90,17 @@ pub struct Validated {
 }
 
 pub fn read_and_validate(config: &Config, file: &Path) -> anyhow::Result<Validated> {
-    let rules = Rules::from_config(config).context("reading the code lists")?;
+    let mut rules = Rules::from_config(config).context("reading the code lists")?;
+    if config.directory.backend == push_connector::config::DirectoryBackend::Scim {
+        // Code lists the configuration leaves unset come from the portal's canonicalValues.
+        let published = runtime()?.block_on(async {
+            push_connector::directory::scim::ScimDirectory::open(&config.directory)
+                .await
+                .map(|d| d.capabilities().codes.clone())
+        });
+        let published = published.context("reading the SCIM directory's schemas")?;
+        push_connector::scim::schema::fill_rules(&mut rules, &config.validation, &published);
+    }
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     if bytes.len() > config.service.max_file_bytes {
         bail!(
