@@ -28,6 +28,8 @@ pub struct Config {
     pub organisations: Vec<OrganisationConfig>,
     /// Where the directory (the portal, or its embedded stand-in) is.
     pub directory: DirectoryConfig,
+    /// `push-connector serve`: the SCIM 2.0 service over the embedded directory.
+    pub serve: ServeConfig,
     /// Mass-change thresholds over which a run is held for approval.
     pub guard: GuardConfig,
     /// Where submissions arrive: a local maildir (embedded default) or an IMAP mailbox.
@@ -46,15 +48,39 @@ pub struct Config {
 pub enum DirectoryBackend {
     /// The embedded directory: an SQLite file (the portal stand-in).
     Local,
+    /// The portal's SCIM 2.0 API (RFC 7643/7644).
+    Scim,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DirectoryConfig {
-    /// The backend: `local` (embedded SQLite directory); `scim` comes next.
+    /// The backend: `local` (embedded SQLite directory) or `scim` (the portal's SCIM API).
     pub backend: DirectoryBackend,
-    /// The embedded directory's database file.
+    /// The embedded directory's database file (`local`; also what `serve` publishes).
     pub path: PathBuf,
+    /// `scim`: the base URL of the SCIM API, up to and including `/v2`.
+    pub url: Option<String>,
+    /// `scim`: a bearer token (set it with `PUSH_CONNECTOR__DIRECTORY__TOKEN` or `…_FILE`).
+    pub token: Option<Secret>,
+    /// `scim`: OAuth2 token endpoint, for client credentials instead of a fixed token.
+    pub token_url: Option<String>,
+    /// `scim`: OAuth2 client ID.
+    pub client_id: Option<String>,
+    /// `scim`: OAuth2 client secret (`PUSH_CONNECTOR__DIRECTORY__CLIENT_SECRET[_FILE]`).
+    pub client_secret: Option<Secret>,
+    /// `scim`: OAuth2 scope to ask for, if the portal wants one.
+    pub scope: Option<String>,
+    /// `scim`: seconds one HTTP request may take.
+    pub timeout_seconds: u64,
+    /// `scim`: most requests in flight at once.
+    pub concurrency: usize,
+    /// `scim`: HTTP(S) proxy URL (`http://proxy:3128`); none when unset.
+    pub proxy: Option<String>,
+    /// `scim`: attempts of one request before its error counts (429, 5xx, timeouts).
+    pub retries: u32,
+    /// `scim`: use `/Bulk` when the portal offers it.
+    pub bulk: bool,
 }
 
 impl Default for DirectoryConfig {
@@ -62,6 +88,36 @@ impl Default for DirectoryConfig {
         DirectoryConfig {
             backend: DirectoryBackend::Local,
             path: PathBuf::from("var/directory.sqlite"),
+            url: None,
+            token: None,
+            token_url: None,
+            client_id: None,
+            client_secret: None,
+            scope: None,
+            timeout_seconds: 30,
+            concurrency: 8,
+            proxy: None,
+            retries: 6,
+            bulk: true,
+        }
+    }
+}
+
+/// `push-connector serve`: where it listens and the token its clients must send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address and port to listen on (plain HTTP: put TLS in front of it).
+    pub listen: String,
+    /// The bearer token clients must send (`PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`).
+    pub token: Option<Secret>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".to_owned(),
+            token: None,
         }
     }
 }
@@ -320,6 +376,25 @@ impl Config {
                 && !path.is_file()
             {
                 problems.push(format!("{name}: no file at {}", path.display()));
+            }
+        }
+        if self.directory.backend == DirectoryBackend::Scim {
+            let d = &self.directory;
+            if d.url.as_deref().is_none_or(str::is_empty) {
+                problems.push("directory.url is needed with backend = \"scim\"".to_owned());
+            }
+            let oauth = d.token_url.is_some() || d.client_id.is_some() || d.client_secret.is_some();
+            if oauth
+                && (d.token_url.is_none() || d.client_id.is_none() || d.client_secret.is_none())
+            {
+                problems.push(
+                    "directory: OAuth2 needs token_url, client_id and client_secret together"
+                        .to_owned(),
+                );
+            }
+            if d.concurrency == 0 || d.timeout_seconds == 0 {
+                problems
+                    .push("directory.concurrency and timeout_seconds must be above 0".to_owned());
             }
         }
         let mut guards = vec![("guard".to_owned(), self.guard)];

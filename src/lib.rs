@@ -16,5 +16,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
+pub mod scim;
 pub mod state;
 pub mod validate;

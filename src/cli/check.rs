@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use push_connector::config::Config;
-use push_connector::directory::local::LocalDirectory;
+use push_connector::directory::any::AnyDirectory;
 use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::{AnyOutbox, Outbox};
 use push_connector::mail::schedule::Schedule;
@@ -53,9 +53,23 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
             ),
             Err(e) => report("mail state", Err(e.clone())),
         }
-        let directory = LocalDirectory::open(&config.directory.path)
+        let directory = AnyDirectory::open(&config.directory)
             .await
-            .map(|_| format!("embedded directory {}", config.directory.path.display()))
+            .map(|d| match d {
+                AnyDirectory::Local(_) => {
+                    format!("embedded directory {}", config.directory.path.display())
+                }
+                AnyDirectory::Scim(s) => {
+                    let c = s.capabilities();
+                    format!(
+                        "SCIM directory {} (PATCH {}, ETags {}, Bulk {})",
+                        config.directory.url.as_deref().unwrap_or_default(),
+                        c.patch,
+                        c.etag,
+                        c.bulk
+                    )
+                }
+            })
             .map_err(|e| e.to_string());
         report("directory", directory);
         let mut mailbox = AnyMailbox::from_config(&config.mailbox);

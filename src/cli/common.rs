@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use push_connector::config::Config;
-use push_connector::directory::local::LocalDirectory;
+use push_connector::directory::any::AnyDirectory;
 use push_connector::formats::{self, Submission};
 use push_connector::model::OdsCode;
 use push_connector::plan::Counts;
@@ -24,7 +24,7 @@ use push_connector::validate::{self, RowOutcome, RowResult, Rules};
 
 /// The backends of a deployment.
 pub struct Backends {
-    pub directory: LocalDirectory,
+    pub directory: AnyDirectory,
     pub state: StateDb,
 }
 
@@ -36,9 +36,17 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub async fn open(config: &Config) -> anyhow::Result<Backends> {
-    let directory = LocalDirectory::open(&config.directory.path)
+    let directory = AnyDirectory::open(&config.directory)
         .await
-        .with_context(|| format!("opening the directory {}", config.directory.path.display()))?;
+        .with_context(|| match config.directory.backend {
+            push_connector::config::DirectoryBackend::Local => {
+                format!("opening the directory {}", config.directory.path.display())
+            }
+            push_connector::config::DirectoryBackend::Scim => format!(
+                "connecting to the SCIM directory {}",
+                config.directory.url.as_deref().unwrap_or_default()
+            ),
+        })?;
     let state = StateDb::open(&config.service.state_dir)
         .await
         .with_context(|| {
@@ -82,7 +90,17 @@ pub struct Validated {
 }
 
 pub fn read_and_validate(config: &Config, file: &Path) -> anyhow::Result<Validated> {
-    let rules = Rules::from_config(config).context("reading the code lists")?;
+    let mut rules = Rules::from_config(config).context("reading the code lists")?;
+    if config.directory.backend == push_connector::config::DirectoryBackend::Scim {
+        // Code lists the configuration leaves unset come from the portal's canonicalValues.
+        let published = runtime()?.block_on(async {
+            push_connector::directory::scim::ScimDirectory::open(&config.directory)
+                .await
+                .map(|d| d.capabilities().codes.clone())
+        });
+        let published = published.context("reading the SCIM directory's schemas")?;
+        push_connector::scim::schema::fill_rules(&mut rules, &config.validation, &published);
+    }
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     if bytes.len() > config.service.max_file_bytes {
         bail!(

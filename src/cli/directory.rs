@@ -33,7 +33,12 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
             let parsed = portable::read(&bytes).with_context(|| format!("{}", file.display()))?;
             let outcome = rt.block_on(async {
                 let backends = common::open(config).await?;
-                anyhow::Ok(backends.directory.import(&parsed.accounts).await?)
+                let local = backends.directory.local().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "directory import is for the embedded directory (backend = \"local\")"
+                    )
+                })?;
+                anyhow::Ok(local.import(&parsed.accounts).await?)
             })?;
             println!(
                 "imported {} accounts from {}",
@@ -58,7 +63,12 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
                     progress: &|_, _| {},
                 };
                 pipeline::resume_unfinished(&ctx, &mut RandomMinter, chrono::Utc::now()).await?;
-                anyhow::Ok(backends.directory.all().await?)
+                let local = backends.directory.local().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "directory export is for the embedded directory (backend = \"local\")"
+                    )
+                })?;
+                anyhow::Ok(local.all().await?)
             })?;
             let mut out: Box<dyn Write> = match &file {
                 Some(path) => Box::new(std::io::BufWriter::new(

@@ -11,6 +11,7 @@ mod reject;
 mod revert;
 mod run;
 mod runs;
+mod serve;
 mod validate;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ pub enum Command {
     Directory(directory::Command),
     /// The e-mail connector service: read the mailbox, acknowledge, run nightly, send e-mails.
     Run(run::Args),
+    /// Serve the embedded directory as a SCIM 2.0 service provider (`/v2/Users`, `/v2/Bulk`).
+    Serve(serve::Args),
     /// Connect to every configured system and say what is wrong (exit 2 if anything is).
     Check(check::Args),
     /// Benchmarks (release build).
@@ -94,7 +97,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let format = config
         .as_ref()
         .map_or(LogFormat::Text, |c| c.service.log_format);
-    init_logging(cli.verbose, matches!(cli.command, Command::Run(_)), format);
+    init_logging(
+        cli.verbose,
+        matches!(cli.command, Command::Run(_) | Command::Serve(_)),
+        format,
+    );
     let config = config?;
     match cli.command {
         Command::Validate(args) => validate::run(&config, args),
@@ -108,5 +115,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(command) => bench::run(&config, command),
         Command::Run(args) => run::run(&config, args),
         Command::Check(args) => check::run(&config, args),
+        Command::Serve(args) => serve::run(&config, args),
     }
 }

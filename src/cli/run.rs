@@ -64,7 +64,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn once(
-    connector: &Connector<'_, push_connector::directory::local::LocalDirectory>,
+    connector: &Connector<'_, push_connector::directory::any::AnyDirectory>,
     mailbox: &mut AnyMailbox,
     outbox: &AnyOutbox,
     nightly: bool,
@@ -133,7 +133,7 @@ fn print_nightly(s: &NightlySummary) {
 }
 
 async fn service(
-    connector: &Connector<'_, push_connector::directory::local::LocalDirectory>,
+    connector: &Connector<'_, push_connector::directory::any::AnyDirectory>,
     mailbox: &mut AnyMailbox,
     outbox: &AnyOutbox,
 ) -> anyhow::Result<ExitCode> {

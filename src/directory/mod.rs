@@ -1,15 +1,18 @@
 //! The directory: the portal's accounts, behind one trait, and the in-memory index reconcile
 //! reads.
 //!
-//! In: a backend (the embedded SQLite directory in [`local`], the portal's SCIM API next).
+//! In: a backend (the embedded SQLite directory in [`local`], the portal's SCIM API in
+//! [`scim`], either chosen at run time through [`any`]).
 //! Out: [`Account`]s (every person field plus portal ID, status and secondary addresses), the
 //! [`Directory`] operations apply needs (look-ups, create, compare-and-set field updates,
 //! before-images), and a pure [`DirectoryIndex`] built from the accounts a submission can
 //! touch. Address and display-name generation live in [`naming`].
 
+pub mod any;
 pub mod local;
 pub mod naming;
 pub mod portable;
+pub mod scim;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -198,6 +201,9 @@ pub enum DirectoryError {
     },
     #[error("the directory holds a value it cannot read: {0}")]
     Corrupt(String),
+    /// The SCIM portal failed as a whole (credentials, unreadable answers, retries exhausted).
+    #[error("SCIM directory: {0}")]
+    Scim(String),
 }
 
 /// The join keys of a submission: what an index must be built for.

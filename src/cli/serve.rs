@@ -1,0 +1,97 @@
+//! `serve`: the SCIM 2.0 service over the embedded directory, until Ctrl-C or SIGTERM.
+//!
+//! In: `[serve] listen` (or `--listen`), the bearer token (`[serve] token`, from
+//! `PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`), the directory file and the code lists. Out:
+//! one line on stdout naming the base URL (`serve: listening on http://ADDR/v2`, so a caller
+//! that asked for port 0 learns the port), then requests until stopped. Exit 0, 2 on an error.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use secrecy::ExposeSecret as _;
+
+use push_connector::config::Config;
+use push_connector::directory::local::LocalDirectory;
+use push_connector::scim::schema::CodeLists;
+use push_connector::scim::server::{self, ServerState};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on, instead of `[serve] listen` (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let Some(token) = config.serve.token.as_ref() else {
+        bail!(
+            "serve needs a bearer token: set [serve] token, or PUSH_CONNECTOR__SERVE__TOKEN \
+             (or PUSH_CONNECTOR__SERVE__TOKEN_FILE)"
+        );
+    };
+    let token = token.0.expose_secret().to_owned();
+    if token.trim().is_empty() {
+        bail!("the serve token is empty");
+    }
+    let codes = CodeLists::from_config(&config.validation).context("reading the code lists")?;
+    let listen = args.listen.unwrap_or_else(|| config.serve.listen.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    if let Some(parent) = config.directory.path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    rt.block_on(async {
+        let directory = LocalDirectory::open(&config.directory.path)
+            .await
+            .with_context(|| {
+                format!("opening the directory {}", config.directory.path.display())
+            })?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!("serve: listening on http://{addr}/v2");
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, "SCIM service started");
+        server::serve(
+            listener,
+            ServerState::new(directory, token, codes),
+            shutdown(),
+        )
+        .await
+        .context("serving")?;
+        tracing::info!("SCIM service stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,458 @@
+//! SCIM filters (RFC 7644 §3.4.2.2): parsed into a [`Filter`] and evaluated on a resource's
+//! JSON form.
+//!
+//! In: filter text such as `externalId eq "P1" and urn:…:User:organisation eq "RXX"`. Out: a
+//! tree with `and`, `or`, `not`, grouping, value paths (`emails[type eq "work"]`) and the
+//! operators `eq ne co sw ew gt ge lt le pr`, or a parse error for a 400 `invalidFilter`.
+//! Strings compare case-insensitively except `id` and `externalId` (caseExact, RFC 7643).
+
+use serde_json::Value;
+
+use super::get_ci;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+    Compare {
+        path: String,
+        op: Op,
+        value: Value,
+    },
+    Present(String),
+    /// `attr[filter]`, optionally followed by `.sub` compared by the outer expression.
+    ValuePath {
+        attr: String,
+        filter: Box<Filter>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Co,
+    Sw,
+    Ew,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid filter: {0}")]
+pub struct FilterError(pub String);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Word(String),
+    Str(String),
+    Open,
+    Close,
+    OpenBracket,
+    CloseBracket,
+}
+
+fn tokens(text: &str) -> Result<Vec<Token>, FilterError> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '(' | ')' | '[' | ']' => {
+                chars.next();
+                out.push(match c {
+                    '(' => Token::Open,
+                    ')' => Token::Close,
+                    '[' => Token::OpenBracket,
+                    _ => Token::CloseBracket,
+                });
+            }
+            '"' => {
+                chars.next();
+                let mut s = String::from("\"");
+                let mut closed = false;
+                while let Some(c) = chars.next() {
+                    s.push(c);
+                    if c == '\\' {
+                        if let Some(n) = chars.next() {
+                            s.push(n);
+                        }
+                    } else if c == '"' {
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    return Err(FilterError("unterminated string".into()));
+                }
+                let v: String = serde_json::from_str(&s)
+                    .map_err(|e| FilterError(format!("bad string {s}: {e}")))?;
+                out.push(Token::Str(v));
+            }
+            _ => {
+                let mut w = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || matches!(c, '(' | ')' | '[' | ']' | '"') {
+                        break;
+                    }
+                    w.push(c);
+                    chars.next();
+                }
+                out.push(Token::Word(w));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+
+    fn keyword(&self, k: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(k))
+    }
+
+    fn or(&mut self) -> Result<Filter, FilterError> {
+        let mut left = self.and()?;
+        while self.keyword("or") {
+            self.pos += 1;
+            left = Filter::Or(Box::new(left), Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Filter, FilterError> {
+        let mut left = self.unary()?;
+        while self.keyword("and") {
+            self.pos += 1;
+            left = Filter::And(Box::new(left), Box::new(self.unary()?));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Filter, FilterError> {
+        if self.keyword("not") {
+            self.pos += 1;
+            return Ok(Filter::Not(Box::new(self.unary()?)));
+        }
+        if self.peek() == Some(&Token::Open) {
+            self.pos += 1;
+            let f = self.or()?;
+            if self.next() != Some(Token::Close) {
+                return Err(FilterError("missing ')'".into()));
+            }
+            return Ok(f);
+        }
+        let Some(Token::Word(path)) = self.next() else {
+            return Err(FilterError("expected an attribute".into()));
+        };
+        if self.peek() == Some(&Token::OpenBracket) {
+            self.pos += 1;
+            let inner = self.or()?;
+            if self.next() != Some(Token::CloseBracket) {
+                return Err(FilterError("missing ']'".into()));
+            }
+            // `emails[type eq "work"].value eq "x"` is not needed; `emails[...]` alone is.
+            return Ok(Filter::ValuePath {
+                attr: path,
+                filter: Box::new(inner),
+            });
+        }
+        let Some(Token::Word(op)) = self.next() else {
+            return Err(FilterError(format!("expected an operator after {path}")));
+        };
+        let op = match op.to_ascii_lowercase().as_str() {
+            "pr" => return Ok(Filter::Present(path)),
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "co" => Op::Co,
+            "sw" => Op::Sw,
+            "ew" => Op::Ew,
+            "gt" => Op::Gt,
+            "ge" => Op::Ge,
+            "lt" => Op::Lt,
+            "le" => Op::Le,
+            other => return Err(FilterError(format!("unknown operator {other}"))),
+        };
+        let value = match self.next() {
+            Some(Token::Str(s)) => Value::String(s),
+            Some(Token::Word(w)) => match w.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                "null" => Value::Null,
+                n => serde_json::from_str::<serde_json::Number>(n)
+                    .map(Value::Number)
+                    .map_err(|_| FilterError(format!("bad value {n}")))?,
+            },
+            _ => return Err(FilterError(format!("expected a value after {path}"))),
+        };
+        Ok(Filter::Compare { path, op, value })
+    }
+}
+
+impl Filter {
+    pub fn parse(text: &str) -> Result<Filter, FilterError> {
+        let mut p = Parser {
+            tokens: tokens(text)?,
+            pos: 0,
+        };
+        let f = p.or()?;
+        if p.pos != p.tokens.len() {
+            return Err(FilterError("unexpected text after the filter".into()));
+        }
+        Ok(f)
+    }
+
+    /// Whether a resource matches.
+    pub fn matches(&self, resource: &Value) -> bool {
+        match self {
+            Filter::And(a, b) => a.matches(resource) && b.matches(resource),
+            Filter::Or(a, b) => a.matches(resource) || b.matches(resource),
+            Filter::Not(a) => !a.matches(resource),
+            Filter::Present(path) => values_at(resource, path)
+                .iter()
+                .any(|v| !v.is_null() && *v != &Value::String(String::new())),
+            Filter::Compare { path, op, value } => {
+                let exact = is_case_exact(path);
+                values_at(resource, path)
+                    .iter()
+                    .any(|v| compare(v, *op, value, exact))
+            }
+            Filter::ValuePath { attr, filter } => items_at(resource, attr)
+                .iter()
+                .any(|item| filter.matches(item)),
+        }
+    }
+
+    /// The value an `attr eq "v"` term of a top-level `and` chain requires, if any: lets a
+    /// server answer from an index instead of a scan.
+    pub fn required_eq(&self, attr: &str) -> Option<&str> {
+        match self {
+            Filter::And(a, b) => a.required_eq(attr).or_else(|| b.required_eq(attr)),
+            Filter::Compare {
+                path,
+                op: Op::Eq,
+                value: Value::String(v),
+            } if path.eq_ignore_ascii_case(attr) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+fn is_case_exact(path: &str) -> bool {
+    path.eq_ignore_ascii_case("id") || path.eq_ignore_ascii_case("externalId")
+}
+
+/// The values at a path; a multi-valued complex attribute without a sub-attribute means its
+/// `value` sub-attributes (RFC 7644 §3.4.2.2). Extension paths are `urn:…:User:attr.sub`.
+pub fn values_at<'a>(resource: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    for v in raw_at(resource, path) {
+        match v {
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::Object(m) => {
+                            if let Some(x) = get_ci(m, "value") {
+                                out.push(x);
+                            } else {
+                                out.push(item);
+                            }
+                        }
+                        _ => out.push(item),
+                    }
+                }
+            }
+            _ => out.push(v),
+        }
+    }
+    out
+}
+
+/// The items of a (multi-valued) attribute, as they are.
+fn items_at<'a>(resource: &'a Value, path: &str) -> Vec<&'a Value> {
+    raw_at(resource, path)
+        .into_iter()
+        .flat_map(|v| match v {
+            Value::Array(items) => items.iter().collect::<Vec<_>>(),
+            other => vec![other],
+        })
+        .collect()
+}
+
+fn raw_at<'a>(resource: &'a Value, path: &str) -> Vec<&'a Value> {
+    let (root, rest) = split_urn(resource, path);
+    let mut current: Vec<&Value> = vec![root];
+    for part in rest.split('.').filter(|p| !p.is_empty()) {
+        let mut next = Vec::new();
+        for v in current {
+            match v {
+                Value::Object(m) => {
+                    if let Some(x) = get_ci(m, part) {
+                        next.push(x);
+                    }
+                }
+                Value::Array(items) => {
+                    for item in items {
+                        if let Value::Object(m) = item
+                            && let Some(x) = get_ci(m, part)
+                        {
+                            next.push(x);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        current = next;
+    }
+    current
+}
+
+/// Splits `urn:…:User:attr.sub` into the extension object and `attr.sub`.
+fn split_urn<'a, 'p>(resource: &'a Value, path: &'p str) -> (&'a Value, &'p str) {
+    if path.to_ascii_lowercase().starts_with("urn:")
+        && let Value::Object(m) = resource
+    {
+        let lower = path.to_ascii_lowercase();
+        for (k, v) in m {
+            let key = k.to_ascii_lowercase();
+            if lower.starts_with(&key) && lower.as_bytes().get(key.len()) == Some(&b':') {
+                return (v, &path[key.len() + 1..]);
+            }
+        }
+        // The path names the core schema explicitly, or an extension the resource lacks.
+        if let Some(i) = path.rfind(':') {
+            let prefix = &lower[..i];
+            if prefix == super::CORE_USER {
+                return (resource, &path[i + 1..]);
+            }
+            return (&Value::Null, "");
+        }
+    }
+    (resource, path)
+}
+
+fn compare(actual: &Value, op: Op, wanted: &Value, exact: bool) -> bool {
+    match (actual, wanted) {
+        (Value::String(a), Value::String(w)) => {
+            let (a, w) = if exact {
+                (a.clone(), w.clone())
+            } else {
+                (a.to_lowercase(), w.to_lowercase())
+            };
+            match op {
+                Op::Eq => a == w,
+                Op::Ne => a != w,
+                Op::Co => a.contains(&w),
+                Op::Sw => a.starts_with(&w),
+                Op::Ew => a.ends_with(&w),
+                Op::Gt => a > w,
+                Op::Ge => a >= w,
+                Op::Lt => a < w,
+                Op::Le => a <= w,
+            }
+        }
+        (Value::Bool(a), Value::Bool(w)) => match op {
+            Op::Eq => a == w,
+            Op::Ne => a != w,
+            _ => false,
+        },
+        (Value::Number(a), Value::Number(w)) => {
+            let (a, w) = (a.as_f64().unwrap_or(0.0), w.as_f64().unwrap_or(0.0));
+            match op {
+                Op::Eq => a == w,
+                Op::Ne => a != w,
+                Op::Gt => a > w,
+                Op::Ge => a >= w,
+                Op::Lt => a < w,
+                Op::Le => a <= w,
+                _ => false,
+            }
+        }
+        (_, Value::Null) => match op {
+            Op::Eq => actual.is_null(),
+            Op::Ne => !actual.is_null(),
+            _ => false,
+        },
+        _ => op == Op::Ne,
+    }
+}
+
+/// A string as a filter literal.
+pub fn quote(value: &str) -> String {
+    Value::String(value.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user() -> Value {
+        json!({
+            "userName": "anne.lee@nhs.net",
+            "externalId": "P1",
+            "emails": [{"value": "anne.lee@nhs.net", "type": "work"}],
+            super::super::NHS_USER: {"organisation": "RXX", "workAreas": ["CCU"]}
+        })
+    }
+
+    #[test]
+    fn filters_the_connector_sends_match() {
+        let u = user();
+        for f in [
+            "externalId eq \"P1\"",
+            "userName eq \"Anne.Lee@nhs.net\"",
+            "emails eq \"anne.lee@nhs.net\"",
+            "emails.value eq \"anne.lee@nhs.net\"",
+            "emails[type eq \"work\" and value co \"lee\"]",
+            "urn:ietf:params:scim:schemas:extension:nhs:2.0:User:organisation eq \"RXX\" and externalId eq \"P1\"",
+            "urn:ietf:params:scim:schemas:extension:nhs:2.0:User:workAreas eq \"ccu\"",
+            "not (externalId eq \"P2\") or userName pr",
+        ] {
+            assert!(Filter::parse(f).expect(f).matches(&u), "{f}");
+        }
+        for f in ["externalId eq \"p1\"", "userName sw \"bob\"", "title pr"] {
+            assert!(!Filter::parse(f).expect(f).matches(&u), "{f}");
+        }
+    }
+
+    #[test]
+    fn bad_filters_are_errors() {
+        for f in [
+            "",
+            "userName",
+            "userName zz \"x\"",
+            "(userName eq \"x\"",
+            "a eq \"x",
+        ] {
+            assert!(Filter::parse(f).is_err(), "{f}");
+        }
+    }
+
+    #[test]
+    fn an_and_chain_names_its_equalities() {
+        let f = Filter::parse("userName eq \"a\" and externalId eq \"b\"").unwrap();
+        assert_eq!(f.required_eq("externalid"), Some("b"));
+        assert_eq!(f.required_eq("title"), None);
+    }
+}

@@ -1,0 +1,483 @@
+//! The SCIM backend end to end, through the binary: against `push-connector serve` (started
+//! here on a free port) and against the third-party `scim2-server` (started by
+//! `scripts/scim/up.sh`; `scripts/test.sh` does it and exports `SCIM_URL` / `SCIM_TOKEN`).
+//! A small proxy in the test injects a lost create answer and a storm of 429s.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use push_connector::scim::{NHS_USER, user_json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_push-connector");
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+/// The third-party server's endpoint; absent means the suite was not started by its script.
+fn scim2_server() -> (String, String) {
+    match (std::env::var("SCIM_URL"), std::env::var("SCIM_TOKEN")) {
+        (Ok(u), Ok(t)) => (u, t),
+        _ => panic!(
+            "SCIM_URL and SCIM_TOKEN are not set: run the suite with scripts/test.sh, which \
+             installs and starts scim2-server (scripts/scim/up.sh)"
+        ),
+    }
+}
+
+fn tenant(name: &str) -> String {
+    let (url, _) = scim2_server();
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    format!("{url}/{name}-{}/v2", &unique[..8])
+}
+
+fn provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// `serve` over a directory seeded with the sample export; killed on drop.
+struct Serve {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SERVE_TOKEN: &str = "serve-test-token";
+
+fn serve_seeded() -> Serve {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["directory", "import"])
+        .arg(samples().join("directory.csv"))
+        .current_dir(dir.path())
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .env("PUSH_CONNECTOR__SERVE__TOKEN", SERVE_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Serve {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+/// Seeds a scim2-server tenant with the sample export (IDs are the server's own).
+async fn seed(base: &str, token: &str) {
+    let bytes = std::fs::read(samples().join("directory.csv")).unwrap();
+    let parsed = push_connector::directory::portable::read(&bytes).unwrap();
+    let http = reqwest::Client::new();
+    for account in parsed.accounts {
+        let mut user = user_json(&account);
+        user.as_object_mut().unwrap().remove("id");
+        user.as_object_mut().unwrap().remove("active");
+        user["emails"] = json!([{"value": account.email(), "type": "work", "primary": true}]);
+        let r = http
+            .post(format!("{base}/Users"))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(user.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+}
+
+/// `apply --json` of the sample submission against a SCIM directory.
+fn apply(dir: &Path, url: &str, token: &str, extra: &str) -> (Value, Output) {
+    let config = dir.join("connector.toml");
+    std::fs::write(
+        &config,
+        format!("[directory]\nbackend = \"scim\"\nurl = \"{url}\"\nconcurrency = 4\n{extra}\n"),
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("apply")
+        .arg(samples().join("submission-rxx.csv"))
+        .arg("--json")
+        .current_dir(dir)
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .env("PUSH_CONNECTOR__DIRECTORY__TOKEN", token)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (v, o)
+}
+
+fn counts(v: &Value) -> (u64, u64, u64, u64, u64) {
+    let c = &v["counts"];
+    let n = |k: &str| c[k].as_u64().unwrap_or(0);
+    (
+        n("created"),
+        n("updated"),
+        n("unchanged"),
+        n("rejected"),
+        n("failed"),
+    )
+}
+
+async fn apply_async(dir: PathBuf, url: String, token: String, extra: String) -> (Value, Output) {
+    tokio::task::spawn_blocking(move || apply(&dir, &url, &token, &extra))
+        .await
+        .unwrap()
+}
+
+/// Users of a directory whose externalId is `external`.
+async fn with_external(base: &str, token: &str, external: &str) -> usize {
+    let r: Value = reqwest::Client::new()
+        .get(format!("{base}/Users"))
+        .query(&[("filter", format!("externalId eq \"{external}\""))])
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["totalResults"].as_u64().unwrap() as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_through_our_serve_then_nothing_to_do() {
+    provider();
+    let serve = serve_seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = apply_async(
+        dir.path().into(),
+        serve.url.clone(),
+        SERVE_TOKEN.into(),
+        String::new(),
+    )
+    .await;
+    // The same outcome as on the embedded directory (tests/apply_cli.rs).
+    assert_eq!(counts(&first), (3, 3, 4, 6, 0), "{first:#}");
+    let (second, _) = apply_async(
+        dir.path().into(),
+        serve.url.clone(),
+        SERVE_TOKEN.into(),
+        String::new(),
+    )
+    .await;
+    assert_eq!(counts(&second), (0, 0, 10, 6, 0), "{second:#}");
+    assert_eq!(with_external(&serve.url, SERVE_TOKEN, "RXX0200").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_guards_writes_with_tokens_and_etags() {
+    provider();
+    let serve = serve_seeded();
+    let http = reqwest::Client::new();
+    let user = format!("{}/Users/1000001", serve.url);
+    let r = http.get(&user).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http.get(&user).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(&user)
+        .bearer_auth(SERVE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["meta"]["version"], etag.as_str());
+    assert_eq!(body["externalId"], "RXX0001");
+    assert_eq!(body[NHS_USER]["organisation"], "RXX");
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "Consultant"}]});
+    let send = |tag: &str| {
+        http.patch(&user)
+            .bearer_auth(SERVE_TOKEN)
+            .header("if-match", tag)
+            .header("content-type", "application/scim+json")
+            .body(patch.to_string())
+            .send()
+    };
+    let r = send(&etag).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = send(&etag).await.unwrap();
+    assert_eq!(r.status(), 412, "a stale version is refused");
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(
+        err["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(err["status"], "412");
+    // Organisation is immutable; DELETE is not offered.
+    let r = http
+        .patch(&user)
+        .bearer_auth(SERVE_TOKEN)
+        .body(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": format!("{NHS_USER}:organisation"), "value": "RYY"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["scimType"], "mutability");
+    let r = http
+        .delete(&user)
+        .bearer_auth(SERVE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    // Filter and paging.
+    let r: Value = http
+        .get(format!("{}/Users", serve.url))
+        .query(&[
+            ("filter", format!("{NHS_USER}:organisation eq \"RXX\"")),
+            ("startIndex", "3".into()),
+            ("count", "5".into()),
+        ])
+        .bearer_auth(SERVE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["startIndex"], 3);
+    assert_eq!(r["itemsPerPage"], 5);
+    assert!(r["totalResults"].as_u64().unwrap() > 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_against_scim2_server_then_nothing_to_do() {
+    provider();
+    let (_, token) = scim2_server();
+    let base = tenant("apply");
+    seed(&base, &token).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = apply_async(
+        dir.path().into(),
+        base.clone(),
+        token.clone(),
+        String::new(),
+    )
+    .await;
+    // As on the embedded directory. (The row naming ID 1000007 is refused here because the
+    // server gave that account an ID of its own, there because its keys name two accounts.)
+    assert_eq!(counts(&first), (3, 3, 4, 6, 0), "{first:#}");
+    let (second, _) = apply_async(
+        dir.path().into(),
+        base.clone(),
+        token.clone(),
+        String::new(),
+    )
+    .await;
+    assert_eq!(counts(&second), (0, 0, 10, 6, 0), "{second:#}");
+    for external in ["RXX0200", "RXX0201", "RXX0202"] {
+        assert_eq!(
+            with_external(&base, &token, external).await,
+            1,
+            "{external}"
+        );
+    }
+}
+
+/// What the proxy does to requests.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Forward the first create (POST /Users or /Bulk), then answer only after the client
+    /// has given up.
+    LoseFirstCreate,
+    /// Answer the first N requests with 429 and `Retry-After: 1`.
+    RateLimit(usize),
+}
+
+struct Proxy {
+    upstream: String,
+    fault: Fault,
+    seen: AtomicUsize,
+    faults: AtomicUsize,
+    http: reqwest::Client,
+}
+
+async fn forward(
+    State(p): State<Arc<Proxy>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = p.seen.fetch_add(1, Ordering::SeqCst);
+    if let Fault::RateLimit(storm) = p.fault
+        && n < storm
+    {
+        p.faults.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "slow down",
+        )
+            .into_response();
+    }
+    let path = uri.path_and_query().map_or("/", |x| x.as_str());
+    let path = path.strip_prefix("/v2").unwrap_or(path);
+    let mut request = p
+        .http
+        .request(method.clone(), format!("{}{path}", p.upstream))
+        .body(body);
+    for (k, v) in &headers {
+        if k != "host" && k != "content-length" {
+            request = request.header(k, v);
+        }
+    }
+    let r = request.send().await.unwrap();
+    let is_create =
+        method == Method::POST && (uri.path().ends_with("/Users") || uri.path().ends_with("/Bulk"));
+    if matches!(p.fault, Fault::LoseFirstCreate)
+        && is_create
+        && p.faults.fetch_add(1, Ordering::SeqCst) == 0
+    {
+        // The create happened upstream; the client times out before hearing so.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+    let mut out = Response::builder().status(status);
+    for (k, v) in r.headers() {
+        if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+            out = out.header(k, v);
+        }
+    }
+    out.body(axum::body::Body::from(r.bytes().await.unwrap()))
+        .unwrap()
+}
+
+async fn start_proxy(upstream: &str, fault: Fault) -> (String, Arc<Proxy>) {
+    let proxy = Arc::new(Proxy {
+        upstream: upstream.to_owned(),
+        fault,
+        seen: AtomicUsize::new(0),
+        faults: AtomicUsize::new(0),
+        http: reqwest::Client::new(),
+    });
+    let app = axum::Router::new()
+        .fallback(forward)
+        .with_state(proxy.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v2"), proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_is_lost_is_not_duplicated() {
+    provider();
+    let (_, token) = scim2_server();
+    for bulk in [false, true] {
+        let base = tenant("lost");
+        seed(&base, &token).await;
+        let (url, proxy) = start_proxy(&base, Fault::LoseFirstCreate).await;
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!("timeout_seconds = 2\nbulk = {bulk}\n");
+        let (first, _) = apply_async(dir.path().into(), url, token.clone(), extra).await;
+        assert!(
+            proxy.faults.load(Ordering::SeqCst) >= 1,
+            "the fault was injected"
+        );
+        assert_eq!(counts(&first), (3, 3, 4, 6, 0), "bulk {bulk}: {first:#}");
+        for external in ["RXX0200", "RXX0201", "RXX0202"] {
+            assert_eq!(
+                with_external(&base, &token, external).await,
+                1,
+                "bulk {bulk}: {external} created once"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_429s_is_ridden_out() {
+    provider();
+    let (_, token) = scim2_server();
+    let base = tenant("storm");
+    seed(&base, &token).await;
+    let (url, proxy) = start_proxy(&base, Fault::RateLimit(4)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (first, _) = apply_async(dir.path().into(), url, token.clone(), String::new()).await;
+    assert_eq!(proxy.faults.load(Ordering::SeqCst), 4);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(counts(&first), (3, 3, 4, 6, 0), "{first:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_stops_the_run_with_a_reason() {
+    provider();
+    let serve = serve_seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let (v, o) = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        let url = serve.url.clone();
+        move || {
+            std::fs::write(
+                dir.join("c.toml"),
+                format!("[directory]\nbackend = \"scim\"\nurl = \"{url}\"\n"),
+            )
+            .unwrap();
+            let o = Command::new(BIN)
+                .args(["--config", "c.toml", "apply"])
+                .arg(samples().join("submission-rxx.csv"))
+                .current_dir(&dir)
+                .env("PUSH_CONNECTOR__DIRECTORY__TOKEN", "wrong")
+                .output()
+                .unwrap();
+            (String::from_utf8_lossy(&o.stderr).into_owned(), o)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{v}");
+    assert!(v.contains("refused the credentials"), "{v}");
+}
