@@ -18,6 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use futures_util::TryStreamExt as _;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::naming;
@@ -92,6 +93,37 @@ macro_rules! account_columns {
     };
 }
 
+/// The account columns as one JSON array per account, aggregated over the whole result.
+macro_rules! account_json {
+    () => {
+        concat!("json_group_array(json_array(", account_columns!(), "))")
+    };
+}
+
+/// An account's column values in `account_columns!` order.
+type AccountValues = [Option<String>; 19];
+
+/// The account a row of `account_columns!` values describes.
+fn account_of(values: AccountValues) -> Result<Account, DirectoryError> {
+    let [id, status, rest @ ..] = values;
+    let id = id.ok_or_else(|| DirectoryError::Corrupt("an account without an ID".to_owned()))?;
+    let status = status.unwrap_or_default();
+    let status = Status::parse(&status)
+        .ok_or_else(|| DirectoryError::Corrupt(format!("account {id}: status {status}")))?;
+    let organisation = rest[Field::Organisation.index() - 1]
+        .clone()
+        .unwrap_or_default();
+    let mut account = Account::new(
+        PortalId::new_unchecked(id),
+        status,
+        &OdsCode::new_unchecked(organisation),
+    );
+    for (field, value) in Field::ALL.iter().skip(1).zip(rest) {
+        account.set(*field, value.as_deref());
+    }
+    Ok(account)
+}
+
 /// The column that stores a field.
 fn column(field: Field) -> &'static str {
     match field {
@@ -118,6 +150,10 @@ fn column(field: Field) -> &'static str {
 
 /// Largest number of bound values in one statement (SQLite allows 32766).
 const MAX_BINDS: usize = 30_000;
+
+/// Keys per look-up statement: large enough that per-statement costs vanish, small enough
+/// that the key list (one JSON text) stays a few megabytes.
+const KEY_CHUNK: usize = 50_000;
 
 /// The embedded directory.
 #[derive(Debug, Clone)]
@@ -152,50 +188,66 @@ impl LocalDirectory {
     }
 
     fn account(row: &SqliteRow) -> Result<Account, DirectoryError> {
-        let id: String = row.try_get(0)?;
-        let status: String = row.try_get(1)?;
-        let status = Status::parse(&status)
-            .ok_or_else(|| DirectoryError::Corrupt(format!("account {id}: status {status}")))?;
-        let organisation: String = row.try_get(9)?;
-        let mut account = Account::new(
-            PortalId::new_unchecked(id),
-            status,
-            &OdsCode::new_unchecked(organisation),
-        );
-        for (i, field) in Field::ALL.iter().enumerate().skip(1) {
-            let value: Option<String> = row.try_get(i + 1)?;
-            account.set(*field, value.as_deref());
+        let mut values: AccountValues = Default::default();
+        for (i, value) in values.iter_mut().enumerate() {
+            *value = row.try_get(i)?;
         }
-        Ok(account)
+        account_of(values)
     }
 
     /// Fills in the secondary addresses of accounts.
     async fn with_secondary(&self, accounts: &mut [Account]) -> Result<(), DirectoryError> {
-        if accounts.is_empty() {
+        let mut by_id: HashMap<String, Vec<Email>> = HashMap::new();
+        for chunk in accounts.chunks(KEY_CHUNK) {
+            let ids = json_array(chunk.iter().map(|a| a.id.as_str()));
+            let mut rows = sqlx::query(
+                "SELECT ad.account_id, ad.address FROM json_each(?) j CROSS JOIN addresses ad
+                 WHERE ad.account_id = j.value AND ad.is_primary = 0",
+            )
+            .bind(ids)
+            .fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                let id: String = row.try_get(0)?;
+                let address: String = row.try_get(1)?;
+                by_id
+                    .entry(id)
+                    .or_default()
+                    .push(Email::new_unchecked(address));
+            }
+        }
+        if by_id.is_empty() {
             return Ok(());
         }
-        let ids = json_array(accounts.iter().map(|a| a.id.as_str()));
-        let rows = sqlx::query(
-            "SELECT ad.account_id, ad.address FROM json_each(?) j
-             JOIN addresses ad ON ad.account_id = j.value
-             WHERE ad.is_primary = 0 ORDER BY ad.address",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_id: HashMap<String, Vec<Email>> = HashMap::new();
-        for row in rows {
-            let id: String = row.try_get(0)?;
-            let address: String = row.try_get(1)?;
-            by_id
-                .entry(id)
-                .or_default()
-                .push(Email::new_unchecked(address));
-        }
         for account in accounts {
-            if let Some(list) = by_id.remove(account.id.as_str()) {
+            if let Some(mut list) = by_id.remove(account.id.as_str()) {
+                list.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
                 account.secondary = list;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs an account query with string arguments and appends the accounts to `out`. The
+    /// query returns one value, `account_json!()`: a whole result crosses the driver as one
+    /// JSON text instead of a row per account, which is several times cheaper for the large
+    /// results of an index. Secondary addresses are left for [`Self::with_secondary`].
+    async fn aggregated_accounts(
+        &self,
+        sql: &'static str,
+        args: &[String],
+        out: &mut Vec<Account>,
+    ) -> Result<(), DirectoryError> {
+        let mut q = sqlx::query(sql);
+        for arg in args {
+            q = q.bind(arg.as_str());
+        }
+        let row = q.fetch_one(&self.pool).await?;
+        let text: Option<&str> = row.try_get(0)?;
+        let rows: Vec<AccountValues> = serde_json::from_str(text.unwrap_or("[]"))
+            .map_err(|e| DirectoryError::Corrupt(format!("account look-up: {e}")))?;
+        out.reserve(rows.len());
+        for values in rows {
+            out.push(account_of(values)?);
         }
         Ok(())
     }
@@ -205,11 +257,12 @@ impl LocalDirectory {
         sql: &'static str,
         arg: String,
     ) -> Result<Vec<Account>, DirectoryError> {
-        let rows = sqlx::query(sql).bind(arg).fetch_all(&self.pool).await?;
-        let mut accounts = rows
-            .iter()
-            .map(Self::account)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut accounts = Vec::new();
+        let mut rows = sqlx::query(sql).bind(arg).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            accounts.push(Self::account(&row)?);
+        }
+        drop(rows);
         self.with_secondary(&mut accounts).await?;
         Ok(accounts)
     }
@@ -397,6 +450,9 @@ pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, DirectoryError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(120))
+        // 64 MiB of page cache (the default is 2 MiB): large look-ups and batches of writes
+        // touch far more index pages than that, and re-reading them costs system time.
+        .pragma("cache_size", "-65536")
         .foreign_keys(true);
     Ok(SqlitePoolOptions::new()
         .max_connections(1)
@@ -554,58 +610,73 @@ struct HistoryLine {
 
 impl Directory for LocalDirectory {
     async fn index_for(&self, keys: &Keys) -> Result<DirectoryIndex, DirectoryError> {
-        let mut accounts = self
-            .accounts_where(
+        let mut accounts = Vec::new();
+        for chunk in keys.ids.chunks(KEY_CHUNK) {
+            self.aggregated_accounts(
                 concat!(
                     "SELECT ",
-                    account_columns!(),
-                    " FROM json_each(?) j JOIN accounts a ON a.id = j.value"
+                    account_json!(),
+                    " FROM json_each(?) j CROSS JOIN accounts a WHERE a.id = j.value"
                 ),
-                json_array(&keys.ids),
+                &[json_array(chunk)],
+                &mut accounts,
             )
             .await?;
-        let ext = serde_json::Value::Array(
-            keys.external
-                .iter()
-                .map(|(o, e)| serde_json::json!([o, e]))
-                .collect(),
-        )
-        .to_string();
-        accounts.extend(
-            self.accounts_where(
+        }
+        // One organisation per query, so the key is a plain value and the planner walks the
+        // (organisation, external_sync_key) index once per key.
+        let mut external: Vec<&(String, String)> = keys.external.iter().collect();
+        external.sort_unstable();
+        external.dedup();
+        for same_org in external.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in same_org.chunks(KEY_CHUNK) {
+                self.aggregated_accounts(
+                    concat!(
+                        "SELECT ",
+                        account_json!(),
+                        " FROM json_each(?) j CROSS JOIN accounts a
+                         WHERE a.organisation = ? AND a.external_sync_key = j.value"
+                    ),
+                    &[
+                        json_array(chunk.iter().map(|k| k.1.as_str())),
+                        chunk[0].0.clone(),
+                    ],
+                    &mut accounts,
+                )
+                .await?;
+            }
+        }
+        for chunk in keys.emails.chunks(KEY_CHUNK) {
+            self.aggregated_accounts(
                 concat!(
                     "SELECT ",
-                    account_columns!(),
-                    " FROM json_each(?) j JOIN accounts a
-                     ON a.organisation = json_extract(j.value, '$[0]')
-                     AND a.external_sync_key = json_extract(j.value, '$[1]')"
+                    account_json!(),
+                    " FROM json_each(?) j CROSS JOIN addresses ad CROSS JOIN accounts a
+                     WHERE ad.address = j.value AND a.id = ad.account_id"
                 ),
-                ext,
+                &[json_array(chunk)],
+                &mut accounts,
             )
-            .await?,
-        );
-        accounts.extend(
-            self.accounts_where(
-                concat!(
-                    "SELECT ",
-                    account_columns!(),
-                    " FROM json_each(?) j JOIN addresses ad ON ad.address = j.value
-                     JOIN accounts a ON a.id = ad.account_id"
-                ),
-                json_array(&keys.emails),
-            )
-            .await?,
-        );
+            .await?;
+        }
+        // An account found by several keys is kept once.
+        accounts.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        accounts.dedup_by(|a, b| a.id == b.id);
+        self.with_secondary(&mut accounts).await?;
         let mut index = DirectoryIndex::new(accounts);
-        let taken = sqlx::query(
-            "SELECT ad.address FROM json_each(?) j JOIN addresses ad ON ad.stem = j.value",
-        )
-        .bind(json_array(&keys.stems))
-        .fetch_all(&self.pool)
-        .await?;
-        for row in taken {
-            let address: String = row.try_get(0)?;
-            index.mark_taken(&address);
+        for chunk in keys.stems.chunks(KEY_CHUNK) {
+            let taken: Option<String> = sqlx::query_scalar(
+                "SELECT json_group_array(ad.address) FROM json_each(?) j
+                 CROSS JOIN addresses ad WHERE ad.stem = j.value",
+            )
+            .bind(json_array(chunk))
+            .fetch_one(&self.pool)
+            .await?;
+            let taken: Vec<String> = serde_json::from_str(taken.as_deref().unwrap_or("[]"))
+                .map_err(|e| DirectoryError::Corrupt(format!("address look-up: {e}")))?;
+            for address in &taken {
+                index.mark_taken(address);
+            }
         }
         for org in &keys.organisations {
             let exists: Option<String> =

@@ -140,7 +140,7 @@ impl Account {
 }
 
 fn field_index(field: Field) -> usize {
-    Field::ALL.iter().position(|f| *f == field).unwrap_or(0)
+    field.index()
 }
 
 /// A new account, as apply asks a backend to create it.
