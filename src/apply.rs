@@ -22,7 +22,7 @@ use crate::report::{RowReport, RowResultKind};
 use crate::state::{JournalOp, OpRecord, StateDb, StateError};
 
 /// Operations per directory batch (and per journal update).
-const BATCH: i64 = 1000;
+const BATCH: i64 = 5000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

@@ -486,39 +486,60 @@ impl StateDb {
         Ok(n.unwrap_or(0))
     }
 
-    /// Records how operations ended, in one transaction.
+    /// Records how operations ended, in one transaction: the outcomes go to a temporary
+    /// table, and one UPDATE driven by it (an index look-up per operation) marks the journal,
+    /// instead of a statement per operation.
     pub async fn record(&self, run: &str, records: &[OpRecord]) -> Result<(), StateError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for r in records {
-            let state = if r.done { "done" } else { "failed" };
-            match &r.account {
-                Some((id, address)) => {
-                    sqlx::query(
-                        "UPDATE journal SET state = ?, message = ?, account_id = ?, after_value = ?
-                         WHERE run_id = ? AND op = ?",
-                    )
-                    .bind(state)
-                    .bind(&r.message)
-                    .bind(id)
-                    .bind(address)
-                    .bind(run)
-                    .bind(r.op)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query(
-                        "UPDATE journal SET state = ?, message = ? WHERE run_id = ? AND op = ?",
-                    )
-                    .bind(state)
-                    .bind(&r.message)
-                    .bind(run)
-                    .bind(r.op)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS outcomes (
+                op INTEGER PRIMARY KEY,
+                state TEXT NOT NULL,
+                message TEXT,
+                set_account INTEGER NOT NULL,
+                account_id TEXT,
+                address TEXT
+            )",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM temp.outcomes")
+            .execute(&mut *tx)
+            .await?;
+        for chunk in records.chunks(5000) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR REPLACE INTO temp.outcomes \
+                 (op, state, message, set_account, account_id, address) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                let (id, address) = match &r.account {
+                    Some((id, address)) => (Some(id.as_str()), address.as_deref()),
+                    None => (None, None),
+                };
+                b.push_bind(r.op)
+                    .push_bind(if r.done { "done" } else { "failed" })
+                    .push_bind(r.message.as_deref())
+                    .push_bind(r.account.is_some())
+                    .push_bind(id)
+                    .push_bind(address);
+            });
+            q.build().execute(&mut *tx).await?;
         }
+        // A create's outcome also names the account and the address it got.
+        sqlx::query(
+            "UPDATE journal SET (state, message, account_id, after_value) = (
+                SELECT o.state, o.message,
+                    CASE WHEN o.set_account THEN o.account_id ELSE journal.account_id END,
+                    CASE WHEN o.set_account THEN o.address ELSE journal.after_value END
+                FROM temp.outcomes o WHERE o.op = journal.op)
+             WHERE run_id = ? AND op IN (SELECT op FROM temp.outcomes)",
+        )
+        .bind(run)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM temp.outcomes")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

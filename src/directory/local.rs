@@ -9,7 +9,7 @@
 //! SQLite-specific pieces kept in this module: `?` placeholders and the `json_each(?)` table
 //! function used to join a batch of keys (PostgreSQL: `jsonb_array_elements_text($1)`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -124,6 +124,31 @@ fn account_of(values: AccountValues) -> Result<Account, DirectoryError> {
     Ok(account)
 }
 
+/// Runs an account query with string arguments and appends the accounts to `out`. The query
+/// returns one value, `account_json!()`: a whole result crosses the driver as one JSON text
+/// instead of a row per account, which is several times cheaper for large results.
+/// Secondary addresses are left for `with_secondary`.
+async fn aggregated_accounts<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+    executor: E,
+    sql: &'static str,
+    args: &[String],
+    out: &mut Vec<Account>,
+) -> Result<(), DirectoryError> {
+    let mut q = sqlx::query(sql);
+    for arg in args {
+        q = q.bind(arg.as_str());
+    }
+    let row = q.fetch_one(executor).await?;
+    let text: Option<&str> = row.try_get(0)?;
+    let rows: Vec<AccountValues> = serde_json::from_str(text.unwrap_or("[]"))
+        .map_err(|e| DirectoryError::Corrupt(format!("account look-up: {e}")))?;
+    out.reserve(rows.len());
+    for values in rows {
+        out.push(account_of(values)?);
+    }
+    Ok(())
+}
+
 /// The column that stores a field.
 fn column(field: Field) -> &'static str {
     match field {
@@ -223,31 +248,6 @@ impl LocalDirectory {
                 list.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
                 account.secondary = list;
             }
-        }
-        Ok(())
-    }
-
-    /// Runs an account query with string arguments and appends the accounts to `out`. The
-    /// query returns one value, `account_json!()`: a whole result crosses the driver as one
-    /// JSON text instead of a row per account, which is several times cheaper for the large
-    /// results of an index. Secondary addresses are left for [`Self::with_secondary`].
-    async fn aggregated_accounts(
-        &self,
-        sql: &'static str,
-        args: &[String],
-        out: &mut Vec<Account>,
-    ) -> Result<(), DirectoryError> {
-        let mut q = sqlx::query(sql);
-        for arg in args {
-            q = q.bind(arg.as_str());
-        }
-        let row = q.fetch_one(&self.pool).await?;
-        let text: Option<&str> = row.try_get(0)?;
-        let rows: Vec<AccountValues> = serde_json::from_str(text.unwrap_or("[]"))
-            .map_err(|e| DirectoryError::Corrupt(format!("account look-up: {e}")))?;
-        out.reserve(rows.len());
-        for values in rows {
-            out.push(account_of(values)?);
         }
         Ok(())
     }
@@ -612,7 +612,8 @@ impl Directory for LocalDirectory {
     async fn index_for(&self, keys: &Keys) -> Result<DirectoryIndex, DirectoryError> {
         let mut accounts = Vec::new();
         for chunk in keys.ids.chunks(KEY_CHUNK) {
-            self.aggregated_accounts(
+            aggregated_accounts(
+                &self.pool,
                 concat!(
                     "SELECT ",
                     account_json!(),
@@ -630,7 +631,8 @@ impl Directory for LocalDirectory {
         external.dedup();
         for same_org in external.chunk_by(|a, b| a.0 == b.0) {
             for chunk in same_org.chunks(KEY_CHUNK) {
-                self.aggregated_accounts(
+                aggregated_accounts(
+                &self.pool,
                     concat!(
                         "SELECT ",
                         account_json!(),
@@ -647,7 +649,8 @@ impl Directory for LocalDirectory {
             }
         }
         for chunk in keys.emails.chunks(KEY_CHUNK) {
-            self.aggregated_accounts(
+            aggregated_accounts(
+                &self.pool,
                 concat!(
                     "SELECT ",
                     account_json!(),
@@ -778,7 +781,7 @@ impl Directory for LocalDirectory {
                     let a = &new.account;
                     ids.push(a.id.to_string());
                     if let Some(e) = a.external_sync_id() {
-                        ext.push(serde_json::json!([a.organisation(), e.to_lowercase()]));
+                        ext.push((a.organisation().to_owned(), e.to_lowercase()));
                     }
                     if let Some(email) = a.email() {
                         stems.push(naming::stem_of(email));
@@ -794,32 +797,40 @@ impl Directory for LocalDirectory {
                 }
             }
         }
-        let mut current: HashMap<String, Account> = HashMap::new();
-        let mut by_ext: HashMap<(String, String), String> = HashMap::new();
-        for row in sqlx::query(concat!(
-            "SELECT ",
-            account_columns!(),
-            " FROM json_each(?) j JOIN accounts a ON a.id = j.value"
-        ))
-        .bind(json_array(&ids))
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let a = Self::account(&row)?;
-            current.insert(a.id.to_string(), a);
+        let mut found = Vec::new();
+        aggregated_accounts(
+            &mut *tx,
+            concat!(
+                "SELECT ",
+                account_json!(),
+                " FROM json_each(?) j CROSS JOIN accounts a WHERE a.id = j.value"
+            ),
+            &[json_array(&ids)],
+            &mut found,
+        )
+        .await?;
+        ext.sort_unstable();
+        ext.dedup();
+        for same_org in ext.chunk_by(|a, b| a.0 == b.0) {
+            aggregated_accounts(
+                &mut *tx,
+                concat!(
+                    "SELECT ",
+                    account_json!(),
+                    " FROM json_each(?) j CROSS JOIN accounts a
+                     WHERE a.organisation = ? AND a.external_sync_key = j.value"
+                ),
+                &[
+                    json_array(same_org.iter().map(|k| k.1.as_str())),
+                    same_org[0].0.clone(),
+                ],
+                &mut found,
+            )
+            .await?;
         }
-        for row in sqlx::query(concat!(
-            "SELECT ",
-            account_columns!(),
-            " FROM json_each(?) j JOIN accounts a
-             ON a.organisation = json_extract(j.value, '$[0]')
-             AND a.external_sync_key = json_extract(j.value, '$[1]')"
-        ))
-        .bind(serde_json::Value::Array(ext).to_string())
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let a = Self::account(&row)?;
+        let mut current: HashMap<String, Account> = HashMap::with_capacity(found.len());
+        let mut by_ext: HashMap<(String, String), String> = HashMap::new();
+        for a in found {
             if let Some(e) = a.external_sync_id() {
                 by_ext.insert(
                     (a.organisation().to_owned(), e.to_lowercase()),
@@ -828,17 +839,21 @@ impl Directory for LocalDirectory {
             }
             current.insert(a.id.to_string(), a);
         }
-        let mut taken: HashMap<String, String> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT ad.address, ad.account_id FROM json_each(?) j
-             JOIN addresses ad ON ad.stem = j.value",
+        stems.sort_unstable();
+        stems.dedup();
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(ad.address, ad.account_id)) FROM json_each(?) j
+             CROSS JOIN addresses ad WHERE ad.stem = j.value",
         )
         .bind(json_array(&stems))
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            taken.insert(row.try_get(0)?, row.try_get(1)?);
-        }
+        .fetch_one(&mut *tx)
+        .await?;
+        let taken: Vec<(String, String)> = serde_json::from_str(taken.as_deref().unwrap_or("[]"))
+            .map_err(|e| DirectoryError::Corrupt(format!("address look-up: {e}")))?;
+        let mut taken: HashMap<String, String> = taken.into_iter().collect();
+        // Field values to set, by field then account (a later operation on the same account
+        // and field wins, as it would one statement at a time).
+        let mut sets: BTreeMap<Field, HashMap<String, Option<String>>> = BTreeMap::new();
 
         let mut outcomes = Vec::with_capacity(ops.len());
         let mut history = Vec::new();
@@ -887,7 +902,9 @@ impl Directory for LocalDirectory {
                     }
                 }
                 Op::Update { id, changes, run } => {
-                    match update_one(&mut tx, &mut current, &mut taken, id, changes).await? {
+                    match update_one(&mut tx, &mut current, &mut taken, &mut sets, id, changes)
+                        .await?
+                    {
                         Ok(applied) => {
                             for c in applied {
                                 history.push(HistoryLine {
@@ -905,6 +922,9 @@ impl Directory for LocalDirectory {
                 }
             };
             outcomes.push(outcome);
+        }
+        for (field, values) in sets {
+            set_column(&mut tx, field, values).await?;
         }
         insert_accounts(&mut tx, &created).await?;
         for chunk in history.chunks(MAX_BINDS / 5) {
@@ -926,11 +946,13 @@ impl Directory for LocalDirectory {
 }
 
 /// Compare-and-set of one account's changes. `Ok(Err(reason))` refuses the operation; the
-/// changes that were needed (not already in place) are returned for the history.
+/// changes that were needed (not already in place) are returned for the history, and their
+/// values added to `sets` for the batch's column updates.
 async fn update_one<'c>(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     current: &mut HashMap<String, Account>,
     taken: &mut HashMap<String, String>,
+    sets: &mut BTreeMap<Field, HashMap<String, Option<String>>>,
     id: &PortalId,
     changes: &'c [Change],
 ) -> Result<Result<Vec<&'c Change>, String>, DirectoryError> {
@@ -964,24 +986,10 @@ async fn update_one<'c>(
         }
         needed.push(c);
     }
-    if needed.is_empty() {
-        return Ok(Ok(needed));
-    }
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE accounts SET ");
-    let mut set = q.separated(", ");
     for c in &needed {
-        set.push(column(c.field));
-        set.push_unseparated(" = ");
-        set.push_bind_unseparated(c.after.clone());
-        if c.field == Field::ExternalSyncId {
-            set.push("external_sync_key = ");
-            set.push_bind_unseparated(c.after.as_ref().map(|v| v.to_lowercase()));
-        }
-    }
-    q.push(" WHERE id = ");
-    q.push_bind(id.to_string());
-    q.build().execute(&mut **tx).await?;
-    for c in &needed {
+        sets.entry(c.field)
+            .or_default()
+            .insert(id.to_string(), c.after.clone());
         account.set(c.field, c.after.as_deref());
         if c.field == Field::Email {
             move_primary(tx, id.as_str(), c.after.as_deref()).await?;
@@ -991,6 +999,57 @@ async fn update_one<'c>(
         }
     }
     Ok(Ok(needed))
+}
+
+/// Sets one column of many accounts: the (ID, value) pairs go to a temporary table, and one
+/// UPDATE driven by it (a primary-key look-up per account) replaces a statement per account.
+async fn set_column(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    field: Field,
+    values: HashMap<String, Option<String>>,
+) -> Result<(), DirectoryError> {
+    sqlx::query(
+        "CREATE TEMP TABLE IF NOT EXISTS column_values (
+            id TEXT PRIMARY KEY,
+            value TEXT,
+            key TEXT
+        )",
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM temp.column_values")
+        .execute(&mut **tx)
+        .await?;
+    let values: Vec<(String, Option<String>)> = values.into_iter().collect();
+    for chunk in values.chunks(MAX_BINDS / 3) {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO temp.column_values (id, value, key) ");
+        q.push_values(chunk, |mut b, (id, value)| {
+            b.push_bind(id.as_str())
+                .push_bind(value.as_deref())
+                .push_bind(value.as_deref().map(str::to_lowercase));
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    let column = column(field);
+    // The ExternalSyncID's look-up key (lower case, as Rust folds it) moves with it.
+    let key = if field == Field::ExternalSyncId {
+        ", external_sync_key = (SELECT v.key FROM temp.column_values v WHERE v.id = accounts.id)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE accounts SET {column} = \
+         (SELECT v.value FROM temp.column_values v WHERE v.id = accounts.id){key} \
+         WHERE id IN (SELECT id FROM temp.column_values)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM temp.column_values")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Makes `address` the account's primary (keeping the old primary as a secondary address).
