@@ -437,6 +437,15 @@ impl LocalDirectory {
 }
 
 /// Opens an SQLite file for several processes at once: WAL, a generous busy timeout.
+///
+/// Durability: `synchronous = FULL`, so a commit returns only once its WAL frames are on
+/// disk. Apply depends on an order across two files (state, then directory, then state
+/// again): a run's journal must be durable before the directory write it describes, and a
+/// directory batch durable before its outcome is recorded as done. With `NORMAL`, SQLite
+/// syncs the WAL only at checkpoints: the order holds within one file and after a killed
+/// process (the operating system still writes the data), but a power cut could keep a later
+/// commit of one file and lose an earlier one of the other. Apply commits in batches of
+/// thousands of operations, so a sync per commit costs little.
 pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, DirectoryError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| DirectoryError::Io {
@@ -448,7 +457,7 @@ pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, DirectoryError> {
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(120))
         // 64 MiB of page cache (the default is 2 MiB): large look-ups and batches of writes
         // touch far more index pages than that, and re-reading them costs system time.
