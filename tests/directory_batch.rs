@@ -1,9 +1,9 @@
 //! The embedded directory's batch writes and the journal's batch outcomes: a batch mixing
 //! every kind of operation ends as the same operations one at a time would leave it.
 
+use push_connector::directory::Status;
 use push_connector::directory::local::LocalDirectory;
 use push_connector::directory::{Account, Change, Directory, Keys, NewAccount, Op, OpOutcome};
-use push_connector::directory::Status;
 use push_connector::model::{Field, OdsCode, PortalId};
 use push_connector::plan::{Action, Plan, PlannedRow};
 use push_connector::state::{OpRecord, StateDb};
@@ -57,9 +57,15 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
     let mut new = account("PN", Some("EN"), "c@nhs.net");
     new.set(Field::LastName, Some("New"));
     let ops = vec![
-        update("PA", vec![change(Field::JobTitle, Some("Nurse"), Some("Sister"))]),
+        update(
+            "PA",
+            vec![change(Field::JobTitle, Some("Nurse"), Some("Sister"))],
+        ),
         // A blank ExternalSyncID is filled in; its look-up key follows.
-        update("PB", vec![change(Field::ExternalSyncId, None, Some("EB-Mixed"))]),
+        update(
+            "PB",
+            vec![change(Field::ExternalSyncId, None, Some("EB-Mixed"))],
+        ),
         // Changed since the plan: refused whole.
         update(
             "PC",
@@ -68,7 +74,10 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
                 change(Field::JobTitle, Some("Porter"), Some("Sister")),
             ],
         ),
-        update("PD", vec![change(Field::Email, Some("d@nhs.net"), Some("d2@nhs.net"))]),
+        update(
+            "PD",
+            vec![change(Field::Email, Some("d@nhs.net"), Some("d2@nhs.net"))],
+        ),
         // The same account again in the batch: applied on top of the first change.
         update(
             "PA",
@@ -110,7 +119,10 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
         Some("PB".to_owned())
     );
     let c = get("PC").await;
-    assert_eq!((c.get(Field::Notes), c.get(Field::JobTitle)), (None, Some("Nurse")));
+    assert_eq!(
+        (c.get(Field::Notes), c.get(Field::JobTitle)),
+        (None, Some("Nurse"))
+    );
     let pd = get("PD").await;
     assert_eq!(pd.email(), Some("d2@nhs.net"));
     assert_eq!(
@@ -118,7 +130,10 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
         ["d@nhs.net"]
     );
     assert_eq!(
-        d.by_email("d@nhs.net").await.unwrap().map(|a| a.id.to_string()),
+        d.by_email("d@nhs.net")
+            .await
+            .unwrap()
+            .map(|a| a.id.to_string()),
         Some("PD".to_owned())
     );
     assert_eq!(d.count().await.unwrap(), 5);
@@ -267,4 +282,102 @@ async fn outcomes_are_recorded_per_operation() {
     // Only the operation not yet recorded is pending.
     let pending = state.pending("r1", 0, 10).await.unwrap();
     assert_eq!(pending.iter().map(|p| p.op()).collect::<Vec<_>>(), [3]);
+}
+
+#[tokio::test]
+async fn a_plan_made_in_parts_equals_one_made_whole() {
+    use push_connector::model::{ExternalSyncId, Person};
+    use push_connector::reconcile::{self, Policy};
+    use push_connector::validate::{RowOutcome, RowResult};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = LocalDirectory::open(&dir.path().join("directory.sqlite"))
+        .await
+        .unwrap();
+    d.add_organisation("RKK", &[]).await.unwrap();
+    let mut seed = Vec::new();
+    for i in 0..6 {
+        let mut a = account(
+            &format!("P{i}"),
+            Some(&format!("E{i}")),
+            &format!("p{i}@nhs.net"),
+        );
+        a.set(Field::LastName, Some("Lee"));
+        seed.push(a);
+    }
+    seed.push(account("PJ", Some("EJ"), "jo.brown@nhs.net"));
+    d.insert_unchecked(&seed).await.unwrap();
+    // Updates, and creates whose generated addresses clash with the directory and with
+    // each other across parts.
+    let results: Vec<RowResult> = (0..12u64)
+        .map(|i| {
+            let (ext, first, last) = if i % 2 == 0 {
+                (format!("E{}", i / 2), "Alex", "Lee")
+            } else {
+                (format!("N{i}"), "Jo", "Brown")
+            };
+            let person = Person {
+                line: i + 2,
+                id: None,
+                external_sync_id: ExternalSyncId::new_unchecked(ext),
+                organisation: OdsCode::new_unchecked("RKK"),
+                organisation_unit: None,
+                email: None,
+                title: None,
+                first_name: first.into(),
+                last_name: last.into(),
+                display_name: None,
+                job_title: Some(format!("Title {}", i % 3)),
+                office_phone: None,
+                mobile_phone: None,
+                fax: None,
+                pager: None,
+                notes: None,
+                clinical_role: None,
+                clinical_speciality: None,
+                work_area: None,
+            };
+            RowResult {
+                line: person.line,
+                outcome: RowOutcome::Valid(Box::new(person)),
+            }
+        })
+        .collect();
+    let policy = Policy {
+        organisation: OdsCode::new_unchecked("RKK"),
+        domain: "nhs.net".to_owned(),
+        create_accounts: true,
+        blank_means_keep: true,
+        name_change_new_address: false,
+    };
+    let index = d
+        .index_for(&reconcile::keys(&results, &policy))
+        .await
+        .unwrap();
+    let whole = reconcile::reconcile("r1", &results, &index, &policy);
+    for part in [1, 2, 5, 100] {
+        let (plan, accounts) =
+            push_connector::pipeline::plan_in_parts(&d, "r1", &results, &policy, part)
+                .await
+                .unwrap();
+        assert_eq!(plan, whole, "parts of {part}");
+        assert_eq!(accounts, 7);
+    }
+    let addresses: Vec<_> = whole
+        .rows
+        .iter()
+        .filter(|r| matches!(r.action, Action::Create { .. }))
+        .map(|r| r.message.as_str())
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            "jo.brown2@nhs.net",
+            "jo.brown3@nhs.net",
+            "jo.brown4@nhs.net",
+            "jo.brown5@nhs.net",
+            "jo.brown6@nhs.net",
+            "jo.brown7@nhs.net"
+        ]
+    );
 }

@@ -14,11 +14,11 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures_util::TryStreamExt as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use futures_util::TryStreamExt as _;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::naming;
@@ -641,7 +641,7 @@ impl Directory for LocalDirectory {
         for same_org in external.chunk_by(|a, b| a.0 == b.0) {
             for chunk in same_org.chunks(KEY_CHUNK) {
                 aggregated_accounts(
-                &self.pool,
+                    &self.pool,
                     concat!(
                         "SELECT ",
                         account_json!(),
@@ -857,8 +857,9 @@ impl Directory for LocalDirectory {
         .bind(json_array(&stems))
         .fetch_one(&mut *tx)
         .await?;
-        let taken: Vec<(String, String)> = serde_json::from_str(taken.as_deref().unwrap_or("[]"))
-            .map_err(|e| DirectoryError::Corrupt(format!("address look-up: {e}")))?;
+        let taken: Vec<(String, String)> =
+            serde_json::from_str(taken.as_deref().unwrap_or("[]"))
+                .map_err(|e| DirectoryError::Corrupt(format!("address look-up: {e}")))?;
         let mut taken: HashMap<String, String> = taken.into_iter().collect();
         // Field values to set, by field then account (a later operation on the same account
         // and field wins, as it would one statement at a time).
