@@ -22,7 +22,7 @@ use crate::report::{RowReport, RowResultKind};
 use crate::state::{JournalOp, OpRecord, StateDb, StateError};
 
 /// Operations per directory batch (and per journal update).
-const BATCH: i64 = 1000;
+const BATCH: i64 = 5000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -271,7 +271,7 @@ fn write_passwords(
 /// (the address a new account got, or why an operation failed).
 pub async fn reports(state: &StateDb, plan: &Plan) -> Result<Vec<RowReport>, StateError> {
     let outcomes: HashMap<u64, _> = state
-        .outcomes(&plan.run)
+        .notable_outcomes(&plan.run)
         .await?
         .into_iter()
         .map(|o| (o.line, o))

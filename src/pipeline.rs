@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::apply::{self, Applied, ApplyError, Context, Minter};
 use crate::config::GuardConfig;
-use crate::directory::{Change, Directory};
+use crate::directory::{Change, Directory, DirectoryError, OrganisationInfo};
 use crate::guard;
 use crate::model::{OdsCode, PortalId};
 use crate::plan::{Action, Counts, Plan, PlannedRow};
@@ -58,9 +58,7 @@ pub async fn submit<D: Directory>(
     } else {
         resume_locked(ctx, &org, minter, now).await?
     };
-    let keys = reconcile::keys(results, policy);
-    let index = ctx.directory.index_for(&keys).await?;
-    let plan = reconcile::reconcile(run, results, &index, policy);
+    let (plan, accounts) = plan(ctx.directory, run, results, policy).await?;
     let mut out = Submitted {
         plan,
         held: Vec::new(),
@@ -70,7 +68,6 @@ pub async fn submit<D: Directory>(
     if dry_run {
         return Ok(out);
     }
-    let accounts = index.organisation(&org).map_or(0, |o| o.accounts);
     let verdict = guard::check(&out.plan, accounts, limits);
     if verdict.held() {
         ctx.state
@@ -81,6 +78,66 @@ pub async fn submit<D: Directory>(
     }
     out.applied = Some(apply::apply_plan(ctx, &out.plan, "apply", source, minter, now).await?);
     Ok(out)
+}
+
+/// Rows planned against one index: a large file is planned part by part, so the index (a
+/// copy of every account the rows can touch) is never held whole.
+pub const PLAN_CHUNK: usize = 100_000;
+
+/// Plans rows against the directory as it is now, and gives the number of accounts the
+/// organisation has (for the guard). The same plan as one [`reconcile::reconcile`] over one
+/// index for all the rows, with memory for the index of [`PLAN_CHUNK`] rows at a time.
+pub async fn plan<D: Directory>(
+    directory: &D,
+    run: &str,
+    results: &[RowResult],
+    policy: &Policy,
+) -> Result<(Plan, u64), DirectoryError> {
+    plan_in_parts(directory, run, results, policy, PLAN_CHUNK).await
+}
+
+/// As [`plan`], `part` rows at a time.
+pub async fn plan_in_parts<D: Directory>(
+    directory: &D,
+    run: &str,
+    results: &[RowResult],
+    policy: &Policy,
+    part: usize,
+) -> Result<(Plan, u64), DirectoryError> {
+    let org = policy.organisation.to_string();
+    let mut allocated = reconcile::Allocated::new(results);
+    let mut rows = Vec::with_capacity(results.len());
+    let mut organisation: Option<OrganisationInfo> = None;
+    // An empty file still looks the organisation up (the guard needs its size).
+    let parts: Vec<&[RowResult]> = if results.is_empty() {
+        vec![results]
+    } else {
+        results.chunks(part.max(1)).collect()
+    };
+    for part in parts {
+        let mut keys = reconcile::keys(part, policy);
+        if organisation.is_some() {
+            // Known from the first part: not counted again.
+            keys.organisations.retain(|o| o != &org);
+        }
+        let mut index = directory.index_for(&keys).await?;
+        match &organisation {
+            Some(info) => index.add_organisation(&org, info.clone()),
+            None => organisation = index.organisation(&org).cloned(),
+        }
+        rows.extend(reconcile::reconcile_part(
+            part,
+            &index,
+            policy,
+            &mut allocated,
+        ));
+    }
+    let plan = Plan {
+        run: run.to_owned(),
+        organisation: policy.organisation.clone(),
+        rows,
+    };
+    Ok((plan, organisation.map_or(0, |o| o.accounts)))
 }
 
 /// Finishes every run a stopped process left behind, for organisations whose lock is free.

@@ -84,10 +84,40 @@ pub fn reconcile(
     index: &DirectoryIndex,
     policy: &Policy,
 ) -> Plan {
-    let mut allocated: HashSet<String> = valid(results)
-        .filter_map(|p| p.email.as_ref().map(|e| e.to_string()))
-        .collect();
-    let rows = results
+    let mut allocated = Allocated::new(results);
+    Plan {
+        run: run.to_owned(),
+        organisation: policy.organisation.clone(),
+        rows: reconcile_part(results, index, policy, &mut allocated),
+    }
+}
+
+/// The addresses a plan has given out so far, starting with every address the file names:
+/// what a generated address must avoid besides the directory's.
+#[derive(Debug, Clone, Default)]
+pub struct Allocated(HashSet<String>);
+
+impl Allocated {
+    pub fn new(results: &[RowResult]) -> Allocated {
+        Allocated(
+            valid(results)
+                .filter_map(|p| p.email.as_ref().map(|e| e.to_string()))
+                .collect(),
+        )
+    }
+}
+
+/// Plans a run of consecutive rows against an index built for (at least) their keys. A
+/// plan made part by part, with one [`Allocated`] carried through, equals the plan
+/// [`reconcile`] makes of all the rows at once: each row reads only its own keys.
+pub fn reconcile_part(
+    results: &[RowResult],
+    index: &DirectoryIndex,
+    policy: &Policy,
+    allocated: &mut Allocated,
+) -> Vec<PlannedRow> {
+    let allocated = &mut allocated.0;
+    results
         .iter()
         .map(|r| match &r.outcome {
             RowOutcome::Refused(issues) => PlannedRow {
@@ -95,7 +125,7 @@ pub fn reconcile(
                 action: Action::Rejected,
                 message: describe_issues(issues),
             },
-            RowOutcome::Valid(p) => match plan_row(p, index, policy, &mut allocated) {
+            RowOutcome::Valid(p) => match plan_row(p, index, policy, allocated) {
                 Ok((action, message)) => PlannedRow {
                     line: r.line,
                     action,
@@ -108,12 +138,7 @@ pub fn reconcile(
                 },
             },
         })
-        .collect();
-    Plan {
-        run: run.to_owned(),
-        organisation: policy.organisation.clone(),
-        rows,
-    }
+        .collect()
 }
 
 /// Which key found an account.

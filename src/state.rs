@@ -10,6 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt as _;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -346,7 +347,40 @@ impl StateDb {
             after: Option<&'a str>,
             payload: Option<String>,
         }
-        let mut entries = Vec::new();
+        // Entries are written 2,500 to a statement as they are made: a large plan's journal
+        // is never held in memory whole.
+        const CHUNK: usize = 2500;
+        async fn flush(
+            tx: &mut sqlx::Transaction<'static, Sqlite>,
+            run: &str,
+            first_seq: usize,
+            entries: &[Entry<'_>],
+        ) -> Result<(), StateError> {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO journal (run_id, seq, op, line, kind, account_id, field, \
+                 before_value, after_value, payload, state) ",
+            );
+            q.push_values(entries.iter().enumerate(), |mut b, (i, e)| {
+                b.push_bind(run.to_owned())
+                    .push_bind((first_seq + i) as i64)
+                    .push_bind(e.op)
+                    .push_bind(e.line as i64)
+                    .push_bind(e.kind)
+                    .push_bind(e.account.clone())
+                    .push_bind(e.field)
+                    .push_bind(e.before.map(str::to_owned))
+                    .push_bind(e.after.map(str::to_owned))
+                    .push_bind(e.payload.clone())
+                    .push_bind("intended");
+            });
+            q.build().execute(&mut **tx).await?;
+            Ok(())
+        }
+        let mut entries: Vec<Entry> = Vec::with_capacity(CHUNK);
+        let mut written = 0;
         let mut minted = minted.iter();
         for (op, row) in plan
             .rows
@@ -354,6 +388,11 @@ impl StateDb {
             .filter(|r| r.changes_directory())
             .enumerate()
         {
+            if entries.len() >= CHUNK {
+                flush(&mut tx, &plan.run, written, &entries).await?;
+                written += entries.len();
+                entries.clear();
+            }
             let op = op as i64;
             match &row.action {
                 Action::Create { account } => {
@@ -393,26 +432,7 @@ impl StateDb {
                 _ => {}
             }
         }
-        for (chunk_no, chunk) in entries.chunks(2500).enumerate() {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO journal (run_id, seq, op, line, kind, account_id, field, \
-                 before_value, after_value, payload, state) ",
-            );
-            q.push_values(chunk.iter().enumerate(), |mut b, (i, e)| {
-                b.push_bind(plan.run.clone())
-                    .push_bind((chunk_no * 2500 + i) as i64)
-                    .push_bind(e.op)
-                    .push_bind(e.line as i64)
-                    .push_bind(e.kind)
-                    .push_bind(e.account.clone())
-                    .push_bind(e.field)
-                    .push_bind(e.before.map(str::to_owned))
-                    .push_bind(e.after.map(str::to_owned))
-                    .push_bind(e.payload.clone())
-                    .push_bind("intended");
-            });
-            q.build().execute(&mut *tx).await?;
-        }
+        flush(&mut tx, &plan.run, written, &entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -486,39 +506,60 @@ impl StateDb {
         Ok(n.unwrap_or(0))
     }
 
-    /// Records how operations ended, in one transaction.
+    /// Records how operations ended, in one transaction: the outcomes go to a temporary
+    /// table, and one UPDATE driven by it (an index look-up per operation) marks the journal,
+    /// instead of a statement per operation.
     pub async fn record(&self, run: &str, records: &[OpRecord]) -> Result<(), StateError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for r in records {
-            let state = if r.done { "done" } else { "failed" };
-            match &r.account {
-                Some((id, address)) => {
-                    sqlx::query(
-                        "UPDATE journal SET state = ?, message = ?, account_id = ?, after_value = ?
-                         WHERE run_id = ? AND op = ?",
-                    )
-                    .bind(state)
-                    .bind(&r.message)
-                    .bind(id)
-                    .bind(address)
-                    .bind(run)
-                    .bind(r.op)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query(
-                        "UPDATE journal SET state = ?, message = ? WHERE run_id = ? AND op = ?",
-                    )
-                    .bind(state)
-                    .bind(&r.message)
-                    .bind(run)
-                    .bind(r.op)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS outcomes (
+                op INTEGER PRIMARY KEY,
+                state TEXT NOT NULL,
+                message TEXT,
+                set_account INTEGER NOT NULL,
+                account_id TEXT,
+                address TEXT
+            )",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM temp.outcomes")
+            .execute(&mut *tx)
+            .await?;
+        for chunk in records.chunks(5000) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR REPLACE INTO temp.outcomes \
+                 (op, state, message, set_account, account_id, address) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                let (id, address) = match &r.account {
+                    Some((id, address)) => (Some(id.as_str()), address.as_deref()),
+                    None => (None, None),
+                };
+                b.push_bind(r.op)
+                    .push_bind(if r.done { "done" } else { "failed" })
+                    .push_bind(r.message.as_deref())
+                    .push_bind(r.account.is_some())
+                    .push_bind(id)
+                    .push_bind(address);
+            });
+            q.build().execute(&mut *tx).await?;
         }
+        // A create's outcome also names the account and the address it got.
+        sqlx::query(
+            "UPDATE journal SET (state, message, account_id, after_value) = (
+                SELECT o.state, o.message,
+                    CASE WHEN o.set_account THEN o.account_id ELSE journal.account_id END,
+                    CASE WHEN o.set_account THEN o.address ELSE journal.after_value END
+                FROM temp.outcomes o WHERE o.op = journal.op)
+             WHERE run_id = ? AND op IN (SELECT op FROM temp.outcomes)",
+        )
+        .bind(run)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM temp.outcomes")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -577,6 +618,34 @@ impl StateDb {
                 })
             })
             .collect()
+    }
+
+    /// As [`Self::outcomes`], but only the operations a report says more about than the
+    /// plan did (creates, and anything not done): for a large run of updates, a handful.
+    pub async fn notable_outcomes(&self, run: &str) -> Result<Vec<OpOutcomeRow>, StateError> {
+        let mut rows = sqlx::query(
+            "SELECT line, kind, state, account_id, after_value, message FROM journal
+             WHERE run_id = ? AND seq IN (SELECT MIN(seq) FROM journal WHERE run_id = ? GROUP BY op)
+             AND (kind = 'create' OR state <> 'done')
+             ORDER BY op",
+        )
+        .bind(run)
+        .bind(run)
+        .fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(r) = rows.try_next().await? {
+            let line: i64 = r.try_get(0)?;
+            let kind: &str = r.try_get(1)?;
+            out.push(OpOutcomeRow {
+                line: line as u64,
+                create: kind == "create",
+                state: r.try_get(2)?,
+                account: r.try_get(3)?,
+                address: r.try_get(4)?,
+                message: r.try_get(5)?,
+            });
+        }
+        Ok(out)
     }
 
     pub async fn run(&self, id: &str) -> Result<RunInfo, StateError> {

@@ -9,11 +9,12 @@
 //! SQLite-specific pieces kept in this module: `?` placeholders and the `json_each(?)` table
 //! function used to join a batch of keys (PostgreSQL: `jsonb_array_elements_text($1)`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures_util::TryStreamExt as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -92,6 +93,62 @@ macro_rules! account_columns {
     };
 }
 
+/// The account columns as one JSON array per account, aggregated over the whole result.
+macro_rules! account_json {
+    () => {
+        concat!("json_group_array(json_array(", account_columns!(), "))")
+    };
+}
+
+/// An account's column values in `account_columns!` order.
+type AccountValues = [Option<String>; 19];
+
+/// The account a row of `account_columns!` values describes.
+fn account_of(values: AccountValues) -> Result<Account, DirectoryError> {
+    let [id, status, rest @ ..] = values;
+    let id = id.ok_or_else(|| DirectoryError::Corrupt("an account without an ID".to_owned()))?;
+    let status = status.unwrap_or_default();
+    let status = Status::parse(&status)
+        .ok_or_else(|| DirectoryError::Corrupt(format!("account {id}: status {status}")))?;
+    let organisation = rest[Field::Organisation.index() - 1]
+        .clone()
+        .unwrap_or_default();
+    let mut account = Account::new(
+        PortalId::new_unchecked(id),
+        status,
+        &OdsCode::new_unchecked(organisation),
+    );
+    for (field, value) in Field::ALL.iter().skip(1).zip(rest) {
+        account.set(*field, value.as_deref());
+    }
+    Ok(account)
+}
+
+/// Runs an account query with string arguments and appends the accounts to `out`. The query
+/// returns one value, `account_json!()`: a whole result crosses the driver as one JSON text
+/// instead of a row per account, which is several times cheaper for large results.
+/// Secondary addresses are left for `with_secondary`.
+async fn aggregated_accounts<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+    executor: E,
+    sql: &'static str,
+    args: &[String],
+    out: &mut Vec<Account>,
+) -> Result<(), DirectoryError> {
+    let mut q = sqlx::query(sql);
+    for arg in args {
+        q = q.bind(arg.as_str());
+    }
+    let row = q.fetch_one(executor).await?;
+    let text: Option<&str> = row.try_get(0)?;
+    let rows: Vec<AccountValues> = serde_json::from_str(text.unwrap_or("[]"))
+        .map_err(|e| DirectoryError::Corrupt(format!("account look-up: {e}")))?;
+    out.reserve(rows.len());
+    for values in rows {
+        out.push(account_of(values)?);
+    }
+    Ok(())
+}
+
 /// The column that stores a field.
 fn column(field: Field) -> &'static str {
     match field {
@@ -118,6 +175,10 @@ fn column(field: Field) -> &'static str {
 
 /// Largest number of bound values in one statement (SQLite allows 32766).
 const MAX_BINDS: usize = 30_000;
+
+/// Keys per look-up statement: large enough that per-statement costs vanish, small enough
+/// that the key list (one JSON text) stays a few megabytes.
+const KEY_CHUNK: usize = 50_000;
 
 /// The embedded directory.
 #[derive(Debug, Clone)]
@@ -152,48 +213,39 @@ impl LocalDirectory {
     }
 
     fn account(row: &SqliteRow) -> Result<Account, DirectoryError> {
-        let id: String = row.try_get(0)?;
-        let status: String = row.try_get(1)?;
-        let status = Status::parse(&status)
-            .ok_or_else(|| DirectoryError::Corrupt(format!("account {id}: status {status}")))?;
-        let organisation: String = row.try_get(9)?;
-        let mut account = Account::new(
-            PortalId::new_unchecked(id),
-            status,
-            &OdsCode::new_unchecked(organisation),
-        );
-        for (i, field) in Field::ALL.iter().enumerate().skip(1) {
-            let value: Option<String> = row.try_get(i + 1)?;
-            account.set(*field, value.as_deref());
+        let mut values: AccountValues = Default::default();
+        for (i, value) in values.iter_mut().enumerate() {
+            *value = row.try_get(i)?;
         }
-        Ok(account)
+        account_of(values)
     }
 
     /// Fills in the secondary addresses of accounts.
     async fn with_secondary(&self, accounts: &mut [Account]) -> Result<(), DirectoryError> {
-        if accounts.is_empty() {
+        let mut by_id: HashMap<String, Vec<Email>> = HashMap::new();
+        for chunk in accounts.chunks(KEY_CHUNK) {
+            let ids = json_array(chunk.iter().map(|a| a.id.as_str()));
+            let mut rows = sqlx::query(
+                "SELECT ad.account_id, ad.address FROM json_each(?) j CROSS JOIN addresses ad
+                 WHERE ad.account_id = j.value AND ad.is_primary = 0",
+            )
+            .bind(ids)
+            .fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                let id: String = row.try_get(0)?;
+                let address: String = row.try_get(1)?;
+                by_id
+                    .entry(id)
+                    .or_default()
+                    .push(Email::new_unchecked(address));
+            }
+        }
+        if by_id.is_empty() {
             return Ok(());
         }
-        let ids = json_array(accounts.iter().map(|a| a.id.as_str()));
-        let rows = sqlx::query(
-            "SELECT ad.account_id, ad.address FROM json_each(?) j
-             JOIN addresses ad ON ad.account_id = j.value
-             WHERE ad.is_primary = 0 ORDER BY ad.address",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_id: HashMap<String, Vec<Email>> = HashMap::new();
-        for row in rows {
-            let id: String = row.try_get(0)?;
-            let address: String = row.try_get(1)?;
-            by_id
-                .entry(id)
-                .or_default()
-                .push(Email::new_unchecked(address));
-        }
         for account in accounts {
-            if let Some(list) = by_id.remove(account.id.as_str()) {
+            if let Some(mut list) = by_id.remove(account.id.as_str()) {
+                list.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
                 account.secondary = list;
             }
         }
@@ -205,11 +257,12 @@ impl LocalDirectory {
         sql: &'static str,
         arg: String,
     ) -> Result<Vec<Account>, DirectoryError> {
-        let rows = sqlx::query(sql).bind(arg).fetch_all(&self.pool).await?;
-        let mut accounts = rows
-            .iter()
-            .map(Self::account)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut accounts = Vec::new();
+        let mut rows = sqlx::query(sql).bind(arg).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            accounts.push(Self::account(&row)?);
+        }
+        drop(rows);
         self.with_secondary(&mut accounts).await?;
         Ok(accounts)
     }
@@ -384,6 +437,15 @@ impl LocalDirectory {
 }
 
 /// Opens an SQLite file for several processes at once: WAL, a generous busy timeout.
+///
+/// Durability: `synchronous = FULL`, so a commit returns only once its WAL frames are on
+/// disk. Apply depends on an order across two files (state, then directory, then state
+/// again): a run's journal must be durable before the directory write it describes, and a
+/// directory batch durable before its outcome is recorded as done. With `NORMAL`, SQLite
+/// syncs the WAL only at checkpoints: the order holds within one file and after a killed
+/// process (the operating system still writes the data), but a power cut could keep a later
+/// commit of one file and lose an earlier one of the other. Apply commits in batches of
+/// thousands of operations, so a sync per commit costs little.
 pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, DirectoryError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| DirectoryError::Io {
@@ -395,8 +457,11 @@ pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, DirectoryError> {
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(120))
+        // 64 MiB of page cache (the default is 2 MiB): large look-ups and batches of writes
+        // touch far more index pages than that, and re-reading them costs system time.
+        .pragma("cache_size", "-65536")
         .foreign_keys(true);
     Ok(SqlitePoolOptions::new()
         .max_connections(1)
@@ -554,58 +619,76 @@ struct HistoryLine {
 
 impl Directory for LocalDirectory {
     async fn index_for(&self, keys: &Keys) -> Result<DirectoryIndex, DirectoryError> {
-        let mut accounts = self
-            .accounts_where(
+        let mut accounts = Vec::new();
+        for chunk in keys.ids.chunks(KEY_CHUNK) {
+            aggregated_accounts(
+                &self.pool,
                 concat!(
                     "SELECT ",
-                    account_columns!(),
-                    " FROM json_each(?) j JOIN accounts a ON a.id = j.value"
+                    account_json!(),
+                    " FROM json_each(?) j CROSS JOIN accounts a WHERE a.id = j.value"
                 ),
-                json_array(&keys.ids),
+                &[json_array(chunk)],
+                &mut accounts,
             )
             .await?;
-        let ext = serde_json::Value::Array(
-            keys.external
-                .iter()
-                .map(|(o, e)| serde_json::json!([o, e]))
-                .collect(),
-        )
-        .to_string();
-        accounts.extend(
-            self.accounts_where(
+        }
+        // One organisation per query, so the key is a plain value and the planner walks the
+        // (organisation, external_sync_key) index once per key.
+        let mut external: Vec<&(String, String)> = keys.external.iter().collect();
+        external.sort_unstable();
+        external.dedup();
+        for same_org in external.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in same_org.chunks(KEY_CHUNK) {
+                aggregated_accounts(
+                    &self.pool,
+                    concat!(
+                        "SELECT ",
+                        account_json!(),
+                        " FROM json_each(?) j CROSS JOIN accounts a
+                         WHERE a.organisation = ? AND a.external_sync_key = j.value"
+                    ),
+                    &[
+                        json_array(chunk.iter().map(|k| k.1.as_str())),
+                        chunk[0].0.clone(),
+                    ],
+                    &mut accounts,
+                )
+                .await?;
+            }
+        }
+        for chunk in keys.emails.chunks(KEY_CHUNK) {
+            aggregated_accounts(
+                &self.pool,
                 concat!(
                     "SELECT ",
-                    account_columns!(),
-                    " FROM json_each(?) j JOIN accounts a
-                     ON a.organisation = json_extract(j.value, '$[0]')
-                     AND a.external_sync_key = json_extract(j.value, '$[1]')"
+                    account_json!(),
+                    " FROM json_each(?) j CROSS JOIN addresses ad CROSS JOIN accounts a
+                     WHERE ad.address = j.value AND a.id = ad.account_id"
                 ),
-                ext,
+                &[json_array(chunk)],
+                &mut accounts,
             )
-            .await?,
-        );
-        accounts.extend(
-            self.accounts_where(
-                concat!(
-                    "SELECT ",
-                    account_columns!(),
-                    " FROM json_each(?) j JOIN addresses ad ON ad.address = j.value
-                     JOIN accounts a ON a.id = ad.account_id"
-                ),
-                json_array(&keys.emails),
-            )
-            .await?,
-        );
+            .await?;
+        }
+        // An account found by several keys is kept once.
+        accounts.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        accounts.dedup_by(|a, b| a.id == b.id);
+        self.with_secondary(&mut accounts).await?;
         let mut index = DirectoryIndex::new(accounts);
-        let taken = sqlx::query(
-            "SELECT ad.address FROM json_each(?) j JOIN addresses ad ON ad.stem = j.value",
-        )
-        .bind(json_array(&keys.stems))
-        .fetch_all(&self.pool)
-        .await?;
-        for row in taken {
-            let address: String = row.try_get(0)?;
-            index.mark_taken(&address);
+        for chunk in keys.stems.chunks(KEY_CHUNK) {
+            let taken: Option<String> = sqlx::query_scalar(
+                "SELECT json_group_array(ad.address) FROM json_each(?) j
+                 CROSS JOIN addresses ad WHERE ad.stem = j.value",
+            )
+            .bind(json_array(chunk))
+            .fetch_one(&self.pool)
+            .await?;
+            let taken: Vec<String> = serde_json::from_str(taken.as_deref().unwrap_or("[]"))
+                .map_err(|e| DirectoryError::Corrupt(format!("address look-up: {e}")))?;
+            for address in &taken {
+                index.mark_taken(address);
+            }
         }
         for org in &keys.organisations {
             let exists: Option<String> =
@@ -707,7 +790,7 @@ impl Directory for LocalDirectory {
                     let a = &new.account;
                     ids.push(a.id.to_string());
                     if let Some(e) = a.external_sync_id() {
-                        ext.push(serde_json::json!([a.organisation(), e.to_lowercase()]));
+                        ext.push((a.organisation().to_owned(), e.to_lowercase()));
                     }
                     if let Some(email) = a.email() {
                         stems.push(naming::stem_of(email));
@@ -723,32 +806,40 @@ impl Directory for LocalDirectory {
                 }
             }
         }
-        let mut current: HashMap<String, Account> = HashMap::new();
-        let mut by_ext: HashMap<(String, String), String> = HashMap::new();
-        for row in sqlx::query(concat!(
-            "SELECT ",
-            account_columns!(),
-            " FROM json_each(?) j JOIN accounts a ON a.id = j.value"
-        ))
-        .bind(json_array(&ids))
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let a = Self::account(&row)?;
-            current.insert(a.id.to_string(), a);
+        let mut found = Vec::new();
+        aggregated_accounts(
+            &mut *tx,
+            concat!(
+                "SELECT ",
+                account_json!(),
+                " FROM json_each(?) j CROSS JOIN accounts a WHERE a.id = j.value"
+            ),
+            &[json_array(&ids)],
+            &mut found,
+        )
+        .await?;
+        ext.sort_unstable();
+        ext.dedup();
+        for same_org in ext.chunk_by(|a, b| a.0 == b.0) {
+            aggregated_accounts(
+                &mut *tx,
+                concat!(
+                    "SELECT ",
+                    account_json!(),
+                    " FROM json_each(?) j CROSS JOIN accounts a
+                     WHERE a.organisation = ? AND a.external_sync_key = j.value"
+                ),
+                &[
+                    json_array(same_org.iter().map(|k| k.1.as_str())),
+                    same_org[0].0.clone(),
+                ],
+                &mut found,
+            )
+            .await?;
         }
-        for row in sqlx::query(concat!(
-            "SELECT ",
-            account_columns!(),
-            " FROM json_each(?) j JOIN accounts a
-             ON a.organisation = json_extract(j.value, '$[0]')
-             AND a.external_sync_key = json_extract(j.value, '$[1]')"
-        ))
-        .bind(serde_json::Value::Array(ext).to_string())
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let a = Self::account(&row)?;
+        let mut current: HashMap<String, Account> = HashMap::with_capacity(found.len());
+        let mut by_ext: HashMap<(String, String), String> = HashMap::new();
+        for a in found {
             if let Some(e) = a.external_sync_id() {
                 by_ext.insert(
                     (a.organisation().to_owned(), e.to_lowercase()),
@@ -757,17 +848,22 @@ impl Directory for LocalDirectory {
             }
             current.insert(a.id.to_string(), a);
         }
-        let mut taken: HashMap<String, String> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT ad.address, ad.account_id FROM json_each(?) j
-             JOIN addresses ad ON ad.stem = j.value",
+        stems.sort_unstable();
+        stems.dedup();
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(ad.address, ad.account_id)) FROM json_each(?) j
+             CROSS JOIN addresses ad WHERE ad.stem = j.value",
         )
         .bind(json_array(&stems))
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            taken.insert(row.try_get(0)?, row.try_get(1)?);
-        }
+        .fetch_one(&mut *tx)
+        .await?;
+        let taken: Vec<(String, String)> =
+            serde_json::from_str(taken.as_deref().unwrap_or("[]"))
+                .map_err(|e| DirectoryError::Corrupt(format!("address look-up: {e}")))?;
+        let mut taken: HashMap<String, String> = taken.into_iter().collect();
+        // Field values to set, by field then account (a later operation on the same account
+        // and field wins, as it would one statement at a time).
+        let mut sets: BTreeMap<Field, HashMap<String, Option<String>>> = BTreeMap::new();
 
         let mut outcomes = Vec::with_capacity(ops.len());
         let mut history = Vec::new();
@@ -816,7 +912,9 @@ impl Directory for LocalDirectory {
                     }
                 }
                 Op::Update { id, changes, run } => {
-                    match update_one(&mut tx, &mut current, &mut taken, id, changes).await? {
+                    match update_one(&mut tx, &mut current, &mut taken, &mut sets, id, changes)
+                        .await?
+                    {
                         Ok(applied) => {
                             for c in applied {
                                 history.push(HistoryLine {
@@ -834,6 +932,9 @@ impl Directory for LocalDirectory {
                 }
             };
             outcomes.push(outcome);
+        }
+        for (field, values) in sets {
+            set_column(&mut tx, field, values).await?;
         }
         insert_accounts(&mut tx, &created).await?;
         for chunk in history.chunks(MAX_BINDS / 5) {
@@ -855,11 +956,13 @@ impl Directory for LocalDirectory {
 }
 
 /// Compare-and-set of one account's changes. `Ok(Err(reason))` refuses the operation; the
-/// changes that were needed (not already in place) are returned for the history.
+/// changes that were needed (not already in place) are returned for the history, and their
+/// values added to `sets` for the batch's column updates.
 async fn update_one<'c>(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     current: &mut HashMap<String, Account>,
     taken: &mut HashMap<String, String>,
+    sets: &mut BTreeMap<Field, HashMap<String, Option<String>>>,
     id: &PortalId,
     changes: &'c [Change],
 ) -> Result<Result<Vec<&'c Change>, String>, DirectoryError> {
@@ -893,24 +996,10 @@ async fn update_one<'c>(
         }
         needed.push(c);
     }
-    if needed.is_empty() {
-        return Ok(Ok(needed));
-    }
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE accounts SET ");
-    let mut set = q.separated(", ");
     for c in &needed {
-        set.push(column(c.field));
-        set.push_unseparated(" = ");
-        set.push_bind_unseparated(c.after.clone());
-        if c.field == Field::ExternalSyncId {
-            set.push("external_sync_key = ");
-            set.push_bind_unseparated(c.after.as_ref().map(|v| v.to_lowercase()));
-        }
-    }
-    q.push(" WHERE id = ");
-    q.push_bind(id.to_string());
-    q.build().execute(&mut **tx).await?;
-    for c in &needed {
+        sets.entry(c.field)
+            .or_default()
+            .insert(id.to_string(), c.after.clone());
         account.set(c.field, c.after.as_deref());
         if c.field == Field::Email {
             move_primary(tx, id.as_str(), c.after.as_deref()).await?;
@@ -920,6 +1009,57 @@ async fn update_one<'c>(
         }
     }
     Ok(Ok(needed))
+}
+
+/// Sets one column of many accounts: the (ID, value) pairs go to a temporary table, and one
+/// UPDATE driven by it (a primary-key look-up per account) replaces a statement per account.
+async fn set_column(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    field: Field,
+    values: HashMap<String, Option<String>>,
+) -> Result<(), DirectoryError> {
+    sqlx::query(
+        "CREATE TEMP TABLE IF NOT EXISTS column_values (
+            id TEXT PRIMARY KEY,
+            value TEXT,
+            key TEXT
+        )",
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM temp.column_values")
+        .execute(&mut **tx)
+        .await?;
+    let values: Vec<(String, Option<String>)> = values.into_iter().collect();
+    for chunk in values.chunks(MAX_BINDS / 3) {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO temp.column_values (id, value, key) ");
+        q.push_values(chunk, |mut b, (id, value)| {
+            b.push_bind(id.as_str())
+                .push_bind(value.as_deref())
+                .push_bind(value.as_deref().map(str::to_lowercase));
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    let column = column(field);
+    // The ExternalSyncID's look-up key (lower case, as Rust folds it) moves with it.
+    let key = if field == Field::ExternalSyncId {
+        ", external_sync_key = (SELECT v.key FROM temp.column_values v WHERE v.id = accounts.id)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE accounts SET {column} = \
+         (SELECT v.value FROM temp.column_values v WHERE v.id = accounts.id){key} \
+         WHERE id IN (SELECT id FROM temp.column_values)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM temp.column_values")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Makes `address` the account's primary (keeping the old primary as a secondary address).

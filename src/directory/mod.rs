@@ -143,7 +143,7 @@ impl Account {
 }
 
 fn field_index(field: Field) -> usize {
-    Field::ALL.iter().position(|f| *f == field).unwrap_or(0)
+    field.index()
 }
 
 /// A new account, as apply asks a backend to create it.
@@ -259,6 +259,7 @@ pub struct DirectoryIndex {
     by_id: HashMap<String, usize>,
     by_external: HashMap<(String, String), usize>,
     by_email: HashMap<String, usize>,
+    /// Addresses in use besides those of `accounts` (which `by_email` holds).
     taken: HashSet<String>,
     organisations: HashMap<String, OrganisationInfo>,
 }
@@ -286,7 +287,6 @@ impl DirectoryIndex {
             .into_iter()
             .chain(account.secondary.iter().map(Email::as_str))
         {
-            self.taken.insert(email.to_owned());
             self.by_email.entry(email.to_owned()).or_insert(i);
         }
         self.accounts.push(account);
@@ -294,7 +294,10 @@ impl DirectoryIndex {
 
     /// Records an address in use (on an account outside the index).
     pub fn mark_taken(&mut self, email: &str) {
-        self.taken.insert(email.to_lowercase());
+        let email = email.to_lowercase();
+        if !self.by_email.contains_key(&email) {
+            self.taken.insert(email);
+        }
     }
 
     /// Records an organisation, its units and size.
@@ -318,8 +321,9 @@ impl DirectoryIndex {
             .map(|&i| &self.accounts[i])
     }
 
+    /// Whether an address belongs to an account of the index or was marked taken.
     pub fn is_taken(&self, email: &str) -> bool {
-        self.taken.contains(email)
+        self.by_email.contains_key(email) || self.taken.contains(email)
     }
 
     pub fn organisation(&self, code: &str) -> Option<&OrganisationInfo> {

@@ -4,8 +4,9 @@
 //! The directory: `--accounts` accounts, 80% in one large organisation (RBIG), the rest in
 //! 30 others. Each submission of `--rows` rows for RBIG: 90% updates of existing accounts (a
 //! changed job title), 10% creates. Rows are generated already validated: the figures are
-//! index load + reconcile (plan), and the apply rate of updates and of creates (journal,
-//! directory writes and history included). Not a test: a measurement (release build).
+//! the plan time (index loads and reconcile, as `pipeline::plan` does them), and the apply
+//! rate of updates and of creates (journal, directory writes and history included). Not a
+//! test: a measurement (release build).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -15,10 +16,11 @@ use anyhow::Context as _;
 use push_connector::apply::{self, Context, SequenceMinter};
 use push_connector::config::Config;
 use push_connector::directory::local::LocalDirectory;
-use push_connector::directory::{Account, Directory, Status};
+use push_connector::directory::{Account, Status};
 use push_connector::model::{ExternalSyncId, Field, OdsCode, Person, PortalId};
+use push_connector::pipeline;
 use push_connector::plan::{Action, Plan};
-use push_connector::reconcile::{self, Policy};
+use push_connector::reconcile::Policy;
 use push_connector::state::StateDb;
 use push_connector::validate::{RowOutcome, RowResult};
 
@@ -162,20 +164,15 @@ pub fn run(_config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             offset += updates;
 
             let t = Instant::now();
-            let keys = reconcile::keys(&results, &policy);
-            let index = directory.index_for(&keys).await?;
-            let load = t.elapsed();
-            let t2 = Instant::now();
-            let plan = reconcile::reconcile(&format!("bench-{round}"), &results, &index, &policy);
-            let reconcile_time = t2.elapsed();
-            drop(index);
+            let (plan, _) =
+                pipeline::plan(&directory, &format!("bench-{round}"), &results, &policy).await?;
+            let plan_time = t.elapsed();
             drop(results);
             let counts = plan.counts();
             println!(
-                "{rows} rows: plan {:.2} s (index load {:.2} s + reconcile {:.2} s): {}",
-                (load + reconcile_time).as_secs_f64(),
-                load.as_secs_f64(),
-                reconcile_time.as_secs_f64(),
+                "{rows} rows: plan {:.2} s (index load and reconcile, {} rows at a time): {}",
+                plan_time.as_secs_f64(),
+                pipeline::PLAN_CHUNK,
                 counts.summary()
             );
 

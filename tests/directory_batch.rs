@@ -1,0 +1,383 @@
+//! The embedded directory's batch writes and the journal's batch outcomes: a batch mixing
+//! every kind of operation ends as the same operations one at a time would leave it.
+
+use push_connector::directory::Status;
+use push_connector::directory::local::LocalDirectory;
+use push_connector::directory::{Account, Change, Directory, Keys, NewAccount, Op, OpOutcome};
+use push_connector::model::{Field, OdsCode, PortalId};
+use push_connector::plan::{Action, Plan, PlannedRow};
+use push_connector::state::{OpRecord, StateDb};
+
+fn account(id: &str, ext: Option<&str>, email: &str) -> Account {
+    let mut a = Account::new(
+        PortalId::new_unchecked(id),
+        Status::Active,
+        &OdsCode::new_unchecked("RKK"),
+    );
+    a.set(Field::ExternalSyncId, ext);
+    a.set(Field::FirstName, Some("Alex"));
+    a.set(Field::LastName, Some(id));
+    a.set(Field::Email, Some(email));
+    a.set(Field::JobTitle, Some("Nurse"));
+    a
+}
+
+fn change(field: Field, before: Option<&str>, after: Option<&str>) -> Change {
+    Change {
+        field,
+        before: before.map(str::to_owned),
+        after: after.map(str::to_owned),
+    }
+}
+
+fn update(id: &str, changes: Vec<Change>) -> Op {
+    Op::Update {
+        id: PortalId::new_unchecked(id),
+        changes,
+        run: "r1".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = LocalDirectory::open(&dir.path().join("directory.sqlite"))
+        .await
+        .unwrap();
+    d.add_organisation("RKK", &[]).await.unwrap();
+    d.insert_unchecked(&[
+        account("PA", Some("EA"), "a@nhs.net"),
+        account("PB", None, "b@nhs.net"),
+        account("PC", Some("EC"), "c@nhs.net"),
+        account("PD", Some("ED"), "d@nhs.net"),
+    ])
+    .await
+    .unwrap();
+
+    let mut new = account("PN", Some("EN"), "c@nhs.net");
+    new.set(Field::LastName, Some("New"));
+    let ops = vec![
+        update(
+            "PA",
+            vec![change(Field::JobTitle, Some("Nurse"), Some("Sister"))],
+        ),
+        // A blank ExternalSyncID is filled in; its look-up key follows.
+        update(
+            "PB",
+            vec![change(Field::ExternalSyncId, None, Some("EB-Mixed"))],
+        ),
+        // Changed since the plan: refused whole.
+        update(
+            "PC",
+            vec![
+                change(Field::Notes, None, Some("x")),
+                change(Field::JobTitle, Some("Porter"), Some("Sister")),
+            ],
+        ),
+        update(
+            "PD",
+            vec![change(Field::Email, Some("d@nhs.net"), Some("d2@nhs.net"))],
+        ),
+        // The same account again in the batch: applied on top of the first change.
+        update(
+            "PA",
+            vec![change(Field::JobTitle, Some("Sister"), Some("Matron"))],
+        ),
+        Op::Create(NewAccount { account: new }),
+        Op::Create(NewAccount {
+            account: account("PX", Some("ea"), "x@nhs.net"),
+        }),
+    ];
+    let outcomes = d.apply(&ops).await.unwrap();
+    assert_eq!(outcomes[0], OpOutcome::Updated);
+    assert_eq!(outcomes[1], OpOutcome::Updated);
+    assert!(matches!(&outcomes[2], OpOutcome::Failed(m) if m.contains("since this run")));
+    assert_eq!(outcomes[3], OpOutcome::Updated);
+    assert_eq!(outcomes[4], OpOutcome::Updated);
+    // The address was taken: the new account gets the next free one.
+    match &outcomes[5] {
+        OpOutcome::Created(a) => assert_eq!(a.email(), Some("c2@nhs.net")),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&outcomes[6], OpOutcome::Exists(a) if a.id.as_str() == "PA"));
+
+    let get = |id: &'static str| {
+        let d = &d;
+        async move {
+            d.by_id(&PortalId::new_unchecked(id))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    assert_eq!(get("PA").await.get(Field::JobTitle), Some("Matron"));
+    assert_eq!(
+        d.by_external_sync_id("RKK", "eb-mixed")
+            .await
+            .unwrap()
+            .map(|a| a.id.to_string()),
+        Some("PB".to_owned())
+    );
+    let c = get("PC").await;
+    assert_eq!(
+        (c.get(Field::Notes), c.get(Field::JobTitle)),
+        (None, Some("Nurse"))
+    );
+    let pd = get("PD").await;
+    assert_eq!(pd.email(), Some("d2@nhs.net"));
+    assert_eq!(
+        pd.secondary.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        ["d@nhs.net"]
+    );
+    assert_eq!(
+        d.by_email("d@nhs.net")
+            .await
+            .unwrap()
+            .map(|a| a.id.to_string()),
+        Some("PD".to_owned())
+    );
+    assert_eq!(d.count().await.unwrap(), 5);
+    // History: every change made, none of the refused ones.
+    assert_eq!(d.history("PA").await.unwrap().len(), 2);
+    assert!(d.history("PC").await.unwrap().is_empty());
+
+    // Applying the same batch again changes nothing and duplicates nothing.
+    let again = d.apply(&ops).await.unwrap();
+    assert_eq!(again[1], OpOutcome::Updated);
+    assert!(matches!(&again[0], OpOutcome::Failed(_)));
+    assert!(matches!(&again[5], OpOutcome::Created(a) if a.id.as_str() == "PN"));
+    assert_eq!(d.count().await.unwrap(), 5);
+    assert_eq!(d.history("PA").await.unwrap().len(), 2);
+
+    // The index finds accounts by every key at once, each account once.
+    let index = d
+        .index_for(&Keys {
+            ids: vec!["PA".to_owned()],
+            external: vec![("RKK".to_owned(), "ea".to_owned())],
+            emails: vec!["a@nhs.net".to_owned(), "d@nhs.net".to_owned()],
+            stems: vec!["c@nhs.net".to_owned()],
+            organisations: vec!["RKK".to_owned()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(index.len(), 2);
+    assert!(index.is_taken("c2@nhs.net"));
+    assert_eq!(index.organisation("RKK").map(|o| o.accounts), Some(5));
+}
+
+#[tokio::test]
+async fn outcomes_are_recorded_per_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDb::open(dir.path()).await.unwrap();
+    let row = |line: u64, action: Action| PlannedRow {
+        line,
+        action,
+        message: String::new(),
+    };
+    let plan = Plan {
+        run: "r1".to_owned(),
+        organisation: OdsCode::new_unchecked("RKK"),
+        rows: vec![
+            row(
+                2,
+                Action::Update {
+                    id: PortalId::new_unchecked("PA"),
+                    changes: vec![
+                        change(Field::JobTitle, Some("Nurse"), Some("Sister")),
+                        change(Field::Notes, None, Some("x")),
+                    ],
+                    renamed: false,
+                },
+            ),
+            row(3, Action::Rejected),
+            row(
+                4,
+                Action::Update {
+                    id: PortalId::new_unchecked("PB"),
+                    changes: vec![change(Field::JobTitle, Some("Nurse"), Some("Sister"))],
+                    renamed: false,
+                },
+            ),
+            row(
+                5,
+                Action::Create {
+                    account: Box::new(account("", Some("EN"), "n@nhs.net")),
+                },
+            ),
+            row(
+                6,
+                Action::Update {
+                    id: PortalId::new_unchecked("PC"),
+                    changes: vec![change(Field::JobTitle, Some("Nurse"), Some("Sister"))],
+                    renamed: false,
+                },
+            ),
+        ],
+    };
+    let minted = [PortalId::new_unchecked("PN")];
+    state
+        .journal(&plan, "apply", None, &minted, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(state.op_count("r1").await.unwrap(), 4);
+    assert_eq!(state.pending("r1", 0, 10).await.unwrap().len(), 4);
+    state
+        .record(
+            "r1",
+            &[
+                OpRecord {
+                    op: 0,
+                    done: true,
+                    account: None,
+                    message: None,
+                },
+                OpRecord {
+                    op: 1,
+                    done: false,
+                    account: None,
+                    message: Some("changed since".to_owned()),
+                },
+                OpRecord {
+                    op: 2,
+                    done: true,
+                    account: Some(("PN".to_owned(), Some("n2@nhs.net".to_owned()))),
+                    message: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let outcomes = state.outcomes("r1").await.unwrap();
+    let summary: Vec<_> = outcomes
+        .iter()
+        .map(|o| {
+            (
+                o.line,
+                o.state.as_str(),
+                o.account.as_str(),
+                o.address.as_deref(),
+                o.message.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (2, "done", "PA", Some("Sister"), None),
+            (4, "failed", "PB", Some("Sister"), Some("changed since")),
+            (5, "done", "PN", Some("n2@nhs.net"), None),
+            (6, "intended", "PC", Some("Sister"), None),
+        ]
+    );
+    // Both changes of the first operation are done.
+    assert_eq!(state.done_changes("r1").await.unwrap().len(), 2);
+    let notable: Vec<u64> = state
+        .notable_outcomes("r1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.line)
+        .collect();
+    assert_eq!(notable, [4, 5, 6]);
+    // Only the operation not yet recorded is pending.
+    let pending = state.pending("r1", 0, 10).await.unwrap();
+    assert_eq!(pending.iter().map(|p| p.op()).collect::<Vec<_>>(), [3]);
+}
+
+#[tokio::test]
+async fn a_plan_made_in_parts_equals_one_made_whole() {
+    use push_connector::model::{ExternalSyncId, Person};
+    use push_connector::reconcile::{self, Policy};
+    use push_connector::validate::{RowOutcome, RowResult};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = LocalDirectory::open(&dir.path().join("directory.sqlite"))
+        .await
+        .unwrap();
+    d.add_organisation("RKK", &[]).await.unwrap();
+    let mut seed = Vec::new();
+    for i in 0..6 {
+        let mut a = account(
+            &format!("P{i}"),
+            Some(&format!("E{i}")),
+            &format!("p{i}@nhs.net"),
+        );
+        a.set(Field::LastName, Some("Lee"));
+        seed.push(a);
+    }
+    seed.push(account("PJ", Some("EJ"), "jo.brown@nhs.net"));
+    d.insert_unchecked(&seed).await.unwrap();
+    // Updates, and creates whose generated addresses clash with the directory and with
+    // each other across parts.
+    let results: Vec<RowResult> = (0..12u64)
+        .map(|i| {
+            let (ext, first, last) = if i % 2 == 0 {
+                (format!("E{}", i / 2), "Alex", "Lee")
+            } else {
+                (format!("N{i}"), "Jo", "Brown")
+            };
+            let person = Person {
+                line: i + 2,
+                id: None,
+                external_sync_id: ExternalSyncId::new_unchecked(ext),
+                organisation: OdsCode::new_unchecked("RKK"),
+                organisation_unit: None,
+                email: None,
+                title: None,
+                first_name: first.into(),
+                last_name: last.into(),
+                display_name: None,
+                job_title: Some(format!("Title {}", i % 3)),
+                office_phone: None,
+                mobile_phone: None,
+                fax: None,
+                pager: None,
+                notes: None,
+                clinical_role: None,
+                clinical_speciality: None,
+                work_area: None,
+            };
+            RowResult {
+                line: person.line,
+                outcome: RowOutcome::Valid(Box::new(person)),
+            }
+        })
+        .collect();
+    let policy = Policy {
+        organisation: OdsCode::new_unchecked("RKK"),
+        domain: "nhs.net".to_owned(),
+        create_accounts: true,
+        blank_means_keep: true,
+        name_change_new_address: false,
+    };
+    let index = d
+        .index_for(&reconcile::keys(&results, &policy))
+        .await
+        .unwrap();
+    let whole = reconcile::reconcile("r1", &results, &index, &policy);
+    for part in [1, 2, 5, 100] {
+        let (plan, accounts) =
+            push_connector::pipeline::plan_in_parts(&d, "r1", &results, &policy, part)
+                .await
+                .unwrap();
+        assert_eq!(plan, whole, "parts of {part}");
+        assert_eq!(accounts, 7);
+    }
+    let addresses: Vec<_> = whole
+        .rows
+        .iter()
+        .filter(|r| matches!(r.action, Action::Create { .. }))
+        .map(|r| r.message.as_str())
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            "jo.brown2@nhs.net",
+            "jo.brown3@nhs.net",
+            "jo.brown4@nhs.net",
+            "jo.brown5@nhs.net",
+            "jo.brown6@nhs.net",
+            "jo.brown7@nhs.net"
+        ]
+    );
+}
