@@ -541,17 +541,7 @@ async fn put_user(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    let body = parse_json(&body)?;
-    let user = update(
-        &s,
-        &id,
-        Update::Replace(&body),
-        if_match(&headers),
-        &base(&headers),
-    )
-    .await?;
-    let version = user["meta"]["version"].as_str().map(str::to_owned);
-    Ok(scim(StatusCode::OK, &user, version.as_deref()))
+    changed_user(&s, &headers, &id, &body, |v| Update::Replace(v)).await
 }
 
 async fn patch_user(
@@ -560,15 +550,19 @@ async fn patch_user(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    let body = parse_json(&body)?;
-    let user = update(
-        &s,
-        &id,
-        Update::Patch(&body),
-        if_match(&headers),
-        &base(&headers),
-    )
-    .await?;
+    changed_user(&s, &headers, &id, &body, |v| Update::Patch(v)).await
+}
+
+/// PUT and PATCH: the change applied under the request's `If-Match`, the User answered.
+async fn changed_user(
+    s: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+    body: &Bytes,
+    how: fn(&Value) -> Update<'_>,
+) -> Result<Response, ScimError> {
+    let body = parse_json(body)?;
+    let user = update(s, id, how(&body), if_match(headers), &base(headers)).await?;
     let version = user["meta"]["version"].as_str().map(str::to_owned);
     Ok(scim(StatusCode::OK, &user, version.as_deref()))
 }
