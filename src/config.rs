@@ -40,6 +40,9 @@ pub struct Config {
     pub mail: crate::mail::config::MailConfig,
     /// When the nightly run applies the day's submissions.
     pub schedule: crate::mail::config::ScheduleConfig,
+    /// Directories and databases synced from (`sync NAME`, and on a schedule by `run`).
+    #[serde(rename = "source")]
+    pub sources: Vec<crate::sources::config::SourceConfig>,
 }
 
 /// Which directory backend runs are applied to.
@@ -416,7 +419,13 @@ impl Config {
             }
         }
         problems.extend(crate::mail::config::problems(self));
+        problems.extend(crate::sources::config::problems(&self.sources));
         problems
+    }
+
+    /// A source by name.
+    pub fn source(&self, name: &str) -> Option<&crate::sources::config::SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
     }
 
     /// The configuration of an organisation, by ODS code (any case).

@@ -1,0 +1,261 @@
+//! The `[[source]]` sections: directories and databases a sync reads staff from.
+//!
+//! In: TOML (through [`crate::config::Config`]). Out: one [`SourceConfig`] per source (its
+//! connection under `[source.ldap]` or `[source.sql]`, the attribute mapping, the write-back
+//! targets, the schedule), and the problems serde cannot express, for the config's list.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::config::Secret;
+use crate::model::Field;
+
+/// One source of a directory sync.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The name `sync NAME` and the logs use (letters, digits, `-` and `_`).
+    pub name: String,
+    /// The organisations (ODS codes) this source may speak for; rows naming any other are
+    /// refused.
+    pub organisations: Vec<String>,
+    /// Whether a person with no account gets one. Off by default for sync sources.
+    #[serde(default)]
+    pub create_accounts: bool,
+    /// When the `run` service syncs this source: cron syntax (`min hour day month weekday`,
+    /// or with seconds first), in `timezone`. Default: 01:30 every night.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// Time zone of `schedule` (IANA name).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Allow a schedule that fires during 08:00–17:00 (refused by default).
+    #[serde(default)]
+    pub allow_working_hours: bool,
+    /// An LDAP directory (Active Directory).
+    pub ldap: Option<LdapConfig>,
+    /// A SQL table or view.
+    pub sql: Option<SqlConfig>,
+    /// Person field (`FirstName`, …, as in the new file layout) → source attribute or column.
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+    /// Person field → a constant value (for example `Organisation = "RXX"`).
+    #[serde(default)]
+    pub constant: BTreeMap<String, String>,
+    /// `ID`, `ExternalSyncID` or `Email` → the attribute or column the portal's value is
+    /// written back to (only when it differs).
+    #[serde(default)]
+    pub write_back: BTreeMap<String, String>,
+}
+
+fn default_schedule() -> String {
+    "30 1 * * *".to_owned()
+}
+
+fn default_timezone() -> String {
+    "Europe/London".to_owned()
+}
+
+/// How the LDAP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LdapTls {
+    /// `ldaps://` URLs are TLS from the first byte; `ldap://` URLs upgrade with StartTLS.
+    #[default]
+    Auto,
+    /// No encryption on an `ldap://` URL: loopback test servers only.
+    Plain,
+}
+
+/// How a delta run finds what changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LdapDelta {
+    /// `uSNChanged` above the high-water mark of the last run (any account that can read).
+    #[default]
+    Usn,
+    /// The DirSync control (needs "Replicating Directory Changes").
+    Dirsync,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldaps://host:636` or `ldap://host:389` (StartTLS unless `tls = "plain"`).
+    pub url: String,
+    /// `auto` (default) or `plain`.
+    #[serde(default)]
+    pub tls: LdapTls,
+    /// PEM file of the CA that signed the server's certificate; the system's roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// The service account's DN (simple bind).
+    pub bind_dn: String,
+    /// Its password (`PUSH_CONNECTOR__SOURCE__0__LDAP__BIND_PASSWORD` or `..._FILE`).
+    pub bind_password: Option<Secret>,
+    /// Where the people are.
+    pub base_dn: String,
+    /// Which entries are people (an LDAP filter, used as written).
+    #[serde(default = "default_filter")]
+    pub filter: String,
+    /// Attribute → value equalities every entry must also match; the values are escaped, so
+    /// any text is taken literally.
+    #[serde(default, rename = "match")]
+    pub matches: BTreeMap<String, String>,
+    /// The attribute that identifies an entry for good (rendered as text; `objectGUID` as a
+    /// GUID string).
+    #[serde(default = "default_anchor")]
+    pub anchor: String,
+    /// Entries per page of the paged search.
+    #[serde(default = "default_page_size")]
+    pub page_size: i32,
+    /// `usn` (default) or `dirsync`.
+    #[serde(default)]
+    pub delta: LdapDelta,
+    /// Seconds to wait for the server on each operation.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_filter() -> String {
+    "(&(objectCategory=person)(objectClass=user))".to_owned()
+}
+
+fn default_anchor() -> String {
+    "objectGUID".to_owned()
+}
+
+fn default_page_size() -> i32 {
+    500
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlConfig {
+    /// `postgres://…`, `mysql://…` (MariaDB too) or `sqlite://…`. Put the password in
+    /// `PUSH_CONNECTOR__SOURCE__0__SQL__URL` (or `..._FILE`) rather than in the file.
+    pub url: Secret,
+    /// The table or view people are read from (`schema.table` allowed).
+    pub table: String,
+    /// The table written back to, when `table` is a view that cannot be updated.
+    pub write_table: Option<String>,
+    /// The column that identifies a row for good.
+    pub anchor: String,
+    /// A column that grows whenever a row changes (`updated_at`, a row version): delta runs
+    /// read only rows above the last run's highest value. Without it every run is full.
+    pub change_column: Option<String>,
+    /// Extra condition on the rows (SQL, used as written: it is configuration, not input).
+    #[serde(rename = "where")]
+    pub condition: Option<String>,
+    /// Seconds to wait for the database on each statement.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+impl SourceConfig {
+    /// The mapped field for each mapping key; unknown names are problems.
+    pub fn fields(
+        names: &BTreeMap<String, String>,
+        section: &str,
+        problems: &mut Vec<String>,
+    ) -> Vec<(Field, String)> {
+        names
+            .iter()
+            .filter_map(|(name, value)| match Field::from_name(name) {
+                Some(f) => Some((f, value.clone())),
+                None => {
+                    problems.push(format!(
+                        "{section}: \"{name}\" is not a person field (use the new layout's \
+                         column names, e.g. FirstName)"
+                    ));
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// Problems of the `[[source]]` sections, for [`crate::config::Config`]'s list.
+pub fn problems(sources: &[SourceConfig]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for s in sources {
+        let at = format!("source \"{}\"", s.name);
+        if s.name.is_empty()
+            || !s
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            problems.push(format!(
+                "{at}: the name must be letters, digits, '-' or '_'"
+            ));
+        }
+        if !names.insert(s.name.clone()) {
+            problems.push(format!("{at} is configured twice"));
+        }
+        if s.organisations.is_empty() {
+            problems.push(format!(
+                "{at}: organisations must list the ODS codes it may speak for"
+            ));
+        }
+        match (&s.ldap, &s.sql) {
+            (Some(_), Some(_)) => problems.push(format!(
+                "{at}: give either [source.ldap] or [source.sql], not both"
+            )),
+            (None, None) => problems.push(format!("{at}: needs [source.ldap] or [source.sql]")),
+            (Some(l), None) => {
+                if !(l.url.starts_with("ldap://") || l.url.starts_with("ldaps://")) {
+                    problems.push(format!(
+                        "{at}: ldap.url must start with ldap:// or ldaps://"
+                    ));
+                }
+                if l.bind_password.is_none() {
+                    problems.push(format!(
+                        "{at}: ldap.bind_password must be set (PUSH_CONNECTOR__SOURCE__N__LDAP__BIND_PASSWORD)"
+                    ));
+                }
+                if l.page_size <= 0 {
+                    problems.push(format!("{at}: ldap.page_size must be above 0"));
+                }
+            }
+            (None, Some(_)) => {}
+        }
+        let map = SourceConfig::fields(&s.map, &format!("{at} map"), &mut problems);
+        let constant = SourceConfig::fields(&s.constant, &format!("{at} constant"), &mut problems);
+        for (f, _) in &map {
+            if constant.iter().any(|(c, _)| c == f) {
+                problems.push(format!("{at}: {} is both mapped and constant", f.name()));
+            }
+        }
+        if !map
+            .iter()
+            .chain(&constant)
+            .any(|(f, _)| *f == Field::Organisation)
+        {
+            problems.push(format!(
+                "{at}: map or constant must give Organisation (for one organisation: \
+                 constant.Organisation = \"RXX\")"
+            ));
+        }
+        for (f, _) in
+            SourceConfig::fields(&s.write_back, &format!("{at} write_back"), &mut problems)
+        {
+            if !matches!(f, Field::Id | Field::ExternalSyncId | Field::Email) {
+                problems.push(format!(
+                    "{at}: write_back can only hold ID, ExternalSyncID and Email, not {}",
+                    f.name()
+                ));
+            }
+        }
+        if let Err(e) = crate::sync::schedule::SourceSchedule::from_config(s) {
+            problems.push(format!("{at}: {e}"));
+        }
+    }
+    problems
+}

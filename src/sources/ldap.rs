@@ -1,0 +1,46 @@
+//! An LDAP directory (Active Directory) as a sync source.
+
+use super::config::LdapConfig;
+use super::{Batch, Cursor, Source, SourceEntry, SourceError, WriteBack};
+
+pub struct LdapSource {
+    target: String,
+}
+
+impl LdapSource {
+    pub async fn open(config: &LdapConfig) -> Result<LdapSource, SourceError> {
+        Err(SourceError::Config(format!(
+            "{}: this kind of source is not available in this build",
+            config.base_dn
+        )))
+    }
+}
+
+impl Source for LdapSource {
+    fn describe(&self) -> String {
+        self.target.clone()
+    }
+
+    async fn read(
+        &mut self,
+        _attributes: &[String],
+        _since: Option<&Cursor>,
+    ) -> Result<Batch, SourceError> {
+        Err(SourceError::Config(self.target.clone()))
+    }
+
+    async fn read_anchors(
+        &mut self,
+        _attributes: &[String],
+        _anchors: &[String],
+    ) -> Result<Vec<SourceEntry>, SourceError> {
+        Err(SourceError::Config(self.target.clone()))
+    }
+
+    async fn write_back(
+        &mut self,
+        _writes: &[WriteBack],
+    ) -> Result<Vec<Result<(), String>>, SourceError> {
+        Err(SourceError::Config(self.target.clone()))
+    }
+}
