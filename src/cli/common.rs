@@ -89,18 +89,22 @@ pub struct Validated {
     pub results: Vec<RowResult>,
 }
 
-pub fn read_and_validate(config: &Config, file: &Path) -> anyhow::Result<Validated> {
+/// The validation rules: the configured code lists, and with a SCIM directory the lists
+/// the configuration leaves unset from the portal's canonicalValues.
+pub async fn rules(config: &Config) -> anyhow::Result<Rules> {
     let mut rules = Rules::from_config(config).context("reading the code lists")?;
     if config.directory.backend == push_connector::config::DirectoryBackend::Scim {
-        // Code lists the configuration leaves unset come from the portal's canonicalValues.
-        let published = runtime()?.block_on(async {
-            push_connector::directory::scim::ScimDirectory::open(&config.directory)
-                .await
-                .map(|d| d.capabilities().codes.clone())
-        });
-        let published = published.context("reading the SCIM directory's schemas")?;
+        let published = push_connector::directory::scim::ScimDirectory::open(&config.directory)
+            .await
+            .map(|d| d.capabilities().codes.clone())
+            .context("reading the SCIM directory's schemas")?;
         push_connector::scim::schema::fill_rules(&mut rules, &config.validation, &published);
     }
+    Ok(rules)
+}
+
+pub fn read_and_validate(config: &Config, file: &Path) -> anyhow::Result<Validated> {
+    let rules = runtime()?.block_on(rules(config))?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     if bytes.len() > config.service.max_file_bytes {
         bail!(

@@ -12,6 +12,7 @@ mod revert;
 mod run;
 mod runs;
 mod serve;
+mod sync;
 mod validate;
 
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub enum Command {
     Run(run::Args),
     /// Serve the embedded directory as a SCIM 2.0 service provider (`/v2/Users`, `/v2/Bulk`).
     Serve(serve::Args),
+    /// Sync a configured directory or database (`[[source]]`) and write the portal's IDs back.
+    Sync(sync::Args),
     /// Connect to every configured system and say what is wrong (exit 2 if anything is).
     Check(check::Args),
     /// Benchmarks (release build).
@@ -116,5 +119,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(&config, args),
         Command::Check(args) => check::run(&config, args),
         Command::Serve(args) => serve::run(&config, args),
+        Command::Sync(args) => sync::run(&config, args),
     }
 }
