@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use push_connector::apply::RandomMinter;
 use push_connector::config::Config;
@@ -21,16 +21,21 @@ use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::AnyOutbox;
 use push_connector::mail::schedule::Schedule;
 use push_connector::mail::store::MailStore;
+use push_connector::sources::config::SourceConfig;
+use push_connector::sync::SyncOptions;
+use push_connector::sync::schedule::SourceSchedule;
+use push_connector::sync::store::SyncStore;
 use push_connector::validate::Rules;
 
-use super::common;
+use super::{common, sync};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// One intake pass and an outbox flush, then exit (for cron).
+    /// One intake pass, the source syncs that are due, and an outbox flush, then exit (for
+    /// cron).
     #[arg(long)]
     pub once: bool,
-    /// With --once: also run the nightly step now, whatever the time.
+    /// With --once: also run the nightly step and every source's sync now, whatever the time.
     #[arg(long, requires = "once")]
     pub now: bool,
 }
@@ -55,16 +60,18 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         };
         let mut mailbox = AnyMailbox::from_config(&config.mailbox);
         let outbox = AnyOutbox::from_config(&config.outbox).context("the [outbox] section")?;
+        let syncs = Syncs::new(config, &rules, &backends).await?;
         if args.once {
-            once(&connector, &mut mailbox, &outbox, args.now).await
+            once(&connector, &syncs, &mut mailbox, &outbox, args.now).await
         } else {
-            service(&connector, &mut mailbox, &outbox).await
+            service(&connector, &syncs, &mut mailbox, &outbox).await
         }
     })
 }
 
 async fn once(
     connector: &Connector<'_, push_connector::directory::any::AnyDirectory>,
+    syncs: &Syncs<'_>,
     mailbox: &mut AnyMailbox,
     outbox: &AnyOutbox,
     nightly: bool,
@@ -95,6 +102,20 @@ async fn once(
             .await
             .context("the nightly step")?;
         print_nightly(&summary);
+    }
+    // Without --now, a source is due when its schedule fired since its last sync (or in
+    // the last day, for a source never synced).
+    let since = now - chrono::Duration::days(1);
+    for (source, synced) in syncs.run_due(since, now, nightly).await {
+        match synced {
+            Ok(s) => println!(
+                "sync: {source}: {} read, {} row(s) planned{}",
+                s.read,
+                s.reports.len(),
+                if s.held() { ", HELD for approval" } else { "" }
+            ),
+            Err(e) => println!("sync: {source}: FAILED, the next sync reads it again: {e:#}"),
+        }
     }
     let flushed = connector
         .flush(outbox, Utc::now(), false)
@@ -134,6 +155,7 @@ fn print_nightly(s: &NightlySummary) {
 
 async fn service(
     connector: &Connector<'_, push_connector::directory::any::AnyDirectory>,
+    syncs: &Syncs<'_>,
     mailbox: &mut AnyMailbox,
     outbox: &AnyOutbox,
 ) -> anyhow::Result<ExitCode> {
@@ -145,6 +167,7 @@ async fn service(
         next_nightly = %connector.schedule.describe(connector.schedule.next_after(Utc::now())),
         "service started"
     );
+    let started = Utc::now();
     loop {
         let now = Utc::now();
         // Each step logs its own failure and the loop goes on: a server that is down now
@@ -162,6 +185,11 @@ async fn service(
                 tracing::error!(error = %e, "nightly step failed");
             }
         }
+        for (source, synced) in syncs.run_due(started, now, false).await {
+            if let Err(e) = synced {
+                tracing::error!(source, error = format!("{e:#}"), "sync failed");
+            }
+        }
         if let Err(e) = connector.flush(outbox, Utc::now(), true).await {
             tracing::error!(error = %e, "outbox flush failed");
         }
@@ -169,6 +197,11 @@ async fn service(
         let mut wait = poll;
         let until_nightly = connector.schedule.next_after(now) - now;
         if let Ok(d) = until_nightly.to_std() {
+            wait = wait.min(d + Duration::from_secs(1));
+        }
+        if let Some(next) = syncs.next(started).await
+            && let Ok(d) = (next - now).to_std()
+        {
             wait = wait.min(d + Duration::from_secs(1));
         }
         if let Ok(Some(retry)) = connector.store.next_retry().await
@@ -189,4 +222,82 @@ async fn service(
     }
     tracing::info!("service stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The configured sources and their schedules.
+struct Syncs<'a> {
+    config: &'a Config,
+    rules: &'a Rules,
+    backends: &'a common::Backends,
+    store: SyncStore,
+    sources: Vec<(&'a SourceConfig, SourceSchedule)>,
+}
+
+impl<'a> Syncs<'a> {
+    async fn new(
+        config: &'a Config,
+        rules: &'a Rules,
+        backends: &'a common::Backends,
+    ) -> anyhow::Result<Syncs<'a>> {
+        let mut sources = Vec::new();
+        for s in &config.sources {
+            let schedule = SourceSchedule::from_config(s)
+                .with_context(|| format!("the schedule of source \"{}\"", s.name))?;
+            sources.push((s, schedule));
+        }
+        let store = SyncStore::open(&config.service.state_dir)
+            .await
+            .context("opening the sync state")?;
+        Ok(Syncs {
+            config,
+            rules,
+            backends,
+            store,
+            sources,
+        })
+    }
+
+    /// Syncs every source whose schedule fired since its last sync (or since `since`);
+    /// with `all`, every source. One result per source synced; a failure is that source's.
+    async fn run_due(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        all: bool,
+    ) -> Vec<(String, anyhow::Result<push_connector::sync::Synced>)> {
+        let mut done = Vec::new();
+        for (source, schedule) in &self.sources {
+            let last = self.store.last_started(&source.name).await.ok().flatten();
+            if !all && !schedule.due(last, since, now) {
+                continue;
+            }
+            let run_id = common::run_id(now);
+            let synced = sync::sync_source(
+                self.config,
+                source,
+                self.rules,
+                &self.backends.directory,
+                &self.backends.state,
+                &SyncOptions::default(),
+                &run_id,
+                &|_, _| {},
+                now,
+            )
+            .await;
+            done.push((source.name.clone(), synced));
+        }
+        done
+    }
+
+    /// When the next sync is due.
+    async fn next(&self, since: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut next: Option<DateTime<Utc>> = None;
+        for (source, schedule) in &self.sources {
+            let last = self.store.last_started(&source.name).await.ok().flatten();
+            if let Some(at) = schedule.next_after(last.unwrap_or(since).max(since)) {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        next
+    }
 }

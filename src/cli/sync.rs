@@ -27,7 +27,10 @@ use push_connector::sync::store::SyncStore;
 use push_connector::sync::{self, SyncOptions, Synced, WriteBackRow};
 use push_connector::validate::Rules;
 
-use super::common::{self, Backends};
+use push_connector::directory::any::AnyDirectory;
+use push_connector::state::StateDb;
+
+use super::common;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -83,7 +86,15 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         let rules = common::rules(config).await?;
         let backends = common::open(config).await?;
         sync_source(
-            config, source, &rules, &backends, &options, &run_id, &progress, now,
+            config,
+            source,
+            &rules,
+            &backends.directory,
+            &backends.state,
+            &options,
+            &run_id,
+            &progress,
+            now,
         )
         .await
     })?;
@@ -122,7 +133,8 @@ pub async fn sync_source(
     config: &Config,
     source: &SourceConfig,
     rules: &Rules,
-    backends: &Backends,
+    directory: &AnyDirectory,
+    state: &StateDb,
     options: &SyncOptions,
     run_id: &str,
     progress: &dyn Fn(u64, u64),
@@ -135,8 +147,8 @@ pub async fn sync_source(
         .await
         .with_context(|| format!("opening source \"{}\"", source.name))?;
     let ctx = Context {
-        directory: &backends.directory,
-        state: &backends.state,
+        directory,
+        state,
         passwords: common::password_file(config),
         progress,
     };
