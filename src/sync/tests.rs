@@ -1,0 +1,409 @@
+//! The sync driver against an in-memory source (the real LDAP and SQL sources are tested
+//! against real servers in `tests/`): delta by cursor and fingerprint, write-back without a
+//! loop, held runs keeping the cursor, dry runs changing nothing.
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::apply::SequenceMinter;
+use crate::directory::local::LocalDirectory;
+use crate::sources::{Batch, Cursor};
+use crate::state::StateDb;
+
+/// A directory in memory that counts changes like `uSNChanged`.
+struct Memory {
+    entries: Vec<(u64, SourceEntry)>,
+    usn: u64,
+    writes: usize,
+}
+
+impl Memory {
+    fn new(n: usize) -> Memory {
+        let mut m = Memory {
+            entries: Vec::new(),
+            usn: 0,
+            writes: 0,
+        };
+        for i in 0..n {
+            m.usn += 1;
+            let values = [
+                ("givenname", format!("Anne{}", letters(i))),
+                ("sn", "Lee".to_owned()),
+                ("title", "Nurse".to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), vec![v]))
+            .collect();
+            m.entries.push((
+                m.usn,
+                SourceEntry {
+                    locator: format!("CN=Person {i:03},OU=Staff"),
+                    anchor: format!("guid-{i:03}"),
+                    values,
+                },
+            ));
+        }
+        m
+    }
+
+    fn set(&mut self, i: usize, attribute: &str, value: &str) {
+        self.usn += 1;
+        let (usn, entry) = &mut self.entries[i];
+        *usn = self.usn;
+        entry
+            .values
+            .insert(attribute.to_owned(), vec![value.to_owned()]);
+    }
+
+    fn value(&self, i: usize, attribute: &str) -> Option<&str> {
+        self.entries[i].1.first(attribute)
+    }
+}
+
+/// Names are letters only: `0` → `a`, `27` → `bb`.
+fn letters(i: usize) -> String {
+    let c = char::from(b'a' + (i % 26) as u8);
+    std::iter::repeat_n(c, i / 26 + 1).collect()
+}
+
+impl Source for Memory {
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+
+    async fn read(
+        &mut self,
+        _attributes: &[String],
+        since: Option<&Cursor>,
+    ) -> Result<Batch, SourceError> {
+        let from: Option<u64> = since.and_then(|c| c.0.parse().ok());
+        Ok(Batch {
+            entries: self
+                .entries
+                .iter()
+                .filter(|(usn, _)| from.is_none_or(|f| *usn > f))
+                .map(|(_, e)| e.clone())
+                .collect(),
+            cursor: Some(Cursor(self.usn.to_string())),
+            full: from.is_none(),
+        })
+    }
+
+    async fn read_anchors(
+        &mut self,
+        _attributes: &[String],
+        anchors: &[String],
+    ) -> Result<Vec<SourceEntry>, SourceError> {
+        Ok(self
+            .entries
+            .iter()
+            .filter(|(_, e)| anchors.contains(&e.anchor))
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn write_back(
+        &mut self,
+        writes: &[WriteBack],
+    ) -> Result<Vec<Result<(), String>>, SourceError> {
+        let mut out = Vec::new();
+        for w in writes {
+            match self
+                .entries
+                .iter()
+                .position(|(_, e)| e.locator == w.locator)
+            {
+                Some(i) => {
+                    for (attribute, value) in &w.values {
+                        self.set(i, attribute, value);
+                    }
+                    self.writes += 1;
+                    out.push(Ok(()));
+                }
+                None => out.push(Err(format!("no entry {}", w.locator))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    config: Config,
+    directory: LocalDirectory,
+    state: StateDb,
+    store: SyncStore,
+    minter: SequenceMinter,
+}
+
+const CONFIG: &str = r#"
+[service]
+domains = ["nhs.net"]
+[guard]
+floor = 100000
+[[source]]
+name = "ad"
+organisations = ["RXX"]
+create_accounts = true
+[source.map]
+FirstName = "givenName"
+LastName = "sn"
+JobTitle = "title"
+ID = "info"
+[source.constant]
+Organisation = "RXX"
+[source.write_back]
+ID = "info"
+Email = "mail"
+"#;
+
+async fn fixture(extra: &str) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config: Config = toml::from_str(&format!("{CONFIG}{extra}")).expect("config");
+    config.service.state_dir = dir.path().to_owned();
+    let directory = LocalDirectory::open(&dir.path().join("directory.sqlite"))
+        .await
+        .expect("directory");
+    directory.add_organisation("RXX", &[]).await.expect("org");
+    let state = StateDb::open(dir.path()).await.expect("state");
+    let store = SyncStore::open(dir.path()).await.expect("store");
+    Fixture {
+        _dir: dir,
+        config,
+        directory,
+        state,
+        store,
+        minter: SequenceMinter {
+            prefix: "P".to_owned(),
+            next: 0,
+        },
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-23T01:30:00Z".parse().expect("time")
+}
+
+impl Fixture {
+    async fn sync(&mut self, source: &mut Memory, options: SyncOptions, run: &str) -> Synced {
+        let rules = Rules::from_config(&self.config).expect("rules");
+        let ctx = Context {
+            directory: &self.directory,
+            state: &self.state,
+            passwords: self._dir.path().join("initial-passwords.csv"),
+            progress: &|_, _| {},
+        };
+        let source_config = self.config.sources[0].clone();
+        sync(
+            &self.config,
+            &source_config,
+            source,
+            &rules,
+            &ctx,
+            &self.store,
+            &options,
+            run,
+            &mut self.minter,
+            now(),
+        )
+        .await
+        .expect("sync")
+    }
+}
+
+fn results(s: &Synced) -> Vec<RowResultKind> {
+    s.reports.iter().map(|r| r.result).collect()
+}
+
+fn count(s: &Synced, kind: RowResultKind) -> usize {
+    s.reports.iter().filter(|r| r.result == kind).count()
+}
+
+#[tokio::test]
+async fn write_back_does_not_come_back_as_a_change() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(30);
+    let first = f.sync(&mut source, SyncOptions::default(), "r1").await;
+    assert!(first.full);
+    assert_eq!(count(&first, RowResultKind::Created), 30);
+    assert!(first.cursor_advanced);
+    // The portal's ID and address went back into every entry.
+    assert_eq!(source.writes, 30);
+    let id = source.value(0, "info").expect("ID written back").to_owned();
+    let account = f
+        .directory
+        .by_id(&crate::model::PortalId::new_unchecked(id))
+        .await
+        .expect("lookup")
+        .expect("account");
+    assert_eq!(source.value(0, "mail"), account.email());
+
+    // Every entry changed (our write-back), yet none is planned again and none rewritten.
+    let second = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    assert!(!second.full);
+    assert_eq!(second.read, 30);
+    assert_eq!(second.unchanged_in_source, 30);
+    assert!(second.reports.is_empty(), "{:?}", results(&second));
+    assert_eq!(source.writes, 30);
+
+    // And the cursor moved past them.
+    let third = f.sync(&mut source, SyncOptions::default(), "r3").await;
+    assert_eq!(third.read, 0);
+}
+
+#[tokio::test]
+async fn a_delta_touches_exactly_the_changed_entries() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(30);
+    f.sync(&mut source, SyncOptions::default(), "r1").await;
+    f.sync(&mut source, SyncOptions::default(), "r2").await;
+    for i in [3, 14, 27] {
+        source.set(i, "title", "Ward Sister");
+    }
+    // A change the mapping does not read is no change at all.
+    source.set(5, "lastlogontimestamp", "133000000000000000");
+    let delta = f.sync(&mut source, SyncOptions::default(), "r3").await;
+    assert_eq!(delta.read, 4);
+    assert_eq!(delta.unchanged_in_source, 1);
+    assert_eq!(results(&delta), vec![RowResultKind::Updated; 3]);
+    let lines: Vec<&str> = delta
+        .reports
+        .iter()
+        .map(|r| {
+            delta.submission.rows[(r.line - 2) as usize]
+                .cells
+                .get(0)
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "CN=Person 003,OU=Staff",
+            "CN=Person 014,OU=Staff",
+            "CN=Person 027,OU=Staff"
+        ]
+    );
+    // --full reads and plans everything again, and finds nothing else to do.
+    let full = f
+        .sync(
+            &mut source,
+            SyncOptions {
+                full: true,
+                ..SyncOptions::default()
+            },
+            "r4",
+        )
+        .await;
+    assert_eq!(full.read, 30);
+    assert_eq!(count(&full, RowResultKind::Unchanged), 30);
+}
+
+#[tokio::test]
+async fn a_dry_run_changes_nothing_and_lists_the_write_back() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(10);
+    let dry = f
+        .sync(
+            &mut source,
+            SyncOptions {
+                dry_run: true,
+                ..SyncOptions::default()
+            },
+            "r1",
+        )
+        .await;
+    assert_eq!(count(&dry, RowResultKind::Created), 10);
+    assert!(!dry.cursor_advanced);
+    assert_eq!(f.directory.count().await.expect("count"), 0);
+    assert_eq!(source.writes, 0);
+    assert!(f.store.cursor("ad").await.expect("cursor").is_none());
+    // New accounts have no ID yet: nothing to write back until they exist.
+    assert!(dry.write_back.is_empty());
+
+    f.sync(&mut source, SyncOptions::default(), "r2").await;
+    source.entries[0].1.values.remove("info");
+    source.set(0, "title", "Matron");
+    let dry = f
+        .sync(
+            &mut source,
+            SyncOptions {
+                dry_run: true,
+                ..SyncOptions::default()
+            },
+            "r3",
+        )
+        .await;
+    assert_eq!(dry.write_back.len(), 1);
+    assert_eq!(dry.write_back[0].outcome, None);
+    assert_eq!(dry.write_back[0].write.values[0].0, "info");
+    assert_eq!(source.value(0, "info"), None);
+}
+
+#[tokio::test]
+async fn a_held_run_keeps_the_cursor_and_writes_nothing_back() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(20);
+    f.sync(&mut source, SyncOptions::default(), "r1").await;
+    f.config.guard.floor = 0;
+    f.config.guard.max_updated = 2;
+    for i in 0..5 {
+        source.set(i, "title", "Porter");
+        source.entries[i].1.values.remove("mail");
+    }
+    let writes = source.writes;
+    let held = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    assert!(held.held());
+    assert!(!held.cursor_advanced);
+    assert_eq!(source.writes, writes);
+    // The next sync reads the same changes again, and the held run gives way to it.
+    f.config.guard.max_updated = 5000;
+    f.config.guard.max_updated_share = 1.0;
+    let again = f.sync(&mut source, SyncOptions::default(), "r3").await;
+    assert_eq!(count(&again, RowResultKind::Updated), 5);
+    assert_eq!(source.writes, writes + 5);
+    let r2 = f.state.run("r2").await.expect("run r2");
+    assert_eq!(r2.status, crate::state::RunStatus::Rejected);
+}
+
+#[tokio::test]
+async fn refused_entries_name_their_reason_and_are_read_again() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(3);
+    source.set(1, "givenname", "=cmd|' /C calc'!A0");
+    let synced = f.sync(&mut source, SyncOptions::default(), "r1").await;
+    assert_eq!(
+        results(&synced),
+        [
+            RowResultKind::Created,
+            RowResultKind::Rejected,
+            RowResultKind::Created
+        ]
+    );
+    assert!(
+        synced.reports[1].message.contains("FirstName"),
+        "{}",
+        synced.reports[1].message
+    );
+    // The refused entry has no fingerprint: once corrected it is planned, whatever changed.
+    source.set(1, "givenname", "Bob");
+    let next = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    assert_eq!(results(&next), [RowResultKind::Created]);
+}
+
+#[tokio::test]
+async fn creation_is_off_unless_configured_and_other_organisations_are_refused() {
+    let mut f = fixture("").await;
+    f.config.sources[0].create_accounts = false;
+    f.config.sources[0].constant.remove("Organisation");
+    f.config.sources[0]
+        .map
+        .insert("Organisation".to_owned(), "company".to_owned());
+    let mut source = Memory::new(2);
+    source.set(0, "company", "RXX");
+    source.set(1, "company", "RYY");
+    let synced = f.sync(&mut source, SyncOptions::default(), "r1").await;
+    assert_eq!(results(&synced), vec![RowResultKind::Rejected; 2]);
+    assert!(synced.reports[1].message.contains("may only speak for RXX"));
+    assert_eq!(f.directory.count().await.expect("count"), 0);
+}
