@@ -766,6 +766,19 @@ async fn a_write_the_service_account_may_not_make_fails_alone() {
     // One modify per entry: refused entries keep every attribute as it was.
     assert_eq!(first(&ou.read(&dns[1]).await, "info"), None);
 
+    // A delta tries the refused entries again, though nothing changed in them.
+    let again = d.sync(SyncOptions::default()).await;
+    assert!(!again.full);
+    assert_eq!(again.read, 3, "Ned's write-back, and the two to retry");
+    assert_eq!(again.unchanged_in_source, 1);
+    let retried: Vec<&str> = again
+        .write_back
+        .iter()
+        .filter(|w| w.outcome.as_ref().is_some_and(|o| o.is_err()))
+        .map(|w| w.write.locator.as_str())
+        .collect();
+    assert_eq!(retried, [dns[1].as_str(), dns[2].as_str()]);
+
     // The source on its own: one result per write, in order.
     let mut source = LdapSource::open(d.ldap()).await.unwrap();
     let write = |dn: &str, attribute: &str| WriteBack {
