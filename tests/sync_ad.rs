@@ -540,6 +540,42 @@ async fn a_delta_reads_only_what_the_administrator_changed() {
 }
 
 #[tokio::test]
+async fn a_dirsync_delta_reads_only_what_changed() {
+    let mut ou = TestOu::new("dirsync").await;
+    let users: Vec<User> = ["Wes", "Xia", "Yan", "Zoe"]
+        .iter()
+        .map(|n| user(n, "Dirsync", &[("title", "Nurse")]))
+        .collect();
+    let dns = ou.add_users(&users).await;
+    let mut spec = Spec::new(&ou.dn);
+    spec.ldap = "delta = \"dirsync\"\n".to_owned();
+    let mut d = Deployment::new(&spec).await;
+    let full = d.sync(SyncOptions::default()).await;
+    assert!(full.full);
+    assert_eq!(count(&full, RowResultKind::Created), 4);
+    assert!(full.write_back.iter().all(|w| w.outcome == Some(Ok(()))));
+
+    ou.set(&dns[1], &[("title", "Charge Nurse")]).await;
+    ou.set(&dns[3], &[("title", "Charge Nurse")]).await;
+    let delta = d.sync(SyncOptions::default()).await;
+    assert!(!delta.full);
+    // DirSync echoes our write-back too; the fingerprints drop it.
+    assert_eq!(delta.read, 4);
+    assert_eq!(delta.unchanged_in_source, 2);
+    assert_eq!(
+        rows(&delta),
+        [
+            (dns[1].clone(), RowResultKind::Updated),
+            (dns[3].clone(), RowResultKind::Updated)
+        ]
+    );
+    assert!(delta.cursor_advanced);
+    let next = d.sync(SyncOptions::default()).await;
+    assert_eq!((next.full, next.read), (false, 0));
+    ou.remove().await;
+}
+
+#[tokio::test]
 async fn a_dry_run_reports_the_plan_and_changes_nothing() {
     let mut ou = TestOu::new("dry").await;
     let dns = ou

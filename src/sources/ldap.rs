@@ -9,13 +9,16 @@
 //! Delta: the rootDSE's `highestCommittedUSN` is read before each search, and kept with the
 //! DC's identity (`dsServiceName` and its `invocationId`); the next run reads only
 //! `(uSNChanged>=USN+1)`. A cursor from another DC, a restored one, or another scope reads
-//! everything again (see [`cursor`]). Our own write-back raises `uSNChanged` too, so those
-//! entries come back once; the sync drops them by fingerprint.
+//! everything again (see [`cursor`]). With `delta = "dirsync"` the DirSync control finds
+//! the objects in which a mapped attribute changed (any DC accepts its cookie; the account
+//! needs "Replicating Directory Changes"), and those are then read whole by objectGUID.
+//! Either way our own write-back comes back once; the sync drops it by fingerprint.
 //!
 //! Entries without the anchor attribute cannot be joined to an account: they are left out,
 //! with a warning naming the DN.
 
 mod cursor;
+mod dirsync;
 mod filter;
 
 use std::collections::{HashMap, HashSet};
@@ -24,7 +27,7 @@ use std::time::Duration;
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope};
-use ldap3::{ResultEntry, SearchEntry};
+use ldap3::{ResultEntry, SearchEntry, SearchResult};
 use secrecy::ExposeSecret;
 
 use super::config::{LdapConfig, LdapDelta, LdapTls};
@@ -46,11 +49,6 @@ impl LdapSource {
     pub async fn open(config: &LdapConfig) -> Result<LdapSource, SourceError> {
         let target = format!("{} ({})", config.url, config.base_dn);
         filter::check(config).map_err(SourceError::Config)?;
-        if config.delta == LdapDelta::Dirsync {
-            return Err(SourceError::Config(
-                "ldap.delta = \"dirsync\" is not available in this build: use \"usn\"".to_owned(),
-            ));
-        }
         // An empty password would be an anonymous bind that "succeeds" (RFC 4513 5.1.2).
         let password = config
             .bind_password
@@ -168,6 +166,103 @@ impl LdapSource {
         Ok(found.0.into_iter().next().map(SearchEntry::construct))
     }
 
+    /// A read with DirSync: the objects changed since the cookie, each read whole (DirSync
+    /// itself returns only the changed attributes); everything when there is no cookie.
+    async fn read_dirsync(
+        &mut self,
+        attributes: &[String],
+        since: Option<&Cursor>,
+    ) -> Result<Batch, SourceError> {
+        let scope = cursor::scope(&self.config, attributes);
+        let start = match since.map(|c| cursor::start_dirsync(c, &scope)) {
+            Some(Ok(cookie)) => Some(cookie),
+            Some(Err(why)) => {
+                tracing::info!(source = %self.target, why, "reading every entry");
+                None
+            }
+            None => None,
+        };
+        let full = start.is_none();
+        // The cookie comes first: whatever changes during the read is read again next time.
+        let (mut changed, cookie) = self.dirsync(start.unwrap_or_default(), attributes).await?;
+        let entries = if full {
+            self.search(&filter::search(&self.config, None), attributes)
+                .await?
+        } else {
+            changed.sort();
+            changed.dedup();
+            let mut entries = Vec::new();
+            for filter in filter::guids(&self.config, &changed) {
+                entries.extend(self.search(&filter, attributes).await?);
+            }
+            entries
+        };
+        Ok(Batch {
+            entries,
+            cursor: Some(cursor::after_dirsync(&cookie, &scope)),
+            full,
+        })
+    }
+
+    /// DirSync from `cookie` (everything for an empty one) to the end: the objectGUIDs of
+    /// the people below the base DN in which one of `attributes` changed, and the cookie to
+    /// keep.
+    async fn dirsync(
+        &mut self,
+        mut cookie: Vec<u8>,
+        attributes: &[String],
+    ) -> Result<(Vec<String>, Vec<u8>), SourceError> {
+        // DirSync searches a whole naming context.
+        let root = self
+            .base_entry("", &["defaultNamingContext"])
+            .await?
+            .ok_or_else(|| self.read_error("the rootDSE cannot be read"))?;
+        let context = root
+            .attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("defaultNamingContext"))
+            .and_then(|(_, v)| v.first().cloned())
+            .ok_or_else(|| self.read_error("no defaultNamingContext: DirSync needs AD"))?;
+        let people = filter::people(&self.config);
+        // An entry comes back only when an attribute asked for changed (objectGUID alone
+        // never does), so the mapped attributes are asked for.
+        let mut wanted: Vec<&str> = attributes.iter().map(String::as_str).collect();
+        wanted.push("objectGUID");
+        let mut guids = Vec::new();
+        loop {
+            let SearchResult(found, done) = self
+                .ldap
+                .with_timeout(self.timeout)
+                .with_controls(dirsync::request(&cookie))
+                .search(&context, Scope::Subtree, &people, wanted.clone())
+                .await
+                .map_err(|e| self.read_error(e))?;
+            if done.rc != 0 {
+                return Err(self.read_error(format!(
+                    "DirSync search of {context}: {} (DirSync needs \"Replicating Directory \
+                     Changes\" on the domain)",
+                    result_text(&done)
+                )));
+            }
+            for raw in found {
+                let entry = SearchEntry::construct(raw);
+                if filter::within(&entry.dn, &self.config.base_dn)
+                    && let Some(guid) = binary_values(entry)
+                        .remove("objectguid")
+                        .and_then(|v| v.first().and_then(|b| filter::guid_text(b)))
+                {
+                    guids.push(guid);
+                }
+            }
+            let (more, next) = dirsync::response(&done.ctrls)
+                .ok_or_else(|| self.read_error("the DirSync search returned no cookie"))?;
+            cookie = next;
+            if !more {
+                return Ok((guids, cookie));
+            }
+        }
+    }
+
     /// A paged subtree search under the base DN.
     async fn search(
         &mut self,
@@ -226,6 +321,9 @@ impl Source for LdapSource {
         attributes: &[String],
         since: Option<&Cursor>,
     ) -> Result<Batch, SourceError> {
+        if self.config.delta == LdapDelta::Dirsync {
+            return self.read_dirsync(attributes, since).await;
+        }
         // The USN comes first: whatever changes during the search is read again next time.
         let server = self.server().await?;
         let scope = cursor::scope(&self.config, attributes);

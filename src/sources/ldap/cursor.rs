@@ -36,6 +36,11 @@ enum Stored {
         /// Digest of base, filter, match, anchor and attributes.
         scope: String,
     },
+    Dirsync {
+        /// The DirSync cookie, in hex (any DC of the domain accepts it).
+        cookie: String,
+        scope: String,
+    },
 }
 
 /// A digest of what a read covers: a delta is only valid for the same scope and attributes
@@ -73,6 +78,33 @@ pub fn after(server: &Server, scope: &str) -> Cursor {
         scope: scope.to_owned(),
     };
     Cursor(serde_json::to_string(&stored).unwrap_or_default())
+}
+
+/// The cursor for a read whose DirSync search ended with `cookie`.
+pub fn after_dirsync(cookie: &[u8], scope: &str) -> Cursor {
+    let stored = Stored::Dirsync {
+        cookie: cookie.iter().map(|b| format!("{b:02x}")).collect(),
+        scope: scope.to_owned(),
+    };
+    Cursor(serde_json::to_string(&stored).unwrap_or_default())
+}
+
+/// The DirSync cookie a delta starts from, or why the stored cursor cannot start one.
+pub fn start_dirsync(cursor: &Cursor, scope: &str) -> Result<Vec<u8>, &'static str> {
+    let Ok(Stored::Dirsync { cookie, scope: was }) = serde_json::from_str::<Stored>(&cursor.0)
+    else {
+        return Err("the stored cursor is not a DirSync cursor");
+    };
+    if was != scope {
+        return Err("the base DN, filter, match, anchor or mapped attributes changed");
+    }
+    let bytes: Option<Vec<u8>> = (0..cookie.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(cookie.get(i..i + 2)?, 16).ok())
+        .collect();
+    bytes
+        .filter(|b| !b.is_empty())
+        .ok_or("the stored DirSync cookie is damaged")
 }
 
 /// The USN a delta reads above, or why the stored cursor cannot start one.
@@ -136,5 +168,14 @@ mod tests {
         behind.usn = 10;
         assert!(start(&cursor, &behind, &scope).is_err());
         assert!(start(&Cursor("{\"id\":3}".to_owned()), &later, &scope).is_err());
+    }
+
+    #[test]
+    fn a_dirsync_cursor_keeps_its_cookie_for_the_same_scope() {
+        let cursor = after_dirsync(&[0, 1, 0xfe], "s1");
+        assert_eq!(start_dirsync(&cursor, "s1"), Ok(vec![0, 1, 0xfe]));
+        assert!(start_dirsync(&cursor, "s2").is_err());
+        assert!(start(&cursor, &server(), "s1").is_err());
+        assert!(start_dirsync(&after(&server(), "s1"), "s1").is_err());
     }
 }

@@ -93,8 +93,16 @@ pub fn search(config: &LdapConfig, from_usn: Option<u64>) -> String {
 /// Filters finding the entries in scope whose anchor is one of `anchors`, a batch of
 /// anchors each. Text that cannot be an `objectGUID` matches nothing, so it is left out.
 pub fn anchors(config: &LdapConfig, anchors: &[String]) -> Vec<String> {
-    let attribute = config.anchor.as_str();
-    let values: Vec<String> = anchors
+    any_of(config, &config.anchor, anchors)
+}
+
+/// Filters finding the entries in scope with these `objectGUID`s (GUID strings).
+pub fn guids(config: &LdapConfig, guids: &[String]) -> Vec<String> {
+    any_of(config, "objectGUID", guids)
+}
+
+fn any_of(config: &LdapConfig, attribute: &str, texts: &[String]) -> Vec<String> {
+    let values: Vec<String> = texts
         .iter()
         .filter_map(|a| {
             if is_guid_attribute(attribute) {
@@ -111,6 +119,24 @@ pub fn anchors(config: &LdapConfig, anchors: &[String]) -> Vec<String> {
             and(config, &format!("(|{any})"))
         })
         .collect()
+}
+
+/// The configured filter alone (a DirSync search: the `match` equalities are applied when
+/// the changed entries are read whole).
+pub fn people(config: &LdapConfig) -> String {
+    configured(config)
+}
+
+/// Whether `dn` is `base` or below it (case and spaces around commas aside).
+pub fn within(dn: &str, base: &str) -> bool {
+    let plain = |s: &str| {
+        s.split(',')
+            .map(|p| p.trim().to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (dn, base) = (plain(dn), plain(base));
+    dn == base || dn.ends_with(&format!(",{base}"))
 }
 
 #[cfg(test)]
@@ -168,6 +194,15 @@ mod tests {
         let filters = anchors(&c, &many);
         assert_eq!(filters.len(), 3);
         assert_eq!(filters[2].matches("(objectGUID=").count(), 50);
+    }
+
+    #[test]
+    fn within_the_base() {
+        let base = "OU=Staff, DC=x";
+        assert!(within("CN=A,OU=Staff,DC=x", base));
+        assert!(within("ou=staff,dc=x", base));
+        assert!(!within("CN=A,OU=OtherStaff,DC=x", base));
+        assert!(!within("CN=A,OU=Staff,DC=y", base));
     }
 
     #[test]
