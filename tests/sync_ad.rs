@@ -321,6 +321,8 @@ impl Deployment {
     }
 }
 
+/// A deployment's configuration. Pages of 200: the seeded users take five (Samba has no
+/// page limit of its own, so this is what tests the paging).
 fn configure(dir: &tempfile::TempDir, spec: &Spec) -> Config {
     let codes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/codes");
     let d = dir.path().display();
@@ -730,14 +732,16 @@ async fn ldaps_and_starttls_with_the_test_ca_and_a_wrong_password() {
         assert_eq!(batch.entries[0].first("givenName"), Some("Max"));
     }
 
-    // Without the test CA the certificate is not trusted.
-    let mut untrusted = config(&env("AD_LDAPS_URL"), "");
-    untrusted.ca_file = None;
-    match LdapSource::open(&untrusted).await {
-        Err(SourceError::Connect { reason, .. }) => {
-            assert!(reason.contains("certificate"), "{reason}")
+    // Without the test CA the certificate is not trusted, over LDAPS and StartTLS alike.
+    for url in [env("AD_LDAPS_URL"), env("AD_URL")] {
+        let mut untrusted = config(&url, "");
+        untrusted.ca_file = None;
+        match LdapSource::open(&untrusted).await {
+            Err(SourceError::Connect { reason, .. }) => {
+                assert!(reason.contains("certificate"), "{url}: {reason}")
+            }
+            other => panic!("{url}: expected a connection error, got {:?}", other.err()),
         }
-        other => panic!("expected a connection error, got {:?}", other.err()),
     }
 
     let mut wrong = config(&env("AD_LDAPS_URL"), "");

@@ -97,11 +97,20 @@ impl LdapSource {
                     result_text(&bound)
                 )));
             }
-            _ => {
+            // inappropriateAuthentication, invalidCredentials, insufficientAccessRights,
+            // unwillingToPerform (a disabled or locked account).
+            48..=50 | 53 => {
                 return Err(SourceError::Credentials {
                     target: config.url.clone(),
                     reason: format!("bind as {}: {}", config.bind_dn, result_text(&bound)),
                 });
+            }
+            _ => {
+                return Err(connect(format!(
+                    "bind as {}: {}",
+                    config.bind_dn,
+                    result_text(&bound)
+                )));
             }
         }
         Ok(LdapSource {
