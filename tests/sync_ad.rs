@@ -379,7 +379,7 @@ fn by_external(accounts: &[Account]) -> HashMap<String, Account> {
 
 // ---------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn the_seeded_staff_sync_once_write_back_and_do_not_come_back() {
     let mut spec = Spec::new(&staff_ou());
     // Only the seeded users: the other tests' users below OU=Staff carry no ODS code.
