@@ -574,6 +574,22 @@ async fn a_dirsync_delta_reads_only_what_changed() {
     assert!(delta.cursor_advanced);
     let next = d.sync(SyncOptions::default()).await;
     assert_eq!((next.full, next.read), (false, 0));
+
+    // The cookie of a full read (whose DirSync pass asks for no mapped attribute) starts
+    // a delta of just what changed after it.
+    let mut source = LdapSource::open(d.ldap()).await.unwrap();
+    let attributes = Mapping::from_config(&d.config.sources[0]).attributes();
+    let whole = source.read(&attributes, None).await.unwrap();
+    assert_eq!((whole.full, whole.entries.len()), (true, 4));
+    ou.set(&dns[0], &[("telephoneNumber", "0113 496 0555")])
+        .await;
+    let changed = source
+        .read(&attributes, whole.cursor.as_ref())
+        .await
+        .unwrap();
+    assert!(!changed.full);
+    let found: Vec<&str> = changed.entries.iter().map(|e| e.locator.as_str()).collect();
+    assert_eq!(found, [dns[0].as_str()]);
     ou.remove().await;
 }
 

@@ -193,7 +193,10 @@ impl LdapSource {
         };
         let full = start.is_none();
         // The cookie comes first: whatever changes during the read is read again next time.
-        let (mut changed, cookie) = self.dirsync(start.unwrap_or_default(), attributes).await?;
+        // A full read needs only the cookie: asking for no mapped attribute keeps the
+        // DirSync pass over the whole domain small.
+        let asked = if full { &[][..] } else { attributes };
+        let (mut changed, cookie) = self.dirsync(start.unwrap_or_default(), asked).await?;
         let entries = if full {
             self.search(&filter::search(&self.config, None), attributes)
                 .await?
