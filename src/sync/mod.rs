@@ -8,10 +8,9 @@
 //!
 //! Phases: read (delta from the stored cursor unless `full`, plus the entries a past run
 //! refused, failed or could not write back to, by anchor: a delta would not see them again
-//! until they change) → drop entries whose
-//! fingerprint is unchanged since they were last applied → map → validate → per
-//! organisation: plan, guard, apply → write back what differs → store fingerprints and the
-//! cursor, last. A run that stops at any point reads the same changes again next time (the
+//! until they change) → drop entries whose fingerprint is unchanged since they were last
+//! applied → map → validate → per organisation: plan, guard, apply → write back what
+//! differs → store fingerprints and the cursor, last. A run that stops at any point reads the same changes again next time (the
 //! journal has already finished its directory writes, so nothing is applied twice), and our
 //! own write-back never comes back as a change: the entry's fingerprint includes it.
 
