@@ -265,6 +265,8 @@ cat >"$CONF" <<CONF
 	tls certfile = $TLS/server.pem
 	tls cafile = $STATE_DIR/ca.pem
 	idmap_ldb:use rfc2307 = yes
+	# Throwaway data: no fsync on each commit (a modify took ~60 ms with it, ~1.5 ms without).
+	ldb:nosync = true
 CONF
 
 # --- seed -----------------------------------------------------------------------------

@@ -6,10 +6,11 @@
 //! look like a file's), each organisation's outcome, the row results, and the write-back
 //! done or pending.
 //!
-//! Phases: read (delta from the stored cursor unless `full`) → drop entries whose
-//! fingerprint is unchanged since they were last applied → map → validate → per
-//! organisation: plan, guard, apply → write back what differs → store fingerprints and the
-//! cursor, last. A run that stops at any point reads the same changes again next time (the
+//! Phases: read (delta from the stored cursor unless `full`, plus the entries a past run
+//! refused, failed or could not write back to, by anchor: a delta would not see them again
+//! until they change) → drop entries whose fingerprint is unchanged since they were last
+//! applied → map → validate → per organisation: plan, guard, apply → write back what
+//! differs → store fingerprints and the cursor, last. A run that stops at any point reads the same changes again next time (the
 //! journal has already finished its directory writes, so nothing is applied twice), and our
 //! own write-back never comes back as a change: the entry's fingerprint includes it.
 
@@ -17,7 +18,7 @@ pub mod mapping;
 pub mod schedule;
 pub mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -154,9 +155,22 @@ pub async fn sync<S: Source, D: Directory>(
         let entries = source.read_anchors(&attributes, &options.only).await?;
         (entries, None, false)
     };
+    let seen = store.fingerprints(name).await?;
+    if !full && options.only.is_empty() {
+        // A delta reads what changed; entries left to retry (refused, failed, or not
+        // written back) are read again by anchor, whether or not they changed.
+        let have: HashSet<String> = entries.iter().map(|e| e.anchor.clone()).collect();
+        let retry: Vec<String> = seen
+            .iter()
+            .filter(|(anchor, fp)| fp.as_str() == RETRY && !have.contains(*anchor))
+            .map(|(anchor, _)| anchor.clone())
+            .collect();
+        if !retry.is_empty() {
+            entries.extend(source.read_anchors(&attributes, &retry).await?);
+        }
+    }
     entries.sort_by_cached_key(|e| (e.locator.to_lowercase(), e.anchor.clone()));
     let read = entries.len();
-    let seen = store.fingerprints(name).await?;
     if !full && !options.full {
         entries.retain(|e| seen.get(&e.anchor) != Some(&mapping.fingerprint(e)));
     }
@@ -409,9 +423,13 @@ async fn plan_write_back<D: Directory>(
     Ok(rows)
 }
 
+/// The fingerprint kept for an entry to try again: it matches no entry, and a delta reads
+/// such entries by anchor.
+const RETRY: &str = "";
+
 /// Fingerprints to remember: the entries whose rows were applied (created, updated or
 /// unchanged), as they are after a successful write-back. Refused rows, failed rows and
-/// failed write-backs are left out, so they are tried again when next read.
+/// failed write-backs are marked [`RETRY`], so they are tried again next run.
 fn fingerprints(
     mapping: &Mapping,
     entries: &[SourceEntry],
@@ -421,22 +439,21 @@ fn fingerprints(
     let writes: HashMap<u64, &WriteBackRow> = write_back.iter().map(|w| (w.line, w)).collect();
     reports
         .iter()
-        .filter(|r| {
-            matches!(
-                r.result,
-                RowResultKind::Created | RowResultKind::Updated | RowResultKind::Unchanged
-            )
-        })
         .filter_map(|r| {
             let entry = entries.get(usize::try_from(r.line).ok()?.checked_sub(2)?)?;
-            match writes.get(&r.line) {
-                None => Some((entry.anchor.clone(), mapping.fingerprint(entry))),
-                Some(w) if w.outcome == Some(Ok(())) => Some((
-                    entry.anchor.clone(),
-                    mapping.fingerprint(&mapping::written(entry, &w.write)),
-                )),
-                Some(_) => None,
-            }
+            let applied = matches!(
+                r.result,
+                RowResultKind::Created | RowResultKind::Updated | RowResultKind::Unchanged
+            );
+            let fingerprint = match writes.get(&r.line) {
+                _ if !applied => RETRY.to_owned(),
+                None => mapping.fingerprint(entry),
+                Some(w) if w.outcome == Some(Ok(())) => {
+                    mapping.fingerprint(&mapping::written(entry, &w.write))
+                }
+                Some(_) => RETRY.to_owned(),
+            };
+            Some((entry.anchor.clone(), fingerprint))
         })
         .collect()
 }
