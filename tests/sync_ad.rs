@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use chrono::Utc;
 use ldap3::{Ldap, LdapConnAsync, Mod, Scope, SearchEntry};
 
+mod common;
+
 use push_connector::apply::{Context, SequenceMinter};
 use push_connector::config::Config;
 use push_connector::directory::Account;
@@ -899,5 +901,150 @@ async fn a_sync_over_the_guard_is_held_whole() {
     assert_eq!(d.accounts().await, accounts);
     assert_eq!(d.cursor().await, cursor);
     assert_eq!(first(&ou.read(&dns[0]).await, "info"), None);
+    ou.remove().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The command line: `sync`, `check` and the `run` service's schedule, through the binary.
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn the_sync_verb_dry_runs_applies_and_reports() {
+    let mut ou = TestOu::new("cli").await;
+    let dns = ou
+        .add_users(&[
+            user("Jon", "Cli", &[("title", "Porter")]),
+            user("Kay", "Cli", &[("title", "Porter")]),
+            user("Lou", "Cli", &[("title", "=1+1")]),
+        ])
+        .await;
+    let d = Deployment::new(&Spec::new(&ou.dn)).await;
+    let dir = d.dir.path();
+    let config = dir.join("connector.toml");
+    let config = config.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", config];
+        all.extend_from_slice(args);
+        common::run_in(dir, &all)
+    };
+
+    let check = run(&["check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("ok      source ad:"), "{text}");
+
+    // A dry run: the pending changes as CSV and JSON; nothing changed.
+    let pending = dir.join("pending");
+    let dry = run(&[
+        "sync",
+        "ad",
+        "--dry-run",
+        "--out",
+        pending.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        dry.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let files: Vec<PathBuf> = std::fs::read_dir(&pending)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let csv = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "csv"));
+    let csv = std::fs::read_to_string(csv.expect("a pending CSV")).unwrap();
+    assert!(csv.starts_with("\u{feff}Source,"), "{csv}");
+    assert_eq!(csv.matches("Created").count(), 2, "{csv}");
+    assert!(
+        csv.contains("Rejected") && csv.contains("'=1+1"),
+        "the formula-like title is refused and neutralised: {csv}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "json"))
+    );
+    assert!(d.accounts().await.is_empty());
+    assert_eq!(first(&ou.read(&dns[0]).await, "info"), None);
+
+    // The real run: two created and written back, the third refused (exit 1).
+    let report = dir.join("report.csv");
+    let out = run(&["sync", "ad", "--json", "--report", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["full"], true);
+    assert_eq!(v["read"], 3);
+    assert_eq!(v["organisations"][0]["status"], "applied");
+    let results: Vec<(&str, &str)> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["source"].as_str().unwrap(), r["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (dns[0].as_str(), "Created"),
+            (dns[1].as_str(), "Created"),
+            (dns[2].as_str(), "Rejected")
+        ]
+    );
+    assert_eq!(
+        v["write_back"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["result"] == "written")
+            .count(),
+        2
+    );
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("Rejected")
+    );
+    let ids: Vec<String> = d
+        .accounts()
+        .await
+        .iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let info = first(&ou.read(&dns[0]).await, "info").map(str::to_owned);
+    assert!(info.is_some_and(|i| ids.contains(&i)));
+
+    // Correcting the refused entry: the next run of the service (`run --once --now`)
+    // syncs the source and creates exactly that one.
+    ou.set(&dns[2], &[("title", "Porter")]).await;
+    let service = run(&["run", "--once", "--now"]);
+    let text = String::from_utf8_lossy(&service.stdout);
+    assert_eq!(service.status.code(), Some(0), "{text}");
+    // It reads the two entries our write-back touched too, and plans only the third.
+    assert!(
+        text.contains("sync: ad: 3 read, 1 row(s) planned"),
+        "{text}"
+    );
+    assert_eq!(d.accounts().await.len(), 3);
+
+    // Nothing new: a delta reads our own write-back and plans nothing (exit 0).
+    let again = run(&["sync", "ad", "--json"]);
+    assert_eq!(again.status.code(), Some(0));
+    let v = json(&again);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 0, "{v}");
+
+    let unknown = run(&["sync", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("configured: ad"));
     ou.remove().await;
 }

@@ -1,7 +1,7 @@
 //! `check`: a preflight that connects to every configured system and says plainly what is
 //! wrong: the state database, the directory, the mailbox (maildir or IMAP login and inbox)
-//! and the outbox (folder or SMTP), and the nightly schedule. Exit 0 when all answer, 2
-//! when any does not.
+//! and the outbox (folder or SMTP), the nightly schedule, and each sync source (connect
+//! and bind). Exit 0 when all answer, 2 when any does not.
 
 use std::process::ExitCode;
 
@@ -13,7 +13,9 @@ use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::{AnyOutbox, Outbox};
 use push_connector::mail::schedule::Schedule;
 use push_connector::mail::store::MailStore;
+use push_connector::sources::{AnySource, Source};
 use push_connector::state::StateDb;
+use push_connector::sync::schedule::SourceSchedule;
 
 use super::common;
 
@@ -84,6 +86,17 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
                 .map(|s| format!("next nightly run {}", s.describe(s.next_after(Utc::now()))))
                 .map_err(|e| e.to_string()),
         );
+        for source in &config.sources {
+            let opened = AnySource::open(source).await.map_err(|e| e.to_string());
+            let next = SourceSchedule::from_config(source)
+                .ok()
+                .and_then(|s| s.next_after(Utc::now()))
+                .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+            report(
+                &format!("source {}", source.name),
+                opened.map(|s| format!("{} (next sync {next})", s.describe())),
+            );
+        }
         failures
     });
     if failures > 0 {
