@@ -439,22 +439,27 @@ impl Config {
 /// Sets `SECTION__KEY[__…]` in the table; `…_FILE` reads the value from the named file.
 fn apply_override(table: &mut toml::Table, key: &str, value: &str) -> Result<(), String> {
     let path = &key[ENV_PREFIX.len()..];
-    let (path, value) = match path.strip_suffix("_FILE") {
+    let (path, parsed) = match path.strip_suffix("_FILE") {
+        // A file holds a secret: its text as it is, even when it looks like a number.
         Some(p) => (
             p,
-            std::fs::read_to_string(value)
-                .map_err(|e| format!("{key}: cannot read {value}: {e}"))?
-                .trim_end_matches(['\n', '\r'])
-                .to_owned(),
+            toml::Value::String(
+                std::fs::read_to_string(value)
+                    .map_err(|e| format!("{key}: cannot read {value}: {e}"))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned(),
+            ),
         ),
-        None => (path, value.to_owned()),
+        None => (
+            path,
+            format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.to_owned())),
+        ),
     };
     let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
-    let parsed = format!("v = {value}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or(toml::Value::String(value));
     let parts: Vec<String> = parts
         .into_iter()
         .map(|p| {
@@ -530,6 +535,35 @@ mod tests {
         let key = c.organisations[0].connector_key.as_ref().expect("key");
         assert_eq!(key.0.expose_secret(), "s3cret");
         assert_eq!(format!("{key:?}"), "[redacted]");
+    }
+
+    #[test]
+    fn a_source_password_comes_from_the_environment_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[[source]]\nname = \"ad\"\norganisations = [\"RXX\"]\n\
+             [source.ldap]\nurl = \"ldaps://dc1\"\nbind_dn = \"CN=svc\"\nbase_dn = \"DC=x\"\n\
+             [source.constant]\nOrganisation = \"RXX\"\n",
+        )
+        .unwrap();
+        let missing = Config::load_with_env(Some(&file), &BTreeMap::new()).unwrap_err();
+        assert!(
+            missing.problems.iter().any(|p| p.contains("BIND_PASSWORD")),
+            "{missing:?}"
+        );
+        // A secret file holding digits is still a password, not a number.
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "123456\n").unwrap();
+        let env = BTreeMap::from([(
+            "PUSH_CONNECTOR__SOURCE__0__LDAP__BIND_PASSWORD_FILE".to_owned(),
+            secret.display().to_string(),
+        )]);
+        let c = Config::load_with_env(Some(&file), &env).expect("loads");
+        let ldap = c.sources[0].ldap.as_ref().expect("ldap");
+        let pw = ldap.bind_password.as_ref().expect("password");
+        assert_eq!(pw.0.expose_secret(), "123456");
     }
 
     #[test]
