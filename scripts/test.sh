@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a fresh checkout: installs and starts what the tests need
-# (Postfix + Dovecot on loopback for the e-mail tests, scim2-server for the SCIM tests), runs
+# (Postfix + Dovecot on loopback for the e-mail tests, scim2-server for the SCIM tests,
+# PostgreSQL + MariaDB for the SQL source tests), runs
 # them, and stops what it started, whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,13 +17,19 @@ bash scripts/mail/install.sh
 # Test SCIM server (scim2-server, and scim2-cli for the compliance suite): SCIM_* (env.sh).
 export SCIM_STATE_DIR="${SCIM_STATE_DIR:-/tmp/push-connector-scim}"
 bash scripts/scim/install.sh
-trap 'bash scripts/mail/down.sh "$MAIL_STATE_DIR" >/dev/null || true; bash scripts/scim/down.sh "$SCIM_STATE_DIR" >/dev/null || true; rm -f "$log"' EXIT
+# Test SQL servers (PostgreSQL and MariaDB): PG_URL, MARIADB_URL (env.sh).
+export SQL_STATE_DIR="${SQL_STATE_DIR:-/tmp/push-connector-sql}"
+bash scripts/sql/install.sh
+trap 'bash scripts/mail/down.sh "$MAIL_STATE_DIR" >/dev/null || true; bash scripts/scim/down.sh "$SCIM_STATE_DIR" >/dev/null || true; bash scripts/sql/down.sh "$SQL_STATE_DIR" >/dev/null || true; rm -f "$log"' EXIT
 bash scripts/mail/up.sh "$MAIL_STATE_DIR" >/dev/null
 # shellcheck disable=SC1091
 source "$MAIL_STATE_DIR/env.sh"
 bash scripts/scim/up.sh "$SCIM_STATE_DIR" >/dev/null
 # shellcheck disable=SC1091
 source "$SCIM_STATE_DIR/env.sh"
+bash scripts/sql/up.sh "$SQL_STATE_DIR" >/dev/null
+# shellcheck disable=SC1091
+source "$SQL_STATE_DIR/env.sh"
 
 status=0
 cargo test --all-targets --locked 2>&1 | tee "$log" || status=$?
