@@ -15,6 +15,7 @@
 //! dropped: no loop.
 
 mod dialect;
+mod write;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,8 +33,6 @@ use super::{Batch, Cursor, Source, SourceEntry, SourceError, WriteBack};
 
 /// Anchors looked up per statement.
 const ANCHOR_BATCH: usize = 500;
-/// Write-backs per transaction.
-const WRITE_BATCH: usize = 200;
 
 pub struct SqlSource {
     conn: AnyConnection,
@@ -138,18 +137,18 @@ impl SqlSource {
                     reason: scrub(&e),
                 })?;
         }
-        let describe = |e: sqlx::Error| SourceError::Read {
+        let catalog_error = |e: sqlx::Error| SourceError::Read {
             target: target.clone(),
             reason: format!("reading the catalog: {}", scrub(&e)),
         };
         let table = relation(&mut conn, dialect, &table)
             .await
-            .map_err(describe)?
+            .map_err(catalog_error)?
             .map_err(SourceError::Config)?;
         let write = match &write_table {
             Some(w) => relation(&mut conn, dialect, w)
                 .await
-                .map_err(describe)?
+                .map_err(catalog_error)?
                 .map_err(SourceError::Config)?,
             None => Relation {
                 name: table.name.clone(),
@@ -204,7 +203,8 @@ async fn relation(
         None if tables.len() == 1 => tables[0],
         None if tables.is_empty() => {
             return Ok(Err(format!(
-                "no table or view \"{name}\" that this user can see"
+                "no table or view \"{name}\" that this user can see (outside the default \
+                 schema, give schema.name)"
             )));
         }
         None => {
@@ -395,93 +395,6 @@ async fn fetch_entries(
     Ok(highest)
 }
 
-/// Why an UPDATE gave no outcome for its row.
-enum Failure {
-    /// The database refused the statement (a value its column cannot hold, a constraint):
-    /// the transaction it was in is spoiled, the connection is fine.
-    Refused(String),
-    /// The connection failed or timed out: the whole write-back stops.
-    Broken(String),
-}
-
-/// One write-back's UPDATE: `Ok(Err(why))` when there is no row to write to.
-async fn update(
-    conn: &mut AnyConnection,
-    shape: &Shape,
-    write: &WriteBack,
-) -> Result<Result<(), String>, Failure> {
-    let d = shape.dialect;
-    let anchor = &shape.write_anchor;
-    if write.locator.is_empty() {
-        return Ok(Err("the row has no anchor to write back to".to_owned()));
-    }
-    let not_found = || {
-        format!(
-            "no row of {} has {} = \"{}\"",
-            shape.write.name, anchor.name, write.locator
-        )
-    };
-    if !anchor.may_hold(&write.locator) {
-        return Ok(Err(not_found()));
-    }
-    let mut sets = Vec::with_capacity(write.values.len());
-    for (i, (attribute, _)) in write.values.iter().enumerate() {
-        let column = shape.write.column(attribute).map_err(Failure::Broken)?;
-        sets.push(d.assign(column, &d.placeholder(i + 1)));
-    }
-    let sql = format!(
-        "UPDATE {} SET {} WHERE {}",
-        d.quote_table(&shape.write.name),
-        sets.join(", "),
-        d.equals(anchor, &d.placeholder(write.values.len() + 1))
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (_, value) in &write.values {
-        query = query.bind(value.clone());
-    }
-    query = query.bind(write.locator.clone());
-    match tokio::time::timeout(shape.timeout, query.execute(conn)).await {
-        Err(_) => Err(Failure::Broken(shape.timed_out())),
-        Ok(Err(e @ sqlx::Error::Database(_))) => {
-            Err(Failure::Refused(scrubbed(&shape.secrets, &e)))
-        }
-        Ok(Err(e)) => Err(Failure::Broken(scrubbed(&shape.secrets, &e))),
-        Ok(Ok(done)) if done.rows_affected() == 0 => Ok(Err(not_found())),
-        Ok(Ok(_)) => Ok(Ok(())),
-    }
-}
-
-impl SqlSource {
-    /// Writes one batch in a transaction; `None` when the database refused one of its
-    /// statements (the transaction is rolled back and nothing of the batch is written).
-    async fn write_batch(
-        &mut self,
-        writes: &[WriteBack],
-    ) -> Result<Option<Vec<Result<(), String>>>, SourceError> {
-        let shape = &self.shape;
-        let mut tx = tokio::time::timeout(shape.timeout, self.conn.begin())
-            .await
-            .map_err(|_| shape.write_error(&shape.timed_out()))?
-            .map_err(|e| shape.write_error(&e))?;
-        let mut outcomes = Vec::with_capacity(writes.len());
-        for w in writes {
-            match update(&mut tx, shape, w).await {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(Failure::Refused(_)) => {
-                    tx.rollback().await.map_err(|e| shape.write_error(&e))?;
-                    return Ok(None);
-                }
-                Err(Failure::Broken(reason)) => return Err(shape.write_error(&reason)),
-            }
-        }
-        tokio::time::timeout(shape.timeout, tx.commit())
-            .await
-            .map_err(|_| shape.write_error(&shape.timed_out()))?
-            .map_err(|e| shape.write_error(&e))?;
-        Ok(Some(outcomes))
-    }
-}
-
 impl Source for SqlSource {
     fn describe(&self) -> String {
         self.shape.target.clone()
@@ -499,6 +412,8 @@ impl Source for SqlSource {
         let (mut sql, mut conditions) = shape.select(&columns);
         let mut params = Vec::new();
         if let (Some(change), Some(value)) = (&shape.change, &from) {
+            // `>=`, not `>`: a row committed late with the same value as the last one read
+            // is still read; rows read again unchanged are dropped by their fingerprint.
             params.push(value.clone());
             conditions.push(d.at_least(change, &d.placeholder(params.len())));
         }
@@ -526,6 +441,7 @@ impl Source for SqlSource {
         })
     }
 
+    /// The rows with these anchors that are also within the configured `where`.
     async fn read_anchors(
         &mut self,
         attributes: &[String],
@@ -560,32 +476,6 @@ impl Source for SqlSource {
         &mut self,
         writes: &[WriteBack],
     ) -> Result<Vec<Result<(), String>>, SourceError> {
-        // Columns the table lacks are a configuration error, before anything is written.
-        for w in writes {
-            for (attribute, _) in &w.values {
-                self.shape
-                    .write
-                    .column(attribute)
-                    .map_err(SourceError::Config)?;
-            }
-        }
-        let mut results = Vec::with_capacity(writes.len());
-        for batch in writes.chunks(WRITE_BATCH) {
-            if let Some(outcomes) = self.write_batch(batch).await? {
-                results.extend(outcomes);
-                continue;
-            }
-            // The database refused a statement of the batch: one at a time, so each row
-            // gets its own answer and the others are still written.
-            let shape = &self.shape;
-            for w in batch {
-                results.push(match update(&mut self.conn, shape, w).await {
-                    Ok(outcome) => outcome,
-                    Err(Failure::Refused(why)) => Err(why),
-                    Err(Failure::Broken(reason)) => return Err(shape.write_error(&reason)),
-                });
-            }
-        }
-        Ok(results)
+        self.write_all(writes).await
     }
 }
