@@ -692,7 +692,33 @@ async fn hostile_values(b: Backend) {
         Some("q'@nhs.net")
     );
     assert_eq!(cell(&b, &table, "nhs_email", "H1").await, None);
-    assert_eq!(cell(&b, &table, "portal_id", "H3").await, None);
+
+    // A value the database refuses is that row's error; the rest of the batch is written.
+    if b.kind != Kind::Sqlite {
+        let long = "x".repeat(100);
+        let outcomes = source
+            .write_back(&[
+                write("H1", "nhs_email", "anne@nhs.net"),
+                write("H3", "portal_id", &long),
+                write("' OR '1'='1", "portal_id", "P-2"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(outcomes[0], Ok(()));
+        assert!(outcomes[1].is_err(), "{outcomes:?}");
+        assert_eq!(outcomes[2], Ok(()));
+        assert_eq!(
+            cell(&b, &table, "nhs_email", "H1").await.as_deref(),
+            Some("anne@nhs.net")
+        );
+        assert_eq!(cell(&b, &table, "portal_id", "H3").await, None);
+        assert_eq!(
+            cell(&b, &table, "portal_id", "' OR '1'='1")
+                .await
+                .as_deref(),
+            Some("P-2")
+        );
+    }
 
     // Through the whole sync: rows are accepted or refused as data, the table stays.
     let synced = d.delta().await;
@@ -941,4 +967,67 @@ async fn an_unreachable_server_is_a_connect_error() {
     };
     assert!(matches!(e, SourceError::Connect { .. }), "{e}");
     assert!(!e.to_string().contains("secret"), "{e}");
+}
+
+/// Peak resident memory of this process, in MiB (Linux).
+fn peak_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// A full read of 100,000 rows from PostgreSQL, streamed row by row into entries. Prints the
+/// time; run with `cargo test --release --test sync_sql -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "timing: run on its own with --release -- --ignored"]
+async fn postgres_full_read_of_100k_rows() {
+    let b = Backend::postgres();
+    let table = unique("big");
+    let mut conn = b.connect().await;
+    for sql in b.staff_table(&table, "INTEGER") {
+        exec(&mut conn, &sql).await;
+    }
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO {table} (emp_no, first_name, last_name, email, job_title, portal_id) \
+             SELECT g, 'First' || g, 'Last' || g, 'person' || g || '@nhs.net', 'Staff Nurse', \
+             'P' || g FROM generate_series(1, 100000) g"
+        ),
+    )
+    .await;
+    let d = Deployment::new(
+        &b,
+        &format!("table = \"{table}\"\nanchor = \"emp_no\"\nchange_column = \"updated_at\""),
+    )
+    .await;
+    let mut source = d.source().await;
+    let attributes: Vec<String> = [
+        "email",
+        "first_name",
+        "job_title",
+        "last_name",
+        "nhs_email",
+        "portal_id",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let before = peak_mib();
+    let started = std::time::Instant::now();
+    let batch = source.read(&attributes, None).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(batch.entries.len(), 100_000);
+    assert!(batch.cursor.is_some());
+    println!(
+        "full read of 100,000 rows: {:.2} s, peak memory {} MiB (before the read {} MiB)",
+        elapsed.as_secs_f64(),
+        peak_mib(),
+        before
+    );
+    exec(&mut conn, &format!("DROP TABLE {table}")).await;
 }
