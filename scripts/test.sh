@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a fresh checkout: installs and starts what the tests need
 # (Postfix + Dovecot on loopback for the e-mail tests, scim2-server for the SCIM tests, a
-# Samba AD DC for the directory sync tests), runs them, and stops what it started, whatever
-# the outcome.
+# Samba AD DC and PostgreSQL + MariaDB for the directory sync tests), runs them, and stops
+# what it started, whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,10 @@ bash scripts/scim/install.sh
 # Test Active Directory (Samba AD DC, fixed ports 389/636): AD_* (env.sh). Needs root.
 export AD_STATE_DIR="${AD_STATE_DIR:-/tmp/push-connector-ad}"
 bash scripts/ad/install.sh
-trap 'bash scripts/mail/down.sh "$MAIL_STATE_DIR" >/dev/null || true; bash scripts/scim/down.sh "$SCIM_STATE_DIR" >/dev/null || true; bash scripts/ad/down.sh "$AD_STATE_DIR" >/dev/null || true; rm -f "$log"' EXIT
+# Test SQL servers (PostgreSQL and MariaDB): PG_URL, MARIADB_URL (env.sh).
+export SQL_STATE_DIR="${SQL_STATE_DIR:-/tmp/push-connector-sql}"
+bash scripts/sql/install.sh
+trap 'bash scripts/mail/down.sh "$MAIL_STATE_DIR" >/dev/null || true; bash scripts/scim/down.sh "$SCIM_STATE_DIR" >/dev/null || true; bash scripts/ad/down.sh "$AD_STATE_DIR" >/dev/null || true; bash scripts/sql/down.sh "$SQL_STATE_DIR" >/dev/null || true; rm -f "$log"' EXIT
 bash scripts/mail/up.sh "$MAIL_STATE_DIR" >/dev/null
 # shellcheck disable=SC1091
 source "$MAIL_STATE_DIR/env.sh"
@@ -30,6 +33,9 @@ source "$SCIM_STATE_DIR/env.sh"
 bash scripts/ad/up.sh "$AD_STATE_DIR" >/dev/null
 # shellcheck disable=SC1091
 source "$AD_STATE_DIR/env.sh"
+bash scripts/sql/up.sh "$SQL_STATE_DIR" >/dev/null
+# shellcheck disable=SC1091
+source "$SQL_STATE_DIR/env.sh"
 
 status=0
 cargo test --all-targets --locked 2>&1 | tee "$log" || status=$?
