@@ -53,7 +53,12 @@ apt_install() {
         apt-get update
     fi
 
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --no-upgrade "$@"
+    # Lists fetched long ago can name package versions the mirror no longer has: refresh
+    # them and try once more.
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --no-upgrade "$@"; then
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --no-upgrade "$@"
+    fi
 
     srv_remove_policy
     trap - EXIT
