@@ -496,7 +496,7 @@ impl ScimDirectory {
     }
 
     /// The SCIM body of a new account: only attributes the portal's schemas list.
-    fn create_body(account: &Account) -> Value {
+    pub fn create_body(account: &Account) -> Value {
         let mut user = user_json(account);
         if let Value::Object(m) = &mut user {
             m.remove("id");

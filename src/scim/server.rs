@@ -328,6 +328,9 @@ async fn candidates(s: &ServerState, filter: Option<&Filter>) -> Result<Vec<Acco
             }
         }
         if let Some(org) = f.required_eq(&org_path) {
+            if let Some(ext) = f.required_eq("externalId") {
+                return Ok(d.by_external_sync_id(org, ext).await?.into_iter().collect());
+            }
             return Ok(d.list(org).await?);
         }
         if let Some(id) = f.required_eq("id") {
