@@ -79,7 +79,7 @@ pub struct DirectoryConfig {
     pub proxy: Option<String>,
     /// `scim`: attempts of one request before its error counts (429, 5xx, timeouts).
     pub retries: u32,
-    /// `scim`: use `/Bulk` when the portal offers it.
+    /// `scim`: send creates and updates through `/Bulk` when the portal offers it.
     pub bulk: bool,
 }
 
