@@ -4,7 +4,7 @@
 //! In: the `[directory]` settings (URL, bearer token or OAuth2 client credentials, timeout,
 //! concurrency, proxy, retries). Out: accounts read with filters and paging, and batches
 //! applied with POST (creates) and PATCH (updates; PUT when PATCH is not offered), with
-//! `If-Match` when the portal offers ETags, or in `/Bulk` requests when offered ([`bulk`]).
+//! `If-Match` when the portal offers ETags, or in `/Bulk` requests when offered (module `bulk`).
 //!
 //! Errors are split three ways. **Transient** (connection lost, timeout, 429, 5xx): retried
 //! with exponential backoff, honouring `Retry-After`. **Row** (400, 404, 409, 412, a changed
