@@ -1,9 +1,10 @@
 //! `serve`: the SCIM 2.0 service over the embedded directory, until Ctrl-C or SIGTERM.
 //!
 //! In: `[serve] listen` (or `--listen`), the bearer token (`[serve] token`, from
-//! `PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`), the directory file and the code lists. Out:
-//! one line on stdout naming the base URL (`serve: listening on http://ADDR/v2`, so a caller
-//! that asked for port 0 learns the port), then requests until stopped. Exit 0, 2 on an error.
+//! `PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`), the directory file, the code lists, and
+//! `[serve] tls_cert` / `tls_key` for HTTPS. Out: one line on stdout naming the base URL
+//! (`serve: listening on http(s)://ADDR/v2`, so a caller that asked for port 0 learns the
+//! port), then requests until stopped. Exit 0, 2 on an error.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use push_connector::config::Config;
 use push_connector::directory::local::LocalDirectory;
 use push_connector::scim::schema::CodeLists;
 use push_connector::scim::server::{self, ServerState};
+use push_connector::scim::tls::{self, TlsListener};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,6 +38,10 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     }
     let codes = CodeLists::from_config(&config.validation).context("reading the code lists")?;
     let listen = args.listen.unwrap_or_else(|| config.serve.listen.clone());
+    let tls = match (&config.serve.tls_cert, &config.serve.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -57,15 +63,16 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
-        println!("serve: listening on http://{addr}/v2");
+        let mut state = ServerState::new(directory, token, codes);
+        state.https = tls.is_some();
+        let scheme = if state.https { "https" } else { "http" };
+        println!("serve: listening on {scheme}://{addr}/v2");
         std::io::stdout().flush()?;
-        tracing::info!(%addr, "SCIM service started");
-        server::serve(
-            listener,
-            ServerState::new(directory, token, codes),
-            shutdown(),
-        )
-        .await
+        tracing::info!(%addr, scheme, "SCIM service started");
+        match tls {
+            Some(tls) => server::serve(TlsListener::new(listener, tls)?, state, shutdown()).await,
+            None => server::serve(listener, state, shutdown()).await,
+        }
         .context("serving")?;
         tracing::info!("SCIM service stopped");
         anyhow::Ok(())

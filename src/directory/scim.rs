@@ -126,6 +126,11 @@ impl ScimDirectory {
             .connect_timeout(Duration::from_secs(config.timeout_seconds.min(10)))
             .user_agent(concat!("push-connector/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(config.concurrency);
+        if let Some(ca) = &config.ca_file {
+            let tls = crate::mail::tls::client_config(Some(ca))
+                .map_err(|e| DirectoryError::Scim(format!("directory.ca_file: {e}")))?;
+            builder = builder.tls_backend_preconfigured(tls);
+        }
         if let Some(proxy) = &config.proxy {
             let p = reqwest::Proxy::all(proxy)
                 .map_err(|e| DirectoryError::Scim(format!("directory.proxy {proxy}: {e}")))?;
@@ -345,10 +350,15 @@ impl ScimDirectory {
             } else {
                 "failed"
             };
-            (
-                Failure::Transient(format!("{method} {path} {what}: {e}")),
-                None,
-            )
+            let message = format!("{method} {path} {what}: {}", causes(&e));
+            // A certificate the client does not trust will not be trusted on a retry.
+            let tls = is_tls(&e);
+            let failure = if tls {
+                Failure::Systemic(format!("TLS with the portal failed: {message}"))
+            } else {
+                Failure::Transient(message)
+            };
+            (failure, None)
         })?;
         let status = response.status();
         let etag = response
@@ -808,6 +818,37 @@ fn account_of(user: &Value) -> Option<Account> {
 
 fn resources(list: &Value) -> Vec<Value> {
     list["Resources"].as_array().cloned().unwrap_or_default()
+}
+
+/// Whether a TLS error (an untrusted certificate, a failed handshake) is among an error's
+/// causes, which may be I/O errors wrapping one another.
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && is_tls(inner)
+    {
+        return true;
+    }
+    e.source().is_some_and(is_tls)
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message names only the request).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Percent-encodes an ID for a path segment.

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod patch;
 pub mod schema;
 pub mod server;
+pub mod tls;
 
 use serde_json::{Map, Value, json};
 

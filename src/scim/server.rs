@@ -38,6 +38,8 @@ pub struct ServerState {
     /// The bearer token every request must carry.
     pub token: String,
     pub codes: CodeLists,
+    /// Served over TLS: locations are `https://` URLs.
+    pub https: bool,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -47,6 +49,7 @@ impl ServerState {
             directory,
             token,
             codes,
+            https: false,
             writes: tokio::sync::Mutex::new(()),
         }
     }
@@ -166,22 +169,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `http://host/v2`, from the request's Host header.
-fn base(headers: &HeaderMap) -> String {
+fn base(s: &ServerState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}/v2")
+    let scheme = if s.https { "https" } else { "http" };
+    format!("{scheme}://{host}/v2")
 }
 
 async fn not_found() -> ScimError {
     ScimError::new(StatusCode::NOT_FOUND, None, "no such endpoint")
 }
 
-async fn service_provider_config(headers: HeaderMap) -> Response {
+async fn service_provider_config(State(s): State<Shared>, headers: HeaderMap) -> Response {
     scim(
         StatusCode::OK,
-        &schema::service_provider_config(&base(&headers)),
+        &schema::service_provider_config(&base(&s, &headers)),
         None,
     )
 }
@@ -189,7 +193,7 @@ async fn service_provider_config(headers: HeaderMap) -> Response {
 async fn schemas(State(s): State<Shared>, headers: HeaderMap) -> Response {
     scim(
         StatusCode::OK,
-        &schema::list(schema::schemas(&base(&headers), &s.codes)),
+        &schema::list(schema::schemas(&base(&s, &headers), &s.codes)),
         None,
     )
 }
@@ -199,7 +203,7 @@ async fn schema_by_id(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match schema::schemas(&base(&headers), &s.codes)
+    match schema::schemas(&base(&s, &headers), &s.codes)
         .into_iter()
         .find(|x| x["id"].as_str() == Some(id.as_str()))
     {
@@ -210,19 +214,23 @@ async fn schema_by_id(
     }
 }
 
-async fn resource_types(headers: HeaderMap) -> Response {
+async fn resource_types(State(s): State<Shared>, headers: HeaderMap) -> Response {
     scim(
         StatusCode::OK,
-        &schema::list(vec![schema::user_resource_type(&base(&headers))]),
+        &schema::list(vec![schema::user_resource_type(&base(&s, &headers))]),
         None,
     )
 }
 
-async fn resource_type_by_id(headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn resource_type_by_id(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if id == "User" {
         scim(
             StatusCode::OK,
-            &schema::user_resource_type(&base(&headers)),
+            &schema::user_resource_type(&base(&s, &headers)),
             None,
         )
     } else {
@@ -251,7 +259,7 @@ async fn list_users(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
-    let body = list(&s, &base(&headers), &q).await?;
+    let body = list(&s, &base(&s, &headers), &q).await?;
     Ok(scim(StatusCode::OK, &body, None))
 }
 
@@ -277,7 +285,7 @@ async fn search_users(
         attributes: list_of("attributes"),
         excluded_attributes: list_of("excludedAttributes"),
     };
-    let body = list(&s, &base(&headers), &q).await?;
+    let body = list(&s, &base(&s, &headers), &q).await?;
     Ok(scim(StatusCode::OK, &body, None))
 }
 
@@ -412,7 +420,7 @@ async fn get_user(
     Query(p): Query<Projection>,
 ) -> Result<Response, ScimError> {
     let account = load(&s, &id).await?;
-    let user = with_meta(user_json(&account), &base(&headers));
+    let user = with_meta(user_json(&account), &base(&s, &headers));
     let version = user["meta"]["version"]
         .as_str()
         .unwrap_or_default()
@@ -449,7 +457,7 @@ async fn create_user(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let body = parse_json(&body)?;
-    let user = create(&s, &body, &base(&headers)).await?;
+    let user = create(&s, &body, &base(&s, &headers)).await?;
     Ok(created_response(user))
 }
 
@@ -565,7 +573,7 @@ async fn changed_user(
     how: fn(&Value) -> Update<'_>,
 ) -> Result<Response, ScimError> {
     let body = parse_json(body)?;
-    let user = update(s, id, how(&body), if_match(headers), &base(headers)).await?;
+    let user = update(s, id, how(&body), if_match(headers), &base(s, headers)).await?;
     let version = user["meta"]["version"].as_str().map(str::to_owned);
     Ok(scim(StatusCode::OK, &user, version.as_deref()))
 }
@@ -705,7 +713,7 @@ async fn bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    let base = base(&headers);
+    let base = base(&s, &headers);
     let body = parse_json(&body)?;
     let schemas_ok = body["schemas"]
         .as_array()
@@ -830,12 +838,16 @@ async fn bulk_one(
     }
 }
 
-/// Serves until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// Serves until `shutdown` resolves, over plain TCP or TLS ([`super::tls::TlsListener`]).
+pub async fn serve<L>(
+    listener: L,
     state: ServerState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(Arc::new(state)))
         .with_graceful_shutdown(shutdown)
         .await
