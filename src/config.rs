@@ -120,6 +120,23 @@ pub struct ServeConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
     pub tls_key: Option<PathBuf>,
+    /// OAuth2 clients that may get a bearer token from `POST /oauth/token` (client
+    /// credentials grant, RFC 6749 §4.4); no token endpoint when empty.
+    pub clients: Vec<ServeClient>,
+    /// Lifetime of the tokens `/oauth/token` issues, in seconds.
+    pub token_seconds: u64,
+}
+
+/// One OAuth2 client of `serve`: its ID and its secret, given or read from the environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeClient {
+    /// The `client_id`.
+    pub id: String,
+    /// The secret itself (prefer `secret_env`, which keeps it out of the file).
+    pub secret: Option<Secret>,
+    /// The environment variable holding the secret, read when `serve` starts.
+    pub secret_env: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -129,6 +146,8 @@ impl Default for ServeConfig {
             token: None,
             tls_cert: None,
             tls_key: None,
+            clients: Vec::new(),
+            token_seconds: 300,
         }
     }
 }
@@ -407,6 +426,20 @@ impl Config {
                 problems
                     .push("directory.concurrency and timeout_seconds must be above 0".to_owned());
             }
+        }
+        for client in &self.serve.clients {
+            if client.id.trim().is_empty() {
+                problems.push("serve.clients: a client has an empty id".to_owned());
+            }
+            if client.secret.is_some() == client.secret_env.is_some() {
+                problems.push(format!(
+                    "serve.clients: client {} needs one of secret and secret_env",
+                    client.id
+                ));
+            }
+        }
+        if !self.serve.clients.is_empty() && self.serve.token_seconds == 0 {
+            problems.push("serve.token_seconds must be above 0".to_owned());
         }
         if self.serve.tls_cert.is_some() != self.serve.tls_key.is_some() {
             problems.push("serve: tls_cert and tls_key go together".to_owned());

@@ -305,10 +305,9 @@ impl ScimDirectory {
                 let token = body["access_token"].as_str().ok_or_else(|| {
                     Failure::Systemic("the OAuth2 token endpoint gave no access_token".into())
                 })?;
-                let ttl = body["expires_in"]
-                    .as_u64()
-                    .unwrap_or(300)
-                    .saturating_sub(30);
+                // Renewed a little before it expires: a tenth of its life, 30 s at most.
+                let lifetime = body["expires_in"].as_u64().unwrap_or(300);
+                let ttl = lifetime - (lifetime / 10).min(30);
                 *cached = Some((token.to_owned(), Instant::now() + Duration::from_secs(ttl)));
                 Ok(Some(token.to_owned()))
             }

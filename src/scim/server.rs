@@ -35,8 +35,10 @@ use crate::model::{Field, PortalId};
 /// What the service is built from.
 pub struct ServerState {
     pub directory: LocalDirectory,
-    /// The bearer token every request must carry.
-    pub token: String,
+    /// The fixed bearer token clients may send (none: only tokens from `/oauth/token`).
+    pub token: Option<String>,
+    /// The OAuth2 token endpoint, when clients are configured.
+    pub oauth: Option<super::oauth::Issuer>,
     pub codes: CodeLists,
     /// Served over TLS: locations are `https://` URLs.
     pub https: bool,
@@ -44,10 +46,11 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn new(directory: LocalDirectory, token: String, codes: CodeLists) -> ServerState {
+    pub fn new(directory: LocalDirectory, token: Option<String>, codes: CodeLists) -> ServerState {
         ServerState {
             directory,
             token,
+            oauth: None,
             codes,
             https: false,
             writes: tokio::sync::Mutex::new(()),
@@ -132,10 +135,21 @@ pub fn router(state: Shared) -> Router {
         .route("/.search", post(search_users))
         .fallback(not_found);
     Router::new()
-        .nest("/v2", v2)
+        .nest(
+            "/v2",
+            v2.layer(middleware::from_fn_with_state(state.clone(), authorise)),
+        )
+        .route("/oauth/token", post(oauth_token))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), authorise))
         .with_state(state)
+}
+
+/// `POST /oauth/token` (see [`super::oauth`]); 404 when no clients are configured.
+async fn oauth_token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    match &s.oauth {
+        Some(issuer) => issuer.respond(&headers, &body),
+        None => not_found().await.into_response(),
+    }
 }
 
 async fn authorise(State(state): State<Shared>, request: Request, next: Next) -> Response {
@@ -147,7 +161,14 @@ async fn authorise(State(state): State<Shared>, request: Request, next: Next) ->
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    let ok = given.is_some_and(|t| constant_time_eq(t.trim().as_bytes(), state.token.as_bytes()));
+    let ok = given.is_some_and(|t| {
+        let t = t.trim();
+        state
+            .token
+            .as_ref()
+            .is_some_and(|fixed| constant_time_eq(t.as_bytes(), fixed.as_bytes()))
+            || state.oauth.as_ref().is_some_and(|o| o.accepts(t))
+    });
     if !ok {
         let mut r = ScimError::new(
             StatusCode::UNAUTHORIZED,
@@ -164,7 +185,7 @@ async fn authorise(State(state): State<Shared>, request: Request, next: Next) ->
     next.run(request).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
