@@ -98,6 +98,8 @@ pub struct ScimDirectory {
     base: String,
     auth: Auth,
     caps: Capabilities,
+    /// The HTTP proxy requests go through, named in connection errors.
+    proxy: Option<String>,
     concurrency: usize,
     retries: u32,
     use_bulk: bool,
@@ -161,6 +163,7 @@ impl ScimDirectory {
             base: url.trim_end_matches('/').to_owned(),
             auth,
             caps: Capabilities::default(),
+            proxy: config.proxy.clone(),
             concurrency: config.concurrency.max(1),
             retries: config.retries.max(1),
             use_bulk: config.bulk,
@@ -344,10 +347,11 @@ impl ScimDirectory {
                 .body(b.to_string());
         }
         let response = request.send().await.map_err(|e| {
-            let what = if e.is_timeout() {
-                "timed out"
-            } else {
-                "failed"
+            let what = match (&self.proxy, e.is_timeout()) {
+                (None, true) => "timed out".to_owned(),
+                (None, false) => "failed".to_owned(),
+                (Some(p), true) => format!("timed out (through the proxy {p})"),
+                (Some(p), false) => format!("failed (through the proxy {p})"),
             };
             let message = format!("{method} {path} {what}: {}", causes(&e));
             // A certificate the client does not trust will not be trusted on a retry.
