@@ -286,6 +286,62 @@ async fn serve_guards_writes_with_tokens_and_etags() {
     assert_eq!(r["startIndex"], 3);
     assert_eq!(r["itemsPerPage"], 5);
     assert!(r["totalResults"].as_u64().unwrap() > 10);
+    // Sorting (RFC 7644 §3.4.2.3), advertised.
+    let spc: Value = http
+        .get(format!("{}/ServiceProviderConfig", serve.url))
+        .bearer_auth(SERVE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spc["sort"]["supported"], true);
+    let sorted = |order: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/Users", serve.url);
+        async move {
+            let r: Value = http
+                .get(url)
+                .query(&[
+                    ("filter", format!("{NHS_USER}:organisation eq \"RXX\"")),
+                    ("sortBy", "name.familyName".into()),
+                    ("sortOrder", order.into()),
+                ])
+                .bearer_auth(SERVE_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| {
+                    u["name"]["familyName"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_lowercase()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let up = sorted("ascending").await;
+    let down = sorted("descending").await;
+    assert!(up.len() > 10);
+    assert!(up.windows(2).all(|w| w[0] <= w[1]), "{up:?}");
+    assert!(down.windows(2).all(|w| w[0] >= w[1]), "{down:?}");
+    assert_ne!(up, down);
+    let r = http
+        .get(format!("{}/Users", serve.url))
+        .query(&[("sortBy", "userName"), ("sortOrder", "sideways")])
+        .bearer_auth(SERVE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! `push-connector serve`: a SCIM 2.0 service provider (RFC 7644) over the embedded directory.
 //!
 //! In: a [`LocalDirectory`], a bearer token and the code lists. Out: an axum [`Router`] with
-//! `/v2/Users` (POST, GET with filter and paging, GET/PUT/PATCH by id), `/v2/Bulk`,
+//! `/v2/Users` (POST, GET with filter, paging and sorting, GET/PUT/PATCH by id), `/v2/Bulk`,
 //! `/v2/ServiceProviderConfig`, `/v2/Schemas`, `/v2/ResourceTypes`. Every answer is
 //! `application/scim+json`; errors are RFC 7644 §3.12 bodies.
 //!
@@ -273,6 +273,8 @@ struct ListQuery {
     count: Option<i64>,
     attributes: Option<String>,
     excluded_attributes: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
 }
 
 async fn list_users(
@@ -305,6 +307,8 @@ async fn search_users(
         count: v.get("count").and_then(Value::as_i64),
         attributes: list_of("attributes"),
         excluded_attributes: list_of("excludedAttributes"),
+        sort_by: text("sortBy"),
+        sort_order: text("sortOrder"),
     };
     let body = list(&s, &base(&s, &headers), &q).await?;
     Ok(scim(StatusCode::OK, &body, None))
@@ -325,6 +329,21 @@ async fn list(s: &ServerState, base: &str, q: &ListQuery) -> Result<Value, ScimE
         .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
         .collect();
     users.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    if let Some(by) = q.sort_by.as_deref().filter(|b| !b.trim().is_empty()) {
+        let descending = match q.sort_order.as_deref().map(str::to_ascii_lowercase) {
+            None => false,
+            Some(o) if o == "ascending" => false,
+            Some(o) if o == "descending" => true,
+            Some(o) => {
+                return Err(ScimError::new(
+                    StatusCode::BAD_REQUEST,
+                    Some("invalidValue"),
+                    format!("sortOrder {o:?} is neither ascending nor descending"),
+                ));
+            }
+        };
+        sort_users(&mut users, by.trim(), descending);
+    }
     let total = users.len();
     let start = usize::try_from(q.start_index.unwrap_or(1).max(1)).unwrap_or(1);
     let count = usize::try_from(q.count.unwrap_or(MAX_RESULTS as i64).max(0))
@@ -343,6 +362,54 @@ async fn list(s: &ServerState, base: &str, q: &ListQuery) -> Result<Value, ScimE
         "itemsPerPage": page.len(),
         "Resources": page,
     }))
+}
+
+/// Sorts by an attribute (RFC 7644 §3.4.2.3): a multi-valued attribute by its primary value,
+/// else its first; strings without regard to case (but `id`, `externalId`); Users without a
+/// value last when ascending, first when descending. Ties keep their order (by `id`).
+fn sort_users(users: &mut [Value], by: &str, descending: bool) {
+    let exact = by.eq_ignore_ascii_case("id") || by.eq_ignore_ascii_case("externalId");
+    let key = |u: &Value| -> Option<String> {
+        let values = super::filter::values_at(u, by);
+        let primary = by.split_once('.').map_or(by, |(top, _)| top).to_owned();
+        let chosen = u
+            .get(&primary)
+            .and_then(Value::as_array)
+            .and_then(|items| items.iter().position(|i| i["primary"] == true))
+            .and_then(|i| values.get(i).copied())
+            .or_else(|| values.first().copied())?;
+        let text = match chosen {
+            Value::String(s) if exact => s.clone(),
+            Value::String(s) => s.to_lowercase(),
+            Value::Null => return None,
+            other => other.to_string(),
+        };
+        Some(text)
+    };
+    let mut keyed: Vec<(Option<String>, Value)> =
+        users.iter_mut().map(|u| (key(u), u.take())).collect();
+    keyed.sort_by(|(a, _), (b, _)| match (a, b, descending) {
+        (Some(a), Some(b), false) => a.cmp(b),
+        (Some(a), Some(b), true) => b.cmp(a),
+        (None, None, _) => std::cmp::Ordering::Equal,
+        (None, Some(_), d) => {
+            if d {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        }
+        (Some(_), None, d) => {
+            if d {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Less
+            }
+        }
+    });
+    for (slot, (_, u)) in users.iter_mut().zip(keyed) {
+        *slot = u;
+    }
 }
 
 /// The accounts a filter can match: from an index when it pins userName, e-mail, externalId
