@@ -1,8 +1,9 @@
 //! `push-connector serve`: a SCIM 2.0 service provider (RFC 7644) over the embedded directory.
 //!
-//! In: a [`LocalDirectory`], a bearer token and the code lists. Out: an axum [`Router`] with
-//! `/v2/Users` (POST, GET with filter, paging and sorting, GET/PUT/PATCH by id), `/v2/Bulk`,
-//! `/v2/ServiceProviderConfig`, `/v2/Schemas`, `/v2/ResourceTypes`. Every answer is
+//! In: a [`LocalDirectory`], a fixed bearer token and/or an OAuth2 token issuer, and the code
+//! lists. Out: an axum [`Router`] with `/v2/Users` (POST, GET with filter, paging and
+//! sorting, GET/PUT/PATCH by id), `/v2/Bulk`, `/v2/ServiceProviderConfig`, `/v2/Schemas`,
+//! `/v2/ResourceTypes`, and `/oauth/token` outside `/v2` (see [`super::oauth`]). Every answer is
 //! `application/scim+json`; errors are RFC 7644 §3.12 bodies.
 //!
 //! Contracts: writes are serialised, so an `If-Match` check and the write it guards are one
