@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a fresh checkout: installs and starts what the tests need
-# (Postfix + Dovecot on loopback for the e-mail tests, scim2-server for the SCIM tests, a
-# Samba AD DC and PostgreSQL + MariaDB for the directory sync tests), runs them, and stops
-# what it started, whatever the outcome.
+# (Postfix + Dovecot on loopback for the e-mail tests, scim2-server for the SCIM tests,
+# tinyproxy for the SCIM backend's proxy tests, a Samba AD DC and PostgreSQL + MariaDB for
+# the directory sync tests), runs them, and stops what it started, whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,32 +10,34 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/push-connector/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# Each test-server set lives in scripts/<set>/ (install.sh, up.sh, down.sh) and keeps its
+# state in /tmp/push-connector-<set> unless <SET>_STATE_DIR says otherwise; up.sh writes
+# the endpoints the tests read into env.sh there:
+#   mail  MAIL_*   (Postfix + Dovecot)      scim  SCIM_*  (scim2-server, scim2-cli)
+#   proxy PROXY_*  (tinyproxy)              ad    AD_*    (Samba AD DC, ports 389/636, root)
+#   sql   PG_URL, MARIADB_URL (PostgreSQL + MariaDB)
+sets=(mail scim proxy ad sql)
 log=$(mktemp)
-# Test mail servers: the real-server tests read their endpoints from MAIL_* (env.sh).
-export MAIL_STATE_DIR="${MAIL_STATE_DIR:-/tmp/push-connector-mail}"
-bash scripts/mail/install.sh
-# Test SCIM server (scim2-server, and scim2-cli for the compliance suite): SCIM_* (env.sh).
-export SCIM_STATE_DIR="${SCIM_STATE_DIR:-/tmp/push-connector-scim}"
-bash scripts/scim/install.sh
-# Test Active Directory (Samba AD DC, fixed ports 389/636): AD_* (env.sh). Needs root.
-export AD_STATE_DIR="${AD_STATE_DIR:-/tmp/push-connector-ad}"
-bash scripts/ad/install.sh
-# Test SQL servers (PostgreSQL and MariaDB): PG_URL, MARIADB_URL (env.sh).
-export SQL_STATE_DIR="${SQL_STATE_DIR:-/tmp/push-connector-sql}"
-bash scripts/sql/install.sh
-trap 'bash scripts/mail/down.sh "$MAIL_STATE_DIR" >/dev/null || true; bash scripts/scim/down.sh "$SCIM_STATE_DIR" >/dev/null || true; bash scripts/ad/down.sh "$AD_STATE_DIR" >/dev/null || true; bash scripts/sql/down.sh "$SQL_STATE_DIR" >/dev/null || true; rm -f "$log"' EXIT
-bash scripts/mail/up.sh "$MAIL_STATE_DIR" >/dev/null
-# shellcheck disable=SC1091
-source "$MAIL_STATE_DIR/env.sh"
-bash scripts/scim/up.sh "$SCIM_STATE_DIR" >/dev/null
-# shellcheck disable=SC1091
-source "$SCIM_STATE_DIR/env.sh"
-bash scripts/ad/up.sh "$AD_STATE_DIR" >/dev/null
-# shellcheck disable=SC1091
-source "$AD_STATE_DIR/env.sh"
-bash scripts/sql/up.sh "$SQL_STATE_DIR" >/dev/null
-# shellcheck disable=SC1091
-source "$SQL_STATE_DIR/env.sh"
+state_dir() {
+    local var="${1^^}_STATE_DIR"
+    printf '%s' "${!var:-/tmp/push-connector-$1}"
+}
+for set in "${sets[@]}"; do
+    export "${set^^}_STATE_DIR=$(state_dir "$set")"
+    bash "scripts/$set/install.sh"
+done
+stop_all() {
+    for set in "${sets[@]}"; do
+        bash "scripts/$set/down.sh" "$(state_dir "$set")" >/dev/null || true
+    done
+    rm -f "$log"
+}
+trap stop_all EXIT
+for set in "${sets[@]}"; do
+    bash "scripts/$set/up.sh" "$(state_dir "$set")" >/dev/null
+    # shellcheck disable=SC1090
+    source "$(state_dir "$set")/env.sh"
+done
 
 status=0
 cargo test --all-targets --locked 2>&1 | tee "$log" || status=$?

@@ -149,7 +149,16 @@ pub fn submission(rows: u64, seed: u64) -> Vec<u8> {
 
 /// The process's peak resident memory in bytes (VmHWM), where the system tells it.
 pub fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    vm_hwm("/proc/self/status")
+}
+
+/// Another process's peak resident memory in bytes (VmHWM), where the system tells it.
+pub fn peak_memory_of(pid: u32) -> Option<u64> {
+    vm_hwm(&format!("/proc/{pid}/status"))
+}
+
+fn vm_hwm(path: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)

@@ -78,11 +78,14 @@ pub struct DirectoryConfig {
     pub timeout_seconds: u64,
     /// `scim`: most requests in flight at once.
     pub concurrency: usize,
+    /// `scim`: PEM file of the CA that signed the portal's certificate; only it is trusted
+    /// then (the platform's roots when unset).
+    pub ca_file: Option<PathBuf>,
     /// `scim`: HTTP(S) proxy URL (`http://proxy:3128`); none when unset.
     pub proxy: Option<String>,
     /// `scim`: attempts of one request before its error counts (429, 5xx, timeouts).
     pub retries: u32,
-    /// `scim`: use `/Bulk` when the portal offers it.
+    /// `scim`: send creates and updates through `/Bulk` when the portal offers it.
     pub bulk: bool,
 }
 
@@ -99,6 +102,7 @@ impl Default for DirectoryConfig {
             scope: None,
             timeout_seconds: 30,
             concurrency: 8,
+            ca_file: None,
             proxy: None,
             retries: 6,
             bulk: true,
@@ -110,10 +114,32 @@ impl Default for DirectoryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
-    /// Address and port to listen on (plain HTTP: put TLS in front of it).
+    /// Address and port to listen on.
     pub listen: String,
     /// The bearer token clients must send (`PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`).
     pub token: Option<Secret>,
+    /// PEM file of the server certificate (leaf first, then intermediates): serve HTTPS.
+    /// Needs `tls_key`; plain HTTP when neither is set.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// OAuth2 clients that may get a bearer token from `POST /oauth/token` (client
+    /// credentials grant, RFC 6749 §4.4); no token endpoint when empty.
+    pub clients: Vec<ServeClient>,
+    /// Lifetime of the tokens `/oauth/token` issues, in seconds.
+    pub token_seconds: u64,
+}
+
+/// One OAuth2 client of `serve`: its ID and its secret, given or read from the environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeClient {
+    /// The `client_id`.
+    pub id: String,
+    /// The secret itself (prefer `secret_env`, which keeps it out of the file).
+    pub secret: Option<Secret>,
+    /// The environment variable holding the secret, read when `serve` starts.
+    pub secret_env: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -121,6 +147,10 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: "127.0.0.1:8080".to_owned(),
             token: None,
+            tls_cert: None,
+            tls_key: None,
+            clients: Vec::new(),
+            token_seconds: 300,
         }
     }
 }
@@ -398,6 +428,34 @@ impl Config {
             if d.concurrency == 0 || d.timeout_seconds == 0 {
                 problems
                     .push("directory.concurrency and timeout_seconds must be above 0".to_owned());
+            }
+        }
+        for client in &self.serve.clients {
+            if client.id.trim().is_empty() {
+                problems.push("serve.clients: a client has an empty id".to_owned());
+            }
+            if client.secret.is_some() == client.secret_env.is_some() {
+                problems.push(format!(
+                    "serve.clients: client {} needs one of secret and secret_env",
+                    client.id
+                ));
+            }
+        }
+        if !self.serve.clients.is_empty() && self.serve.token_seconds == 0 {
+            problems.push("serve.token_seconds must be above 0".to_owned());
+        }
+        if self.serve.tls_cert.is_some() != self.serve.tls_key.is_some() {
+            problems.push("serve: tls_cert and tls_key go together".to_owned());
+        }
+        for (name, path) in [
+            ("serve.tls_cert", &self.serve.tls_cert),
+            ("serve.tls_key", &self.serve.tls_key),
+            ("directory.ca_file", &self.directory.ca_file),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                problems.push(format!("{name}: no file at {}", path.display()));
             }
         }
         let mut guards = vec![("guard".to_owned(), self.guard)];

@@ -286,6 +286,62 @@ async fn serve_guards_writes_with_tokens_and_etags() {
     assert_eq!(r["startIndex"], 3);
     assert_eq!(r["itemsPerPage"], 5);
     assert!(r["totalResults"].as_u64().unwrap() > 10);
+    // Sorting (RFC 7644 §3.4.2.3), advertised.
+    let spc: Value = http
+        .get(format!("{}/ServiceProviderConfig", serve.url))
+        .bearer_auth(SERVE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spc["sort"]["supported"], true);
+    let sorted = |order: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/Users", serve.url);
+        async move {
+            let r: Value = http
+                .get(url)
+                .query(&[
+                    ("filter", format!("{NHS_USER}:organisation eq \"RXX\"")),
+                    ("sortBy", "name.familyName".into()),
+                    ("sortOrder", order.into()),
+                ])
+                .bearer_auth(SERVE_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| {
+                    u["name"]["familyName"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_lowercase()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let up = sorted("ascending").await;
+    let down = sorted("descending").await;
+    assert!(up.len() > 10);
+    assert!(up.windows(2).all(|w| w[0] <= w[1]), "{up:?}");
+    assert!(down.windows(2).all(|w| w[0] >= w[1]), "{down:?}");
+    assert_ne!(up, down);
+    let r = http
+        .get(format!("{}/Users", serve.url))
+        .query(&[("sortBy", "userName"), ("sortOrder", "sideways")])
+        .bearer_auth(SERVE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,6 +386,23 @@ enum Fault {
     LoseFirstCreate,
     /// Answer the first N requests with 429 and `Retry-After: 1`.
     RateLimit(usize),
+    /// Forward everything, but announce small Bulk limits (2 operations, 1,500 bytes) in
+    /// ServiceProviderConfig, and note what each `/Bulk` request held.
+    SmallBulk,
+    /// Before forwarding the first `/Bulk` request with PATCH operations, change upstream
+    /// (without `If-Match`) the attribute its first PATCH replaces with a string.
+    ChangeBeforeBulk,
+}
+
+/// What a forwarding proxy saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Method and path (without the query) of every request.
+    requests: Vec<(Method, String)>,
+    /// Operations and body size of every `/Bulk` request.
+    bulks: Vec<(usize, usize)>,
+    /// Statuses of the operations of every `/Bulk` answer.
+    bulk_statuses: Vec<String>,
 }
 
 struct Proxy {
@@ -337,7 +410,42 @@ struct Proxy {
     fault: Fault,
     seen: AtomicUsize,
     faults: AtomicUsize,
+    log: std::sync::Mutex<Seen>,
     http: reqwest::Client,
+}
+
+/// Changes upstream the attribute the first PATCH of a Bulk request replaces with a string;
+/// true when there was one.
+async fn change_meanwhile(p: &Proxy, bulk: &Value, headers: &HeaderMap) -> bool {
+    let Some((path, attr, value)) = bulk["Operations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|op| op["method"] == "PATCH")
+        .find_map(|op| {
+            let first = &op["data"]["Operations"][0];
+            Some((
+                op["path"].as_str()?.to_owned(),
+                first["path"].as_str()?.to_owned(),
+                first["value"].as_str()?.to_owned(),
+            ))
+        })
+    else {
+        return false;
+    };
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": attr, "value": format!("{value} meanwhile")}]});
+    let r = p
+        .http
+        .patch(format!("{}{path}", p.upstream))
+        .header("authorization", headers["authorization"].clone())
+        .header("content-type", "application/scim+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    true
 }
 
 async fn forward(
@@ -358,6 +466,23 @@ async fn forward(
             "slow down",
         )
             .into_response();
+    }
+    let is_bulk = method == Method::POST && uri.path().ends_with("/Bulk");
+    p.log
+        .lock()
+        .unwrap()
+        .requests
+        .push((method.clone(), uri.path().to_owned()));
+    if is_bulk {
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let n = v["Operations"].as_array().map_or(0, Vec::len);
+        p.log.lock().unwrap().bulks.push((n, body.len()));
+        if matches!(p.fault, Fault::ChangeBeforeBulk)
+            && p.faults.load(Ordering::SeqCst) == 0
+            && change_meanwhile(&p, &v, &headers).await
+        {
+            p.faults.fetch_add(1, Ordering::SeqCst);
+        }
     }
     let path = uri.path_and_query().map_or("/", |x| x.as_str());
     let path = path.strip_prefix("/v2").unwrap_or(path);
@@ -387,8 +512,22 @@ async fn forward(
             out = out.header(k, v);
         }
     }
-    out.body(axum::body::Body::from(r.bytes().await.unwrap()))
-        .unwrap()
+    let mut bytes = r.bytes().await.unwrap();
+    if is_bulk && let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+        let statuses = v["Operations"].as_array().into_iter().flatten();
+        p.log
+            .lock()
+            .unwrap()
+            .bulk_statuses
+            .extend(statuses.map(|op| op["status"].as_str().unwrap_or_default().to_owned()));
+    }
+    if matches!(p.fault, Fault::SmallBulk) && uri.path().ends_with("/ServiceProviderConfig") {
+        let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+        v["bulk"]["maxOperations"] = json!(2);
+        v["bulk"]["maxPayloadSize"] = json!(1500);
+        bytes = Bytes::from(v.to_string());
+    }
+    out.body(axum::body::Body::from(bytes)).unwrap()
 }
 
 async fn start_proxy(upstream: &str, fault: Fault) -> (String, Arc<Proxy>) {
@@ -397,6 +536,7 @@ async fn start_proxy(upstream: &str, fault: Fault) -> (String, Arc<Proxy>) {
         fault,
         seen: AtomicUsize::new(0),
         faults: AtomicUsize::new(0),
+        log: std::sync::Mutex::new(Seen::default()),
         http: reqwest::Client::new(),
     });
     let app = axum::Router::new()
@@ -480,4 +620,108 @@ async fn a_wrong_token_stops_the_run_with_a_reason() {
     .unwrap();
     assert_eq!(o.status.code(), Some(2), "{v}");
     assert!(v.contains("refused the credentials"), "{v}");
+}
+
+/// The sample submission with `bulk = true` through a proxy announcing small Bulk limits: the
+/// updates go in `/Bulk` requests within those limits (no PATCH of its own), with the same
+/// outcome as one by one; a second run finds nothing to do.
+async fn bulk_updates_within_the_limits(base: &str, token: &str) {
+    let (url, proxy) = start_proxy(base, Fault::SmallBulk).await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "bulk = true\n".to_owned();
+    let (first, _) = apply_async(dir.path().into(), url.clone(), token.into(), extra.clone()).await;
+    assert_eq!(counts(&first), (3, 3, 4, 6, 0), "{first:#}");
+    {
+        let seen = proxy.log.lock().unwrap();
+        let patches = seen
+            .requests
+            .iter()
+            .filter(|(m, _)| m == Method::PATCH || m == Method::PUT)
+            .count();
+        assert_eq!(
+            patches, 0,
+            "updates went through /Bulk: {:?}",
+            seen.requests
+        );
+        // 3 creates and 3 updates, at most 2 a request.
+        assert!(seen.bulks.len() >= 4, "{:?}", seen.bulks);
+        for (ops, bytes) in &seen.bulks {
+            assert!(*ops <= 2 && *bytes <= 1500, "{:?}", seen.bulks);
+        }
+        let done = |s: &str| seen.bulk_statuses.iter().filter(|x| *x == s).count();
+        assert_eq!(
+            (done("201"), done("200")),
+            (3, 3),
+            "{:?}",
+            seen.bulk_statuses
+        );
+    }
+    let (second, _) = apply_async(dir.path().into(), url, token.into(), extra).await;
+    assert_eq!(counts(&second), (0, 0, 10, 6, 0), "{second:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_updates_through_our_serve() {
+    provider();
+    let serve = serve_seeded();
+    bulk_updates_within_the_limits(&serve.url, SERVE_TOKEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_updates_against_scim2_server() {
+    provider();
+    let (_, token) = scim2_server();
+    let base = tenant("bulk-updates");
+    seed(&base, &token).await;
+    bulk_updates_within_the_limits(&base, &token).await;
+}
+
+/// A User changed between the connector's read and its Bulk PATCH: that operation answers
+/// 412, and the row fails saying the account changed, while the others are applied.
+async fn a_change_meanwhile_fails_only_its_row(base: &str, token: &str) {
+    let (url, proxy) = start_proxy(base, Fault::ChangeBeforeBulk).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = apply_async(dir.path().into(), url, token.into(), "bulk = true".into()).await;
+    assert_eq!(
+        proxy.faults.load(Ordering::SeqCst),
+        1,
+        "the change was made"
+    );
+    {
+        let seen = proxy.log.lock().unwrap();
+        assert!(
+            seen.bulk_statuses.iter().any(|s| s == "412"),
+            "{:?}",
+            seen.bulk_statuses
+        );
+    }
+    assert_eq!(counts(&first), (3, 2, 4, 6, 1), "{first:#}");
+    let failed: Vec<&Value> = first["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "Failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{first:#}");
+    let message = failed[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("was changed in the directory since this run was planned"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_meanwhile_fails_only_its_row_on_serve() {
+    provider();
+    let serve = serve_seeded();
+    a_change_meanwhile_fails_only_its_row(&serve.url, SERVE_TOKEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_meanwhile_fails_only_its_row_on_scim2_server() {
+    provider();
+    let (_, token) = scim2_server();
+    let base = tenant("meanwhile");
+    seed(&base, &token).await;
+    a_change_meanwhile_fails_only_its_row(&base, &token).await;
 }

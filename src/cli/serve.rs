@@ -1,9 +1,10 @@
 //! `serve`: the SCIM 2.0 service over the embedded directory, until Ctrl-C or SIGTERM.
 //!
 //! In: `[serve] listen` (or `--listen`), the bearer token (`[serve] token`, from
-//! `PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`), the directory file and the code lists. Out:
-//! one line on stdout naming the base URL (`serve: listening on http://ADDR/v2`, so a caller
-//! that asked for port 0 learns the port), then requests until stopped. Exit 0, 2 on an error.
+//! `PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`), the directory file, the code lists, and
+//! `[serve] tls_cert` / `tls_key` for HTTPS, `[serve] clients` for the OAuth2 token endpoint. Out: one line on stdout naming the base URL
+//! (`serve: listening on http(s)://ADDR/v2`, so a caller that asked for port 0 learns the
+//! port), then requests until stopped. Exit 0, 2 on an error.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -13,8 +14,10 @@ use secrecy::ExposeSecret as _;
 
 use push_connector::config::Config;
 use push_connector::directory::local::LocalDirectory;
+use push_connector::scim::oauth::Issuer;
 use push_connector::scim::schema::CodeLists;
 use push_connector::scim::server::{self, ServerState};
+use push_connector::scim::tls::{self, TlsListener};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,18 +27,27 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
-    let Some(token) = config.serve.token.as_ref() else {
+    let token = config
+        .serve
+        .token
+        .as_ref()
+        .map(|t| t.0.expose_secret().to_owned());
+    if token.is_none() && config.serve.clients.is_empty() {
         bail!(
-            "serve needs a bearer token: set [serve] token, or PUSH_CONNECTOR__SERVE__TOKEN \
-             (or PUSH_CONNECTOR__SERVE__TOKEN_FILE)"
+            "serve needs a bearer token or OAuth2 clients: set [serve] token, or \
+             PUSH_CONNECTOR__SERVE__TOKEN (or PUSH_CONNECTOR__SERVE__TOKEN_FILE), or [serve] clients"
         );
-    };
-    let token = token.0.expose_secret().to_owned();
-    if token.trim().is_empty() {
+    }
+    if token.as_ref().is_some_and(|t| t.trim().is_empty()) {
         bail!("the serve token is empty");
     }
+    let oauth = issuer(config)?;
     let codes = CodeLists::from_config(&config.validation).context("reading the code lists")?;
     let listen = args.listen.unwrap_or_else(|| config.serve.listen.clone());
+    let tls = match (&config.serve.tls_cert, &config.serve.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -57,20 +69,50 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
-        println!("serve: listening on http://{addr}/v2");
+        let mut state = ServerState::new(directory, token, codes);
+        state.https = tls.is_some();
+        state.oauth = oauth;
+        let scheme = if state.https { "https" } else { "http" };
+        println!("serve: listening on {scheme}://{addr}/v2");
         std::io::stdout().flush()?;
-        tracing::info!(%addr, "SCIM service started");
-        server::serve(
-            listener,
-            ServerState::new(directory, token, codes),
-            shutdown(),
-        )
-        .await
+        tracing::info!(%addr, scheme, "SCIM service started");
+        match tls {
+            Some(tls) => server::serve(TlsListener::new(listener, tls)?, state, shutdown()).await,
+            None => server::serve(listener, state, shutdown()).await,
+        }
         .context("serving")?;
         tracing::info!("SCIM service stopped");
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The token endpoint of `[serve] clients`, their secrets read now; none without clients.
+fn issuer(config: &Config) -> anyhow::Result<Option<Issuer>> {
+    if config.serve.clients.is_empty() {
+        return Ok(None);
+    }
+    let mut clients = Vec::new();
+    for c in &config.serve.clients {
+        let secret = match (&c.secret, &c.secret_env) {
+            (Some(s), _) => s.0.expose_secret().to_owned(),
+            (None, Some(var)) => std::env::var(var).with_context(|| {
+                format!(
+                    "the secret of OAuth2 client {}: environment variable {var}",
+                    c.id
+                )
+            })?,
+            (None, None) => bail!("OAuth2 client {} has no secret", c.id),
+        };
+        if secret.trim().is_empty() {
+            bail!("the secret of OAuth2 client {} is empty", c.id);
+        }
+        clients.push((c.id.clone(), secret));
+    }
+    Ok(Some(Issuer::new(
+        clients,
+        std::time::Duration::from_secs(config.serve.token_seconds),
+    )))
 }
 
 async fn shutdown() {

@@ -4,7 +4,7 @@
 //! In: the `[directory]` settings (URL, bearer token or OAuth2 client credentials, timeout,
 //! concurrency, proxy, retries). Out: accounts read with filters and paging, and batches
 //! applied with POST (creates) and PATCH (updates; PUT when PATCH is not offered), with
-//! `If-Match` when the portal offers ETags, and `/Bulk` creates when offered and worth it.
+//! `If-Match` when the portal offers ETags, or in `/Bulk` requests when offered (module `bulk`).
 //!
 //! Errors are split three ways. **Transient** (connection lost, timeout, 429, 5xx): retried
 //! with exponential backoff, honouring `Retry-After`. **Row** (400, 404, 409, 412, a changed
@@ -14,7 +14,7 @@
 //! No duplicates: a create first looks the ExternalSyncID up; a create whose answer was lost
 //! (timeout, dropped connection, 5xx) is looked up by `externalId` again before it is retried.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt as _};
@@ -29,9 +29,10 @@ use crate::model::{Field, PortalId};
 use crate::scim::filter::quote;
 use crate::scim::schema::CodeLists;
 use crate::scim::{
-    BULK_REQUEST, CODED, CORE_USER, NHS_USER, PATCH_OP, PHONES, account_from_user, get_ci,
-    status_of, user_json,
+    CODED, CORE_USER, NHS_USER, PATCH_OP, PHONES, account_from_user, get_ci, status_of, user_json,
 };
+
+mod bulk;
 
 /// A page of a list request.
 const PAGE: usize = 200;
@@ -97,6 +98,8 @@ pub struct ScimDirectory {
     base: String,
     auth: Auth,
     caps: Capabilities,
+    /// The HTTP proxy requests go through, named in connection errors.
+    proxy: Option<String>,
     concurrency: usize,
     retries: u32,
     use_bulk: bool,
@@ -125,6 +128,11 @@ impl ScimDirectory {
             .connect_timeout(Duration::from_secs(config.timeout_seconds.min(10)))
             .user_agent(concat!("push-connector/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(config.concurrency);
+        if let Some(ca) = &config.ca_file {
+            let tls = crate::mail::tls::client_config(Some(ca))
+                .map_err(|e| DirectoryError::Scim(format!("directory.ca_file: {e}")))?;
+            builder = builder.tls_backend_preconfigured(tls);
+        }
         if let Some(proxy) = &config.proxy {
             let p = reqwest::Proxy::all(proxy)
                 .map_err(|e| DirectoryError::Scim(format!("directory.proxy {proxy}: {e}")))?;
@@ -155,6 +163,7 @@ impl ScimDirectory {
             base: url.trim_end_matches('/').to_owned(),
             auth,
             caps: Capabilities::default(),
+            proxy: config.proxy.clone(),
             concurrency: config.concurrency.max(1),
             retries: config.retries.max(1),
             use_bulk: config.bulk,
@@ -299,10 +308,9 @@ impl ScimDirectory {
                 let token = body["access_token"].as_str().ok_or_else(|| {
                     Failure::Systemic("the OAuth2 token endpoint gave no access_token".into())
                 })?;
-                let ttl = body["expires_in"]
-                    .as_u64()
-                    .unwrap_or(300)
-                    .saturating_sub(30);
+                // Renewed a little before it expires: a tenth of its life, 30 s at most.
+                let lifetime = body["expires_in"].as_u64().unwrap_or(300);
+                let ttl = lifetime - (lifetime / 10).min(30);
                 *cached = Some((token.to_owned(), Instant::now() + Duration::from_secs(ttl)));
                 Ok(Some(token.to_owned()))
             }
@@ -339,15 +347,21 @@ impl ScimDirectory {
                 .body(b.to_string());
         }
         let response = request.send().await.map_err(|e| {
-            let what = if e.is_timeout() {
-                "timed out"
-            } else {
-                "failed"
+            let what = match (&self.proxy, e.is_timeout()) {
+                (None, true) => "timed out".to_owned(),
+                (None, false) => "failed".to_owned(),
+                (Some(p), true) => format!("timed out (through the proxy {p})"),
+                (Some(p), false) => format!("failed (through the proxy {p})"),
             };
-            (
-                Failure::Transient(format!("{method} {path} {what}: {e}")),
-                None,
-            )
+            let message = format!("{method} {path} {what}: {}", causes(&e));
+            // A certificate the client does not trust will not be trusted on a retry.
+            let tls = is_tls(&e);
+            let failure = if tls {
+                Failure::Systemic(format!("TLS with the portal failed: {message}"))
+            } else {
+                Failure::Transient(message)
+            };
+            (failure, None)
         })?;
         let status = response.status();
         let etag = response
@@ -496,7 +510,7 @@ impl ScimDirectory {
     }
 
     /// The SCIM body of a new account: only attributes the portal's schemas list.
-    fn create_body(account: &Account) -> Value {
+    pub fn create_body(account: &Account) -> Value {
         let mut user = user_json(account);
         if let Value::Object(m) = &mut user {
             m.remove("id");
@@ -604,64 +618,19 @@ impl ScimDirectory {
                 .await
                 .map_err(|f| f.into_error())?
             else {
-                return Ok(OpOutcome::Failed(format!(
-                    "account ID {id} is no longer in the directory"
-                )));
+                return Ok(gone(id));
             };
-            let Some(current) = account_of(&user) else {
-                return Err(DirectoryError::Scim(format!("User {id} is not readable")));
+            let needed = match needed_changes(id, &user, changes)? {
+                Ok(needed) => needed,
+                Err(outcome) => return Ok(outcome),
             };
-            let mut needed = Vec::new();
-            for c in changes {
-                let now = current.get(c.field);
-                if now == c.after.as_deref() {
-                    continue;
-                }
-                if now != c.before.as_deref() {
-                    return Ok(OpOutcome::Failed(format!(
-                        "{} of {} was changed in the directory since this run was planned \
-                         (now \"{}\"): nothing was changed on this account",
-                        c.field,
-                        current.describe(),
-                        now.unwrap_or_default()
-                    )));
-                }
-                if matches!(c.field, Field::Organisation | Field::Id) {
-                    return Ok(OpOutcome::Failed(format!(
-                        "{} is not changed by a connector",
-                        c.field
-                    )));
-                }
-                needed.push(c);
-            }
-            if needed.is_empty() {
-                return Ok(OpOutcome::Updated);
-            }
             let if_match = etag.as_deref().filter(|_| self.caps.etag);
             let path = format!("/Users/{}", encode(id.as_str()));
-            let result = if self.caps.patch {
-                let body = patch_body(&user, &needed);
-                self.call(Method::PATCH, &path, Some(&body), if_match).await
-            } else {
-                let mut target = current.clone();
-                for c in &needed {
-                    target.set(c.field, c.after.as_deref());
-                }
-                let mut body = user_json(&target);
-                if let Value::Object(m) = &mut body {
-                    m.remove("active");
-                    m.remove("meta");
-                }
-                self.call(Method::PUT, &path, Some(&body), if_match).await
-            };
-            match result {
+            let (method, body) = self.change_request(&user, &needed);
+            match self.call(method, &path, Some(&body), if_match).await {
                 Ok(_) => return Ok(OpOutcome::Updated),
                 Err(Failure::Row(StatusCode::PRECONDITION_FAILED, _)) => continue,
-                Err(Failure::Row(status, detail)) => {
-                    return Ok(OpOutcome::Failed(format!(
-                        "the portal refused the change ({status}): {detail}"
-                    )));
-                }
+                Err(Failure::Row(status, detail)) => return Ok(refused_change(status, &detail)),
                 Err(f) => return Err(f.into_error()),
             }
         }
@@ -670,86 +639,81 @@ impl ScimDirectory {
         )))
     }
 
-    /// Creates through `/Bulk`, in chunks; any operation without a clear answer falls back to
-    /// the one-by-one create (which looks it up first).
-    async fn bulk_creates(&self, accounts: &[&Account]) -> Result<Vec<OpOutcome>, DirectoryError> {
-        let chunk = BULK_CHUNK.min(self.caps.bulk_max_operations.max(1));
-        let mut out = Vec::with_capacity(accounts.len());
-        for part in accounts.chunks(chunk) {
-            // Look-ups first, so a retried run does not create twice.
-            let found: Vec<Option<OpOutcome>> = stream::iter(part.iter())
-                .map(|a| self.existing(a))
-                .buffered(self.concurrency)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<_, _>>()?;
-            let operations: Vec<Value> = part
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| found[*i].is_none())
-                .map(|(i, a)| {
-                    json!({"method": "POST", "path": "/Users", "bulkId": format!("c{i}"),
-                           "data": Self::create_body(a)})
-                })
-                .collect();
-            let mut answers: HashMap<String, Value> = HashMap::new();
-            if !operations.is_empty() {
-                let body = json!({"schemas": [BULK_REQUEST], "Operations": operations});
-                let fits = self.caps.bulk_max_payload == 0
-                    || body.to_string().len() <= self.caps.bulk_max_payload;
-                if fits
-                    && let Ok((_, response, _)) =
-                        self.call(Method::POST, "/Bulk", Some(&body), None).await
-                {
-                    for op in response["Operations"].as_array().into_iter().flatten() {
-                        if let Some(b) = op["bulkId"].as_str() {
-                            answers.insert(b.to_owned(), op.clone());
-                        }
-                    }
-                }
-            }
-            for (i, account) in part.iter().enumerate() {
-                if let Some(f) = found[i].clone() {
-                    out.push(f);
-                    continue;
-                }
-                let answer = answers.get(&format!("c{i}"));
-                let status = answer
-                    .and_then(|a| a["status"].as_str().or(a["status"]["code"].as_str()))
-                    .and_then(|s| s.parse::<u16>().ok());
-                let outcome = match (status, answer) {
-                    (Some(201), Some(a)) => {
-                        let id = a["location"]
-                            .as_str()
-                            .and_then(|l| l.rsplit('/').next())
-                            .map(str::to_owned);
-                        match id {
-                            Some(id) => {
-                                match self.get_user(&id).await.map_err(|f| f.into_error())? {
-                                    Some((user, _)) => account_of(&user).map(OpOutcome::Created),
-                                    None => None,
-                                }
-                            }
-                            None => None,
-                        }
-                    }
-                    (Some(s), Some(a)) if (400..500).contains(&s) && s != 409 && s != 429 => {
-                        Some(OpOutcome::Failed(format!(
-                            "the portal refused the account ({s}): {}",
-                            a["response"]["detail"].as_str().unwrap_or_default()
-                        )))
-                    }
-                    _ => None,
-                };
-                match outcome {
-                    Some(o) => out.push(o),
-                    None => out.push(self.create(account).await?),
-                }
-            }
+    /// The request that makes `needed` of `user`: PATCH, or PUT of the whole User when the
+    /// portal does not offer PATCH.
+    fn change_request(&self, user: &Value, needed: &[&Change]) -> (Method, Value) {
+        if self.caps.patch {
+            return (Method::PATCH, patch_body(user, needed));
         }
-        Ok(out)
+        let mut target = account_of(user).unwrap_or_else(|| {
+            Account::new(
+                PortalId::new_unchecked(""),
+                Status::Active,
+                &crate::model::OdsCode::new_unchecked(""),
+            )
+        });
+        for c in needed {
+            target.set(c.field, c.after.as_deref());
+        }
+        let mut body = user_json(&target);
+        if let Value::Object(m) = &mut body {
+            m.remove("active");
+            m.remove("meta");
+        }
+        (Method::PUT, body)
     }
+}
+
+/// The account of an update is gone.
+fn gone(id: &PortalId) -> OpOutcome {
+    OpOutcome::Failed(format!("account ID {id} is no longer in the directory"))
+}
+
+/// The portal refused an update.
+fn refused_change(status: StatusCode, detail: &str) -> OpOutcome {
+    OpOutcome::Failed(format!(
+        "the portal refused the change ({status}): {detail}"
+    ))
+}
+
+/// Compare-and-set against the User as read now: the changes still to make, or the outcome
+/// when there is nothing to send (all in place: `Updated`; a field changed since the run was
+/// planned, or one a connector never changes: `Failed`).
+fn needed_changes<'a>(
+    id: &PortalId,
+    user: &Value,
+    changes: &'a [Change],
+) -> Result<Result<Vec<&'a Change>, OpOutcome>, DirectoryError> {
+    let Some(current) = account_of(user) else {
+        return Err(DirectoryError::Scim(format!("User {id} is not readable")));
+    };
+    let mut needed = Vec::new();
+    for c in changes {
+        let now = current.get(c.field);
+        if now == c.after.as_deref() {
+            continue;
+        }
+        if now != c.before.as_deref() {
+            return Ok(Err(OpOutcome::Failed(format!(
+                "{} of {} was changed in the directory since this run was planned \
+                 (now \"{}\"): nothing was changed on this account",
+                c.field,
+                current.describe(),
+                now.unwrap_or_default()
+            ))));
+        }
+        if matches!(c.field, Field::Organisation | Field::Id) {
+            return Ok(Err(OpOutcome::Failed(format!(
+                "{} is not changed by a connector",
+                c.field
+            ))));
+        }
+        needed.push(c);
+    }
+    if needed.is_empty() {
+        return Ok(Err(OpOutcome::Updated));
+    }
+    Ok(Ok(needed))
 }
 
 /// Applies to a User every change, as PATCH operations on the attributes they touch.
@@ -857,6 +821,37 @@ fn account_of(user: &Value) -> Option<Account> {
 
 fn resources(list: &Value) -> Vec<Value> {
     list["Resources"].as_array().cloned().unwrap_or_default()
+}
+
+/// Whether a TLS error (an untrusted certificate, a failed handshake) is among an error's
+/// causes, which may be I/O errors wrapping one another.
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && is_tls(inner)
+    {
+        return true;
+    }
+    e.source().is_some_and(is_tls)
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message names only the request).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Percent-encodes an ID for a path segment.
@@ -1023,6 +1018,7 @@ impl Directory for ScimDirectory {
     }
 
     async fn apply(&self, ops: &[Op]) -> Result<Vec<OpOutcome>, DirectoryError> {
+        let bulk = self.use_bulk && self.caps.bulk;
         let creates: Vec<&Account> = ops
             .iter()
             .filter_map(|op| match op {
@@ -1030,35 +1026,44 @@ impl Directory for ScimDirectory {
                 Op::Update { .. } => None,
             })
             .collect();
-        let bulk = self.use_bulk && self.caps.bulk && creates.len() > 1;
-        let mut created: std::collections::VecDeque<OpOutcome> = if bulk {
-            self.bulk_creates(&creates).await?.into()
-        } else {
-            Default::default()
-        };
-        let results: Vec<Result<Option<OpOutcome>, DirectoryError>> = stream::iter(ops.iter())
-            .map(|op| async move {
-                match op {
-                    Op::Create(_) if bulk => Ok(None),
-                    Op::Create(n) => self.create(&n.account).await.map(Some),
-                    Op::Update { id, changes, .. } => self.update(id, changes).await.map(Some),
-                }
+        let updates: Vec<(&PortalId, &[Change])> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Update { id, changes, .. } => Some((id, changes.as_slice())),
+                Op::Create(_) => None,
             })
-            .buffered(self.concurrency)
-            .collect()
-            .await;
-        let mut out = Vec::with_capacity(ops.len());
-        for r in results {
-            match r? {
-                Some(o) => out.push(o),
-                None => {
-                    out.push(created.pop_front().ok_or_else(|| {
-                        DirectoryError::Scim("a bulk create gave no outcome".into())
-                    })?)
+            .collect();
+        let (mut created, mut updated) = if bulk {
+            (
+                self.bulk_creates(&creates).await?.into_iter(),
+                self.bulk_updates(&updates).await?.into_iter(),
+            )
+        } else {
+            let created: Vec<OpOutcome> = stream::iter(creates)
+                .map(|a| self.create(a))
+                .buffered(self.concurrency)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+            let updated: Vec<OpOutcome> = stream::iter(updates)
+                .map(|(id, changes)| self.update(id, changes))
+                .buffered(self.concurrency)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+            (created.into_iter(), updated.into_iter())
+        };
+        ops.iter()
+            .map(|op| {
+                match op {
+                    Op::Create(_) => created.next(),
+                    Op::Update { .. } => updated.next(),
                 }
-            }
-        }
-        Ok(out)
+                .ok_or_else(|| DirectoryError::Scim("an operation gave no outcome".into()))
+            })
+            .collect()
     }
 }
 

@@ -1,4 +1,5 @@
-//! TLS client settings for the mail servers (rustls with ring).
+//! TLS client settings for the servers the service connects to: mail servers and the SCIM
+//! portal (rustls with ring).
 //!
 //! In: an optional PEM file of the CA that signed a server's certificate. Out: a rustls
 //! client configuration that trusts only that CA, or the platform's roots when none is given.

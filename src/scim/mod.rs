@@ -11,9 +11,11 @@
 //! status is Active or Pending; everything NHS-specific in the extension [`NHS_USER`].
 
 pub mod filter;
+pub mod oauth;
 pub mod patch;
 pub mod schema;
 pub mod server;
+pub mod tls;
 
 use serde_json::{Map, Value, json};
 

@@ -52,7 +52,7 @@ pub fn service_provider_config(base: &str) -> Value {
         "bulk": {"supported": true, "maxOperations": MAX_OPERATIONS, "maxPayloadSize": MAX_PAYLOAD},
         "filter": {"supported": true, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": false},
-        "sort": {"supported": false},
+        "sort": {"supported": true},
         "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

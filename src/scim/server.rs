@@ -1,8 +1,9 @@
 //! `push-connector serve`: a SCIM 2.0 service provider (RFC 7644) over the embedded directory.
 //!
-//! In: a [`LocalDirectory`], a bearer token and the code lists. Out: an axum [`Router`] with
-//! `/v2/Users` (POST, GET with filter and paging, GET/PUT/PATCH by id), `/v2/Bulk`,
-//! `/v2/ServiceProviderConfig`, `/v2/Schemas`, `/v2/ResourceTypes`. Every answer is
+//! In: a [`LocalDirectory`], a fixed bearer token and/or an OAuth2 token issuer, and the code
+//! lists. Out: an axum [`Router`] with `/v2/Users` (POST, GET with filter, paging and
+//! sorting, GET/PUT/PATCH by id), `/v2/Bulk`, `/v2/ServiceProviderConfig`, `/v2/Schemas`,
+//! `/v2/ResourceTypes`, and `/oauth/token` outside `/v2` (see [`super::oauth`]). Every answer is
 //! `application/scim+json`; errors are RFC 7644 §3.12 bodies.
 //!
 //! Contracts: writes are serialised, so an `If-Match` check and the write it guards are one
@@ -35,18 +36,24 @@ use crate::model::{Field, PortalId};
 /// What the service is built from.
 pub struct ServerState {
     pub directory: LocalDirectory,
-    /// The bearer token every request must carry.
-    pub token: String,
+    /// The fixed bearer token clients may send (none: only tokens from `/oauth/token`).
+    pub token: Option<String>,
+    /// The OAuth2 token endpoint, when clients are configured.
+    pub oauth: Option<super::oauth::Issuer>,
     pub codes: CodeLists,
+    /// Served over TLS: locations are `https://` URLs.
+    pub https: bool,
     writes: tokio::sync::Mutex<()>,
 }
 
 impl ServerState {
-    pub fn new(directory: LocalDirectory, token: String, codes: CodeLists) -> ServerState {
+    pub fn new(directory: LocalDirectory, token: Option<String>, codes: CodeLists) -> ServerState {
         ServerState {
             directory,
             token,
+            oauth: None,
             codes,
+            https: false,
             writes: tokio::sync::Mutex::new(()),
         }
     }
@@ -129,10 +136,21 @@ pub fn router(state: Shared) -> Router {
         .route("/.search", post(search_users))
         .fallback(not_found);
     Router::new()
-        .nest("/v2", v2)
+        .nest(
+            "/v2",
+            v2.layer(middleware::from_fn_with_state(state.clone(), authorise)),
+        )
+        .route("/oauth/token", post(oauth_token))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), authorise))
         .with_state(state)
+}
+
+/// `POST /oauth/token` (see [`super::oauth`]); 404 when no clients are configured.
+async fn oauth_token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    match &s.oauth {
+        Some(issuer) => issuer.respond(&headers, &body),
+        None => not_found().await.into_response(),
+    }
 }
 
 async fn authorise(State(state): State<Shared>, request: Request, next: Next) -> Response {
@@ -144,7 +162,14 @@ async fn authorise(State(state): State<Shared>, request: Request, next: Next) ->
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    let ok = given.is_some_and(|t| constant_time_eq(t.trim().as_bytes(), state.token.as_bytes()));
+    let ok = given.is_some_and(|t| {
+        let t = t.trim();
+        state
+            .token
+            .as_ref()
+            .is_some_and(|fixed| constant_time_eq(t.as_bytes(), fixed.as_bytes()))
+            || state.oauth.as_ref().is_some_and(|o| o.accepts(t))
+    });
     if !ok {
         let mut r = ScimError::new(
             StatusCode::UNAUTHORIZED,
@@ -161,27 +186,28 @@ async fn authorise(State(state): State<Shared>, request: Request, next: Next) ->
     next.run(request).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `http://host/v2`, from the request's Host header.
-fn base(headers: &HeaderMap) -> String {
+fn base(s: &ServerState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}/v2")
+    let scheme = if s.https { "https" } else { "http" };
+    format!("{scheme}://{host}/v2")
 }
 
 async fn not_found() -> ScimError {
     ScimError::new(StatusCode::NOT_FOUND, None, "no such endpoint")
 }
 
-async fn service_provider_config(headers: HeaderMap) -> Response {
+async fn service_provider_config(State(s): State<Shared>, headers: HeaderMap) -> Response {
     scim(
         StatusCode::OK,
-        &schema::service_provider_config(&base(&headers)),
+        &schema::service_provider_config(&base(&s, &headers)),
         None,
     )
 }
@@ -189,7 +215,7 @@ async fn service_provider_config(headers: HeaderMap) -> Response {
 async fn schemas(State(s): State<Shared>, headers: HeaderMap) -> Response {
     scim(
         StatusCode::OK,
-        &schema::list(schema::schemas(&base(&headers), &s.codes)),
+        &schema::list(schema::schemas(&base(&s, &headers), &s.codes)),
         None,
     )
 }
@@ -199,7 +225,7 @@ async fn schema_by_id(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match schema::schemas(&base(&headers), &s.codes)
+    match schema::schemas(&base(&s, &headers), &s.codes)
         .into_iter()
         .find(|x| x["id"].as_str() == Some(id.as_str()))
     {
@@ -210,19 +236,23 @@ async fn schema_by_id(
     }
 }
 
-async fn resource_types(headers: HeaderMap) -> Response {
+async fn resource_types(State(s): State<Shared>, headers: HeaderMap) -> Response {
     scim(
         StatusCode::OK,
-        &schema::list(vec![schema::user_resource_type(&base(&headers))]),
+        &schema::list(vec![schema::user_resource_type(&base(&s, &headers))]),
         None,
     )
 }
 
-async fn resource_type_by_id(headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn resource_type_by_id(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if id == "User" {
         scim(
             StatusCode::OK,
-            &schema::user_resource_type(&base(&headers)),
+            &schema::user_resource_type(&base(&s, &headers)),
             None,
         )
     } else {
@@ -244,6 +274,8 @@ struct ListQuery {
     count: Option<i64>,
     attributes: Option<String>,
     excluded_attributes: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
 }
 
 async fn list_users(
@@ -251,7 +283,7 @@ async fn list_users(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
-    let body = list(&s, &base(&headers), &q).await?;
+    let body = list(&s, &base(&s, &headers), &q).await?;
     Ok(scim(StatusCode::OK, &body, None))
 }
 
@@ -276,8 +308,10 @@ async fn search_users(
         count: v.get("count").and_then(Value::as_i64),
         attributes: list_of("attributes"),
         excluded_attributes: list_of("excludedAttributes"),
+        sort_by: text("sortBy"),
+        sort_order: text("sortOrder"),
     };
-    let body = list(&s, &base(&headers), &q).await?;
+    let body = list(&s, &base(&s, &headers), &q).await?;
     Ok(scim(StatusCode::OK, &body, None))
 }
 
@@ -296,6 +330,21 @@ async fn list(s: &ServerState, base: &str, q: &ListQuery) -> Result<Value, ScimE
         .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
         .collect();
     users.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    if let Some(by) = q.sort_by.as_deref().filter(|b| !b.trim().is_empty()) {
+        let descending = match q.sort_order.as_deref().map(str::to_ascii_lowercase) {
+            None => false,
+            Some(o) if o == "ascending" => false,
+            Some(o) if o == "descending" => true,
+            Some(o) => {
+                return Err(ScimError::new(
+                    StatusCode::BAD_REQUEST,
+                    Some("invalidValue"),
+                    format!("sortOrder {o:?} is neither ascending nor descending"),
+                ));
+            }
+        };
+        sort_users(&mut users, by.trim(), descending);
+    }
     let total = users.len();
     let start = usize::try_from(q.start_index.unwrap_or(1).max(1)).unwrap_or(1);
     let count = usize::try_from(q.count.unwrap_or(MAX_RESULTS as i64).max(0))
@@ -316,6 +365,54 @@ async fn list(s: &ServerState, base: &str, q: &ListQuery) -> Result<Value, ScimE
     }))
 }
 
+/// Sorts by an attribute (RFC 7644 §3.4.2.3): a multi-valued attribute by its primary value,
+/// else its first; strings without regard to case (but `id`, `externalId`); Users without a
+/// value last when ascending, first when descending. Ties keep their order (by `id`).
+fn sort_users(users: &mut [Value], by: &str, descending: bool) {
+    let exact = by.eq_ignore_ascii_case("id") || by.eq_ignore_ascii_case("externalId");
+    let key = |u: &Value| -> Option<String> {
+        let values = super::filter::values_at(u, by);
+        let primary = by.split_once('.').map_or(by, |(top, _)| top).to_owned();
+        let chosen = u
+            .get(&primary)
+            .and_then(Value::as_array)
+            .and_then(|items| items.iter().position(|i| i["primary"] == true))
+            .and_then(|i| values.get(i).copied())
+            .or_else(|| values.first().copied())?;
+        let text = match chosen {
+            Value::String(s) if exact => s.clone(),
+            Value::String(s) => s.to_lowercase(),
+            Value::Null => return None,
+            other => other.to_string(),
+        };
+        Some(text)
+    };
+    let mut keyed: Vec<(Option<String>, Value)> =
+        users.iter_mut().map(|u| (key(u), u.take())).collect();
+    keyed.sort_by(|(a, _), (b, _)| match (a, b, descending) {
+        (Some(a), Some(b), false) => a.cmp(b),
+        (Some(a), Some(b), true) => b.cmp(a),
+        (None, None, _) => std::cmp::Ordering::Equal,
+        (None, Some(_), d) => {
+            if d {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        }
+        (Some(_), None, d) => {
+            if d {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Less
+            }
+        }
+    });
+    for (slot, (_, u)) in users.iter_mut().zip(keyed) {
+        *slot = u;
+    }
+}
+
 /// The accounts a filter can match: from an index when it pins userName, e-mail, externalId
 /// or organisation, else every account.
 async fn candidates(s: &ServerState, filter: Option<&Filter>) -> Result<Vec<Account>, ScimError> {
@@ -328,6 +425,9 @@ async fn candidates(s: &ServerState, filter: Option<&Filter>) -> Result<Vec<Acco
             }
         }
         if let Some(org) = f.required_eq(&org_path) {
+            if let Some(ext) = f.required_eq("externalId") {
+                return Ok(d.by_external_sync_id(org, ext).await?.into_iter().collect());
+            }
             return Ok(d.list(org).await?);
         }
         if let Some(id) = f.required_eq("id") {
@@ -409,7 +509,7 @@ async fn get_user(
     Query(p): Query<Projection>,
 ) -> Result<Response, ScimError> {
     let account = load(&s, &id).await?;
-    let user = with_meta(user_json(&account), &base(&headers));
+    let user = with_meta(user_json(&account), &base(&s, &headers));
     let version = user["meta"]["version"]
         .as_str()
         .unwrap_or_default()
@@ -446,7 +546,7 @@ async fn create_user(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let body = parse_json(&body)?;
-    let user = create(&s, &body, &base(&headers)).await?;
+    let user = create(&s, &body, &base(&s, &headers)).await?;
     Ok(created_response(user))
 }
 
@@ -562,7 +662,7 @@ async fn changed_user(
     how: fn(&Value) -> Update<'_>,
 ) -> Result<Response, ScimError> {
     let body = parse_json(body)?;
-    let user = update(s, id, how(&body), if_match(headers), &base(headers)).await?;
+    let user = update(s, id, how(&body), if_match(headers), &base(s, headers)).await?;
     let version = user["meta"]["version"].as_str().map(str::to_owned);
     Ok(scim(StatusCode::OK, &user, version.as_deref()))
 }
@@ -702,7 +802,7 @@ async fn bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    let base = base(&headers);
+    let base = base(&s, &headers);
     let body = parse_json(&body)?;
     let schemas_ok = body["schemas"]
         .as_array()
@@ -827,12 +927,16 @@ async fn bulk_one(
     }
 }
 
-/// Serves until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// Serves until `shutdown` resolves, over plain TCP or TLS ([`super::tls::TlsListener`]).
+pub async fn serve<L>(
+    listener: L,
     state: ServerState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(Arc::new(state)))
         .with_graceful_shutdown(shutdown)
         .await

@@ -1,0 +1,203 @@
+//! `serve` over HTTPS (`[serve] tls_cert` / `tls_key`) and the SCIM backend trusting a private
+//! CA (`[directory] ca_file`), end to end through the binary. The CA and the server
+//! certificate are made here with the `openssl` command.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_push-connector");
+const TOKEN: &str = "tls-test-token";
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command");
+    assert!(o.status.success(), "openssl {args:?}: {o:?}");
+}
+
+/// A CA (`ca.crt`) and a certificate for 127.0.0.1 it signed (`server.crt`, `server.key`).
+fn make_certificates(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=push-connector test CA",
+    ];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+}
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `serve` over HTTPS on a free port, over a directory seeded with the sample export.
+fn serve_https(dir: &Path) -> Serve {
+    let o = Command::new(BIN)
+        .args(["directory", "import"])
+        .arg(samples().join("directory.csv"))
+        .current_dir(dir)
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    std::fs::write(
+        dir.join("serve.toml"),
+        "[serve]\ntls_cert = \"server.crt\"\ntls_key = \"server.key\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--config", "serve.toml", "serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .env("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Serve { child, url }
+}
+
+/// `apply --json` of the sample submission against `url`, with `extra` in `[directory]`.
+fn apply(dir: &Path, url: &str, extra: &str) -> Output {
+    let config = dir.join("apply.toml");
+    std::fs::write(
+        &config,
+        format!("[directory]\nbackend = \"scim\"\nurl = \"{url}\"\n{extra}\n"),
+    )
+    .unwrap();
+    Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("apply")
+        .arg(samples().join("submission-rxx.csv"))
+        .arg("--json")
+        .current_dir(dir)
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .env("PUSH_CONNECTOR__DIRECTORY__TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn apply_over_https_trusting_a_private_ca() {
+    let server_dir = tempfile::tempdir().unwrap();
+    make_certificates(server_dir.path());
+    let serve = serve_https(server_dir.path());
+    assert!(serve.url.starts_with("https://127.0.0.1:"), "{}", serve.url);
+    let ca = server_dir.path().join("ca.crt");
+
+    // Without the CA: refused at once, saying why (not retried as if the network failed).
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let o = apply(dir.path(), &serve.url, "");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("TLS with the portal failed"), "{stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(started.elapsed().as_secs() < 5, "not retried");
+
+    // With it: the same outcome as over plain HTTP, and User locations are https URLs.
+    let o = apply(
+        dir.path(),
+        &serve.url,
+        &format!("ca_file = \"{}\"", ca.display()),
+    );
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    let c = &v["counts"];
+    assert_eq!(
+        (
+            c["created"].as_u64(),
+            c["updated"].as_u64(),
+            c["failed"].as_u64()
+        ),
+        (Some(3), Some(3), Some(0)),
+        "{v:#}"
+    );
+    let o = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&ca)
+        .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+        .arg(format!("{}/Users/1000001", serve.url))
+        .output()
+        .unwrap();
+    let user: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {o:?}"));
+    let location = user["meta"]["location"].as_str().unwrap();
+    assert!(location.starts_with("https://127.0.0.1:"), "{location}");
+}
