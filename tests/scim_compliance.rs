@@ -9,10 +9,10 @@
 //! - `object_deletion`: DELETE answers 405 because accounts are never deleted through this
 //!   service (RFC 7644 §3.2 lets a provider not offer a method; 405 is HTTP's answer).
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_push-connector");
+use std::process::Command;
+
 const TOKEN: &str = "compliance-token";
 
 #[test]
@@ -24,30 +24,18 @@ fn serve_passes_the_scim2_tester_suite() {
         )
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env_remove("PUSH_CONNECTOR_CONFIG")
-        .env("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let serve = common::start_serve(
+        dir.path(),
+        None,
+        "127.0.0.1:0",
+        &[("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN)],
+    );
+    let url = serve.url.clone();
     let out = Command::new(format!("{venv}/bin/scim2"))
         .args(["--url", &url, "test"])
         .env("SCIM_CLI_HEADERS", format!("Authorization: Bearer {TOKEN}"))
         .output();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(serve);
     let out = out.expect("runs scim2");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let lines: Vec<&str> = text.lines().collect();

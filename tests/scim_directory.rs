@@ -3,9 +3,10 @@
 //! `scripts/scim/up.sh`; `scripts/test.sh` does it and exports `SCIM_URL` / `SCIM_TOKEN`).
 //! A small proxy in the test injects a lost create answer and a storm of 429s.
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -46,54 +47,10 @@ fn provider() {
 }
 
 /// `serve` over a directory seeded with the sample export; killed on drop.
-struct Serve {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const SERVE_TOKEN: &str = "serve-test-token";
 
-fn serve_seeded() -> Serve {
-    let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(BIN)
-        .args(["directory", "import"])
-        .arg(samples().join("directory.csv"))
-        .current_dir(dir.path())
-        .env_remove("PUSH_CONNECTOR_CONFIG")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env_remove("PUSH_CONNECTOR_CONFIG")
-        .env("PUSH_CONNECTOR__SERVE__TOKEN", SERVE_TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Serve {
-        child,
-        url,
-        _dir: dir,
-    }
+fn serve_seeded() -> common::Serve {
+    common::serve_seeded(SERVE_TOKEN)
 }
 
 /// Seeds a scim2-server tenant with the sample export (IDs are the server's own).

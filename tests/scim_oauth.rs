@@ -2,9 +2,10 @@
 //! `POST /oauth/token`, RFC 6749 §4.4) and the SCIM backend fetching, caching and renewing
 //! its bearer tokens (`[directory] token_url`, `client_id`, `client_secret`).
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -26,30 +27,10 @@ fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
 }
 
-struct Serve {
-    child: Child,
-    /// `http://127.0.0.1:PORT` (no `/v2`).
-    root: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `serve` with one OAuth2 client (`connector`) and no fixed token, over the sample export.
-fn serve(dir: &Path, token_seconds: u64, listen: &str) -> Serve {
+fn serve(dir: &Path, token_seconds: u64, listen: &str) -> common::Serve {
     if !dir.join("var/directory.sqlite").exists() {
-        let o = Command::new(BIN)
-            .args(["directory", "import"])
-            .arg(samples().join("directory.csv"))
-            .current_dir(dir)
-            .env_remove("PUSH_CONNECTOR_CONFIG")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{o:?}");
+        common::import_samples(dir);
     }
     std::fs::write(
         dir.join("serve.toml"),
@@ -59,26 +40,12 @@ fn serve(dir: &Path, token_seconds: u64, listen: &str) -> Serve {
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--config", "serve.toml", "serve", "--listen", listen])
-        .current_dir(dir)
-        .env_remove("PUSH_CONNECTOR_CONFIG")
-        .env_remove("PUSH_CONNECTOR__SERVE__TOKEN")
-        .env("TEST_CLIENT_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    let root = url.strip_suffix("/v2").unwrap().to_owned();
-    Serve { child, root }
+    common::start_serve(
+        dir,
+        Some("serve.toml"),
+        listen,
+        &[("TEST_CLIENT_SECRET", SECRET)],
+    )
 }
 
 fn apply(dir: &Path, root: &str, secret: &str) -> std::process::Output {
@@ -106,8 +73,8 @@ async fn the_token_endpoint_follows_rfc_6749() {
     let dir = tempfile::tempdir().unwrap();
     let serve = serve(dir.path(), 300, "127.0.0.1:0");
     let http = reqwest::Client::new();
-    let token_url = format!("{}/oauth/token", serve.root);
-    let users = format!("{}/v2/Users?count=1", serve.root);
+    let token_url = format!("{}/oauth/token", serve.root());
+    let users = format!("{}/v2/Users?count=1", serve.root());
 
     // Credentials in the body.
     let r = http
@@ -193,7 +160,7 @@ async fn apply_with_client_credentials() {
     let server_dir = tempfile::tempdir().unwrap();
     let serve = serve(server_dir.path(), 300, "127.0.0.1:0");
     let dir = tempfile::tempdir().unwrap();
-    let root = serve.root.clone();
+    let root = serve.root().to_owned();
     let (good, bad) = tokio::task::spawn_blocking(move || {
         let bad = apply(dir.path(), &root, "wrong");
         (apply(dir.path(), &root, SECRET), bad)
@@ -250,7 +217,7 @@ async fn tokens_are_cached_renewed_when_expired_and_refetched_when_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let first = serve(dir.path(), 2, "127.0.0.1:0");
     let proxy = Arc::new(TokenProxy {
-        upstream: format!("{}/oauth/token", first.root),
+        upstream: format!("{}/oauth/token", first.root()),
         fetched: AtomicUsize::new(0),
         http: reqwest::Client::new(),
     });
@@ -263,7 +230,7 @@ async fn tokens_are_cached_renewed_when_expired_and_refetched_when_revoked() {
 
     let config = DirectoryConfig {
         backend: DirectoryBackend::Scim,
-        url: Some(format!("{}/v2", first.root)),
+        url: Some(format!("{}/v2", first.root())),
         token_url: Some(format!("http://{proxy_addr}/token")),
         client_id: Some("connector".into()),
         client_secret: Some(Secret(SECRET.to_owned().into())),
@@ -289,7 +256,7 @@ async fn tokens_are_cached_renewed_when_expired_and_refetched_when_revoked() {
 
     // Revoked (the server restarted and forgot its tokens): 401, a new token, the same
     // request again.
-    let listen = first.root.strip_prefix("http://").unwrap().to_owned();
+    let listen = first.root().strip_prefix("http://").unwrap().to_owned();
     drop(first);
     let _second = serve(dir.path(), 300, &listen);
     assert!(

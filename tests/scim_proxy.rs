@@ -2,9 +2,10 @@
 //! started by `scripts/proxy/up.sh` (`scripts/test.sh` does it and exports `PROXY_URL` and
 //! `PROXY_LOG`), in front of `push-connector serve`.
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -25,52 +26,8 @@ fn proxy() -> (String, PathBuf) {
     }
 }
 
-struct Serve {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_seeded() -> Serve {
-    let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(BIN)
-        .args(["directory", "import"])
-        .arg(samples().join("directory.csv"))
-        .current_dir(dir.path())
-        .env_remove("PUSH_CONNECTOR_CONFIG")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env_remove("PUSH_CONNECTOR_CONFIG")
-        .env("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Serve {
-        child,
-        url,
-        _dir: dir,
-    }
+fn serve_seeded() -> common::Serve {
+    common::serve_seeded(TOKEN)
 }
 
 fn apply(dir: &Path, url: &str, proxy: &str) -> Output {

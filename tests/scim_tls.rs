@@ -2,9 +2,10 @@
 //! CA (`[directory] ca_file`), end to end through the binary. The CA and the server
 //! certificate are made here with the `openssl` command.
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -85,52 +86,20 @@ fn make_certificates(dir: &Path) {
     );
 }
 
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `serve` over HTTPS on a free port, over a directory seeded with the sample export.
-fn serve_https(dir: &Path) -> Serve {
-    let o = Command::new(BIN)
-        .args(["directory", "import"])
-        .arg(samples().join("directory.csv"))
-        .current_dir(dir)
-        .env_remove("PUSH_CONNECTOR_CONFIG")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
+fn serve_https(dir: &Path) -> common::Serve {
+    common::import_samples(dir);
     std::fs::write(
         dir.join("serve.toml"),
         "[serve]\ntls_cert = \"server.crt\"\ntls_key = \"server.key\"\n",
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--config", "serve.toml", "serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env_remove("PUSH_CONNECTOR_CONFIG")
-        .env("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Serve { child, url }
+    common::start_serve(
+        dir,
+        Some("serve.toml"),
+        "127.0.0.1:0",
+        &[("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN)],
+    )
 }
 
 /// `apply --json` of the sample submission against `url`, with `extra` in `[directory]`.

@@ -45,3 +45,91 @@ pub fn assert_golden(path: &Path, actual: &str) {
     }
     let _ = std::fs::remove_file(&failed);
 }
+
+/// A running `push-connector serve`, stopped when dropped.
+pub struct Serve {
+    child: std::process::Child,
+    /// The SCIM base URL it announced (`http(s)://127.0.0.1:PORT/v2`).
+    pub url: String,
+    /// The folder it runs in, when the helper made it.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    /// The URL without `/v2` (where `/oauth/token` is).
+    pub fn root(&self) -> &str {
+        self.url.strip_suffix("/v2").unwrap_or(&self.url)
+    }
+}
+
+/// Imports the sample export (`samples/directory.csv`) into `dir`'s embedded directory.
+pub fn import_samples(dir: &Path) {
+    let o = run_in(
+        dir,
+        &[
+            "directory",
+            "import",
+            root()
+                .join("samples/directory.csv")
+                .to_str()
+                .expect("UTF-8 path"),
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+}
+
+/// Starts `serve --listen LISTEN` in `dir` (with `--config CONFIG` when given) and the
+/// variables `env` (no fixed token unless `env` sets one), and waits until it listens.
+pub fn start_serve(dir: &Path, config: Option<&str>, listen: &str, env: &[(&str, &str)]) -> Serve {
+    use std::io::BufRead as _;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_push-connector"));
+    if let Some(config) = config {
+        command.args(["--config", config]);
+    }
+    let mut child = command
+        .args(["serve", "--listen", listen])
+        .current_dir(dir)
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .env_remove("PUSH_CONNECTOR__SERVE__TOKEN")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("serve announces its address");
+    let url = line
+        .trim()
+        .strip_prefix("serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Serve {
+        child,
+        url,
+        _dir: None,
+    }
+}
+
+/// `serve` on a free port with bearer token `token`, over a folder of its own seeded with the
+/// sample export.
+pub fn serve_seeded(token: &str) -> Serve {
+    let dir = tempfile::tempdir().expect("tempdir");
+    import_samples(dir.path());
+    let mut serve = start_serve(
+        dir.path(),
+        None,
+        "127.0.0.1:0",
+        &[("PUSH_CONNECTOR__SERVE__TOKEN", token)],
+    );
+    serve._dir = Some(dir);
+    serve
+}
