@@ -36,6 +36,22 @@ impl RowResultKind {
             RowResultKind::Failed => "Failed",
         }
     }
+
+    /// Whether the row went through: the directory now holds what it says.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            RowResultKind::Created | RowResultKind::Updated | RowResultKind::Unchanged
+        )
+    }
+
+    /// Whether an administrator must act on the row (refused, failed or held).
+    pub fn needs_attention(self) -> bool {
+        matches!(
+            self,
+            RowResultKind::Rejected | RowResultKind::Failed | RowResultKind::Held
+        )
+    }
 }
 
 /// What the report says about one line.

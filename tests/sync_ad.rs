@@ -508,7 +508,9 @@ async fn a_delta_reads_only_what_the_administrator_changed() {
     let other = Cursor(cursor.0.replace("CN=DC1,", "CN=DC2,"));
     assert_ne!(other, cursor);
     let mut source = LdapSource::open(d.ldap()).await.unwrap();
-    let attributes = Mapping::from_config(&d.config.sources[0]).attributes();
+    let attributes = Mapping::from_config(&d.config.sources[0])
+        .attributes()
+        .to_vec();
     let again = source.read(&attributes, Some(&other)).await.unwrap();
     assert!(again.full);
     assert_eq!(again.entries.len(), 6);
@@ -580,7 +582,9 @@ async fn a_dirsync_delta_reads_only_what_changed() {
     // The cookie of a full read (whose DirSync pass asks for no mapped attribute) starts
     // a delta of just what changed after it.
     let mut source = LdapSource::open(d.ldap()).await.unwrap();
-    let attributes = Mapping::from_config(&d.config.sources[0]).attributes();
+    let attributes = Mapping::from_config(&d.config.sources[0])
+        .attributes()
+        .to_vec();
     let whole = source.read(&attributes, None).await.unwrap();
     assert_eq!((whole.full, whole.entries.len()), (true, 4));
     ou.set(&dns[0], &[("telephoneNumber", "0113 496 0555")])

@@ -18,7 +18,7 @@ use push_connector::directory::any::AnyDirectory;
 use push_connector::formats::{self, Submission};
 use push_connector::model::OdsCode;
 use push_connector::plan::Counts;
-use push_connector::report::{RowReport, RowResultKind};
+use push_connector::report::RowReport;
 use push_connector::state::StateDb;
 use push_connector::validate::{self, RowOutcome, RowResult, Rules};
 
@@ -162,12 +162,7 @@ pub fn organisation(v: &Validated, chosen: Option<&str>) -> anyhow::Result<OdsCo
 
 /// Exit code of a finished run: 1 when a row was refused, failed or held.
 pub fn exit_code(reports: &[RowReport]) -> ExitCode {
-    let refused = reports.iter().any(|r| {
-        matches!(
-            r.result,
-            RowResultKind::Rejected | RowResultKind::Failed | RowResultKind::Held
-        )
-    });
+    let refused = reports.iter().any(|r| r.result.needs_attention());
     ExitCode::from(u8::from(refused))
 }
 
@@ -194,10 +189,7 @@ pub fn json_output(
 /// Lines of the human summary that need attention (refused, failed, held).
 pub fn print_attention(reports: &[RowReport]) {
     for r in reports {
-        if matches!(
-            r.result,
-            RowResultKind::Rejected | RowResultKind::Failed | RowResultKind::Held
-        ) {
+        if r.result.needs_attention() {
             println!("  line {}: {}: {}", r.line, r.result.as_str(), r.message);
         }
     }

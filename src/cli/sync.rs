@@ -20,7 +20,7 @@ use serde_json::json;
 
 use push_connector::apply::{Context, RandomMinter};
 use push_connector::config::Config;
-use push_connector::report::{self, RowResultKind};
+use push_connector::report;
 use push_connector::sources::AnySource;
 use push_connector::sources::config::SourceConfig;
 use push_connector::sync::store::SyncStore;
@@ -172,7 +172,7 @@ pub async fn sync_source(
             &o.submitted.plan.run,
             o.organisation.as_str(),
             o.status(),
-            &push_connector::pipeline::counts(&o.submitted.plan, o.submitted.applied.as_ref()),
+            &o.counts(),
         );
     }
     Ok(synced)
@@ -206,7 +206,7 @@ fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
             "run": o.submitted.plan.run,
             "status": o.status(),
             "held": o.submitted.held,
-            "counts": push_connector::pipeline::counts(&o.submitted.plan, o.submitted.applied.as_ref()),
+            "counts": o.counts(),
         })).collect::<Vec<_>>(),
         "rows": synced.reports.iter().map(|r| json!({
             "line": r.line,
@@ -238,8 +238,7 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
     );
     let verb = if dry_run { "plan" } else { "run" };
     for o in &synced.organisations {
-        let counts =
-            push_connector::pipeline::counts(&o.submitted.plan, o.submitted.applied.as_ref());
+        let counts = o.counts();
         println!(
             "{}: {verb} {}: {}",
             o.organisation,
@@ -259,10 +258,7 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
         }
     }
     for r in &synced.reports {
-        if matches!(
-            r.result,
-            RowResultKind::Rejected | RowResultKind::Failed | RowResultKind::Held
-        ) {
+        if r.result.needs_attention() {
             println!(
                 "  line {} ({}): {}: {}",
                 r.line,
@@ -311,12 +307,8 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
 }
 
 fn exit_code(synced: &Synced) -> ExitCode {
-    let refused = synced.reports.iter().any(|r| {
-        matches!(
-            r.result,
-            RowResultKind::Rejected | RowResultKind::Failed | RowResultKind::Held
-        )
-    }) || synced.held()
+    let refused = synced.reports.iter().any(|r| r.result.needs_attention())
+        || synced.held()
         || synced
             .write_back
             .iter()

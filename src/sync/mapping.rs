@@ -32,6 +32,8 @@ pub struct Mapping {
     fields: Vec<(Field, Value)>,
     /// (`ID`, `ExternalSyncID` or `Email`, attribute in lower case).
     write_back: Vec<(Field, String)>,
+    /// The attributes to read (lower case, sorted, once each): mapped and written back.
+    attributes: Vec<String>,
 }
 
 /// The header of the `Source` column.
@@ -56,7 +58,7 @@ impl Mapping {
                 fields.push((field, value));
             }
         }
-        let write_back = Field::ALL
+        let write_back: Vec<(Field, String)> = Field::ALL
             .into_iter()
             .filter_map(|f| {
                 c.write_back
@@ -64,23 +66,26 @@ impl Mapping {
                     .map(|a| (f, a.to_ascii_lowercase()))
             })
             .collect();
-        Mapping { fields, write_back }
-    }
-
-    /// The attributes to read (lower case, sorted, once each): mapped and written back.
-    pub fn attributes(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .fields
+        let mut attributes: Vec<String> = fields
             .iter()
             .filter_map(|(_, v)| match v {
                 Value::Attribute(a) => Some(a.clone()),
                 _ => None,
             })
-            .chain(self.write_back.iter().map(|(_, a)| a.clone()))
+            .chain(write_back.iter().map(|(_, a)| a.clone()))
             .collect();
-        names.sort();
-        names.dedup();
-        names
+        attributes.sort();
+        attributes.dedup();
+        Mapping {
+            fields,
+            write_back,
+            attributes,
+        }
+    }
+
+    /// The attributes to read (lower case, sorted, once each): mapped and written back.
+    pub fn attributes(&self) -> &[String] {
+        &self.attributes
     }
 
     /// The fields the rows carry, in column order.
@@ -147,10 +152,10 @@ impl Mapping {
     pub fn fingerprint(&self, entry: &SourceEntry) -> String {
         let mut hash = Sha256::new();
         hash.update(entry.anchor.as_bytes());
-        for attribute in self.attributes() {
+        for attribute in &self.attributes {
             hash.update([0u8]);
             hash.update(attribute.as_bytes());
-            for value in entry.values.get(&attribute).into_iter().flatten() {
+            for value in entry.values.get(attribute).into_iter().flatten() {
                 hash.update([1u8]);
                 hash.update(value.as_bytes());
             }

@@ -69,6 +69,11 @@ pub struct OrganisationRun {
 }
 
 impl OrganisationRun {
+    /// The run's counts: the plan's, with the failures of what was applied.
+    pub fn counts(&self) -> crate::plan::Counts {
+        pipeline::counts(&self.submitted.plan, self.submitted.applied.as_ref())
+    }
+
     pub fn status(&self) -> &'static str {
         if !self.submitted.held.is_empty() {
             "held"
@@ -149,10 +154,10 @@ pub async fn sync<S: Source, D: Directory>(
         } else {
             store.cursor(name).await?
         };
-        let batch = source.read(&attributes, since.as_ref()).await?;
+        let batch = source.read(attributes, since.as_ref()).await?;
         (batch.entries, batch.cursor, batch.full)
     } else {
-        let entries = source.read_anchors(&attributes, &options.only).await?;
+        let entries = source.read_anchors(attributes, &options.only).await?;
         (entries, None, false)
     };
     let seen = store.fingerprints(name).await?;
@@ -166,7 +171,7 @@ pub async fn sync<S: Source, D: Directory>(
             .map(|(anchor, _)| anchor.clone())
             .collect();
         if !retry.is_empty() {
-            entries.extend(source.read_anchors(&attributes, &retry).await?);
+            entries.extend(source.read_anchors(attributes, &retry).await?);
         }
     }
     entries.sort_by_cached_key(|e| (e.locator.to_lowercase(), e.anchor.clone()));
@@ -366,20 +371,15 @@ async fn plan_write_back<D: Directory>(
     }
     let mut rows = Vec::new();
     for org in organisations {
-        let wanted: HashMap<u64, ()> = org
+        let wanted: HashSet<u64> = org
             .submitted
             .plan
             .rows
             .iter()
-            .filter(|r| {
-                matches!(
-                    r.result(),
-                    RowResultKind::Created | RowResultKind::Updated | RowResultKind::Unchanged
-                )
-            })
-            .map(|r| (r.line, ()))
+            .filter(|r| r.result().is_done())
+            .map(|r| r.line)
             .collect();
-        let failed: Vec<u64> = org
+        let failed: HashSet<u64> = org
             .submitted
             .applied
             .iter()
@@ -389,7 +389,7 @@ async fn plan_write_back<D: Directory>(
             .collect();
         let group: Vec<RowResult> = results
             .iter()
-            .filter(|r| wanted.contains_key(&r.line) && !failed.contains(&r.line))
+            .filter(|r| wanted.contains(&r.line) && !failed.contains(&r.line))
             .cloned()
             .collect();
         let policy = Policy::from_config(config, &org.organisation);
@@ -441,10 +441,7 @@ fn fingerprints(
         .iter()
         .filter_map(|r| {
             let entry = entries.get(usize::try_from(r.line).ok()?.checked_sub(2)?)?;
-            let applied = matches!(
-                r.result,
-                RowResultKind::Created | RowResultKind::Updated | RowResultKind::Unchanged
-            );
+            let applied = r.result.is_done();
             let fingerprint = match writes.get(&r.line) {
                 _ if !applied => RETRY.to_owned(),
                 None => mapping.fingerprint(entry),
