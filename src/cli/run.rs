@@ -278,6 +278,7 @@ impl<'a> Syncs<'a> {
                 self.rules,
                 &self.backends.directory,
                 &self.backends.state,
+                &self.store,
                 &SyncOptions::default(),
                 &run_id,
                 &|_, _| {},

@@ -85,12 +85,16 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let synced = rt.block_on(async {
         let rules = common::rules(config).await?;
         let backends = common::open(config).await?;
+        let store = SyncStore::open(&config.service.state_dir)
+            .await
+            .context("opening the sync state")?;
         sync_source(
             config,
             source,
             &rules,
             &backends.directory,
             &backends.state,
+            &store,
             &options,
             &run_id,
             &progress,
@@ -135,14 +139,12 @@ pub async fn sync_source(
     rules: &Rules,
     directory: &AnyDirectory,
     state: &StateDb,
+    store: &SyncStore,
     options: &SyncOptions,
     run_id: &str,
     progress: &dyn Fn(u64, u64),
     now: DateTime<Utc>,
 ) -> anyhow::Result<Synced> {
-    let store = SyncStore::open(&config.service.state_dir)
-        .await
-        .context("opening the sync state")?;
     let mut reader = AnySource::open(source)
         .await
         .with_context(|| format!("opening source \"{}\"", source.name))?;
@@ -159,7 +161,7 @@ pub async fn sync_source(
         &mut reader,
         rules,
         &ctx,
-        &store,
+        store,
         options,
         run_id,
         &mut minter,
