@@ -360,14 +360,14 @@ fn unauthorised_sender_and_bad_attachments_are_rejected_with_the_reason() {
             &[("a.csv", &csv), ("b.csv", &csv)],
         ),
     );
-    // An RYY administrator sending RXX's rows: every row is refused.
+    // An RYY administrator sending RXX's rows: the file is rejected whole.
     d.deliver(
         "4",
         &message("admin@ryy.nhs.uk", "x4@ryy", &[("rxx.csv", &csv)]),
     );
     let out = d.once(false);
-    assert!(out.contains("intake: 1 accepted, 3 rejected"), "{out}");
-    assert_eq!(d.filed("Rejected"), 3);
+    assert!(out.contains("intake: 0 accepted, 4 rejected"), "{out}");
+    assert_eq!(d.filed("Rejected"), 4);
     let mails: BTreeMap<String, Mail> = d
         .outbox()
         .iter()
@@ -387,9 +387,11 @@ fn unauthorised_sender_and_bad_attachments_are_rejected_with_the_reason() {
             .contains("has 2 staff lists attached (a.csv, b.csv)")
     );
     assert!(
-        mails["x4@ryy"]
-            .text
-            .contains("Rows accepted for the nightly run: 0")
+        mails["x4@ryy"].text.contains(
+            "its rows are for RXX, and admin@ryy.nhs.uk is a connector administrator of RYY only"
+        ),
+        "{}",
+        mails["x4@ryy"].text
     );
     d.once(true);
     assert_eq!(d.export(), before, "nothing changed");

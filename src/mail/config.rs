@@ -141,6 +141,20 @@ pub struct MailConfig {
     pub address: String,
     /// The display name of replies.
     pub name: String,
+    /// Attempts at handling one message (each counted before it starts, so one that stops
+    /// the process counts too) before it is filed to Rejected, unanswered, with the last error.
+    pub max_attempts: u32,
+    /// Messages larger than this are filed to Rejected unread and unanswered. Default: twice
+    /// `service.max_file_bytes` plus 1 MiB (room for base64 and the rest of the message).
+    pub max_message_bytes: Option<u64>,
+    /// No e-mail we send is larger than this: refused lines beyond it are left out of the
+    /// attached CSV (the e-mail says how many), and quoted cell values are shortened.
+    pub max_reply_bytes: usize,
+    /// Days the raw messages and files of handled submissions are kept (then only their
+    /// record stays: sender, subject, verdict, counts).
+    pub keep_processed_days: u32,
+    /// Days the raw messages of rejected messages are kept.
+    pub keep_rejected_days: u32,
     /// Refuse a sender unless our own MTA's `Authentication-Results` header says `dmarc=pass`.
     pub require_dmarc_pass: bool,
     /// The authserv-id our own MTA writes in `Authentication-Results`; headers with any other
@@ -155,6 +169,11 @@ impl Default for MailConfig {
         MailConfig {
             address: "connector@localhost".to_owned(),
             name: "Staff directory connector".to_owned(),
+            max_attempts: 5,
+            max_message_bytes: None,
+            max_reply_bytes: 10 * 1024 * 1024,
+            keep_processed_days: 90,
+            keep_rejected_days: 7,
             require_dmarc_pass: false,
             trusted_authserv_id: None,
             operators: Vec::new(),
