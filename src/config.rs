@@ -232,6 +232,9 @@ pub struct ServiceConfig {
     /// Mail domains of the service; a primary address outside them is a contact. The first is
     /// the domain of generated addresses.
     pub domains: Vec<String>,
+    /// Whether a service domain covers its sub-domains: `name@xyz.nhs.net` is the service's
+    /// under `nhs.net`, not a contact (default true, as NHSmail's addresses are).
+    pub include_subdomains: bool,
     /// Folder for the state database, journal, password file and reports.
     pub state_dir: PathBuf,
     /// Largest submission file accepted, in bytes (NHSmail's limit is 35 MB).
@@ -255,6 +258,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             domains: vec!["nhs.net".to_owned()],
+            include_subdomains: true,
             state_dir: PathBuf::from("var"),
             max_file_bytes: 35 * 1024 * 1024,
             log_format: LogFormat::Text,

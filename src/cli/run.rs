@@ -41,6 +41,10 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let missing = push_connector::mail::config::missing_secrets(config);
+    if !missing.is_empty() {
+        anyhow::bail!("the service cannot start:\n  - {}", missing.join("\n  - "));
+    }
     let rules = Rules::from_config(config).context("reading the code lists")?;
     let schedule = Schedule::from_config(&config.schedule).context("the [schedule] section")?;
     let rt = common::runtime()?;

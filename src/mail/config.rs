@@ -205,6 +205,29 @@ impl Default for ScheduleConfig {
     }
 }
 
+/// The secrets the mailbox and outbox need that are not set. Asked only by what uses them
+/// (`run`, `check`), so that the operator verbs (`runs`, `approve`, `validate`, …) start
+/// without the mail passwords.
+pub fn missing_secrets(config: &Config) -> Vec<String> {
+    let mut missing = Vec::new();
+    if config.mailbox.kind == MailboxKind::Imap && config.mailbox.password.is_none() {
+        missing.push(
+            "mailbox.password must be set for kind = \"imap\" \
+             (PUSH_CONNECTOR__MAILBOX__PASSWORD or _FILE)"
+                .to_owned(),
+        );
+    }
+    let o = &config.outbox;
+    if o.kind == OutboxKind::Smtp && o.user.is_some() && o.password.is_none() {
+        missing.push(
+            "outbox.password must be set when outbox.user is \
+             (PUSH_CONNECTOR__OUTBOX__PASSWORD or _FILE)"
+                .to_owned(),
+        );
+    }
+    missing
+}
+
 /// Problems of these sections, for [`Config`]'s list.
 pub fn problems(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
@@ -219,13 +242,6 @@ pub fn problems(config: &Config) -> Vec<String> {
         if m.user.is_empty() {
             problems.push("mailbox.user must be set for kind = \"imap\"".to_owned());
         }
-        if m.password.is_none() {
-            problems.push(
-                "mailbox.password must be set for kind = \"imap\" \
-                 (PUSH_CONNECTOR__MAILBOX__PASSWORD or _FILE)"
-                    .to_owned(),
-            );
-        }
     }
     if m.poll_seconds == 0 {
         problems.push("mailbox.poll_seconds must be at least 1".to_owned());
@@ -235,8 +251,8 @@ pub fn problems(config: &Config) -> Vec<String> {
         if o.host.is_empty() {
             problems.push("outbox.host must be set for kind = \"smtp\"".to_owned());
         }
-        if o.user.is_some() != o.password.is_some() {
-            problems.push("outbox.user and outbox.password are set together or not at all".into());
+        if o.user.is_none() && o.password.is_some() {
+            problems.push("outbox.password is set but outbox.user is not".into());
         }
     }
     for (name, path) in [
