@@ -94,7 +94,11 @@ async fn list(store: &MailStore, all: bool, json: bool) -> anyhow::Result<ExitCo
             r.recipients.join(", "),
             r.subject
         );
-        if let Some(e) = r.last_error.as_deref().filter(|_| r.state != DeliveryState::Sent) {
+        if let Some(e) = r
+            .last_error
+            .as_deref()
+            .filter(|_| r.state != DeliveryState::Sent)
+        {
             println!("        last error: {e}");
         }
         if let Some(why) = &r.closed_reason {

@@ -86,11 +86,19 @@ async fn once(
         .await
         .context("reading the mailbox")?;
     println!(
-        "intake: {} accepted, {} rejected{}",
+        "intake: {} accepted, {} rejected{}{}",
         intake.accepted,
         intake.rejected,
         if intake.refiled > 0 {
             format!(", {} already stored and now filed", intake.refiled)
+        } else {
+            String::new()
+        },
+        if intake.failed > 0 {
+            format!(
+                ", {} could not be handled and will be tried again",
+                intake.failed
+            )
         } else {
             String::new()
         }
@@ -126,12 +134,21 @@ async fn once(
         .await
         .context("sending e-mails")?;
     println!("outbox: {} e-mail(s) sent", flushed.sent);
-    if let Some(err) = &flushed.error {
+    if flushed.failed > 0 {
+        println!(
+            "outbox: {} e-mail(s) refused for good (see `outbox list`)",
+            flushed.failed
+        );
+    }
+    if flushed.waiting > 0
+        && let Some(err) = &flushed.error
+    {
         println!(
             "outbox: {} e-mail(s) still waiting; the next run retries them: {err}",
             flushed.waiting
         );
     }
+    connector.purge(Utc::now()).await.context("retention")?;
     let out = &connector.config.outbox;
     if out.kind == push_connector::mail::config::OutboxKind::File {
         println!("replies (.eml files) are in {}", out.path.display());
@@ -196,6 +213,9 @@ async fn service(
         }
         if let Err(e) = connector.flush(outbox, Utc::now(), true).await {
             tracing::error!(error = %e, "outbox flush failed");
+        }
+        if let Err(e) = connector.purge(Utc::now()).await {
+            tracing::error!(error = %e, "retention purge failed");
         }
         let now = Utc::now();
         let mut wait = poll;

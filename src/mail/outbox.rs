@@ -366,6 +366,99 @@ pub fn backoff(attempts: i64, cap_seconds: u64) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::store::{DeliveryState, QueuedMail};
+
+    /// Refuses `refused@…` for good (550), `later@…` for now (450), delivers the rest.
+    struct Picky;
+
+    impl Outbox for Picky {
+        async fn send(&self, _: i64, _: &str, to: &[String], _: &[u8]) -> Result<(), OutboxError> {
+            let fail = |message: &str, failure| {
+                Err(OutboxError::Smtp {
+                    server: "mx:25".into(),
+                    message: message.into(),
+                    failure,
+                })
+            };
+            match to[0].split('@').next() {
+                Some("refused") => fail("550 5.1.1 no such user", SmtpFailure::Permanent),
+                Some("later") => fail("450 4.2.0 try later", SmtpFailure::Transient),
+                _ => Ok(()),
+            }
+        }
+
+        async fn check(&self) -> Result<String, OutboxError> {
+            Ok(String::new())
+        }
+    }
+
+    fn mail(to: &str) -> QueuedMail {
+        QueuedMail {
+            kind: "acknowledgement".into(),
+            organisation: None,
+            recipients: vec![to.into()],
+            message: format!("Subject: to {to}\r\n\r\nhi\r\n").into_bytes(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_refused_e_mail_does_not_hold_back_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MailStore::open(dir.path()).await.unwrap();
+        let now = Utc::now();
+        let queue = [
+            mail("refused@rxx.nhs.uk"),
+            mail("later@rxx.nhs.uk"),
+            mail("ok@rxx.nhs.uk"),
+        ];
+        store.queue_for_test(&queue, now).await.unwrap();
+        let out = flush(&store, &Picky, "c@x", now, false, 900).await.unwrap();
+        assert_eq!((out.sent, out.failed, out.waiting), (1, 1, 1));
+        let by_to = |records: &[crate::mail::store::OutboxRecord], to: &str| {
+            records
+                .iter()
+                .find(|r| r.recipients[0].starts_with(to))
+                .cloned()
+                .unwrap()
+        };
+        let all = store.outbox(true).await.unwrap();
+        let refused = by_to(&all, "refused");
+        assert_eq!(refused.state, DeliveryState::Failed);
+        assert_eq!(
+            refused.last_error.as_deref(),
+            Some("SMTP mx:25: 550 5.1.1 no such user")
+        );
+        assert_eq!(refused.subject, "to refused@rxx.nhs.uk");
+        assert_eq!(by_to(&all, "later").state, DeliveryState::Waiting);
+        assert_eq!(by_to(&all, "ok").state, DeliveryState::Sent);
+        // The next due-only pass tries nothing: the 4xx one waits for its backoff, the failed
+        // one is not tried again.
+        let again = flush(&store, &Picky, "c@x", now, true, 900).await.unwrap();
+        assert_eq!(again, Flushed::default());
+        // The operator's verbs.
+        assert!(store.retry(refused.id, now).await.unwrap());
+        assert!(
+            !store.retry(by_to(&all, "ok").id, now).await.unwrap(),
+            "sent stays sent"
+        );
+        assert!(
+            store
+                .drop_mail(refused.id, "address left the trust")
+                .await
+                .unwrap()
+        );
+        let dropped = store.outbox_record(refused.id).await.unwrap().unwrap();
+        assert_eq!(dropped.state, DeliveryState::Dropped);
+        assert_eq!(
+            dropped.closed_reason.as_deref(),
+            Some("address left the trust")
+        );
+        assert_eq!(
+            store.outbox(false).await.unwrap().len(),
+            1,
+            "only the waiting one"
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

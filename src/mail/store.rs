@@ -412,11 +412,7 @@ impl MailStore {
 
     /// Counts one more attempt at handling a message, before the attempt (so an attempt that
     /// kills the process is counted too). Returns the attempts so far, this one included.
-    pub async fn attempt(
-        &self,
-        mailbox_key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
+    pub async fn attempt(&self, mailbox_key: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO mail_attempts (mailbox_key, attempts, updated_at) VALUES (?, 1, ?)
              ON CONFLICT (mailbox_key) DO UPDATE SET attempts = attempts + 1,
@@ -439,7 +435,10 @@ impl MailStore {
     }
 
     /// The last recorded error of a message's attempts.
-    pub async fn last_attempt_error(&self, mailbox_key: &str) -> Result<Option<String>, StoreError> {
+    pub async fn last_attempt_error(
+        &self,
+        mailbox_key: &str,
+    ) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar::<_, Option<String>>(
             "SELECT last_error FROM mail_attempts WHERE mailbox_key = ?",
         )
@@ -679,12 +678,14 @@ impl MailStore {
     }
 
     pub async fn sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE mail_outbox SET sent_at = ?, attempts = attempts + 1, state = 'sent'
-             WHERE id = ?")
-            .bind(now.to_rfc3339())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE mail_outbox SET sent_at = ?, attempts = attempts + 1, state = 'sent'
+             WHERE id = ?",
+        )
+        .bind(now.to_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -707,7 +708,12 @@ impl MailStore {
     }
 
     /// Gives up on an e-mail the server refused for good: it is failed, with the answer.
-    pub async fn gave_up(&self, id: i64, error: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn gave_up(
+        &self,
+        id: i64,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?, state = 'failed',
              next_attempt_at = ? WHERE id = ?",
@@ -820,6 +826,61 @@ impl MailStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets the raw messages and files older than the retention periods: those of handled
+    /// submissions (applied, superseded, dropped; a pending or held one is kept whatever its
+    /// age) after `processed_days`, of rejected messages after `rejected_days`. The records
+    /// (sender, subject, verdict, counts) stay. Returns how many messages were purged.
+    pub async fn purge(
+        &self,
+        now: DateTime<Utc>,
+        processed_days: u32,
+        rejected_days: u32,
+    ) -> Result<u64, StoreError> {
+        let before = |days: u32| (now - chrono::Duration::days(i64::from(days))).to_rfc3339();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rejected = sqlx::query(
+            "UPDATE mail_messages SET raw = NULL
+             WHERE raw IS NOT NULL AND folder = 'rejected' AND received_at < ?",
+        )
+        .bind(before(rejected_days))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let cutoff = before(processed_days);
+        sqlx::query(
+            "UPDATE mail_submissions SET file = X''
+             WHERE length(file) > 0 AND status IN ('applied', 'superseded', 'dropped')
+             AND received_at < ?",
+        )
+        .bind(&cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let processed = sqlx::query(
+            "UPDATE mail_messages SET raw = NULL
+             WHERE raw IS NOT NULL AND folder = 'processed' AND received_at < ?
+             AND NOT EXISTS (SELECT 1 FROM mail_submissions s WHERE s.message_no = mail_messages.no
+                             AND s.status IN ('pending', 'running', 'held'))",
+        )
+        .bind(&cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(rejected + processed)
+    }
+
+    #[cfg(test)]
+    pub async fn queue_for_test(
+        &self,
+        mails: &[QueuedMail],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        enqueue(&mut tx, mails, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Counts for `check` and summaries: (messages, pending submissions, unsent e-mails).

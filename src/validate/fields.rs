@@ -94,7 +94,11 @@ pub(super) fn check_email(
             "is outside the service domain ({}{}): this person would be a contact, and a \
              connector cannot create contacts",
             domains.join(", "),
-            if subdomains { " and its sub-domains" } else { "" }
+            if subdomains {
+                " and its sub-domains"
+            } else {
+                ""
+            }
         ));
     }
     Ok(Email::new_unchecked(lower))

@@ -51,7 +51,9 @@ impl<'a, D: Directory> Connector<'a, D> {
             Ok(()) => Ok(()),
             Err(e) if e.stops_intake() => Err(e),
             Err(e) => {
-                self.store.attempt_failed(&fetched.key, &e.to_string()).await?;
+                self.store
+                    .attempt_failed(&fetched.key, &e.to_string())
+                    .await?;
                 summary.failed += 1;
                 tracing::error!(key = %fetched.key, error = %e,
                     "message could not be handled; it will be tried again");
@@ -78,7 +80,10 @@ impl<'a, D: Directory> Connector<'a, D> {
         summary: &mut IntakeSummary,
     ) -> Result<(), ConnectorError> {
         let msg = raw.map(message::parse);
-        let content_key = msg.as_ref().map(|m| m.content_key.clone()).unwrap_or_default();
+        let content_key = msg
+            .as_ref()
+            .map(|m| m.content_key.clone())
+            .unwrap_or_default();
         let message_id = msg
             .as_ref()
             .map(|m| m.message_id.clone())
@@ -263,10 +268,19 @@ impl<'a, D: Directory> Connector<'a, D> {
                 .any(|a| a.trim().eq_ignore_ascii_case(to))
         });
         if !administrator && !self.store.claim_reply(to, now).await? {
-            tracing::info!(to, "a rejection already went to this address today; none sent");
+            tracing::info!(
+                to,
+                "a rejection already went to this address today; none sent"
+            );
             return Ok(Vec::new());
         }
-        Ok(vec![self.rejection(msg, to, refusal, administrator, now)?])
+        Ok(vec![self.rejection(
+            msg,
+            to,
+            refusal,
+            administrator,
+            now,
+        )?])
     }
 
     /// Checks a message: sender, file, organisation; validates the file.
@@ -325,7 +339,10 @@ impl<'a, D: Directory> Connector<'a, D> {
         let org = a.organisation.to_string();
         let lines = body_lines(&a.refused);
         let (earlier, earlier_at) = match nothing_applies {
-            Some(Some(s)) => (Some(s.file_name.clone()), Some(self.local(parse_time(&s.received_at)))),
+            Some(Some(s)) => (
+                Some(s.file_name.clone()),
+                Some(self.local(parse_time(&s.received_at))),
+            ),
             _ => (None, None),
         };
         Ok(self.composer.compose(

@@ -172,6 +172,22 @@ impl<'a, D: Directory> Connector<'a, D> {
         Ok(flushed)
     }
 
+    /// Applies the retention periods of `[mail]` to the stored messages and files.
+    pub async fn purge(&self, now: DateTime<Utc>) -> Result<u64, ConnectorError> {
+        let m = &self.config.mail;
+        let purged = self
+            .store
+            .purge(now, m.keep_processed_days, m.keep_rejected_days)
+            .await?;
+        if purged > 0 {
+            tracing::info!(
+                messages = purged,
+                "raw messages past their retention forgotten"
+            );
+        }
+        Ok(purged)
+    }
+
     /// Tells the operators, once per e-mail, of each e-mail that failed for good. A notice
     /// that itself fails is not reported again (that would loop).
     async fn tell_operators(&self, now: DateTime<Utc>) -> Result<(), ConnectorError> {
