@@ -72,9 +72,9 @@ pub enum ReportRows {
 }
 
 /// Writes the report: header and rows as sent, plus `Result` and `Message`.
-/// As [`write_report`] into memory, but stopping before the report would pass `budget` bytes
-/// (an e-mail must stay within what relays accept). Returns the report and how many of the
-/// reported rows it holds.
+/// As [`write_report`] into memory, but leaving out the rows that would take the report past
+/// `budget` bytes (an e-mail must stay within what relays accept). Returns the report and how
+/// many of the reported rows it holds.
 pub fn write_report_within(
     sub: &Submission,
     results: &[RowReport],
@@ -115,7 +115,8 @@ pub fn write_report_within(
         line.write_record(&record)?;
         let line = line.into_inner().map_err(|e| e.into_error())?;
         if out.len() + line.len() > budget {
-            break;
+            // A row too large for what is left is left out; smaller ones may still fit.
+            continue;
         }
         out.extend_from_slice(&line);
         held += 1;

@@ -811,3 +811,40 @@ fn the_state_is_private_to_the_service() {
     assert_eq!(mode("var/directory.sqlite"), 0o600);
     assert_eq!(mode("var"), 0o700);
 }
+
+#[test]
+fn a_huge_cell_does_not_make_a_huge_reply() {
+    let d = Deployment::new();
+    let toml = d.path().join("connector.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        config.replace("[mail]\n", "[mail]\nmax_reply_bytes = 200000\n"),
+    )
+    .unwrap();
+    let mut csv = b"ExternalSyncID,FirstName,LastName,Organisation\r\n".to_vec();
+    csv.extend(format!("E1,={},Lee,RXX\r\n", "A".repeat(3_000_000)).into_bytes());
+    for i in 2..400 {
+        csv.extend(format!("E{i},Ann{i}x,=Lee,RXX\r\n").into_bytes());
+    }
+    csv.extend(b"E999,Ann,Lee,RXX\r\n");
+    d.deliver(
+        "1.a",
+        &message("admin@rxx.nhs.uk", "big@rxx", &[("big.csv", &csv)]),
+    );
+    d.once(false);
+    let files = d.outbox();
+    assert_eq!(files.len(), 1);
+    let size = std::fs::metadata(&files[0]).unwrap().len();
+    assert!(size < 200_000, "the acknowledgement is {size} bytes");
+    let ack = read_mail(&files[0]);
+    assert!(ack.text.contains("Rows refused: 399"), "{}", ack.text);
+    assert!(ack.text.contains("lists 398 of them"), "{}", ack.text);
+    assert!(
+        ack.text.contains("… and 349 more") || ack.text.contains("... and 349 more"),
+        "{}",
+        ack.text
+    );
+    let (_, attached) = ack.attachment.expect("the refused lines");
+    assert!(!attached.contains("AAAAAAAAAA"), "the huge row is left out");
+}

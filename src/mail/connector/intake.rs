@@ -334,7 +334,10 @@ impl<'a, D: Directory> Connector<'a, D> {
                 ReportRows::Reported,
                 budget / 2,
             )?;
-            (Some((refused_file.clone(), csv)), attached)
+            (
+                (attached > 0).then(|| (refused_file.clone(), csv)),
+                attached,
+            )
         };
         let org = a.organisation.to_string();
         let lines = body_lines(&a.refused);
