@@ -848,3 +848,42 @@ fn a_huge_cell_does_not_make_a_huge_reply() {
     let (_, attached) = ack.attachment.expect("the refused lines");
     assert!(!attached.contains("AAAAAAAAAA"), "the huge row is left out");
 }
+
+#[test]
+fn operator_verbs_need_no_mail_passwords_and_logs_are_plain_off_a_terminal() {
+    let d = Deployment::new();
+    let toml = d.path().join("connector.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        format!(
+            "[mailbox]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nuser = \"connector@connector.test\"\n\
+             [outbox]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nuser = \"connector@connector.test\"\n{config}"
+        ),
+    )
+    .unwrap();
+    for verb in [&["runs"][..], &["outbox", "list"], &["directory", "export"]] {
+        let out = d.run(verb);
+        assert!(
+            out.status.success(),
+            "{verb:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let sample = common::root().join("samples/submission-rxx.csv");
+    let out = d.run(&["validate", sample.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    // The service itself says which secrets it lacks, all at once.
+    let out = d.run(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mailbox.password must be set"), "{err}");
+    assert!(err.contains("outbox.password must be set"), "{err}");
+    // Logs written to a pipe carry no colour escapes.
+    let d = Deployment::new();
+    d.deliver("1.a", &message("admin@rxx.nhs.uk", "m@rxx", &[("s.csv", &sample_csv())]));
+    let out = d.run(&["-v", "run", "--once"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("submission received"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
+}
