@@ -872,7 +872,12 @@ fn operator_verbs_need_no_mail_passwords_and_logs_are_plain_off_a_terminal() {
     }
     let sample = common::root().join("samples/submission-rxx.csv");
     let out = d.run(&["validate", sample.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The service itself says which secrets it lacks, all at once.
     let out = d.run(&["run", "--once"]);
     assert_eq!(out.status.code(), Some(2));
@@ -881,9 +886,65 @@ fn operator_verbs_need_no_mail_passwords_and_logs_are_plain_off_a_terminal() {
     assert!(err.contains("outbox.password must be set"), "{err}");
     // Logs written to a pipe carry no colour escapes.
     let d = Deployment::new();
-    d.deliver("1.a", &message("admin@rxx.nhs.uk", "m@rxx", &[("s.csv", &sample_csv())]));
+    d.deliver(
+        "1.a",
+        &message("admin@rxx.nhs.uk", "m@rxx", &[("s.csv", &sample_csv())]),
+    );
     let out = d.run(&["-v", "run", "--once"]);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("submission received"), "{log}");
     assert!(!log.contains('\u{1b}'), "{log}");
+}
+
+#[test]
+fn intake_holds_one_message_at_a_time_whatever_the_inbox_holds() {
+    // 48 messages of 10 MB each (480 MB): read all at once, they would not fit in the
+    // 450 MB of address space the service is given here; read one at a time, they do.
+    let d = Deployment::new();
+    let picture: Vec<u8> = (0..7_500_000u64).map(|i| (i * 7919 % 251) as u8).collect();
+    for i in 0..48 {
+        d.deliver(
+            &format!("{i:02}.big"),
+            &message(
+                "admin@rxx.nhs.uk",
+                &format!("big{i}@rxx"),
+                &[("scan.png", &picture)],
+            ),
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut child = Command::new("prlimit")
+        .arg("--as=450000000")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_push-connector"))
+        .args(["--config", "connector.toml", "run", "--once"])
+        .current_dir(d.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) runs");
+    let deadline = started + std::time::Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("intake of 48 messages took over 240 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("intake: 0 accepted, 48 rejected"),
+        "{stdout}"
+    );
+    assert_eq!(d.filed("Rejected"), 48);
 }
