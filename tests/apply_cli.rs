@@ -216,6 +216,29 @@ fn held_run_waits_for_approval_or_rejection() {
     assert!(o.status.success(), "{}", stdout(&o));
     let o = pc(dir.path(), &["--config", &config, "approve", &run]);
     assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "run {run} is rejected: only a held run can be approved"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("cannot read"),
+        "a refusal, not corruption: {err}"
+    );
+    let o = pc(dir.path(), &["--config", &config, "reject", &run]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is rejected: only a held run can be rejected"),
+        "{err}"
+    );
+    let o = pc(dir.path(), &["--config", &config, "revert", &run]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is rejected: only an applied run can be reverted"),
+        "{err}"
+    );
 
     // A new held run, approved.
     let v = json(&pc(
