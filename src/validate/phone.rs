@@ -157,8 +157,15 @@ fn national_digits(raw: &str) -> Result<String, String> {
         // A spreadsheet that stored the number as a number dropped its leading 0.
         digits
     };
-    if !(9..=10).contains(&nsn.len()) || nsn.starts_with(b"0") {
+    if nsn.starts_with(b"0") {
         return Err("does not have the digits of a UK number (e.g. 0113 496 0000)".to_owned());
+    }
+    if !(9..=10).contains(&nsn.len()) {
+        return Err(format!(
+            "is too {} for a UK number, which has 10 or 11 digits with its leading 0 (e.g. \
+             0113 496 0000, 07911 123456)",
+            if nsn.len() < 9 { "short" } else { "long" }
+        ));
     }
     // Only ASCII digits were kept.
     Ok(nsn.iter().map(|&b| b as char).collect())
@@ -168,14 +175,28 @@ fn national_digits(raw: &str) -> Result<String, String> {
 pub fn normalise(raw: &str, kind: PhoneKind) -> Result<Phone, String> {
     let nsn = national_digits(raw)?;
     match (uk_number_type(&nsn), kind) {
-        (Type::Unknown, _) => Err("is not a valid UK number".to_owned()),
+        (Type::Unknown, _) if nsn.starts_with('7') => Err(
+            "looks like a mobile number, but its range is not allocated to any UK network \
+             (07700 900000 to 900999, for example, is kept for drama): check it against the \
+             person's phone (a valid one looks like 07911 123456)"
+                .to_owned(),
+        ),
+        (Type::Unknown, _) => Err(
+            "is not in a range allocated to UK numbers: check the number (a valid one looks \
+             like 0113 496 0000)"
+                .to_owned(),
+        ),
         (Type::Mobile | Type::FixedLineOrMobile, _) | (_, PhoneKind::Any) => {
             let mut e164 = String::with_capacity(3 + nsn.len());
             e164.push_str("+44");
             e164.push_str(&nsn);
             Ok(Phone::new_unchecked(e164))
         }
-        (_, PhoneKind::Mobile) => Err("is not a UK mobile number (mobiles start 07)".to_owned()),
+        (_, PhoneKind::Mobile) => Err(
+            "is a landline number, not a mobile: give it as OfficePhone, and a mobile here \
+             (UK mobiles start 07, e.g. 07911 123456)"
+                .to_owned(),
+        ),
     }
 }
 
@@ -215,13 +236,24 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         let err = |raw, kind| normalise(raw, kind).unwrap_err();
-        assert!(err("0113 496 0123", PhoneKind::Mobile).contains("not a UK mobile"));
+        assert!(
+            err("0113 496 0123", PhoneKind::Mobile).contains("is a landline number, not a mobile")
+        );
         assert!(err("+33 1 23 45 67 89", PhoneKind::Any).contains("not a UK number"));
         assert!(err("0113 496 0123 ext 45", PhoneKind::Any).contains("extension"));
-        assert!(err("0113 496", PhoneKind::Any).contains("digits"));
+        assert!(err("0113 496", PhoneKind::Any).contains("is too short for a UK number"));
         assert!(err("01134960123a", PhoneKind::Any).contains("'a'"));
         assert!(err("0113#4960123", PhoneKind::Any).contains("'#'"));
-        assert!(err("01000 000000", PhoneKind::Any).contains("not a valid UK number"));
+        assert!(
+            err("01000 000000", PhoneKind::Any).contains("not in a range allocated to UK numbers")
+        );
+        for drama in ["07700 900123", "07700900123"] {
+            let e = err(drama, PhoneKind::Mobile);
+            assert!(
+                e.contains("looks like a mobile number, but its range is not allocated"),
+                "{e}"
+            );
+        }
     }
 
     fn library(nsn: &str) -> Type {

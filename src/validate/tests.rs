@@ -67,7 +67,7 @@ fn every_problem_of_a_row_is_reported_with_its_position() {
     );
     assert!(
         m.iter()
-            .any(|m| m.starts_with("MobilePhone|0113 496 0123|is not a UK mobile"))
+            .any(|m| m.starts_with("MobilePhone|0113 496 0123|is a landline number, not a mobile"))
     );
     assert!(m.iter().any(|m| m.starts_with("OfficePhone|12|")));
     assert!(m.iter().any(|m| m.starts_with("Title|Captain|")));
