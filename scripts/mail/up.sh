@@ -280,6 +280,12 @@ smtputf8_enable = no
 disable_vrfy_command = yes
 message_size_limit = 52428800
 
+# Headers stay as the sender wrote them, as on an MX receiving from other hosts.
+# (By default a client on inet_interfaces -- every test client here -- counts as
+# local, and cleanup would unquote "admin"@x and strip a trailing dot from
+# header addresses, hiding what a hostile sender wrote.)
+local_header_rewrite_clients =
+
 # No syslog here: log to a file through the postlog service.
 maillog_file = $LOGS/postfix.log
 maillog_file_prefixes = $LOGS
