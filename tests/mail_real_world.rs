@@ -659,6 +659,68 @@ fn exchange_out_of_office_reply_is_filed_unanswered() {
     assert!(d.outbox(true).is_empty(), "nothing queued");
 }
 
+/// A copy of a file that went to a mailing list the connector is on (Mailman's headers).
+fn list_copy(id: &str) -> Vec<u8> {
+    let mut raw = b"List-Id: RXX IT team <it-team.lists.rxx.nhs.uk>\r\n\
+        List-Unsubscribe: <mailto:it-team-leave@lists.rxx.nhs.uk>\r\n\
+        Precedence: list\r\nSender: \"it-team\" <it-team-bounces@lists.rxx.nhs.uk>\r\n"
+        .to_vec();
+    raw.extend_from_slice(&thunderbird(RXX, id, rxx_rows("LST").as_bytes()));
+    raw
+}
+
+#[test]
+fn list_mail_and_unusable_senders_get_no_answer() {
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = runtime();
+    rt.block_on(clean());
+    let d = Deployment::standard();
+    let csv = rxx_rows("BAD");
+    let with_from = |from_lines: &str, id: &str| -> Vec<u8> {
+        let raw = thunderbird(RXX, id, csv.as_bytes());
+        let text = String::from_utf8(raw).unwrap();
+        text.replacen(&format!("From: Admin <{RXX}>\r\n"), from_lines, 1)
+            .into_bytes()
+    };
+    deliver(
+        &rt,
+        &[
+            (RXX, list_copy("list@rxx.nhs.uk")),
+            (
+                RXX,
+                with_from(
+                    &format!("From: Admin <{RXX}>\r\nFrom: intruder@evil.test\r\n"),
+                    "two-from@evil.test",
+                ),
+            ),
+            (
+                RXX,
+                with_from(&format!("From: <{RXX}>intruder@evil.test\r\n"), "after@evil.test"),
+            ),
+            (
+                RXX,
+                with_from("From: \"admin\"@rxx.nhs.uk\r\n", "quoted@evil.test"),
+            ),
+            (RXX, with_from("From: Admin <admin@rxx.nhs.uk.>\r\n", "dot@evil.test")),
+        ],
+    );
+    let stored = rt.block_on(messages(CONNECTOR, "INBOX"));
+    assert!(
+        stored.iter().any(|m| String::from_utf8_lossy(m).contains("From: Admin <admin@rxx.nhs.uk>\r\nFrom: intruder@evil.test")),
+        "Postfix passes two From headers through as they were sent"
+    );
+    let out = d.once(false);
+    assert!(out.contains("intake: 0 accepted, 5 rejected"), "{out}");
+    assert!(out.contains("Precedence: list"), "{out}");
+    assert!(out.contains("2 From headers"), "{out}");
+    assert_eq!(folder_counts(&rt), (0, 0, 5));
+    rt.block_on(settle());
+    for user in [RXX, "intruder@evil.test", "sink@sink.test"] {
+        assert!(rt.block_on(messages(user, "INBOX")).is_empty(), "nothing to {user}");
+    }
+    assert!(d.outbox(true).is_empty(), "nothing queued");
+}
+
 #[test]
 fn a_bounce_postfix_itself_generates_gets_no_answer() {
     let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
@@ -798,6 +860,35 @@ fn another_organisations_rows_are_rejected_whole_and_supersede_nothing() {
     let result = parse(&rt.block_on(wait_for(RXX, 2))[1]);
     assert!(result.subject.starts_with("Result: staff list for RXX"), "{}", result.subject);
     assert_eq!(result.in_reply_to.as_deref(), Some("good@rxx.nhs.uk"));
+}
+
+#[test]
+fn a_file_with_no_valid_row_is_acknowledged_and_supersedes_nothing() {
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = runtime();
+    rt.block_on(clean());
+    let d = Deployment::standard();
+    deliver(&rt, &[(RXX, outlook(RXX, "pending@rxx.nhs.uk", rxx_rows("KEEP").as_bytes()))]);
+    d.once(false);
+    let none_valid = staff_csv(&[
+        ["NV1", "R2D2", "Droid", "RXX", "Cook", ""],
+        ["NV2", "", "Nobody", "RXX", "Cook", ""],
+    ]);
+    deliver(&rt, &[(RXX, apple_mail(RXX, "nothing@rxx.nhs.uk", none_valid.as_bytes()))]);
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
+    let ack = parse(&rt.block_on(wait_for(RXX, 2))[1]);
+    assert_eq!(ack_counts(&ack.text), (2, 0, 2), "{}", ack.text);
+    assert!(ack.text.contains("Nothing in this file can be applied"), "{}", ack.text);
+    assert!(ack.text.contains("Your earlier file \"Staff list é.csv\""), "{}", ack.text);
+    assert!(ack.text.contains("line 2:") && ack.text.contains("line 3:"), "{}", ack.text);
+
+    let out = d.once(true);
+    assert!(out.contains("nightly: RXX: run"), "{out}");
+    assert!(!out.contains("earlier submission(s) superseded"), "{out}");
+    assert!(d.export().contains("KEEP1"));
+    let result = parse(&rt.block_on(wait_for(RXX, 3))[2]);
+    assert_eq!(result.in_reply_to.as_deref(), Some("pending@rxx.nhs.uk"));
 }
 
 // --- 10: replies the server refuses -----------------------------------------------------------
@@ -950,7 +1041,7 @@ fn soak_message(i: usize) -> (Shape, String, String, Vec<u8>) {
         }
         Shape::NoAttachment => (RXX.to_owned(), no_attachment(RXX, &id)),
         Shape::Unauthorised => {
-            let who = format!("stranger{}@elsewhere.example", i % STRANGERS);
+            let who = format!("stranger{}@elsewhere.example", (i / SHAPES.len()) % STRANGERS);
             let raw = thunderbird(&who, &id, rxx_rows(&tag).as_bytes());
             (who, raw)
         }
@@ -1056,6 +1147,19 @@ fn soak_two_thousand_mixed_messages_through_the_running_service() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let elapsed = started.elapsed();
+    if let Some(keep) = std::env::var_os("MAIL_SOAK_LOG") {
+        // For a look at where the time went: the service's log, kept.
+        std::fs::copy(d.path().join("service.log"), keep).unwrap();
+    }
+    let peak_mib = peak_kib / 1024;
+    println!(
+        "soak: {MESSAGES} messages ({} answered) delivered in {:.1} s, filed after {:.1} s, \
+         all answered and stopped after {:.1} s; service peak RSS (VmHWM) {peak_mib} MiB",
+        answered.len(),
+        delivered.as_secs_f64(),
+        intake_done.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
     rt.block_on(settle());
 
     let mut replies: BTreeMap<String, usize> = BTreeMap::new();
@@ -1080,6 +1184,12 @@ fn soak_two_thousand_mixed_messages_through_the_running_service() {
         .filter(|(s, id, ..)| *s == Shape::Unauthorised && replies.contains_key(id))
         .count();
     assert_eq!(strangers, STRANGERS, "one rejection per unauthorised address a day");
+    for (_, subject) in answers(&rt, "sink@sink.test") {
+        assert_eq!(
+            subject, "Not accepted: your message to the staff directory connector",
+            "nothing of a stranger's message is quoted back"
+        );
+    }
     assert_eq!(
         replies.values().sum::<usize>(),
         answered.len() + STRANGERS,
@@ -1092,14 +1202,5 @@ fn soak_two_thousand_mixed_messages_through_the_running_service() {
     );
     assert!(stopped.is_some_and(|s| s.success()), "the service stops on SIGTERM: {stopped:?}");
 
-    let peak_mib = peak_kib / 1024;
-    println!(
-        "soak: {MESSAGES} messages ({} answered) delivered in {:.1} s, filed after {:.1} s, \
-         all answered and stopped after {:.1} s; service peak RSS (VmHWM) {peak_mib} MiB",
-        answered.len(),
-        delivered.as_secs_f64(),
-        intake_done.as_secs_f64(),
-        elapsed.as_secs_f64()
-    );
     assert!(peak_mib < MAX_RSS_MIB, "peak RSS {peak_mib} MiB over {MAX_RSS_MIB} MiB");
 }
