@@ -76,7 +76,11 @@ impl Deployment {
                 .to_str()
                 .unwrap(),
         ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         d
     }
 
@@ -124,7 +128,11 @@ impl Deployment {
             args.push("--all");
         }
         let out = self.run(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout)
             .expect("JSON")
             .as_array()
@@ -329,7 +337,14 @@ fn apple_mail(from: &str, id: &str, csv: &[u8]) -> Vec<u8> {
 
 /// A single file part with no charset (`content_type` as given), the way a web mailer or an
 /// older client attaches a file it cannot classify: `encoding` is `base64` or `8bit`.
-fn bare_file(from: &str, id: &str, name: &str, content_type: &str, encoding: &str, file: &[u8]) -> Vec<u8> {
+fn bare_file(
+    from: &str,
+    id: &str,
+    name: &str,
+    content_type: &str,
+    encoding: &str,
+    file: &[u8],
+) -> Vec<u8> {
     let b = "=_mixed_00512C6A80258B1E_=";
     let head = format!(
         "From: Admin <{from}>\r\n\
@@ -490,7 +505,11 @@ fn deliver(rt: &tokio::runtime::Runtime, mail: &[(&str, Vec<u8>)]) {
         rt.block_on(send_in(envelope_from, CONNECTOR, raw));
     }
     let got = rt.block_on(wait_for(CONNECTOR, before + mail.len()));
-    assert_eq!(got.len(), before + mail.len(), "all delivered to the connector");
+    assert_eq!(
+        got.len(),
+        before + mail.len(),
+        "all delivered to the connector"
+    );
 }
 
 fn folder_counts(rt: &tokio::runtime::Runtime) -> (usize, usize, usize) {
@@ -520,10 +539,16 @@ fn outlook_csv_with_an_rfc2231_file_name_is_acknowledged() {
     let inbox = rt.block_on(wait_for(RXX, 1));
     assert_eq!(inbox.len(), 1);
     let ack = parse(&inbox[0]);
-    assert_eq!(ack.subject, "Received: staff list for RXX (Staff list é.csv)");
+    assert_eq!(
+        ack.subject,
+        "Received: staff list for RXX (Staff list é.csv)"
+    );
     assert_eq!(ack_counts(&ack.text), (3, 3, 0), "{}", ack.text);
     assert_eq!(ack.in_reply_to.as_deref(), Some(id));
-    assert!(ack.references.as_deref().is_some_and(|r| r.contains(id)), "{ack:?}");
+    assert!(
+        ack.references.as_deref().is_some_and(|r| r.contains(id)),
+        "{ack:?}"
+    );
     assert_eq!(ack.auto_submitted.as_deref(), Some("auto-replied"));
 }
 
@@ -537,10 +562,21 @@ fn thunderbird_quoted_printable_csv_is_read_exactly() {
     let notes = "Rota A=early week and B=late week; cover for the Pharmacy dispensary at Ward 7 \
                  (Zoë's team) until the end of March 2027";
     let csv = staff_csv(&[
-        ["TBD1", "Zoë", "Ní Bhriain", "RXX", "Dispensary Assistant", notes],
+        [
+            "TBD1",
+            "Zoë",
+            "Ní Bhriain",
+            "RXX",
+            "Dispensary Assistant",
+            notes,
+        ],
         ["TBD2", "Marek", "Nowak", "RXX", "Porter", ""],
     ]);
-    let raw = thunderbird(RXX, "4c1e9a0b-7d2f-4e61-9c3a-5b8d2e7f1a06@rxx.nhs.uk", csv.as_bytes());
+    let raw = thunderbird(
+        RXX,
+        "4c1e9a0b-7d2f-4e61-9c3a-5b8d2e7f1a06@rxx.nhs.uk",
+        csv.as_bytes(),
+    );
     assert!(
         String::from_utf8_lossy(&raw).contains("=\r\n"),
         "the message has soft line breaks"
@@ -549,13 +585,19 @@ fn thunderbird_quoted_printable_csv_is_read_exactly() {
     let out = d.once(false);
     assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
     let ack = parse(&rt.block_on(wait_for(RXX, 1))[0]);
-    assert_eq!(ack_counts(&ack.text), d.validate("staff.csv", csv.as_bytes()));
+    assert_eq!(
+        ack_counts(&ack.text),
+        d.validate("staff.csv", csv.as_bytes())
+    );
     assert_eq!(ack_counts(&ack.text), (2, 2, 0), "{}", ack.text);
 
     let out = d.once(true);
     assert!(out.contains("nightly: RXX: run"), "{out}");
     let export = d.export();
-    assert!(export.contains(notes), "the long cell is stored as sent:\n{export}");
+    assert!(
+        export.contains(notes),
+        "the long cell is stored as sent:\n{export}"
+    );
     assert!(export.contains("Zoë,Ní Bhriain"), "{export}");
     let result = parse(&rt.block_on(wait_for(RXX, 2))[1]);
     let got = results(&result.attachment.expect("result CSV").1);
@@ -570,7 +612,10 @@ fn apple_mail_inline_csv_is_accepted() {
     rt.block_on(clean());
     let d = Deployment::standard();
     let id = "6F1A2B3C-4D5E-4F60-8172-93A4B5C6D7E8@rxx.nhs.uk";
-    deliver(&rt, &[(RXX, apple_mail(RXX, id, rxx_rows("APL").as_bytes()))]);
+    deliver(
+        &rt,
+        &[(RXX, apple_mail(RXX, id, rxx_rows("APL").as_bytes()))],
+    );
     let out = d.once(false);
     assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
     assert_eq!(folder_counts(&rt), (0, 1, 0));
@@ -605,9 +650,26 @@ fn utf16_unicode_text_and_windows_1252_csv_are_read_as_validate_reads_them() {
         &[
             (
                 RXX,
-                bare_file(RXX, "u16@rxx.nhs.uk", "Staff list.txt", "text/plain", "base64", &utf16),
+                bare_file(
+                    RXX,
+                    "u16@rxx.nhs.uk",
+                    "Staff list.txt",
+                    "text/plain",
+                    "base64",
+                    &utf16,
+                ),
             ),
-            (RYY, bare_file(RYY, "w1252@ryy.nhs.uk", "staff.csv", "text/csv", "8bit", &cp1252)),
+            (
+                RYY,
+                bare_file(
+                    RYY,
+                    "w1252@ryy.nhs.uk",
+                    "staff.csv",
+                    "text/csv",
+                    "8bit",
+                    &cp1252,
+                ),
+            ),
         ],
     );
     let out = d.once(false);
@@ -616,19 +678,42 @@ fn utf16_unicode_text_and_windows_1252_csv_are_read_as_validate_reads_them() {
     let ryy = parse(&rt.block_on(wait_for(RYY, 1))[0]);
     assert_eq!(ack_counts(&rxx.text), d.validate("Staff list.txt", &utf16));
     assert_eq!(ack_counts(&rxx.text), (3, 2, 1), "{}", rxx.text);
-    assert!(rxx.text.contains("line 4:"), "the refused line is named: {}", rxx.text);
+    assert!(
+        rxx.text.contains("line 4:"),
+        "the refused line is named: {}",
+        rxx.text
+    );
     assert_eq!(ack_counts(&ryy.text), d.validate("staff-1252.csv", &cp1252));
     assert_eq!(ack_counts(&ryy.text), (2, 2, 0), "{}", ryy.text);
 
     let out = d.once(true);
-    assert!(out.contains("nightly: RXX: run") && out.contains("nightly: RYY: run"), "{out}");
+    assert!(
+        out.contains("nightly: RXX: run") && out.contains("nightly: RYY: run"),
+        "{out}"
+    );
     let export = d.export();
-    for name in ["Łucja,Dąbrowska", "Ελένη,Παπαδοπούλου", "Zoë,Brontë", "Seán,O'Neill"] {
-        assert!(export.contains(name), "{name} not in the directory:\n{export}");
+    for name in [
+        "Łucja,Dąbrowska",
+        "Ελένη,Παπαδοπούλου",
+        "Zoë,Brontë",
+        "Seán,O'Neill",
+    ] {
+        assert!(
+            export.contains(name),
+            "{name} not in the directory:\n{export}"
+        );
     }
     let result = parse(&rt.block_on(wait_for(RXX, 2))[1]);
-    assert!(result.text.contains("\"Staff list.txt\""), "{}", result.text);
-    assert!(result.text.contains("line 4:"), "lines not applied are listed: {}", result.text);
+    assert!(
+        result.text.contains("\"Staff list.txt\""),
+        "{}",
+        result.text
+    );
+    assert!(
+        result.text.contains("line 4:"),
+        "lines not applied are listed: {}",
+        result.text
+    );
     let got = results(&result.attachment.expect("result CSV").1);
     assert_eq!(got["U16A"], "Created");
     assert_eq!(got["U16C"], "Rejected");
@@ -651,7 +736,10 @@ fn exchange_out_of_office_reply_is_filed_unanswered() {
     deliver(&rt, &[(RXX, raw)]);
     let out = d.once(false);
     assert!(out.contains("intake: 0 accepted, 1 rejected"), "{out}");
-    assert!(out.contains("message rejected"), "a log line says so: {out}");
+    assert!(
+        out.contains("message rejected"),
+        "a log line says so: {out}"
+    );
     assert!(out.contains("Auto-Submitted: auto-replied"), "{out}");
     assert_eq!(folder_counts(&rt), (0, 0, 1));
     rt.block_on(settle());
@@ -695,18 +783,25 @@ fn list_mail_and_unusable_senders_get_no_answer() {
             ),
             (
                 RXX,
-                with_from(&format!("From: <{RXX}>intruder@evil.test\r\n"), "after@evil.test"),
+                with_from(
+                    &format!("From: <{RXX}>intruder@evil.test\r\n"),
+                    "after@evil.test",
+                ),
             ),
             (
                 RXX,
                 with_from("From: \"admin\"@rxx.nhs.uk\r\n", "quoted@evil.test"),
             ),
-            (RXX, with_from("From: Admin <admin@rxx.nhs.uk.>\r\n", "dot@evil.test")),
+            (
+                RXX,
+                with_from("From: Admin <admin@rxx.nhs.uk.>\r\n", "dot@evil.test"),
+            ),
         ],
     );
     let stored = rt.block_on(messages(CONNECTOR, "INBOX"));
     assert!(
-        stored.iter().any(|m| String::from_utf8_lossy(m).contains("From: Admin <admin@rxx.nhs.uk>\r\nFrom: intruder@evil.test")),
+        stored.iter().any(|m| String::from_utf8_lossy(m)
+            .contains("From: Admin <admin@rxx.nhs.uk>\r\nFrom: intruder@evil.test")),
         "Postfix passes two From headers through as they were sent"
     );
     let out = d.once(false);
@@ -716,7 +811,10 @@ fn list_mail_and_unusable_senders_get_no_answer() {
     assert_eq!(folder_counts(&rt), (0, 0, 5));
     rt.block_on(settle());
     for user in [RXX, "intruder@evil.test", "sink@sink.test"] {
-        assert!(rt.block_on(messages(user, "INBOX")).is_empty(), "nothing to {user}");
+        assert!(
+            rt.block_on(messages(user, "INBOX")).is_empty(),
+            "nothing to {user}"
+        );
     }
     assert!(d.outbox(true).is_empty(), "nothing queued");
 }
@@ -732,7 +830,13 @@ fn a_bounce_postfix_itself_generates_gets_no_answer() {
     // acknowledgement (with its refused-lines CSV) bounces back to us as a real DSN.
     let mut csv = rxx_rows("DSN");
     csv.push_str("DSN9,R2D2,Droid,RXX,Cook\r\n");
-    deliver(&rt, &[(RXX, thunderbird(&undeliverable, "to-bounce@rxx.nhs.uk", csv.as_bytes()))]);
+    deliver(
+        &rt,
+        &[(
+            RXX,
+            thunderbird(&undeliverable, "to-bounce@rxx.nhs.uk", csv.as_bytes()),
+        )],
+    );
     let out = d.once(false);
     assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
     assert!(out.contains("outbox: 1 e-mail(s) sent"), "{out}");
@@ -740,8 +844,14 @@ fn a_bounce_postfix_itself_generates_gets_no_answer() {
     let dsn = rt.block_on(wait_for(CONNECTOR, 1));
     assert_eq!(dsn.len(), 1, "Postfix bounced the acknowledgement to us");
     let text = String::from_utf8_lossy(&dsn[0]);
-    assert!(text.contains("multipart/report") && text.contains("MAILER-DAEMON"), "{text}");
-    assert!(text.contains("refused-lines-staff.csv"), "the returned message carries a file");
+    assert!(
+        text.contains("multipart/report") && text.contains("MAILER-DAEMON"),
+        "{text}"
+    );
+    assert!(
+        text.contains("refused-lines-staff.csv"),
+        "the returned message carries a file"
+    );
 
     let out = d.once(false);
     assert!(out.contains("intake: 0 accepted, 1 rejected"), "{out}");
@@ -749,10 +859,17 @@ fn a_bounce_postfix_itself_generates_gets_no_answer() {
     assert_eq!(folder_counts(&rt), (0, 1, 1));
     rt.block_on(settle());
     let outbox = d.outbox(true);
-    assert_eq!(outbox.len(), 1, "only the acknowledgement was ever queued: {outbox:?}");
+    assert_eq!(
+        outbox.len(),
+        1,
+        "only the acknowledgement was ever queued: {outbox:?}"
+    );
     assert_eq!(outbox[0]["kind"], "acknowledgement");
     for user in ["sink@sink.test", OPERATOR, RXX] {
-        assert!(rt.block_on(messages(user, "INBOX")).is_empty(), "nothing to {user}");
+        assert!(
+            rt.block_on(messages(user, "INBOX")).is_empty(),
+            "nothing to {user}"
+        );
     }
 }
 
@@ -764,7 +881,12 @@ fn a_forwarded_staff_list_is_accepted_and_the_acknowledgement_says_so() {
     let rt = runtime();
     rt.block_on(clean());
     let d = Deployment::standard();
-    let raw = forwarded(RXX, "fwd-1@rxx.nhs.uk", "Staff list for December", rxx_rows("FWD").as_bytes());
+    let raw = forwarded(
+        RXX,
+        "fwd-1@rxx.nhs.uk",
+        "Staff list for December",
+        rxx_rows("FWD").as_bytes(),
+    );
     deliver(&rt, &[(RXX, raw)]);
     let out = d.once(false);
     assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
@@ -791,7 +913,10 @@ fn a_reused_message_id_with_other_content_is_answered() {
     rt.block_on(clean());
     let d = Deployment::standard();
     let id = "reused-id@rxx.nhs.uk";
-    deliver(&rt, &[(RXX, thunderbird(RXX, id, rxx_rows("RU1").as_bytes()))]);
+    deliver(
+        &rt,
+        &[(RXX, thunderbird(RXX, id, rxx_rows("RU1").as_bytes()))],
+    );
     let out = d.once(false);
     assert!(out.contains("intake: 1 accepted"), "{out}");
     // A client that reuses Message-IDs (or a template) sends a different file under it.
@@ -818,7 +943,10 @@ fn the_same_message_delivered_twice_is_answered_once() {
     // its own Received header.
     deliver(&rt, &[(RXX, raw.clone()), (RXX, raw)]);
     let copies = rt.block_on(messages(CONNECTOR, "INBOX"));
-    assert_ne!(copies[0], copies[1], "the copies differ in their trace headers");
+    assert_ne!(
+        copies[0], copies[1],
+        "the copies differ in their trace headers"
+    );
     let out = d.once(false);
     assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
     assert!(out.contains("1 already stored and now filed"), "{out}");
@@ -826,7 +954,11 @@ fn the_same_message_delivered_twice_is_answered_once() {
     let out = d.once(false);
     assert!(out.contains("intake: 0 accepted, 0 rejected"), "{out}");
     rt.block_on(settle());
-    assert_eq!(rt.block_on(messages(RXX, "INBOX")).len(), 1, "one answer only");
+    assert_eq!(
+        rt.block_on(messages(RXX, "INBOX")).len(),
+        1,
+        "one answer only"
+    );
 }
 
 #[test]
@@ -835,7 +967,13 @@ fn another_organisations_rows_are_rejected_whole_and_supersede_nothing() {
     let rt = runtime();
     rt.block_on(clean());
     let d = Deployment::standard();
-    deliver(&rt, &[(RXX, outlook(RXX, "good@rxx.nhs.uk", rxx_rows("GOOD").as_bytes()))]);
+    deliver(
+        &rt,
+        &[(
+            RXX,
+            outlook(RXX, "good@rxx.nhs.uk", rxx_rows("GOOD").as_bytes()),
+        )],
+    );
     d.once(false);
     // An RYY-only administrator sends a file whose rows are all for RXX.
     let raw = thunderbird(RYY, "wrong-org@ryy.nhs.uk", rxx_rows("EVIL").as_bytes());
@@ -843,22 +981,38 @@ fn another_organisations_rows_are_rejected_whole_and_supersede_nothing() {
     let out = d.once(false);
     assert!(out.contains("intake: 0 accepted, 1 rejected"), "{out}");
     let rejection = parse(&rt.block_on(wait_for(RYY, 1))[0]);
-    assert!(rejection.subject.starts_with("Not accepted"), "{}", rejection.subject);
+    assert!(
+        rejection.subject.starts_with("Not accepted"),
+        "{}",
+        rejection.subject
+    );
     assert!(
         rejection.text.contains("its rows are for RXX")
-            && rejection.text.contains("connector administrator of RYY only"),
+            && rejection
+                .text
+                .contains("connector administrator of RYY only"),
         "{}",
         rejection.text
     );
-    assert_eq!(rejection.in_reply_to.as_deref(), Some("wrong-org@ryy.nhs.uk"));
+    assert_eq!(
+        rejection.in_reply_to.as_deref(),
+        Some("wrong-org@ryy.nhs.uk")
+    );
 
     let out = d.once(true);
     assert!(out.contains("nightly: RXX: run"), "{out}");
     assert!(!out.contains("earlier submission(s) superseded"), "{out}");
     let export = d.export();
-    assert!(export.contains("GOOD1") && !export.contains("EVIL1"), "{export}");
+    assert!(
+        export.contains("GOOD1") && !export.contains("EVIL1"),
+        "{export}"
+    );
     let result = parse(&rt.block_on(wait_for(RXX, 2))[1]);
-    assert!(result.subject.starts_with("Result: staff list for RXX"), "{}", result.subject);
+    assert!(
+        result.subject.starts_with("Result: staff list for RXX"),
+        "{}",
+        result.subject
+    );
     assert_eq!(result.in_reply_to.as_deref(), Some("good@rxx.nhs.uk"));
 }
 
@@ -868,20 +1022,44 @@ fn a_file_with_no_valid_row_is_acknowledged_and_supersedes_nothing() {
     let rt = runtime();
     rt.block_on(clean());
     let d = Deployment::standard();
-    deliver(&rt, &[(RXX, outlook(RXX, "pending@rxx.nhs.uk", rxx_rows("KEEP").as_bytes()))]);
+    deliver(
+        &rt,
+        &[(
+            RXX,
+            outlook(RXX, "pending@rxx.nhs.uk", rxx_rows("KEEP").as_bytes()),
+        )],
+    );
     d.once(false);
     let none_valid = staff_csv(&[
         ["NV1", "R2D2", "Droid", "RXX", "Cook", ""],
         ["NV2", "", "Nobody", "RXX", "Cook", ""],
     ]);
-    deliver(&rt, &[(RXX, apple_mail(RXX, "nothing@rxx.nhs.uk", none_valid.as_bytes()))]);
+    deliver(
+        &rt,
+        &[(
+            RXX,
+            apple_mail(RXX, "nothing@rxx.nhs.uk", none_valid.as_bytes()),
+        )],
+    );
     let out = d.once(false);
     assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
     let ack = parse(&rt.block_on(wait_for(RXX, 2))[1]);
     assert_eq!(ack_counts(&ack.text), (2, 0, 2), "{}", ack.text);
-    assert!(ack.text.contains("Nothing in this file can be applied"), "{}", ack.text);
-    assert!(ack.text.contains("Your earlier file \"Staff list é.csv\""), "{}", ack.text);
-    assert!(ack.text.contains("line 2:") && ack.text.contains("line 3:"), "{}", ack.text);
+    assert!(
+        ack.text.contains("Nothing in this file can be applied"),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("Your earlier file \"Staff list é.csv\""),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("line 2:") && ack.text.contains("line 3:"),
+        "{}",
+        ack.text
+    );
 
     let out = d.once(true);
     assert!(out.contains("nightly: RXX: run"), "{out}");
@@ -896,7 +1074,11 @@ fn a_file_with_no_valid_row_is_acknowledged_and_supersedes_nothing() {
 fn by_recipient<'v>(records: &'v [Value], to: &str) -> &'v Value {
     records
         .iter()
-        .find(|r| r["recipients"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
+        .find(|r| {
+            r["recipients"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == to))
+        })
         .unwrap_or_else(|| panic!("no e-mail to {to} in {records:?}"))
 }
 
@@ -911,10 +1093,22 @@ fn replies_refused_with_5xx_fail_4xx_wait_and_the_rest_go_out() {
     deliver(
         &rt,
         &[
-            (&refused, thunderbird(&refused, "r5xx@rxx.nhs.uk", rxx_rows("R5X").as_bytes())),
-            (&deferred, thunderbird(&deferred, "r4xx@ryy.nhs.uk", ryy_rows("R4X").as_bytes())),
-            (RXX, outlook(RXX, "ok-rxx@rxx.nhs.uk", rxx_rows("OKX").as_bytes())),
-            (RYY, apple_mail(RYY, "ok-ryy@ryy.nhs.uk", ryy_rows("OKY").as_bytes())),
+            (
+                &refused,
+                thunderbird(&refused, "r5xx@rxx.nhs.uk", rxx_rows("R5X").as_bytes()),
+            ),
+            (
+                &deferred,
+                thunderbird(&deferred, "r4xx@ryy.nhs.uk", ryy_rows("R4X").as_bytes()),
+            ),
+            (
+                RXX,
+                outlook(RXX, "ok-rxx@rxx.nhs.uk", rxx_rows("OKX").as_bytes()),
+            ),
+            (
+                RYY,
+                apple_mail(RYY, "ok-ryy@ryy.nhs.uk", ryy_rows("OKY").as_bytes()),
+            ),
         ],
     );
     let out = d.once(false);
@@ -927,18 +1121,27 @@ fn replies_refused_with_5xx_fail_4xx_wait_and_the_rest_go_out() {
     let failed = by_recipient(&open, &refused);
     assert_eq!(failed["state"], "failed");
     let error = failed["last_error"].as_str().unwrap();
-    assert!(error.contains("550") && error.contains("5.1.1"), "the server's answer: {error}");
+    assert!(
+        error.contains("550") && error.contains("5.1.1"),
+        "the server's answer: {error}"
+    );
     let waiting = by_recipient(&open, &deferred);
     assert_eq!(waiting["state"], "waiting");
     assert_eq!(waiting["attempts"], 1);
-    assert!(waiting["last_error"].as_str().unwrap().contains("450"), "{waiting}");
+    assert!(
+        waiting["last_error"].as_str().unwrap().contains("450"),
+        "{waiting}"
+    );
     let next = chrono::DateTime::parse_from_rfc3339(waiting["next_attempt_at"].as_str().unwrap())
         .expect("a time");
     assert!(next > chrono::Utc::now(), "retried later: {next}");
 
     let listed = d.run(&["outbox", "list"]);
     let listed = String::from_utf8_lossy(&listed.stdout);
-    assert!(listed.contains("failed") && listed.contains("waiting") && listed.contains("5.1.1"), "{listed}");
+    assert!(
+        listed.contains("failed") && listed.contains("waiting") && listed.contains("5.1.1"),
+        "{listed}"
+    );
 
     for (user, id) in [(RXX, "ok-rxx@rxx.nhs.uk"), (RYY, "ok-ryy@ryy.nhs.uk")] {
         let inbox = rt.block_on(wait_for(user, 1));
@@ -948,20 +1151,36 @@ fn replies_refused_with_5xx_fail_4xx_wait_and_the_rest_go_out() {
     let notices = rt.block_on(wait_for(OPERATOR, 1));
     assert_eq!(notices.len(), 1);
     let notice = parse(&notices[0]);
-    assert!(notice.subject.starts_with("Not delivered: Received: staff list for RXX"), "{}", notice.subject);
+    assert!(
+        notice
+            .subject
+            .starts_with("Not delivered: Received: staff list for RXX"),
+        "{}",
+        notice.subject
+    );
     assert!(notice.text.contains("5.1.1"), "{}", notice.text);
 
     // The next pass: the 4xx one is tried again, nobody is told twice.
     let out = d.once(false);
     assert!(out.contains("outbox: 0 e-mail(s) sent"), "{out}");
     rt.block_on(settle());
-    assert_eq!(rt.block_on(messages(OPERATOR, "INBOX")).len(), 1, "told once");
+    assert_eq!(
+        rt.block_on(messages(OPERATOR, "INBOX")).len(),
+        1,
+        "told once"
+    );
     let open = d.outbox(false);
     assert_eq!(by_recipient(&open, &deferred)["attempts"], 2);
 
     // retry and drop, through the binary.
-    let failed_id = by_recipient(&open, &refused)["id"].as_i64().unwrap().to_string();
-    let waiting_id = by_recipient(&open, &deferred)["id"].as_i64().unwrap().to_string();
+    let failed_id = by_recipient(&open, &refused)["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let waiting_id = by_recipient(&open, &deferred)["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
     let retry = d.run(&["outbox", "retry", &failed_id]);
     assert!(retry.status.success(), "{retry:?}");
     assert!(String::from_utf8_lossy(&retry.stdout).contains("waiting"));
@@ -976,10 +1195,19 @@ fn replies_refused_with_5xx_fail_4xx_wait_and_the_rest_go_out() {
     assert_eq!(gone["state"], "dropped");
     assert_eq!(gone["closed_reason"], "mailbox closed");
     let again = d.run(&["outbox", "retry", &failed_id]);
-    assert_eq!(again.status.code(), Some(1), "a dropped e-mail is not retried");
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a dropped e-mail is not retried"
+    );
     assert!(String::from_utf8_lossy(&again.stderr).contains("dropped"));
     let sent_id = by_recipient(&all, RXX)["id"].as_i64().unwrap().to_string();
-    assert_eq!(d.run(&["outbox", "drop", &sent_id, "--reason", "x"]).status.code(), Some(1));
+    assert_eq!(
+        d.run(&["outbox", "drop", &sent_id, "--reason", "x"])
+            .status
+            .code(),
+        Some(1)
+    );
     let unknown = d.run(&["outbox", "retry", "999999"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no e-mail 999999"));
@@ -1031,21 +1259,41 @@ fn soak_message(i: usize) -> (Shape, String, String, Vec<u8>) {
     let tag = format!("S{i:05}X");
     let (from, raw) = match shape {
         Shape::Outlook => (RXX.to_owned(), outlook(RXX, &id, rxx_rows(&tag).as_bytes())),
-        Shape::Thunderbird => (RYY.to_owned(), thunderbird(RYY, &id, ryy_rows(&tag).as_bytes())),
-        Shape::Apple => (RXX.to_owned(), apple_mail(RXX, &id, rxx_rows(&tag).as_bytes())),
-        Shape::Forwarded => (RYY.to_owned(), forwarded(RYY, &id, "HR list", ryy_rows(&tag).as_bytes())),
+        Shape::Thunderbird => (
+            RYY.to_owned(),
+            thunderbird(RYY, &id, ryy_rows(&tag).as_bytes()),
+        ),
+        Shape::Apple => (
+            RXX.to_owned(),
+            apple_mail(RXX, &id, rxx_rows(&tag).as_bytes()),
+        ),
+        Shape::Forwarded => (
+            RYY.to_owned(),
+            forwarded(RYY, &id, "HR list", ryy_rows(&tag).as_bytes()),
+        ),
         Shape::Windows1252 => {
-            let csv = format!("ExternalSyncID,FirstName,LastName,Organisation,JobTitle\r\n{tag}1,Zo\u{eb},Bront\u{eb},RYY,Clerk\r\n");
+            let csv = format!(
+                "ExternalSyncID,FirstName,LastName,Organisation,JobTitle\r\n{tag}1,Zo\u{eb},Bront\u{eb},RYY,Clerk\r\n"
+            );
             let bytes: Vec<u8> = csv.chars().map(|c| c as u32 as u8).collect();
-            (RYY.to_owned(), bare_file(RYY, &id, "staff.csv", "text/csv", "8bit", &bytes))
+            (
+                RYY.to_owned(),
+                bare_file(RYY, &id, "staff.csv", "text/csv", "8bit", &bytes),
+            )
         }
         Shape::NoAttachment => (RXX.to_owned(), no_attachment(RXX, &id)),
         Shape::Unauthorised => {
-            let who = format!("stranger{}@elsewhere.example", (i / SHAPES.len()) % STRANGERS);
+            let who = format!(
+                "stranger{}@elsewhere.example",
+                (i / SHAPES.len()) % STRANGERS
+            );
             let raw = thunderbird(&who, &id, rxx_rows(&tag).as_bytes());
             (who, raw)
         }
-        Shape::OutOfOffice => (RXX.to_owned(), out_of_office(RXX, &id, "ours@connector.test")),
+        Shape::OutOfOffice => (
+            RXX.to_owned(),
+            out_of_office(RXX, &id, "ours@connector.test"),
+        ),
         Shape::Bounce => (String::new(), bounce_like(&id)),
     };
     (shape, id, from, raw)
@@ -1113,9 +1361,18 @@ fn soak_two_thousand_mixed_messages_through_the_running_service() {
     let intake_done = started.elapsed();
     let expect_processed = soak
         .iter()
-        .filter(|(s, ..)| !matches!(s, Shape::NoAttachment | Shape::Unauthorised | Shape::OutOfOffice | Shape::Bounce))
+        .filter(|(s, ..)| {
+            !matches!(
+                s,
+                Shape::NoAttachment | Shape::Unauthorised | Shape::OutOfOffice | Shape::Bounce
+            )
+        })
         .count();
-    assert_eq!(filed, (0, expect_processed, MESSAGES - expect_processed), "inbox, Processed, Rejected");
+    assert_eq!(
+        filed,
+        (0, expect_processed, MESSAGES - expect_processed),
+        "inbox, Processed, Rejected"
+    );
 
     // Every administrator message answered (the replies are delivered by then).
     let answered: BTreeSet<&str> = soak
@@ -1165,12 +1422,17 @@ fn soak_two_thousand_mixed_messages_through_the_running_service() {
     let mut replies: BTreeMap<String, usize> = BTreeMap::new();
     for user in [RXX, RYY, "sink@sink.test", OPERATOR] {
         for (in_reply_to, subject) in answers(&rt, user) {
-            let id = in_reply_to.unwrap_or_else(|| panic!("a reply to {user} without In-Reply-To: {subject}"));
+            let id = in_reply_to
+                .unwrap_or_else(|| panic!("a reply to {user} without In-Reply-To: {subject}"));
             *replies.entry(id).or_default() += 1;
         }
     }
     for id in &answered {
-        assert_eq!(replies.get(*id), Some(&1), "administrator message {id}: one answer");
+        assert_eq!(
+            replies.get(*id),
+            Some(&1),
+            "administrator message {id}: one answer"
+        );
     }
     let machine: Vec<&str> = soak
         .iter()
@@ -1178,12 +1440,18 @@ fn soak_two_thousand_mixed_messages_through_the_running_service() {
         .map(|(_, id, ..)| id.as_str())
         .filter(|id| replies.contains_key(*id))
         .collect();
-    assert!(machine.is_empty(), "auto-replies and bounces answered: {machine:?}");
+    assert!(
+        machine.is_empty(),
+        "auto-replies and bounces answered: {machine:?}"
+    );
     let strangers = soak
         .iter()
         .filter(|(s, id, ..)| *s == Shape::Unauthorised && replies.contains_key(id))
         .count();
-    assert_eq!(strangers, STRANGERS, "one rejection per unauthorised address a day");
+    assert_eq!(
+        strangers, STRANGERS,
+        "one rejection per unauthorised address a day"
+    );
     for (_, subject) in answers(&rt, "sink@sink.test") {
         assert_eq!(
             subject, "Not accepted: your message to the staff directory connector",
@@ -1197,10 +1465,17 @@ fn soak_two_thousand_mixed_messages_through_the_running_service() {
     );
     let open = d.outbox(false);
     assert!(
-        open.iter().all(|r| r["state"] == "failed" && r["last_error"].is_string()),
+        open.iter()
+            .all(|r| r["state"] == "failed" && r["last_error"].is_string()),
         "the outbox holds only failed e-mails with their reasons: {open:?}"
     );
-    assert!(stopped.is_some_and(|s| s.success()), "the service stops on SIGTERM: {stopped:?}");
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "the service stops on SIGTERM: {stopped:?}"
+    );
 
-    assert!(peak_mib < MAX_RSS_MIB, "peak RSS {peak_mib} MiB over {MAX_RSS_MIB} MiB");
+    assert!(
+        peak_mib < MAX_RSS_MIB,
+        "peak RSS {peak_mib} MiB over {MAX_RSS_MIB} MiB"
+    );
 }

@@ -54,7 +54,14 @@ pub fn parse(raw: &[u8]) -> Inbound {
     };
     let mut files = Vec::new();
     let mut other_files = Vec::new();
-    collect_files(&msg, msg.raw_message(), None, 0, &mut files, &mut other_files);
+    collect_files(
+        &msg,
+        msg.raw_message(),
+        None,
+        0,
+        &mut files,
+        &mut other_files,
+    );
     Inbound {
         message_id: msg
             .message_id()
@@ -191,7 +198,8 @@ fn sender(from_headers: &[String]) -> Result<String, SenderProblem> {
     if value.is_empty() {
         return Err(SenderProblem::Missing);
     }
-    let unusable = |why: &str| SenderProblem::Unusable(format!("the From header \"{value}\" {why}"));
+    let unusable =
+        |why: &str| SenderProblem::Unusable(format!("the From header \"{value}\" {why}"));
     let without_comments = strip_comments(value).ok_or_else(|| unusable("is malformed"))?;
     let address = match angle_address(&without_comments) {
         AngleAddress::One(a) => a,
@@ -199,7 +207,9 @@ fn sender(from_headers: &[String]) -> Result<String, SenderProblem> {
         AngleAddress::Malformed => return Err(unusable("is not one address in <…>")),
     };
     if !is_plain_address(&address) {
-        return Err(unusable("does not hold a plain address such as name@org.nhs.uk"));
+        return Err(unusable(
+            "does not hold a plain address such as name@org.nhs.uk",
+        ));
     }
     Ok(address.to_ascii_lowercase())
 }
@@ -289,7 +299,9 @@ pub fn is_plain_address(address: &str) -> bool {
     address.len() <= 254
         && !local.is_empty()
         && local.len() <= 64
-        && local.split('.').all(|a| !a.is_empty() && a.chars().all(atext))
+        && local
+            .split('.')
+            .all(|a| !a.is_empty() && a.chars().all(atext))
         && domain.split('.').count() >= 2
         && domain.split('.').all(label)
 }
@@ -362,7 +374,10 @@ mod tests {
 
     #[test]
     fn a_sender_is_one_plain_address() {
-        assert_eq!(from("Admin <Admin@RXX.nhs.uk>").unwrap(), "admin@rxx.nhs.uk");
+        assert_eq!(
+            from("Admin <Admin@RXX.nhs.uk>").unwrap(),
+            "admin@rxx.nhs.uk"
+        );
         assert_eq!(from("admin@rxx.nhs.uk").unwrap(), "admin@rxx.nhs.uk");
         assert_eq!(
             from("\"Smith, Jo <IT>\" <jo.smith@rxx.nhs.uk>").unwrap(),

@@ -57,7 +57,12 @@ pub fn mx() -> AsyncSmtpTransport<Tokio1Executor> {
 
 /// Delivers a message as an MTA would receive it, with envelope sender `from` (`""` for the
 /// null sender of bounces and auto-replies).
-pub async fn send_with(smtp: &AsyncSmtpTransport<Tokio1Executor>, from: &str, to: &str, raw: &[u8]) {
+pub async fn send_with(
+    smtp: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &str,
+    to: &str,
+    raw: &[u8],
+) {
     let sender = (!from.is_empty()).then(|| from.parse().unwrap());
     let envelope = Envelope::new(sender, vec![to.parse().unwrap()]).unwrap();
     smtp.send_raw(&envelope, raw).await.expect("SMTP accepts");
@@ -189,11 +194,12 @@ pub fn quoted_printable(bytes: &[u8]) -> String {
         let mut current = String::new();
         for (j, &b) in line.iter().enumerate() {
             let last = j + 1 == line.len();
-            let token = if b == b'=' || !(32..127).contains(&b) || (last && (b == b' ' || b == b'\t')) {
-                format!("={b:02X}")
-            } else {
-                (b as char).to_string()
-            };
+            let token =
+                if b == b'=' || !(32..127).contains(&b) || (last && (b == b' ' || b == b'\t')) {
+                    format!("={b:02X}")
+                } else {
+                    (b as char).to_string()
+                };
             if current.len() + token.len() > 75 {
                 out.push_str(&current);
                 out.push_str("=\r\n");
