@@ -21,7 +21,12 @@
 #   connector@connector.test  admin@rxx.nhs.uk  admin@ryy.nhs.uk
 #   operator@connector.test   intruder@evil.test
 #   sink@sink.test            receives all mail addressed outside these domains
-# Unknown users in the test domains are refused at RCPT (550).  Nothing can
+#   refused@rxx.nhs.uk        refused on the submission port with 550 5.1.1
+#   deferred@ryy.nhs.uk       refused on the submission port with 450 4.2.0
+#                             (both are delivered normally through port 2525)
+# Unknown users in the test domains are refused at RCPT (550).
+# undeliverable@rxx.nhs.uk is accepted at RCPT but Dovecot knows no such user,
+# so Postfix's MAILER-DAEMON bounces it to the envelope sender (a real DSN).  Nothing can
 # leave the machine: every non-local address is rewritten to the sink, and the
 # default/relay/local transports are "error:" with no smtp client in master.cf.
 #
@@ -64,7 +69,13 @@ done
     die "MAIL_PASSWORD must be non-empty without ':' or whitespace"
 
 USERS=(connector@connector.test admin@rxx.nhs.uk admin@ryy.nhs.uk
-       operator@connector.test intruder@evil.test sink@sink.test)
+       operator@connector.test intruder@evil.test sink@sink.test
+       refused@rxx.nhs.uk deferred@ryy.nhs.uk)
+# Accepted by Postfix, unknown to Dovecot: every message to it bounces.
+UNDELIVERABLE=undeliverable@rxx.nhs.uk
+# Refused by the submission port (the port replies are sent through).
+SUBMISSION_REFUSED=refused@rxx.nhs.uk
+SUBMISSION_DEFERRED=deferred@ryy.nhs.uk
 SINK=sink@sink.test
 DOMAINS=(connector.test rxx.nhs.uk ryy.nhs.uk evil.test sink.test)
 MAIL_UID=$(id -u mail)   # Debian's "mail" user, uid/gid 8: Dovecot won't deliver as root
@@ -233,6 +244,11 @@ for u in "${USERS[@]}"; do
     echo "$u ${u#*@}/${u%@*}/" >>"$PF_ETC/vmailbox"
     echo "$u $u" >>"$PF_ETC/sender_logins"
 done
+echo "$UNDELIVERABLE ${UNDELIVERABLE#*@}/${UNDELIVERABLE%@*}/" >>"$PF_ETC/vmailbox"
+cat >"$PF_ETC/submission_recipients" <<CONF
+$SUBMISSION_REFUSED 550 5.1.1 <$SUBMISSION_REFUSED>: Recipient address rejected: refused by the test mail server
+$SUBMISSION_DEFERRED 450 4.2.0 <$SUBMISSION_DEFERRED>: Recipient address rejected: mailbox busy, try again later
+CONF
 domain_re=$(printf '%s|' "${DOMAINS[@]}" | sed 's/\./\\./g; s/|$//')
 cat >"$PF_ETC/outside.regexp" <<CONF
 # Every recipient outside the test domains goes to the sink mailbox.
@@ -263,6 +279,12 @@ readme_directory = no
 smtputf8_enable = no
 disable_vrfy_command = yes
 message_size_limit = 52428800
+
+# Headers stay as the sender wrote them, as on an MX receiving from other hosts.
+# (By default a client on inet_interfaces -- every test client here -- counts as
+# local, and cleanup would unquote "admin"@x and strip a trailing dot from
+# header addresses, hiding what a hostile sender wrote.)
+local_header_rewrite_clients =
 
 # No syslog here: log to a file through the postlog service.
 maillog_file = $LOGS/postfix.log
@@ -329,6 +351,7 @@ $MAIL_HOST:$MAIL_SUBMISSION_PORT inet n - n - - smtpd
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
   -o smtpd_sender_restrictions=reject_sender_login_mismatch
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=check_recipient_access,texthash:$PF_ETC/submission_recipients,permit
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -407,6 +430,9 @@ done
     printf 'export MAIL_PASSWORD=%q\n' "$MAIL_PASSWORD"
     printf 'export MAIL_STATE_DIR=%q\n' "$STATE_DIR"
     printf 'export MAIL_SINK_USER=%q\n' "$SINK"
+    printf 'export MAIL_UNDELIVERABLE=%q\n' "$UNDELIVERABLE"
+    printf 'export MAIL_SUBMISSION_REFUSED=%q\n' "$SUBMISSION_REFUSED"
+    printf 'export MAIL_SUBMISSION_DEFERRED=%q\n' "$SUBMISSION_DEFERRED"
 } >"$STATE_DIR/env.sh"
 cat "$STATE_DIR/env.sh"
 echo "up.sh: ${started[*]} running from $STATE_DIR (pids $(cat "$STATE_DIR/dovecot.pid") $(cat "$STATE_DIR/postfix.pid"))" >&2

@@ -54,7 +54,14 @@ pub fn parse(raw: &[u8]) -> Inbound {
     };
     let mut files = Vec::new();
     let mut other_files = Vec::new();
-    collect_files(&msg, None, 0, &mut files, &mut other_files);
+    collect_files(
+        &msg,
+        msg.raw_message(),
+        None,
+        0,
+        &mut files,
+        &mut other_files,
+    );
     Inbound {
         message_id: msg
             .message_id()
@@ -92,8 +99,14 @@ fn unfold(value: &str) -> String {
 }
 
 /// The files of a message, or, when it has none, of the messages it forwards.
+///
+/// `raw` is the text the parts' offsets point into. The mail parser gives a forwarded
+/// message sent as it is (7bit/8bit) offsets into the enclosing text, though its own
+/// `raw_message()` is only its slice of it; a forwarded message that was itself base64- or
+/// quoted-printable-encoded is parsed from its decoded bytes, and its offsets point there.
 fn collect_files(
     msg: &Message<'_>,
+    raw: &[u8],
     forwarded: Option<&str>,
     depth: usize,
     files: &mut Vec<Attachment>,
@@ -102,7 +115,13 @@ fn collect_files(
     let mut inner = Vec::new();
     for part in &msg.parts {
         match &part.body {
-            PartType::Message(m) => inner.push(m),
+            PartType::Message(m) => {
+                let space = match part.encoding {
+                    Encoding::None => raw,
+                    _ => m.raw_message(),
+                };
+                inner.push((m, space));
+            }
             PartType::Multipart(_) => {}
             _ => {
                 let Some(name) = part.attachment_name() else {
@@ -111,7 +130,7 @@ fn collect_files(
                 if is_submission_name(name) {
                     files.push(Attachment {
                         name: name.to_owned(),
-                        bytes: part_bytes(msg, part),
+                        bytes: part_bytes(raw, part),
                         forwarded: forwarded.map(str::to_owned),
                     });
                 } else {
@@ -121,19 +140,19 @@ fn collect_files(
         }
     }
     if files.is_empty() && depth < FORWARD_DEPTH {
-        for m in inner {
+        for (m, space) in inner {
             let subject = m.subject().unwrap_or("(no subject)");
-            collect_files(m, Some(subject), depth + 1, files, other_files);
+            collect_files(m, space, Some(subject), depth + 1, files, other_files);
         }
     }
 }
 
 /// A part's bytes as the sender attached them: transfer-decoded, never charset-converted.
-fn part_bytes(msg: &Message<'_>, part: &MessagePart<'_>) -> Vec<u8> {
+/// `raw` is the text its offsets point into (see [`collect_files`]).
+fn part_bytes(raw: &[u8], part: &MessagePart<'_>) -> Vec<u8> {
     match &part.body {
         PartType::Binary(b) | PartType::InlineBinary(b) => b.to_vec(),
         _ => {
-            let raw = msg.raw_message();
             let start = (part.offset_body as usize).min(raw.len());
             let end = (part.offset_end as usize).clamp(start, raw.len());
             let body = &raw[start..end];
@@ -398,6 +417,38 @@ mod tests {
         let m = parse(raw);
         assert_eq!(m.from, None);
         assert!(m.sender_problem.unwrap().contains("2 From headers"));
+    }
+
+    fn forwarding(encoding: &str, inner: &str) -> Vec<u8> {
+        format!(
+            "From: Admin <admin@rxx.nhs.uk>\r\nSubject: Fwd: HR list\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n\
+             --outer\r\nContent-Type: text/plain\r\n\r\nForwarding.\r\n\
+             --outer\r\nContent-Type: message/rfc822; name=\"HR list.eml\"\r\n\
+             Content-Transfer-Encoding: {encoding}\r\n\r\n{inner}\r\n--outer--\r\n"
+        )
+        .into_bytes()
+    }
+
+    const INNER: &str = "From: hr@rxx.nhs.uk\r\nSubject: HR list\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=\"inner\"\r\n\r\n\
+        --inner\r\nContent-Type: text/plain\r\n\r\nThe list.\r\n\
+        --inner\r\nContent-Type: text/csv; charset=UTF-8; name=\"staff.csv\"\r\n\
+        Content-Disposition: attachment; filename=\"staff.csv\"\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\nSUQsTmFtZQ0KMSxab8OrDQo=\r\n--inner--\r\n";
+
+    #[test]
+    fn a_forwarded_file_is_taken_whole_however_the_forward_is_encoded() {
+        let m = parse(&forwarding("7bit", INNER));
+        assert_eq!(m.files.len(), 1, "{m:?}");
+        assert_eq!(m.files[0].bytes, "ID,Name\r\n1,Zoë\r\n".as_bytes());
+        assert_eq!(m.files[0].forwarded.as_deref(), Some("HR list"));
+
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(INNER);
+        let m = parse(&forwarding("base64", &encoded));
+        assert_eq!(m.files.len(), 1, "{m:?}");
+        assert_eq!(m.files[0].bytes, "ID,Name\r\n1,Zoë\r\n".as_bytes());
     }
 
     #[test]

@@ -288,6 +288,8 @@ pub struct Flushed {
     pub failed: usize,
     /// E-mails still waiting, and the last error.
     pub waiting: usize,
+    /// The server did not answer, so the flush stopped before the end of the queue.
+    pub stopped: bool,
     pub error: Option<String>,
 }
 
@@ -350,6 +352,7 @@ pub async fn flush<O: Outbox>(
         out.waiting += 1;
         if e.is_unreachable() {
             out.waiting += queue.len() - i - 1;
+            out.stopped = true;
             break;
         }
     }

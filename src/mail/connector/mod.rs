@@ -152,23 +152,27 @@ impl<'a, D: Directory> Connector<'a, D> {
         Ok((submission, results))
     }
 
-    /// Sends the queued e-mails.
+    /// Sends the queued e-mails, then the operators' notices of those refused for good in
+    /// this pass (in the same pass: a cron `run --once` may not come back for hours).
     pub async fn flush<O: Outbox>(
         &self,
         outbox: &O,
         now: DateTime<Utc>,
         due_only: bool,
     ) -> Result<Flushed, ConnectorError> {
-        let flushed = outbox::flush(
-            self.store,
-            outbox,
-            &self.composer.from_address(),
-            now,
-            due_only,
-            self.config.outbox.max_retry_seconds,
-        )
-        .await?;
-        self.tell_operators(now).await?;
+        let from = self.composer.from_address();
+        let cap = self.config.outbox.max_retry_seconds;
+        let mut flushed = outbox::flush(self.store, outbox, &from, now, due_only, cap).await?;
+        if self.tell_operators(now).await? > 0 && !flushed.stopped {
+            // Only what is due: an e-mail that just failed with 4xx waits for its retry.
+            let notices = outbox::flush(self.store, outbox, &from, now, true, cap).await?;
+            flushed.sent += notices.sent;
+            flushed.failed += notices.failed;
+            flushed.waiting += notices.waiting;
+            flushed.stopped = notices.stopped;
+            flushed.error = notices.error.or(flushed.error);
+            self.tell_operators(now).await?;
+        }
         Ok(flushed)
     }
 
@@ -188,9 +192,11 @@ impl<'a, D: Directory> Connector<'a, D> {
         Ok(purged)
     }
 
-    /// Tells the operators, once per e-mail, of each e-mail that failed for good. A notice
-    /// that itself fails is not reported again (that would loop).
-    async fn tell_operators(&self, now: DateTime<Utc>) -> Result<(), ConnectorError> {
+    /// Tells the operators, once per e-mail, of each e-mail that failed for good; returns how
+    /// many notices it queued. A notice that itself fails is not reported again (that would
+    /// loop).
+    async fn tell_operators(&self, now: DateTime<Utc>) -> Result<usize, ConnectorError> {
+        let mut queued = 0;
         for failed in self.store.failed_untold().await? {
             let operators = &self.config.mail.operators;
             let notices = if failed.kind == "undelivered" || operators.is_empty() {
@@ -216,6 +222,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     now,
                 )?]
             };
+            queued += notices.len();
             self.store.told(failed.id, &notices, now).await?;
             tracing::warn!(
                 email = failed.id,
@@ -224,7 +231,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                 "an e-mail failed for good"
             );
         }
-        Ok(())
+        Ok(queued)
     }
 }
 
