@@ -11,6 +11,16 @@ use serde::Deserialize;
 
 use crate::config::{Config, Secret};
 
+/// How the sender of a message is verified when `require_dmarc_pass` is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderVerification {
+    /// Our own MTA's `Authentication-Results` header (the default).
+    Mta,
+    /// DKIM and DMARC checked by the connector itself, over DNS.
+    Dkim,
+}
+
 /// Where submissions are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,11 +151,17 @@ pub struct MailConfig {
     pub address: String,
     /// The display name of replies.
     pub name: String,
-    /// Refuse a sender unless our own MTA's `Authentication-Results` header says `dmarc=pass`.
+    /// Refuse a sender unless DMARC passes for the From domain (as `sender_verification`
+    /// says); off, nothing is verified.
     pub require_dmarc_pass: bool,
-    /// The authserv-id our own MTA writes in `Authentication-Results`; headers with any other
-    /// id (which anyone can add) are ignored.
+    /// `mta` (our MTA's `Authentication-Results` header, the default) or `dkim` (DKIM and
+    /// DMARC checked by the connector over DNS).
+    pub sender_verification: SenderVerification,
+    /// The authserv-id our own MTA writes in `Authentication-Results` (`mta` mode); headers
+    /// with any other id (which anyone can add) are ignored.
     pub trusted_authserv_id: Option<String>,
+    /// DNS servers for `dkim` mode, `"IP"` or `"IP:port"`; the system resolver when empty.
+    pub dns_servers: Vec<String>,
     /// Operators told about held runs (besides the sender).
     pub operators: Vec<String>,
 }
@@ -156,7 +172,9 @@ impl Default for MailConfig {
             address: "connector@localhost".to_owned(),
             name: "Staff directory connector".to_owned(),
             require_dmarc_pass: false,
+            sender_verification: SenderVerification::Mta,
             trusted_authserv_id: None,
+            dns_servers: Vec::new(),
             operators: Vec::new(),
         }
     }
@@ -184,6 +202,33 @@ impl Default for ScheduleConfig {
             allow_working_hours: false,
         }
     }
+}
+
+/// Problems of the sender-verification settings.
+fn verification_problems(mail: &MailConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    match (mail.require_dmarc_pass, mail.sender_verification) {
+        (true, SenderVerification::Mta) if mail.trusted_authserv_id.is_none() => problems.push(
+            "mail.require_dmarc_pass needs mail.trusted_authserv_id (the authserv-id of our own \
+             MTA's Authentication-Results header)"
+                .to_owned(),
+        ),
+        (false, SenderVerification::Dkim) => problems.push(
+            "mail.sender_verification = \"dkim\" verifies nothing without \
+             mail.require_dmarc_pass = true"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    for s in &mail.dns_servers {
+        if crate::mail::verify::parse_server(s).is_none() {
+            problems.push(format!(
+                "mail.dns_servers: \"{s}\" is not an IP address with an optional port \
+                 (\"127.0.0.1:53\")"
+            ));
+        }
+    }
+    problems
 }
 
 /// Problems of these sections, for [`Config`]'s list.
@@ -230,13 +275,7 @@ pub fn problems(config: &Config) -> Vec<String> {
             problems.push(format!("{name}: no file at {}", p.display()));
         }
     }
-    if config.mail.require_dmarc_pass && config.mail.trusted_authserv_id.is_none() {
-        problems.push(
-            "mail.require_dmarc_pass needs mail.trusted_authserv_id (the authserv-id of our own \
-             MTA's Authentication-Results header)"
-                .to_owned(),
-        );
-    }
+    problems.extend(verification_problems(&config.mail));
     if !config.mail.address.contains('@') {
         problems.push(format!(
             "mail.address \"{}\" is not an e-mail address",

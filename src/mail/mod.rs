@@ -16,3 +16,4 @@ pub mod outbox;
 pub mod schedule;
 pub mod store;
 pub mod tls;
+pub mod verify;

@@ -31,6 +31,14 @@ impl<'a, D: Directory> Connector<'a, D> {
                 "message already stored; filed");
             return Ok(());
         }
+        let verdict = self.verifier.verify(&f.raw, msg.from.as_deref()).await;
+        if let Verdict::Unavailable(why) = &verdict {
+            // Not decided now: left in the mailbox, read again at the next pass.
+            summary.deferred += 1;
+            tracing::warn!(key = %f.key, message_id = %msg.message_id, reason = %why,
+                "sender verification unavailable; the message waits for the next pass");
+            return Ok(());
+        }
         let sender = msg.from.clone();
         let new_message = |folder, reason| NewMessage {
             mailbox_key: &f.key,
@@ -42,7 +50,7 @@ impl<'a, D: Directory> Connector<'a, D> {
             folder,
             reason,
         };
-        match self.decide(&msg) {
+        match self.decide(&msg, &verdict) {
             Ok(a) => {
                 let valid = a.rows - a.refused.len();
                 let ack = self.acknowledgement(&msg, &a, now)?;
@@ -67,6 +75,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                 tracing::info!(
                     message_id = %msg.message_id,
                     sender = %a.sender,
+                    verified = %verdict,
                     organisation = %a.organisation,
                     file = %a.file.name,
                     rows = a.rows,
@@ -106,8 +115,12 @@ impl<'a, D: Directory> Connector<'a, D> {
     }
 
     /// Checks a message: sender, file, organisation; validates the file.
-    pub(super) fn decide<'m>(&self, msg: &'m Inbound) -> Result<Accepted<'m>, Refusal> {
-        let sender = message::authorise(self.config, msg)?;
+    pub(super) fn decide<'m>(
+        &self,
+        msg: &'m Inbound,
+        verdict: &Verdict,
+    ) -> Result<Accepted<'m>, Refusal> {
+        let sender = message::authorise(self.config, msg, verdict)?;
         let file = message::submission_file(msg, self.config.service.max_file_bytes)?;
         let submission = formats::read(&file.bytes).map_err(|e| Refusal::BadFile {
             name: file.name.clone(),

@@ -26,6 +26,7 @@ use super::store::{
     Folder, MailStore, NewMessage, NewSubmission, QueuedMail, StoreError, StoredSubmission,
     SubmissionStatus,
 };
+use super::verify::{Verdict, Verifier};
 use crate::apply::{self, ApplyError, Context, Minter};
 use crate::config::Config;
 use crate::directory::Directory;
@@ -68,6 +69,9 @@ pub struct IntakeSummary {
     pub rejected: usize,
     /// Messages found already stored (a stop between storing and filing), now filed.
     pub refiled: usize,
+    /// Messages whose sender could not be verified now (DNS did not answer); left in the
+    /// mailbox for the next pass.
+    pub deferred: usize,
 }
 
 /// What a nightly step did.
@@ -88,6 +92,8 @@ pub struct Connector<'a, D> {
     pub rules: &'a Rules,
     pub schedule: Schedule,
     pub composer: Composer,
+    /// Verifies each message's sender (`[mail] sender_verification`).
+    pub verifier: Verifier,
     pub store: &'a MailStore,
     pub directory: &'a D,
     pub state: &'a StateDb,
