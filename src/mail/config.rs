@@ -162,6 +162,8 @@ pub struct MailConfig {
     pub trusted_authserv_id: Option<String>,
     /// DNS servers for `dkim` mode, `"IP"` or `"IP:port"`; the system resolver when empty.
     pub dns_servers: Vec<String>,
+    /// Seconds a DNS query of `dkim` mode waits for an answer (each query is tried twice).
+    pub dns_timeout_seconds: u64,
     /// Operators told about held runs (besides the sender).
     pub operators: Vec<String>,
 }
@@ -175,6 +177,7 @@ impl Default for MailConfig {
             sender_verification: SenderVerification::Mta,
             trusted_authserv_id: None,
             dns_servers: Vec::new(),
+            dns_timeout_seconds: 5,
             operators: Vec::new(),
         }
     }
@@ -219,6 +222,9 @@ fn verification_problems(mail: &MailConfig) -> Vec<String> {
                 .to_owned(),
         ),
         _ => {}
+    }
+    if !(1..=60).contains(&mail.dns_timeout_seconds) {
+        problems.push("mail.dns_timeout_seconds must be 1 to 60".to_owned());
     }
     for s in &mail.dns_servers {
         if crate::mail::verify::parse_server(s).is_none() {

@@ -23,11 +23,11 @@ use mail_auth::MessageAuthenticator;
 use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
+use mail_auth::hickory_resolver::system_conf::read_system_conf;
 
 use super::config::{MailConfig, SenderVerification};
 
-/// Seconds a DNS query waits for an answer, and the attempts per query.
-pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per DNS query (each waits `[mail] dns_timeout_seconds`).
 pub const DNS_ATTEMPTS: usize = 2;
 
 /// What verification says about a message.
@@ -85,7 +85,10 @@ impl Verifier {
                 trusted: mail.trusted_authserv_id.clone().unwrap_or_default(),
             },
             (true, SenderVerification::Dkim) => How::Dkim {
-                auth: Box::new(authenticator(&mail.dns_servers)?),
+                auth: Box::new(authenticator(
+                    &mail.dns_servers,
+                    Duration::from_secs(mail.dns_timeout_seconds),
+                )?),
             },
         };
         Ok(Verifier { how })
@@ -107,24 +110,28 @@ impl Verifier {
     }
 }
 
-/// A DNS resolver: the given servers (UDP, then TCP), or the system's.
-pub fn authenticator(servers: &[String]) -> Result<MessageAuthenticator, VerifyError> {
-    let mut opts = ResolverOpts::default();
-    opts.timeout = DNS_TIMEOUT;
+/// A DNS resolver: the given servers (UDP, then TCP), or the system's; each query waits
+/// `timeout` per attempt.
+pub fn authenticator(
+    servers: &[String],
+    timeout: Duration,
+) -> Result<MessageAuthenticator, VerifyError> {
+    let (config, mut opts) = if servers.is_empty() {
+        read_system_conf().map_err(|e| VerifyError::Resolver(e.to_string()))?
+    } else {
+        let mut config = ResolverConfig::from_name_servers(Vec::new());
+        for s in servers {
+            let addr = parse_server(s).ok_or_else(|| VerifyError::BadServer(s.clone()))?;
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            config.add_name_server(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]));
+        }
+        (config, ResolverOpts::default())
+    };
+    opts.timeout = timeout;
     opts.attempts = DNS_ATTEMPTS;
-    if servers.is_empty() {
-        return MessageAuthenticator::new_system_conf()
-            .map_err(|e| VerifyError::Resolver(e.to_string()));
-    }
-    let mut config = ResolverConfig::from_name_servers(Vec::new());
-    for s in servers {
-        let addr = parse_server(s).ok_or_else(|| VerifyError::BadServer(s.clone()))?;
-        let mut udp = ConnectionConfig::udp();
-        udp.port = addr.port();
-        let mut tcp = ConnectionConfig::tcp();
-        tcp.port = addr.port();
-        config.add_name_server(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]));
-    }
     MessageAuthenticator::new(config, opts).map_err(|e| VerifyError::Resolver(e.to_string()))
 }
 
@@ -159,7 +166,7 @@ mod tests {
         assert_eq!(parse_server("::1"), Some("[::1]:53".parse().unwrap()));
         assert_eq!(parse_server("dns.example.org"), None);
         assert!(matches!(
-            authenticator(&["localhost:53".into()]),
+            authenticator(&["localhost:53".into()], Duration::from_secs(1)),
             Err(VerifyError::BadServer(_))
         ));
     }
