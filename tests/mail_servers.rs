@@ -479,6 +479,13 @@ fn dkim_mode_accepts_a_signed_file_and_refuses_unsigned_tampered_and_forged_ones
             env("DNS_SERVER")
         ),
     );
+    let check = d.run(&["check"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}");
+    assert!(
+        said.contains("ok      sender verification: dkim: the DNS resolver answers"),
+        "{said}"
+    );
     let before = d.export();
     let good = signed(
         "rxx.nhs.uk",
@@ -552,6 +559,59 @@ fn dkim_mode_accepts_a_signed_file_and_refuses_unsigned_tampered_and_forged_ones
     );
     assert_eq!(ack.in_reply_to.as_deref(), Some("dkim1@rxx"));
     assert_eq!(d.export(), before, "nothing applied before the nightly run");
+}
+
+#[test]
+fn dkim_mode_with_dns_down_leaves_the_message_for_the_next_pass() {
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = runtime();
+    rt.block_on(clean());
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mail = |server: &str| {
+        format!(
+            "sender_verification = \"dkim\"\ndns_servers = [\"{server}\"]\ndns_timeout_seconds = 1\n"
+        )
+    };
+    let d = Deployment::with_mail(
+        port("MAIL_SUBMISSION_PORT"),
+        &mail(&format!("127.0.0.1:{closed_port}")),
+    );
+    let good = signed(
+        "rxx.nhs.uk",
+        &submission("admin@rxx.nhs.uk", "dnsdown1@rxx", "", &sample_csv()),
+    );
+    rt.block_on(send_in(
+        "admin@rxx.nhs.uk",
+        "connector@connector.test",
+        &good,
+    ));
+    rt.block_on(wait_for("connector@connector.test", 1));
+    let out = d.once(false);
+    assert!(
+        out.contains("intake: 0 accepted, 0 rejected, 1 left in the mailbox"),
+        "{out}"
+    );
+    assert_eq!(
+        rt.block_on(messages("connector@connector.test", "INBOX"))
+            .len(),
+        1
+    );
+    // DNS is back: the same message is verified and taken.
+    std::fs::write(
+        d.dir.path().join("connector.toml"),
+        std::fs::read_to_string(d.dir.path().join("connector.toml"))
+            .unwrap()
+            .replace(&format!("127.0.0.1:{closed_port}"), &env("DNS_SERVER")),
+    )
+    .unwrap();
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 0 rejected\n"), "{out}");
+    assert!(
+        rt.block_on(messages("connector@connector.test", "INBOX"))
+            .is_empty()
+    );
 }
 
 #[test]

@@ -14,7 +14,8 @@
 #   $DNS_SIGN_CMD [DOMAIN] < message > signed       (DOMAIN defaults to rxx.nhs.uk)
 # A previous instance from the same STATE_DIR is stopped first.
 #
-# Endpoints (each overridable by the variable of the same name): DNS_PORT=5353.
+# Endpoints (each overridable by the variable of the same name): DNS_PORT=5354 (not 5353,
+# which mDNS daemons hold).
 # env.sh: DNS_HOST, DNS_PORT, DNS_SERVER (host:port, for [mail] dns_servers),
 # DNS_SIGN_CMD, DNS_DOMAIN, DNS_SELECTOR, DNS_STATE_DIR.
 set -euo pipefail
@@ -36,7 +37,7 @@ mkdir -p "$STATE_DIR"
 STATE_DIR=$(cd "$STATE_DIR" && pwd -P)
 
 DNS_HOST=127.0.0.1
-DNS_PORT=${DNS_PORT:-5353}
+DNS_PORT=${DNS_PORT:-5354}
 [[ $DNS_PORT =~ ^[0-9]+$ ]] && (( DNS_PORT > 0 && DNS_PORT < 65536 )) || die "bad port '$DNS_PORT'"
 SELECTOR=sel
 DOMAIN=rxx.nhs.uk

@@ -110,6 +110,30 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// For `check`: what is verified, and in `dkim` mode whether the resolver answers (a
+    /// look-up of `_dmarc.<domain>`; "no such record" is an answer too).
+    pub async fn check(&self, domain: &str) -> Result<String, String> {
+        match &self.how {
+            How::Off => Ok("off (require_dmarc_pass = false): senders are not verified".into()),
+            How::Mta { trusted } => Ok(format!(
+                "mta: DMARC results from the Authentication-Results headers of {trusted}"
+            )),
+            How::Dkim { auth } => {
+                let name = format!("_dmarc.{domain}.");
+                match auth.txt_raw_lookup(name.as_str()).await {
+                    Ok(_) | Err(mail_auth::Error::Dns(mail_auth::DnsError::RecordNotFound(_))) => {
+                        Ok(format!("dkim: the DNS resolver answers ({name} looked up)"))
+                    }
+                    Err(e) => Err(format!(
+                        "dkim: the DNS resolver does not answer for {name}: {e}"
+                    )),
+                }
+            }
+        }
+    }
+}
+
 /// A DNS resolver: the given servers (UDP, then TCP), or the system's; each query waits
 /// `timeout` per attempt.
 pub fn authenticator(
