@@ -406,4 +406,30 @@ mod tests {
         );
         assert!(dmarc(&deep).iter().all(|(r, _)| r == "pass"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn nothing_inside_a_comment_or_quoted_string_is_a_result(
+            inner in "[ -~]{0,80}",
+            any in proptest::collection::vec(proptest::num::u8::ANY, 0..120),
+        ) {
+            // Whatever the comment or quoted string holds, it adds no result: either the
+            // header reads as the one dkim result around it, or it does not read at all.
+            // (Without the characters that would end them.)
+            let comment = inner.replace(['\\', ')'], "");
+            let quoted = inner.replace(['\\', '"'], "");
+            for v in [
+                format!("mx; dkim=pass ({comment}) header.d=x"),
+                format!("mx; dkim=pass header.b=\"{quoted}\" header.d=x"),
+            ] {
+                if let Ok(r) = parse(&v) {
+                    proptest::prop_assert_eq!(r.results.len(), 1, "{}", v);
+                    proptest::prop_assert_eq!(&r.results[0].method, "dkim");
+                    proptest::prop_assert_eq!(r.results[0].property("header.d"), Some("x"));
+                }
+            }
+            // Arbitrary bytes never panic.
+            let _ = parse(&String::from_utf8_lossy(&any));
+        }
+    }
 }
