@@ -162,7 +162,7 @@ fn a_dns_server_that_does_not_answer_defers_the_message() {
     let start = Instant::now();
     let got = runtime().block_on(v.verify(&raw, Some(ADMIN)));
     assert!(matches!(got, Verdict::Unavailable(_)), "{got:?}");
-    // Two attempts of one second per query, and it gives up at the first query.
+    // Two attempts of one second for each of the few queries (the key, the DMARC record).
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "{:?}",
