@@ -232,6 +232,9 @@ pub struct ServiceConfig {
     /// Mail domains of the service; a primary address outside them is a contact. The first is
     /// the domain of generated addresses.
     pub domains: Vec<String>,
+    /// Whether a service domain covers its sub-domains: `name@xyz.nhs.net` is the service's
+    /// under `nhs.net`, not a contact (default true, as NHSmail's addresses are).
+    pub include_subdomains: bool,
     /// Folder for the state database, journal, password file and reports.
     pub state_dir: PathBuf,
     /// Largest submission file accepted, in bytes (NHSmail's limit is 35 MB).
@@ -255,6 +258,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             domains: vec!["nhs.net".to_owned()],
+            include_subdomains: true,
             state_dir: PathBuf::from("var"),
             max_file_bytes: 35 * 1024 * 1024,
             log_format: LogFormat::Text,
@@ -330,6 +334,20 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+/// A TOML syntax error as its position and message, without quoting the line: the line may
+/// hold a secret.
+fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {}", e.message().trim())
+        }
+        None => e.message().trim().to_owned(),
+    }
+}
+
 impl Config {
     /// Loads defaults, then the file (when given), then environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -354,7 +372,7 @@ impl Config {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| fail(vec![format!("cannot read it: {e}")]))?;
                 text.parse::<toml::Table>()
-                    .map_err(|e| fail(vec![e.to_string()]))?
+                    .map_err(|e| fail(vec![parse_error(&text, &e)]))?
             }
             None => toml::Table::new(),
         };
@@ -593,6 +611,18 @@ mod tests {
         let key = c.organisations[0].connector_key.as_ref().expect("key");
         assert_eq!(key.0.expose_secret(), "s3cret");
         assert_eq!(format!("{key:?}"), "[redacted]");
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line_but_does_not_quote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[serve]\ntoken = \"s3cr3t-value\" extra\n").unwrap();
+        let err = Config::load_with_env(Some(&path), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
     }
 
     #[test]

@@ -72,6 +72,58 @@ pub enum ReportRows {
 }
 
 /// Writes the report: header and rows as sent, plus `Result` and `Message`.
+/// As [`write_report`] into memory, but leaving out the rows that would take the report past
+/// `budget` bytes (an e-mail must stay within what relays accept). Returns the report and how
+/// many of the reported rows it holds.
+pub fn write_report_within(
+    sub: &Submission,
+    results: &[RowReport],
+    rows: ReportRows,
+    budget: usize,
+) -> Result<(Vec<u8>, usize), csv::Error> {
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    let mut header: Vec<String> = sub
+        .headers
+        .iter()
+        .map(|h| neutralise(h).into_owned())
+        .collect();
+    header.extend(["Result".to_owned(), "Message".to_owned()]);
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .flexible(true)
+        .from_writer(Vec::new());
+    writer.write_record(&header)?;
+    out.extend(writer.into_inner().map_err(|e| e.into_error())?);
+    let by_line: HashMap<u64, &RowReport> = results.iter().map(|r| (r.line, r)).collect();
+    let mut held = 0;
+    for row in &sub.rows {
+        let Some(r) = by_line.get(&row.line) else {
+            if rows == ReportRows::Reported {
+                continue;
+            }
+            break;
+        };
+        let mut record: Vec<String> = (0..sub.headers.len())
+            .map(|i| neutralise(row.cells.get(i).unwrap_or_default()).into_owned())
+            .collect();
+        record.push(r.result.as_str().to_owned());
+        record.push(neutralise(&r.message).into_owned());
+        let mut line = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .flexible(true)
+            .from_writer(Vec::new());
+        line.write_record(&record)?;
+        let line = line.into_inner().map_err(|e| e.into_error())?;
+        if out.len() + line.len() > budget {
+            // A row too large for what is left is left out; smaller ones may still fit.
+            continue;
+        }
+        out.extend_from_slice(&line);
+        held += 1;
+    }
+    Ok((out, held))
+}
+
 pub fn write_report<W: Write>(
     out: W,
     sub: &Submission,

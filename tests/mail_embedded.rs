@@ -360,14 +360,14 @@ fn unauthorised_sender_and_bad_attachments_are_rejected_with_the_reason() {
             &[("a.csv", &csv), ("b.csv", &csv)],
         ),
     );
-    // An RYY administrator sending RXX's rows: every row is refused.
+    // An RYY administrator sending RXX's rows: the file is rejected whole.
     d.deliver(
         "4",
         &message("admin@ryy.nhs.uk", "x4@ryy", &[("rxx.csv", &csv)]),
     );
     let out = d.once(false);
-    assert!(out.contains("intake: 1 accepted, 3 rejected"), "{out}");
-    assert_eq!(d.filed("Rejected"), 3);
+    assert!(out.contains("intake: 0 accepted, 4 rejected"), "{out}");
+    assert_eq!(d.filed("Rejected"), 4);
     let mails: BTreeMap<String, Mail> = d
         .outbox()
         .iter()
@@ -387,9 +387,11 @@ fn unauthorised_sender_and_bad_attachments_are_rejected_with_the_reason() {
             .contains("has 2 staff lists attached (a.csv, b.csv)")
     );
     assert!(
-        mails["x4@ryy"]
-            .text
-            .contains("Rows accepted for the nightly run: 0")
+        mails["x4@ryy"].text.contains(
+            "its rows are for RXX, and admin@ryy.nhs.uk is a connector administrator of RYY only"
+        ),
+        "{}",
+        mails["x4@ryy"].text
     );
     d.once(true);
     assert_eq!(d.export(), before, "nothing changed");
@@ -519,4 +521,430 @@ fn the_service_answers_new_mail_while_running_and_stops_cleanly_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
     assert_eq!(d.filed("Processed"), 1);
+}
+
+/// The message with one header line replaced (`From:` etc.), or added at the top.
+fn with_header(raw: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let text = String::from_utf8(raw.to_vec()).unwrap();
+    let prefix = format!("{name}:");
+    let mut replaced = false;
+    let mut lines: Vec<String> = text
+        .split("\r\n")
+        .map(|l| {
+            if !replaced && l.starts_with(&prefix) {
+                replaced = true;
+                format!("{name}: {value}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    if !replaced {
+        lines.insert(0, format!("{name}: {value}"));
+    }
+    lines.join("\r\n").into_bytes()
+}
+
+#[test]
+fn unusable_senders_and_machine_mail_get_no_answer_and_do_not_stop_the_pass() {
+    let d = Deployment::new();
+    let good = message(
+        "admin@rxx.nhs.uk",
+        "good@rxx",
+        &[("staff.csv", &sample_csv())],
+    );
+    let mut n = 0;
+    let mut deliver = |raw: Vec<u8>| {
+        n += 1;
+        d.deliver(&format!("{n:02}.m"), &raw);
+    };
+    for (i, from) in [
+        "<hr.systems@nhs.net>evil@evil.example",
+        "\"x\"@nhs.net",
+        "a@nhs.net.",
+        "<@relay.example:admin@rxx.nhs.uk>",
+        "admin@rxx.nhs.uk, intruder@evil.test",
+    ]
+    .iter()
+    .enumerate()
+    {
+        deliver(with_header(
+            &with_header(&good, "Message-ID", &format!("<bad{i}@x>")),
+            "From",
+            from,
+        ));
+    }
+    // Two From headers: the first is an administrator.
+    let two = String::from_utf8(with_header(&good, "Message-ID", "<two@x>"))
+        .unwrap()
+        .replacen("From:", "From: intruder@evil.test\r\nFrom:", 1);
+    deliver(two.into_bytes());
+    // An out-of-office from the administrator, a bounce, a list message.
+    let ooo = with_header(
+        &with_header(&good, "Message-ID", "<ooo@rxx>"),
+        "Auto-Submitted",
+        "auto-replied",
+    );
+    deliver(with_header(&ooo, "X-Auto-Response-Suppress", "All"));
+    deliver(with_header(
+        &with_header(&good, "Message-ID", "<bounce@rxx>"),
+        "Return-Path",
+        "<>",
+    ));
+    deliver(with_header(
+        &with_header(&good, "Message-ID", "<list@rxx>"),
+        "List-Id",
+        "<staff.lists.rxx.nhs.uk>",
+    ));
+    deliver(with_header(
+        &with_header(&good, "Message-ID", "<bulk@rxx>"),
+        "Precedence",
+        "bulk",
+    ));
+    // And last, the real submission: it is still handled in the same pass.
+    deliver(good);
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 10 rejected"), "{out}");
+    assert_eq!(d.filed("Rejected"), 10);
+    let mails: Vec<Mail> = d.outbox().iter().map(|p| read_mail(p)).collect();
+    assert_eq!(mails.len(), 1, "only the acknowledgement");
+    assert_eq!(mails[0].in_reply_to.as_deref(), Some("good@rxx"));
+}
+
+#[test]
+fn a_message_that_keeps_failing_is_set_aside_after_its_attempts() {
+    let d = Deployment::new();
+    d.deliver(
+        "1.poison",
+        &message("admin@rxx.nhs.uk", "p@rxx", &[("staff.csv", &sample_csv())]),
+    );
+    d.deliver(
+        "2.next",
+        &message("admin@rxx.nhs.uk", "n@rxx", &[("staff.csv", &sample_csv())]),
+    );
+    // Five earlier attempts died with the process (as a file exhausting memory would make them).
+    d.once(false);
+    let db = d.path().join("var/state.sqlite");
+    let conn = |sql: &str| -> Result<String, sqlx::Error> {
+        use sqlx::Row;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display())).await?;
+                let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_all(&pool)
+                    .await?;
+                let first = rows.first().and_then(|r| r.try_get::<String, _>(0).ok());
+                pool.close().await;
+                Ok(first.unwrap_or_default())
+            })
+    };
+    conn("DELETE FROM mail_submissions; DELETE FROM mail_messages; DELETE FROM mail_outbox;")
+        .unwrap();
+    for dir in ["Processed/cur", "Rejected/cur"] {
+        for e in std::fs::read_dir(d.path().join("var/mail").join(dir)).unwrap() {
+            let e = e.unwrap();
+            std::fs::rename(
+                e.path(),
+                d.path().join("var/mail/inbox/new").join(e.file_name()),
+            )
+            .unwrap();
+        }
+    }
+    for f in d.outbox() {
+        std::fs::remove_file(f).unwrap();
+    }
+    conn(
+        "INSERT INTO mail_attempts (mailbox_key, attempts, last_error, updated_at) \
+         VALUES ('maildir:1.poison', 5, NULL, '2025-06-03T10:00:00+00:00')",
+    )
+    .unwrap();
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 1 rejected"), "{out}");
+    assert!(d.path().join("var/mail/Rejected/cur/1.poison").is_file());
+    let reason =
+        conn("SELECT reason FROM mail_messages WHERE mailbox_key = 'maildir:1.poison'").unwrap();
+    assert!(
+        reason.contains("could not be handled in 5 attempts")
+            && reason.contains("the service stopped while handling it"),
+        "{reason}"
+    );
+    let mails: Vec<Mail> = d.outbox().iter().map(|p| read_mail(p)).collect();
+    assert_eq!(mails.len(), 1, "no answer to the poison message");
+    assert_eq!(mails[0].in_reply_to.as_deref(), Some("n@rxx"));
+}
+
+#[test]
+fn a_reused_message_id_is_answered_and_a_true_duplicate_is_not() {
+    let d = Deployment::new();
+    let first = message(
+        "admin@rxx.nhs.uk",
+        "same@rxx",
+        &[("staff.csv", &sample_csv())],
+    );
+    d.deliver("1.a", &first);
+    d.once(false);
+    // The same message again, by another route (other trace headers): nothing.
+    d.deliver(
+        "2.b",
+        &with_header(&first, "Received", "from relay by mx; Tue, 3 Jun 2025"),
+    );
+    // Another message reusing the Message-ID: answered.
+    d.deliver("3.c", &message("admin@rxx.nhs.uk", "same@rxx", &[]));
+    let out = d.once(false);
+    assert!(out.contains("1 already stored and now filed"), "{out}");
+    let mails: Vec<Mail> = d.outbox().iter().map(|p| read_mail(p)).collect();
+    assert_eq!(
+        mails.len(),
+        2,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    assert!(mails[1].text.contains("has no staff list attached"));
+}
+
+#[test]
+fn a_file_with_nothing_to_apply_says_so_and_replaces_nothing() {
+    let d = Deployment::new();
+    d.deliver(
+        "1.a",
+        &message(
+            "admin@rxx.nhs.uk",
+            "good@rxx",
+            &[("staff.csv", &sample_csv())],
+        ),
+    );
+    let broken =
+        b"ExternalSyncID,FirstName,LastName,Organisation\r\nE1,=1+1,Lee,RXX\r\nE2,,Ng,RXX\r\n";
+    d.deliver(
+        "2.b",
+        &message("admin@rxx.nhs.uk", "broken@rxx", &[("broken.csv", broken)]),
+    );
+    d.once(false);
+    let mails: Vec<Mail> = d.outbox().iter().map(|p| read_mail(p)).collect();
+    let ack = mails
+        .iter()
+        .find(|m| m.in_reply_to.as_deref() == Some("broken@rxx"))
+        .unwrap();
+    assert!(
+        ack.text.contains("Nothing in this file can be applied"),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains("Your earlier file \"staff.csv\""),
+        "{}",
+        ack.text
+    );
+    assert!(
+        !ack.text.contains("will be applied in the next nightly run"),
+        "{}",
+        ack.text
+    );
+    d.once(true);
+    let mails: Vec<Mail> = d.outbox().iter().map(|p| read_mail(p)).collect();
+    assert!(
+        !mails.iter().any(|m| m.subject.starts_with("Superseded")),
+        "the broken file replaced nothing"
+    );
+    let result = mails
+        .iter()
+        .find(|m| m.subject.starts_with("Result"))
+        .expect("the good file was applied");
+    assert_eq!(result.in_reply_to.as_deref(), Some("good@rxx"));
+    // The result lists the lines that were not applied, with their reasons, in its body.
+    assert!(
+        result.text.contains("Lines not applied, with the reason:"),
+        "{}",
+        result.text
+    );
+    assert!(result.text.contains("  line "), "{}", result.text);
+}
+
+#[test]
+fn strangers_get_one_rejection_a_day_quoting_nothing() {
+    let d = Deployment::new();
+    for (i, name) in ["1.a", "2.b", "3.c"].iter().enumerate() {
+        let m = message(
+            "intruder@evil.test",
+            &format!("x{i}@evil"),
+            &[("staff.csv", &sample_csv())],
+        );
+        d.deliver(
+            name,
+            &with_header(&m, "Subject", "CLICK https://evil.example now"),
+        );
+    }
+    let out = d.once(false);
+    assert!(out.contains("intake: 0 accepted, 3 rejected"), "{out}");
+    let mails: Vec<Mail> = d.outbox().iter().map(|p| read_mail(p)).collect();
+    assert_eq!(
+        mails.len(),
+        1,
+        "one rejection a day to an address that is not an administrator"
+    );
+    assert!(
+        !mails[0].subject.contains("evil.example"),
+        "{}",
+        mails[0].subject
+    );
+    assert!(!mails[0].text.contains("evil.example"), "{}", mails[0].text);
+    assert!(!mails[0].html.contains("evil.example"), "{}", mails[0].html);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_state_is_private_to_the_service() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Deployment::new();
+    d.once(false);
+    let mode = |p: &str| {
+        std::fs::metadata(d.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("var/state.sqlite"), 0o600);
+    assert_eq!(mode("var/directory.sqlite"), 0o600);
+    assert_eq!(mode("var"), 0o700);
+}
+
+#[test]
+fn a_huge_cell_does_not_make_a_huge_reply() {
+    let d = Deployment::new();
+    let toml = d.path().join("connector.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        config.replace("[mail]\n", "[mail]\nmax_reply_bytes = 200000\n"),
+    )
+    .unwrap();
+    let mut csv = b"ExternalSyncID,FirstName,LastName,Organisation\r\n".to_vec();
+    csv.extend(format!("E1,={},Lee,RXX\r\n", "A".repeat(3_000_000)).into_bytes());
+    for i in 2..400 {
+        csv.extend(format!("E{i},Ann{i}x,=Lee,RXX\r\n").into_bytes());
+    }
+    csv.extend(b"E999,Ann,Lee,RXX\r\n");
+    d.deliver(
+        "1.a",
+        &message("admin@rxx.nhs.uk", "big@rxx", &[("big.csv", &csv)]),
+    );
+    d.once(false);
+    let files = d.outbox();
+    assert_eq!(files.len(), 1);
+    let size = std::fs::metadata(&files[0]).unwrap().len();
+    assert!(size < 200_000, "the acknowledgement is {size} bytes");
+    let ack = read_mail(&files[0]);
+    assert!(ack.text.contains("Rows refused: 399"), "{}", ack.text);
+    assert!(ack.text.contains("lists 398 of them"), "{}", ack.text);
+    assert!(
+        ack.text.contains("… and 349 more") || ack.text.contains("... and 349 more"),
+        "{}",
+        ack.text
+    );
+    let (_, attached) = ack.attachment.expect("the refused lines");
+    assert!(!attached.contains("AAAAAAAAAA"), "the huge row is left out");
+}
+
+#[test]
+fn operator_verbs_need_no_mail_passwords_and_logs_are_plain_off_a_terminal() {
+    let d = Deployment::new();
+    let toml = d.path().join("connector.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        format!(
+            "[mailbox]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nuser = \"connector@connector.test\"\n\
+             [outbox]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nuser = \"connector@connector.test\"\n{config}"
+        ),
+    )
+    .unwrap();
+    for verb in [&["runs"][..], &["outbox", "list"], &["directory", "export"]] {
+        let out = d.run(verb);
+        assert!(
+            out.status.success(),
+            "{verb:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let sample = common::root().join("samples/submission-rxx.csv");
+    let out = d.run(&["validate", sample.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The service itself says which secrets it lacks, all at once.
+    let out = d.run(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mailbox.password must be set"), "{err}");
+    assert!(err.contains("outbox.password must be set"), "{err}");
+    // Logs written to a pipe carry no colour escapes.
+    let d = Deployment::new();
+    d.deliver(
+        "1.a",
+        &message("admin@rxx.nhs.uk", "m@rxx", &[("s.csv", &sample_csv())]),
+    );
+    let out = d.run(&["-v", "run", "--once"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("submission received"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
+}
+
+#[test]
+fn intake_holds_one_message_at_a_time_whatever_the_inbox_holds() {
+    // 48 messages of 10 MB each (480 MB): read all at once, they would not fit in the
+    // 450 MB of address space the service is given here; read one at a time, they do.
+    let d = Deployment::new();
+    let picture: Vec<u8> = (0..7_500_000u64).map(|i| (i * 7919 % 251) as u8).collect();
+    for i in 0..48 {
+        d.deliver(
+            &format!("{i:02}.big"),
+            &message(
+                "admin@rxx.nhs.uk",
+                &format!("big{i}@rxx"),
+                &[("scan.png", &picture)],
+            ),
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut child = Command::new("prlimit")
+        .arg("--as=450000000")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_push-connector"))
+        .args(["--config", "connector.toml", "run", "--once"])
+        .current_dir(d.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) runs");
+    let deadline = started + std::time::Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("intake of 48 messages took over 240 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("intake: 0 accepted, 48 rejected"),
+        "{stdout}"
+    );
+    assert_eq!(d.filed("Rejected"), 48);
 }

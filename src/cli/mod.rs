@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod common;
 mod directory;
+mod outbox;
 mod plan;
 mod reject;
 mod revert;
@@ -61,6 +62,9 @@ pub enum Command {
     Directory(directory::Command),
     /// The e-mail connector service: read the mailbox, acknowledge, run nightly, send e-mails.
     Run(run::Args),
+    /// The e-mails the service sends: list what waits or failed, retry one, drop one.
+    #[command(subcommand)]
+    Outbox(outbox::Command),
     /// Serve the embedded directory as a SCIM 2.0 service provider (`/v2/Users`, `/v2/Bulk`).
     Serve(serve::Args),
     /// Sync a configured directory or database (`[[source]]`) and write the portal's IDs back.
@@ -82,8 +86,12 @@ pub fn init_logging(verbose: u8, service: bool, format: LogFormat) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PUSH_CONNECTOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal, and never with NO_COLOR (no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -117,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Directory(command) => directory::run(&config, command),
         Command::Bench(command) => bench::run(&config, command),
         Command::Run(args) => run::run(&config, args),
+        Command::Outbox(command) => outbox::run(&config, command),
         Command::Check(args) => check::run(&config, args),
         Command::Serve(args) => serve::run(&config, args),
         Command::Sync(args) => sync::run(&config, args),

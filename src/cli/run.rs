@@ -42,6 +42,10 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let missing = push_connector::mail::config::missing_secrets(config);
+    if !missing.is_empty() {
+        anyhow::bail!("the service cannot start:\n  - {}", missing.join("\n  - "));
+    }
     let rules = Rules::from_config(config).context("reading the code lists")?;
     let schedule = Schedule::from_config(&config.schedule).context("the [schedule] section")?;
     let rt = common::runtime()?;
@@ -84,11 +88,19 @@ async fn once(
         .await
         .context("reading the mailbox")?;
     println!(
-        "intake: {} accepted, {} rejected{}{}",
+        "intake: {} accepted, {} rejected{}{}{}",
         intake.accepted,
         intake.rejected,
         if intake.refiled > 0 {
             format!(", {} already stored and now filed", intake.refiled)
+        } else {
+            String::new()
+        },
+        if intake.failed > 0 {
+            format!(
+                ", {} could not be handled and will be tried again",
+                intake.failed
+            )
         } else {
             String::new()
         },
@@ -132,12 +144,21 @@ async fn once(
         .await
         .context("sending e-mails")?;
     println!("outbox: {} e-mail(s) sent", flushed.sent);
-    if let Some(err) = &flushed.error {
+    if flushed.failed > 0 {
+        println!(
+            "outbox: {} e-mail(s) refused for good (see `outbox list`)",
+            flushed.failed
+        );
+    }
+    if flushed.waiting > 0
+        && let Some(err) = &flushed.error
+    {
         println!(
             "outbox: {} e-mail(s) still waiting; the next run retries them: {err}",
             flushed.waiting
         );
     }
+    connector.purge(Utc::now()).await.context("retention")?;
     let out = &connector.config.outbox;
     if out.kind == push_connector::mail::config::OutboxKind::File {
         println!("replies (.eml files) are in {}", out.path.display());
@@ -202,6 +223,9 @@ async fn service(
         }
         if let Err(e) = connector.flush(outbox, Utc::now(), true).await {
             tracing::error!(error = %e, "outbox flush failed");
+        }
+        if let Err(e) = connector.purge(Utc::now()).await {
+            tracing::error!(error = %e, "retention purge failed");
         }
         let now = Utc::now();
         let mut wait = poll;

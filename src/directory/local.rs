@@ -447,11 +447,30 @@ impl LocalDirectory {
 /// commit of one file and lose an earlier one of the other. Apply commits in batches of
 /// thousands of operations, so a sync per commit costs little.
 pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, DirectoryError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| DirectoryError::Io {
-            path: parent.display().to_string(),
-            source,
-        })?;
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| DirectoryError::Io { path, source }
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        // The folder holds personal data and connector keys: the service's owner only.
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        restrict(parent, 0o700).map_err(io(parent))?;
+    }
+    if !path.exists() {
+        // Created empty and private before SQLite opens it; its -wal and -shm files take the
+        // database file's permissions.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => std::fs::File::open(path),
+                _ => Err(e),
+            })
+            .map_err(io(path))?;
+        restrict(path, 0o600).map_err(io(path))?;
     }
     let options = SqliteConnectOptions::from_str("sqlite:")?
         .filename(path)
@@ -467,6 +486,17 @@ pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, DirectoryError> {
         .max_connections(1)
         .connect_with(options)
         .await?)
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn restrict(_: &Path, _: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Applies the schema versions a database lacks, each in its own transaction.

@@ -127,7 +127,7 @@ fn map_header_row(cells: &StringRecord, line: u64) -> Result<HeaderMap, ReadErro
     map_headers(&headers).map_err(|reason| ReadError::Headers { line, reason })
 }
 
-/// The first characters that make a spreadsheet run a cell as a formula (FORMATS.md).
+/// The first characters that make a spreadsheet run a cell as a formula (docs/formats.md).
 pub const FORMULA_LEADERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
 /// A cell as written into a report: prefixed with `'` when a spreadsheet would run it.

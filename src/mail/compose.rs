@@ -8,7 +8,7 @@
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use minijinja::Environment;
 use serde::Serialize;
@@ -48,6 +48,11 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
         "dropped",
         include_str!("../../templates/dropped.txt"),
         include_str!("../../templates/dropped.html"),
+    ),
+    (
+        "undelivered",
+        include_str!("../../templates/undelivered.txt"),
+        include_str!("../../templates/undelivered.html"),
     ),
 ];
 
@@ -177,7 +182,15 @@ impl Composer {
                 .parse::<Mailbox>()
                 .map_err(|e| ComposeError::Address(to.clone(), e))?);
         }
-        if let Some(id) = &reply.in_reply_to {
+        // RFC 3834: what a program sends says so, so that other programs do not answer it.
+        builder = builder
+            .header(AutoSubmitted(if reply.in_reply_to.is_some() {
+                "auto-replied"
+            } else {
+                "auto-generated"
+            }))
+            .header(AutoResponseSuppress);
+        if let Some(id) = reply.in_reply_to.as_deref().filter(|id| is_usable_id(id)) {
             builder = builder
                 .in_reply_to(format!("<{id}>"))
                 .references(format!("<{id}>"));
@@ -201,6 +214,56 @@ impl Composer {
             recipients: reply.to.clone(),
             message: message.formatted(),
         })
+    }
+}
+
+/// A Message-ID that can be quoted in In-Reply-To: printable ASCII without spaces or angle
+/// brackets, of a sane length. Any other is left out rather than failing the reply.
+fn is_usable_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 250
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+}
+
+/// `Auto-Submitted` (RFC 3834 §5).
+#[derive(Debug, Clone, Copy)]
+struct AutoSubmitted(&'static str);
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(match s.trim() {
+            "auto-replied" => AutoSubmitted("auto-replied"),
+            _ => AutoSubmitted("auto-generated"),
+        })
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.to_owned())
+    }
+}
+
+/// `X-Auto-Response-Suppress: All`: asks Exchange and Outlook not to send out-of-office and
+/// other automatic answers to our e-mails.
+#[derive(Debug, Clone, Copy)]
+struct AutoResponseSuppress;
+
+impl Header for AutoResponseSuppress {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Auto-Response-Suppress")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoResponseSuppress)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "All".to_owned())
     }
 }
 
@@ -283,6 +346,15 @@ mod tests {
             .unwrap();
         assert_eq!(parsed.subject(), Some("Result"));
         assert_eq!(parsed.in_reply_to().as_text(), Some("m1@rxx"));
+        assert_eq!(parsed.references().as_text(), Some("m1@rxx"));
+        assert_eq!(
+            parsed.header_raw("Auto-Submitted").map(str::trim),
+            Some("auto-replied")
+        );
+        assert_eq!(
+            parsed.header_raw("X-Auto-Response-Suppress").map(str::trim),
+            Some("All")
+        );
         assert!(parsed.body_text(0).unwrap().contains("Created:   1"));
         assert!(
             parsed

@@ -151,6 +151,20 @@ pub struct MailConfig {
     pub address: String,
     /// The display name of replies.
     pub name: String,
+    /// Attempts at handling one message (each counted before it starts, so one that stops
+    /// the process counts too) before it is filed to Rejected, unanswered, with the last error.
+    pub max_attempts: u32,
+    /// Messages larger than this are filed to Rejected unread and unanswered. Default: twice
+    /// `service.max_file_bytes` plus 1 MiB (room for base64 and the rest of the message).
+    pub max_message_bytes: Option<u64>,
+    /// No e-mail we send is larger than this: refused lines beyond it are left out of the
+    /// attached CSV (the e-mail says how many), and quoted cell values are shortened.
+    pub max_reply_bytes: usize,
+    /// Days the raw messages and files of handled submissions are kept (then only their
+    /// record stays: sender, subject, verdict, counts).
+    pub keep_processed_days: u32,
+    /// Days the raw messages of rejected messages are kept.
+    pub keep_rejected_days: u32,
     /// Refuse a sender unless DMARC passes for the From domain (as `sender_verification`
     /// says); off, nothing is verified.
     pub require_dmarc_pass: bool,
@@ -173,6 +187,11 @@ impl Default for MailConfig {
         MailConfig {
             address: "connector@localhost".to_owned(),
             name: "Staff directory connector".to_owned(),
+            max_attempts: 5,
+            max_message_bytes: None,
+            max_reply_bytes: 10 * 1024 * 1024,
+            keep_processed_days: 90,
+            keep_rejected_days: 7,
             require_dmarc_pass: false,
             sender_verification: SenderVerification::Mta,
             trusted_authserv_id: None,
@@ -237,6 +256,29 @@ fn verification_problems(mail: &MailConfig) -> Vec<String> {
     problems
 }
 
+/// The secrets the mailbox and outbox need that are not set. Asked only by what uses them
+/// (`run`, `check`), so that the operator verbs (`runs`, `approve`, `validate`, …) start
+/// without the mail passwords.
+pub fn missing_secrets(config: &Config) -> Vec<String> {
+    let mut missing = Vec::new();
+    if config.mailbox.kind == MailboxKind::Imap && config.mailbox.password.is_none() {
+        missing.push(
+            "mailbox.password must be set for kind = \"imap\" \
+             (PUSH_CONNECTOR__MAILBOX__PASSWORD or _FILE)"
+                .to_owned(),
+        );
+    }
+    let o = &config.outbox;
+    if o.kind == OutboxKind::Smtp && o.user.is_some() && o.password.is_none() {
+        missing.push(
+            "outbox.password must be set when outbox.user is \
+             (PUSH_CONNECTOR__OUTBOX__PASSWORD or _FILE)"
+                .to_owned(),
+        );
+    }
+    missing
+}
+
 /// Problems of these sections, for [`Config`]'s list.
 pub fn problems(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
@@ -251,13 +293,6 @@ pub fn problems(config: &Config) -> Vec<String> {
         if m.user.is_empty() {
             problems.push("mailbox.user must be set for kind = \"imap\"".to_owned());
         }
-        if m.password.is_none() {
-            problems.push(
-                "mailbox.password must be set for kind = \"imap\" \
-                 (PUSH_CONNECTOR__MAILBOX__PASSWORD or _FILE)"
-                    .to_owned(),
-            );
-        }
     }
     if m.poll_seconds == 0 {
         problems.push("mailbox.poll_seconds must be at least 1".to_owned());
@@ -267,8 +302,8 @@ pub fn problems(config: &Config) -> Vec<String> {
         if o.host.is_empty() {
             problems.push("outbox.host must be set for kind = \"smtp\"".to_owned());
         }
-        if o.user.is_some() != o.password.is_some() {
-            problems.push("outbox.user and outbox.password are set together or not at all".into());
+        if o.user.is_none() && o.password.is_some() {
+            problems.push("outbox.password is set but outbox.user is not".into());
         }
     }
     for (name, path) in [

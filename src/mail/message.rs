@@ -5,9 +5,7 @@
 //! then either the organisations the sender may send for or a [`Refusal`] that says why
 //! not in words the sender can act on. Pure: no I/O.
 
-use mail_parser::{MessageParser, MimeHeaders};
-use sha2::{Digest, Sha256};
-
+pub use super::mime::parse;
 use crate::config::Config;
 use crate::mail::verify::Verdict;
 use crate::model::OdsCode;
@@ -20,6 +18,8 @@ pub const SUBMISSION_EXTENSIONS: &[&str] = &["csv", "txt", "xlsx", "xls", "ods"]
 pub struct Attachment {
     pub name: String,
     pub bytes: Vec<u8>,
+    /// The subject of the forwarded message the file came in, when it did.
+    pub forwarded: Option<String>,
 }
 
 /// What the connector reads from a message.
@@ -27,8 +27,14 @@ pub struct Attachment {
 pub struct Inbound {
     /// The Message-ID, or `<sha256 of the message>@push-connector` when it has none.
     pub message_id: String,
-    /// The From address, lower-cased.
+    /// SHA-256 of the body: with the Message-ID, what makes a message the same message.
+    pub content_key: String,
+    /// The From address, lower-cased, when there is exactly one plain one.
     pub from: Option<String>,
+    /// Why the From header(s) cannot be used, when they cannot.
+    pub sender_problem: Option<String>,
+    /// Why the message was sent by a machine (auto-reply, bounce, list), when it was.
+    pub automatic: Option<String>,
     pub subject: String,
     /// The Date header as RFC 3339, when readable.
     pub date: Option<String>,
@@ -48,6 +54,10 @@ pub enum Refusal {
     Unreadable,
     #[error("the message has no sender address")]
     NoSender,
+    #[error("the sender cannot be used: {0}")]
+    BadSender(String),
+    #[error("the message is not answered: {0}")]
+    Automatic(String),
     #[error("the sender {sender} could not be verified: {reason}")]
     NotVerified { sender: String, reason: String },
     #[error("{sender} is not an authorised connector administrator of any organisation")]
@@ -57,12 +67,20 @@ pub enum Refusal {
          organisation's submissions must carry"
     )]
     WrongKey { organisation: String },
-    #[error("the file is for {named}, but {sender} is a connector administrator of {allowed} only")]
+    #[error(
+        "no row of the file is for an organisation {sender} may send for: its rows are for \
+         {named}, and {sender} is a connector administrator of {allowed} only"
+    )]
     WrongOrganisation {
         sender: String,
         named: String,
         allowed: String,
     },
+    #[error(
+        "the file has rows for {}, which are all yours: send one file per organisation",
+        .0.join(" and ")
+    )]
+    SeveralOrganisations(Vec<String>),
     #[error("the message has no staff list attached: attach one CSV, TXT, XLSX, XLS or ODS file")]
     NoAttachment,
     #[error(
@@ -86,82 +104,13 @@ impl Refusal {
     pub fn may_reply(&self) -> bool {
         !matches!(
             self,
-            Refusal::Unreadable | Refusal::NoSender | Refusal::NotVerified { .. }
+            Refusal::Unreadable
+                | Refusal::NoSender
+                | Refusal::BadSender(_)
+                | Refusal::Automatic(_)
+                | Refusal::NotVerified { .. }
         )
     }
-}
-
-/// Reads a message. Never fails: what cannot be read is left empty, and the checks refuse it.
-pub fn parse(raw: &[u8]) -> Inbound {
-    let fallback_id = || {
-        let digest = Sha256::digest(raw);
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        format!("{hex}@push-connector")
-    };
-    let Some(msg) = MessageParser::default().parse(raw) else {
-        return Inbound {
-            message_id: fallback_id(),
-            from: None,
-            subject: String::new(),
-            date: None,
-            files: Vec::new(),
-            other_files: Vec::new(),
-            auth_results: Vec::new(),
-        };
-    };
-    let from = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(|a| a.trim().to_ascii_lowercase())
-        .filter(|a| a.contains('@'));
-    let mut files = Vec::new();
-    let mut other_files = Vec::new();
-    for part in msg.attachments() {
-        let name = part
-            .attachment_name()
-            .map(str::to_owned)
-            .unwrap_or_else(|| "(unnamed)".to_owned());
-        if is_submission_name(&name) {
-            files.push(Attachment {
-                name,
-                bytes: part.contents().to_vec(),
-            });
-        } else {
-            other_files.push(name);
-        }
-    }
-    let auth_results = msg
-        .headers_raw()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
-        .map(|(_, value)| unfold(value))
-        .collect();
-    Inbound {
-        message_id: msg
-            .message_id()
-            .map(str::to_owned)
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(fallback_id),
-        from,
-        subject: msg.subject().unwrap_or_default().to_owned(),
-        date: msg.date().map(|d| d.to_rfc3339()),
-        files,
-        other_files,
-        auth_results,
-        // The parser borrows `raw`; everything kept above is owned.
-    }
-}
-
-fn unfold(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn is_submission_name(name: &str) -> bool {
-    name.rsplit_once('.').is_some_and(|(_, ext)| {
-        SUBMISSION_EXTENSIONS
-            .iter()
-            .any(|e| e.eq_ignore_ascii_case(ext))
-    })
 }
 
 /// The checked sender and the organisations they may send for.
@@ -174,6 +123,12 @@ pub struct Sender {
 /// Checks the sender: present, verified (the [`Verdict`] of [`crate::mail::verify`]) when
 /// DMARC is required, an administrator of at least one organisation.
 pub fn authorise(config: &Config, msg: &Inbound, verdict: &Verdict) -> Result<Sender, Refusal> {
+    if let Some(why) = &msg.automatic {
+        return Err(Refusal::Automatic(why.clone()));
+    }
+    if let Some(why) = &msg.sender_problem {
+        return Err(Refusal::BadSender(why.clone()));
+    }
     let address = msg.from.clone().ok_or(Refusal::NoSender)?;
     if config.mail.require_dmarc_pass {
         let reason = match verdict {
@@ -215,32 +170,32 @@ pub fn choose_organisation(
     named: &[String],
     subject: &str,
 ) -> Result<OdsCode, Refusal> {
-    let chosen = if sender.organisations.len() == 1 {
-        sender.organisations[0].clone()
-    } else {
-        let mine: Vec<&OdsCode> = sender
-            .organisations
-            .iter()
-            .filter(|o| named.iter().any(|n| n == o.as_str()))
-            .collect();
-        match mine.as_slice() {
-            [one] => (*one).clone(),
-            _ => {
-                return Err(Refusal::WrongOrganisation {
-                    sender: sender.address.clone(),
-                    named: if named.is_empty() {
-                        "no organisation".to_owned()
-                    } else {
-                        named.join(", ")
-                    },
-                    allowed: sender
-                        .organisations
-                        .iter()
-                        .map(|o| o.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
+    let mine: Vec<&OdsCode> = sender
+        .organisations
+        .iter()
+        .filter(|o| named.iter().any(|n| n == o.as_str()))
+        .collect();
+    // A file with no valid row names no organisation: it is answered (nothing in it can be
+    // applied) as a file of the sender's first organisation, and replaces nothing.
+    let chosen = match (mine.as_slice(), named.is_empty()) {
+        ([one], _) => (*one).clone(),
+        ([], true) => sender.organisations[0].clone(),
+        ([], false) => {
+            return Err(Refusal::WrongOrganisation {
+                sender: sender.address.clone(),
+                named: named.join(", "),
+                allowed: sender
+                    .organisations
+                    .iter()
+                    .map(|o| o.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        (several, _) => {
+            return Err(Refusal::SeveralOrganisations(
+                several.iter().map(|o| o.to_string()).collect(),
+            ));
         }
     };
     if let Some(key) = config

@@ -14,6 +14,7 @@ pub mod config;
 pub mod connector;
 pub mod mailbox;
 pub mod message;
+pub mod mime;
 pub mod outbox;
 pub mod schedule;
 pub mod store;

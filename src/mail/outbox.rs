@@ -30,11 +30,62 @@ pub enum OutboxError {
         source: std::io::Error,
     },
     #[error("SMTP {server}: {message}")]
-    Smtp { server: String, message: String },
+    Smtp {
+        server: String,
+        message: String,
+        failure: SmtpFailure,
+    },
     #[error("address \"{0}\" cannot be used")]
     Address(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How an SMTP delivery failed, which decides what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpFailure {
+    /// The server refused this e-mail for good (5xx): it is failed at once.
+    Permanent,
+    /// The server refused it for now (4xx): it is tried again later, the others go on.
+    Transient,
+    /// No answer (connection refused, closed, TLS, timeout): the server is down, so the
+    /// pass stops and every e-mail waits.
+    Unreachable,
+}
+
+impl OutboxError {
+    /// Whether trying again can help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            OutboxError::Address(_)
+                | OutboxError::Smtp {
+                    failure: SmtpFailure::Permanent,
+                    ..
+                }
+        )
+    }
+
+    fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            OutboxError::File { .. }
+                | OutboxError::Smtp {
+                    failure: SmtpFailure::Unreachable,
+                    ..
+                }
+        )
+    }
+}
+
+fn smtp_failure(e: &lettre::transport::smtp::Error) -> SmtpFailure {
+    if e.is_permanent() {
+        SmtpFailure::Permanent
+    } else if e.is_transient() {
+        SmtpFailure::Transient
+    } else {
+        SmtpFailure::Unreachable
+    }
 }
 
 /// Delivers one e-mail.
@@ -107,6 +158,7 @@ impl SmtpOutbox {
         let err = |message: String| OutboxError::Smtp {
             server: server.clone(),
             message,
+            failure: SmtpFailure::Unreachable,
         };
         let tls = match c.tls {
             TlsMode::Plain => Tls::None,
@@ -172,6 +224,7 @@ impl Outbox for SmtpOutbox {
             .map_err(|e| OutboxError::Smtp {
                 server: self.server.clone(),
                 message: e.to_string(),
+                failure: smtp_failure(&e),
             })?;
         Ok(())
     }
@@ -180,6 +233,7 @@ impl Outbox for SmtpOutbox {
         let err = |message: String| OutboxError::Smtp {
             server: self.server.clone(),
             message,
+            failure: SmtpFailure::Unreachable,
         };
         match self.transport.test_connection().await {
             Ok(true) => Ok(format!("SMTP {}: connected", self.server)),
@@ -230,13 +284,17 @@ impl Outbox for AnyOutbox {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flushed {
     pub sent: usize,
+    /// E-mails refused for good in this flush (now failed).
+    pub failed: usize,
     /// E-mails still waiting, and the last error.
     pub waiting: usize,
     pub error: Option<String>,
 }
 
-/// Sends the queued e-mails (only those due for a retry with `due_only`). Stops at the first
-/// failure: the server is most likely down, and the rest wait for the next flush.
+/// Sends the queued e-mails (only those due for a retry with `due_only`), each on its own: a
+/// refusal of one (5xx: failed at once, with the server's answer; 4xx: tried again after a
+/// doubling wait) does not hold back the others. Only when the server does not answer at all
+/// does the flush stop, since the rest would fail the same way.
 pub async fn flush<O: Outbox>(
     store: &MailStore,
     outbox: &O,
@@ -248,7 +306,7 @@ pub async fn flush<O: Outbox>(
     let queue = store.unsent(now, due_only).await?;
     let mut out = Flushed::default();
     for (i, mail) in queue.iter().enumerate() {
-        match outbox
+        let e = match outbox
             .send(mail.id, from, &mail.recipients, &mail.message)
             .await
         {
@@ -262,22 +320,37 @@ pub async fn flush<O: Outbox>(
                     recipients = %mail.recipients.join(", "),
                     "e-mail sent"
                 );
+                continue;
             }
-            Err(e) => {
-                let wait = backoff(mail.attempts, max_retry_seconds);
-                store.failed(mail.id, &e.to_string(), now + wait).await?;
-                tracing::warn!(
-                    email = mail.id,
-                    kind = %mail.kind,
-                    attempts = mail.attempts + 1,
-                    retry_in_s = wait.num_seconds(),
-                    error = %e,
-                    "e-mail not sent; will retry"
-                );
-                out.waiting = queue.len() - i;
-                out.error = Some(e.to_string());
-                break;
-            }
+            Err(e) => e,
+        };
+        out.error = Some(e.to_string());
+        if e.is_permanent() {
+            store.gave_up(mail.id, &e.to_string(), now).await?;
+            out.failed += 1;
+            tracing::error!(
+                email = mail.id,
+                kind = %mail.kind,
+                recipients = %mail.recipients.join(", "),
+                error = %e,
+                "e-mail refused for good; marked failed"
+            );
+            continue;
+        }
+        let wait = backoff(mail.attempts, max_retry_seconds);
+        store.failed(mail.id, &e.to_string(), now + wait).await?;
+        tracing::warn!(
+            email = mail.id,
+            kind = %mail.kind,
+            attempts = mail.attempts + 1,
+            retry_in_s = wait.num_seconds(),
+            error = %e,
+            "e-mail not sent; will retry"
+        );
+        out.waiting += 1;
+        if e.is_unreachable() {
+            out.waiting += queue.len() - i - 1;
+            break;
         }
     }
     Ok(out)
@@ -293,6 +366,99 @@ pub fn backoff(attempts: i64, cap_seconds: u64) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::store::{DeliveryState, QueuedMail};
+
+    /// Refuses `refused@…` for good (550), `later@…` for now (450), delivers the rest.
+    struct Picky;
+
+    impl Outbox for Picky {
+        async fn send(&self, _: i64, _: &str, to: &[String], _: &[u8]) -> Result<(), OutboxError> {
+            let fail = |message: &str, failure| {
+                Err(OutboxError::Smtp {
+                    server: "mx:25".into(),
+                    message: message.into(),
+                    failure,
+                })
+            };
+            match to[0].split('@').next() {
+                Some("refused") => fail("550 5.1.1 no such user", SmtpFailure::Permanent),
+                Some("later") => fail("450 4.2.0 try later", SmtpFailure::Transient),
+                _ => Ok(()),
+            }
+        }
+
+        async fn check(&self) -> Result<String, OutboxError> {
+            Ok(String::new())
+        }
+    }
+
+    fn mail(to: &str) -> QueuedMail {
+        QueuedMail {
+            kind: "acknowledgement".into(),
+            organisation: None,
+            recipients: vec![to.into()],
+            message: format!("Subject: to {to}\r\n\r\nhi\r\n").into_bytes(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_refused_e_mail_does_not_hold_back_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MailStore::open(dir.path()).await.unwrap();
+        let now = Utc::now();
+        let queue = [
+            mail("refused@rxx.nhs.uk"),
+            mail("later@rxx.nhs.uk"),
+            mail("ok@rxx.nhs.uk"),
+        ];
+        store.queue_for_test(&queue, now).await.unwrap();
+        let out = flush(&store, &Picky, "c@x", now, false, 900).await.unwrap();
+        assert_eq!((out.sent, out.failed, out.waiting), (1, 1, 1));
+        let by_to = |records: &[crate::mail::store::OutboxRecord], to: &str| {
+            records
+                .iter()
+                .find(|r| r.recipients[0].starts_with(to))
+                .cloned()
+                .unwrap()
+        };
+        let all = store.outbox(true).await.unwrap();
+        let refused = by_to(&all, "refused");
+        assert_eq!(refused.state, DeliveryState::Failed);
+        assert_eq!(
+            refused.last_error.as_deref(),
+            Some("SMTP mx:25: 550 5.1.1 no such user")
+        );
+        assert_eq!(refused.subject, "to refused@rxx.nhs.uk");
+        assert_eq!(by_to(&all, "later").state, DeliveryState::Waiting);
+        assert_eq!(by_to(&all, "ok").state, DeliveryState::Sent);
+        // The next due-only pass tries nothing: the 4xx one waits for its backoff, the failed
+        // one is not tried again.
+        let again = flush(&store, &Picky, "c@x", now, true, 900).await.unwrap();
+        assert_eq!(again, Flushed::default());
+        // The operator's verbs.
+        assert!(store.retry(refused.id, now).await.unwrap());
+        assert!(
+            !store.retry(by_to(&all, "ok").id, now).await.unwrap(),
+            "sent stays sent"
+        );
+        assert!(
+            store
+                .drop_mail(refused.id, "address left the trust")
+                .await
+                .unwrap()
+        );
+        let dropped = store.outbox_record(refused.id).await.unwrap().unwrap();
+        assert_eq!(dropped.state, DeliveryState::Dropped);
+        assert_eq!(
+            dropped.closed_reason.as_deref(),
+            Some("address left the trust")
+        );
+        assert_eq!(
+            store.outbox(false).await.unwrap().len(),
+            1,
+            "only the waiting one"
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

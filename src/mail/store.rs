@@ -14,9 +14,10 @@ use sqlx::sqlite::SqlitePool;
 
 use crate::directory::local::open_sqlite;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE mail_messages (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE mail_messages (
         no INTEGER PRIMARY KEY,
         mailbox_key TEXT NOT NULL UNIQUE,
         message_id TEXT NOT NULL UNIQUE,
@@ -65,7 +66,54 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         started_at TEXT NOT NULL,
         finished_at TEXT
     );",
-)];
+    ),
+    (
+        2,
+        // A Message-ID alone no longer makes a message known (senders reuse them): the
+        // content key joins it, so mail_messages is rebuilt without UNIQUE (message_id).
+        // Outbox e-mails get a delivery state; intake counts attempts per message; replies
+        // to unknown senders are limited per address and day.
+        "CREATE TABLE mail_messages_v2 (
+        no INTEGER PRIMARY KEY,
+        mailbox_key TEXT NOT NULL UNIQUE,
+        message_id TEXT NOT NULL,
+        content_key TEXT NOT NULL DEFAULT '',
+        sender TEXT,
+        subject TEXT NOT NULL,
+        sent_date TEXT,
+        received_at TEXT NOT NULL,
+        raw BLOB,
+        verdict TEXT NOT NULL,
+        reason TEXT,
+        folder TEXT NOT NULL,
+        filed INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO mail_messages_v2 (no, mailbox_key, message_id, sender, subject, sent_date,
+        received_at, raw, verdict, reason, folder, filed)
+        SELECT no, mailbox_key, message_id, sender, subject, sent_date, received_at, raw,
+        verdict, reason, folder, filed FROM mail_messages;
+    DROP TABLE mail_messages;
+    ALTER TABLE mail_messages_v2 RENAME TO mail_messages;
+    CREATE INDEX mail_messages_id ON mail_messages (message_id, content_key);
+    CREATE INDEX mail_messages_received ON mail_messages (received_at);
+    ALTER TABLE mail_outbox ADD COLUMN state TEXT NOT NULL DEFAULT 'waiting';
+    ALTER TABLE mail_outbox ADD COLUMN closed_reason TEXT;
+    ALTER TABLE mail_outbox ADD COLUMN operators_told INTEGER NOT NULL DEFAULT 0;
+    UPDATE mail_outbox SET state = 'sent' WHERE sent_at IS NOT NULL;
+    CREATE INDEX mail_outbox_state ON mail_outbox (state, next_attempt_at);
+    CREATE TABLE mail_attempts (
+        mailbox_key TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        last_error TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE mail_reply_limits (
+        address TEXT NOT NULL,
+        day TEXT NOT NULL,
+        PRIMARY KEY (address, day)
+    );",
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -136,6 +184,7 @@ impl SubmissionStatus {
 pub struct NewMessage<'a> {
     pub mailbox_key: &'a str,
     pub message_id: &'a str,
+    pub content_key: &'a str,
     pub sender: Option<&'a str>,
     pub subject: &'a str,
     pub sent_date: Option<&'a str>,
@@ -163,6 +212,91 @@ pub struct QueuedMail {
     pub recipients: Vec<String>,
     /// The whole message (RFC 5322 bytes).
     pub message: Vec<u8>,
+}
+
+/// Where an e-mail of the outbox is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Not yet delivered; tried again when due.
+    Waiting,
+    Sent,
+    /// Refused for good by the server, or given up on.
+    Failed,
+    /// Dropped by an operator.
+    Dropped,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Waiting => "waiting",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Dropped => "dropped",
+        }
+    }
+
+    fn parse(s: &str) -> Option<DeliveryState> {
+        Some(match s {
+            "waiting" => DeliveryState::Waiting,
+            "sent" => DeliveryState::Sent,
+            "failed" => DeliveryState::Failed,
+            "dropped" => DeliveryState::Dropped,
+            _ => return None,
+        })
+    }
+}
+
+/// An e-mail of the outbox as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxRecord {
+    pub id: i64,
+    pub kind: String,
+    pub organisation: Option<String>,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub state: DeliveryState,
+    pub attempts: i64,
+    pub created_at: String,
+    pub next_attempt_at: String,
+    pub last_error: Option<String>,
+    /// Why it was dropped.
+    pub closed_reason: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+/// The Subject of a message from its first bytes (as written by our composer: one line, or
+/// RFC 2047 words, which are shown as they are).
+fn subject_of(head: &[u8]) -> String {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let mut subject = String::new();
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(rest) = line
+            .split_once(':')
+            .filter(|(n, _)| n.eq_ignore_ascii_case("subject"))
+            .map(|(_, v)| v)
+        {
+            subject.push_str(rest.trim());
+            for more in lines.by_ref() {
+                if more.starts_with([' ', '\t']) {
+                    subject.push(' ');
+                    subject.push_str(more.trim());
+                } else {
+                    break;
+                }
+            }
+            break;
+        }
+    }
+    mail_parser::MessageParser::default()
+        .parse(format!("Subject: {subject}\r\n\r\n").as_bytes())
+        .and_then(|m| m.subject().map(str::to_owned))
+        .unwrap_or(subject)
 }
 
 /// A stored submission.
@@ -200,6 +334,11 @@ impl MailStore {
     /// Opens (creating when missing) the state database in the state folder.
     pub async fn open(state_dir: &Path) -> Result<MailStore, StoreError> {
         let pool = open_sqlite(&state_dir.join("state.sqlite")).await?;
+        // Version 2 rebuilds a table others refer to: foreign keys are checked again after it
+        // (the pool has one connection, so the pragma holds for the transaction).
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&pool)
+            .await?;
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS mail_schema (version INTEGER PRIMARY KEY)")
             .execute(&mut *tx)
@@ -216,24 +355,124 @@ impl MailStore {
                     .await?;
             }
         }
+        let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
+            .fetch_all(&mut *tx)
+            .await?;
+        if !broken.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "{} rows refer to messages that are not there",
+                broken.len()
+            )));
+        }
         tx.commit().await?;
-        Ok(MailStore { pool })
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&pool)
+            .await?;
+        let store = MailStore { pool };
+        store.backfill_content_keys().await?;
+        Ok(store)
     }
 
-    /// The folder of a message already stored under this mailbox key or Message-ID.
+    /// Messages stored before content keys were kept get theirs.
+    async fn backfill_content_keys(&self) -> Result<(), StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT no, raw FROM mail_messages WHERE content_key = '' AND raw IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (no, raw) in rows {
+            sqlx::query("UPDATE mail_messages SET content_key = ? WHERE no = ?")
+                .bind(super::mime::content_key(&raw))
+                .bind(no)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The folder of a message already stored: under this mailbox key, or with the same
+    /// Message-ID and the same content (the same message reaching us again).
     pub async fn known(
         &self,
         mailbox_key: &str,
         message_id: &str,
+        content_key: &str,
     ) -> Result<Option<Folder>, StoreError> {
         let folder: Option<String> = sqlx::query_scalar(
-            "SELECT folder FROM mail_messages WHERE mailbox_key = ? OR message_id = ? LIMIT 1",
+            "SELECT folder FROM mail_messages WHERE mailbox_key = ?
+             OR (message_id = ? AND content_key = ?) LIMIT 1",
         )
         .bind(mailbox_key)
         .bind(message_id)
+        .bind(content_key)
         .fetch_optional(&self.pool)
         .await?;
         Ok(folder.as_deref().map(Folder::parse))
+    }
+
+    /// Counts one more attempt at handling a message, before the attempt (so an attempt that
+    /// kills the process is counted too). Returns the attempts so far, this one included.
+    pub async fn attempt(&self, mailbox_key: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO mail_attempts (mailbox_key, attempts, updated_at) VALUES (?, 1, ?)
+             ON CONFLICT (mailbox_key) DO UPDATE SET attempts = attempts + 1,
+             updated_at = excluded.updated_at RETURNING attempts",
+        )
+        .bind(mailbox_key)
+        .bind(now.to_rfc3339())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Notes why an attempt failed.
+    pub async fn attempt_failed(&self, mailbox_key: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mail_attempts SET last_error = ? WHERE mailbox_key = ?")
+            .bind(error)
+            .bind(mailbox_key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives back the attempt just counted (the message was left for later, not handled),
+    /// noting why.
+    pub async fn attempt_undone(&self, mailbox_key: &str, why: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE mail_attempts SET attempts = attempts - 1, last_error = ?
+             WHERE mailbox_key = ? AND attempts > 0",
+        )
+        .bind(why)
+        .bind(mailbox_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The last recorded error of a message's attempts.
+    pub async fn last_attempt_error(
+        &self,
+        mailbox_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT last_error FROM mail_attempts WHERE mailbox_key = ?",
+        )
+        .bind(mailbox_key)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    /// Claims today's one reply to an address that is not an administrator: true when none
+    /// went there today (and now one may), false when one did.
+    pub async fn claim_reply(&self, address: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO mail_reply_limits (address, day) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(address.to_ascii_lowercase())
+        .bind(now.format("%Y-%m-%d").to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Stores a message, its submission (if any) and its replies in one transaction.
@@ -247,12 +486,13 @@ impl MailStore {
         let now_s = now.to_rfc3339();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let no: i64 = sqlx::query_scalar(
-            "INSERT INTO mail_messages (mailbox_key, message_id, sender, subject, sent_date,
-             received_at, raw, verdict, reason, folder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             RETURNING no",
+            "INSERT INTO mail_messages (mailbox_key, message_id, content_key, sender, subject,
+             sent_date, received_at, raw, verdict, reason, folder)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING no",
         )
         .bind(m.mailbox_key)
         .bind(m.message_id)
+        .bind(m.content_key)
         .bind(m.sender)
         .bind(m.subject)
         .bind(m.sent_date)
@@ -287,6 +527,10 @@ impl MailStore {
             .await?;
         }
         enqueue(&mut tx, replies, now).await?;
+        sqlx::query("DELETE FROM mail_attempts WHERE mailbox_key = ?")
+            .bind(m.mailbox_key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -413,7 +657,8 @@ impl MailStore {
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, organisation, recipients, message, attempts FROM mail_outbox
-             WHERE sent_at IS NULL AND (? = 0 OR next_attempt_at <= ?) ORDER BY id",
+             WHERE state = 'waiting' AND (? = 0 OR next_attempt_at <= ?)
+             ORDER BY next_attempt_at, id",
         )
         .bind(i64::from(due_only))
         .bind(now.to_rfc3339())
@@ -438,7 +683,7 @@ impl MailStore {
     /// The earliest retry time of an unsent e-mail.
     pub async fn next_retry(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let s: Option<String> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM mail_outbox WHERE sent_at IS NULL",
+            "SELECT MIN(next_attempt_at) FROM mail_outbox WHERE state = 'waiting'",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -447,11 +692,14 @@ impl MailStore {
     }
 
     pub async fn sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE mail_outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?")
-            .bind(now.to_rfc3339())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE mail_outbox SET sent_at = ?, attempts = attempts + 1, state = 'sent'
+             WHERE id = ?",
+        )
+        .bind(now.to_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -473,12 +721,188 @@ impl MailStore {
         Ok(())
     }
 
+    /// Gives up on an e-mail the server refused for good: it is failed, with the answer.
+    pub async fn gave_up(
+        &self,
+        id: i64,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?, state = 'failed',
+             next_attempt_at = ? WHERE id = ?",
+        )
+        .bind(error)
+        .bind(now.to_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Failed e-mails the operators have not yet been told of.
+    pub async fn failed_untold(&self) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.records("WHERE state = 'failed' AND operators_told = 0")
+            .await
+    }
+
+    /// Notes that the operators have been told of a failed e-mail, queueing what tells them
+    /// in the same transaction.
+    pub async fn told(
+        &self,
+        id: i64,
+        notices: &[QueuedMail],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE mail_outbox SET operators_told = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        enqueue(&mut tx, notices, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The outbox, newest first: waiting and failed e-mails, and with `all` sent and dropped
+    /// ones too.
+    pub async fn outbox(&self, all: bool) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.records(if all {
+            "ORDER BY id DESC"
+        } else {
+            "WHERE state IN ('waiting', 'failed') ORDER BY id DESC"
+        })
+        .await
+    }
+
+    pub async fn outbox_record(&self, id: i64) -> Result<Option<OutboxRecord>, StoreError> {
+        Ok(self
+            .records(&format!("WHERE id = {id}"))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn records(&self, clause: &str) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, kind, organisation, recipients, state, attempts, created_at,
+             next_attempt_at, last_error, closed_reason, sent_at,
+             substr(message, 1, 4096) AS head FROM mail_outbox {clause}"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let recipients: String = r.try_get("recipients")?;
+                let state: String = r.try_get("state")?;
+                let head: Vec<u8> = r.try_get("head")?;
+                Ok(OutboxRecord {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    organisation: r.try_get("organisation")?,
+                    recipients: serde_json::from_str(&recipients)
+                        .map_err(|e| StoreError::Corrupt(format!("outbox recipients: {e}")))?,
+                    state: DeliveryState::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outbox state {state}")))?,
+                    attempts: r.try_get("attempts")?,
+                    created_at: r.try_get("created_at")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    last_error: r.try_get("last_error")?,
+                    closed_reason: r.try_get("closed_reason")?,
+                    sent_at: r.try_get("sent_at")?,
+                    subject: subject_of(&head),
+                })
+            })
+            .collect()
+    }
+
+    /// Puts a failed or waiting e-mail back in the queue, due now.
+    pub async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mail_outbox SET state = 'waiting', next_attempt_at = ?, operators_told = 0
+             WHERE id = ? AND state IN ('waiting', 'failed')",
+        )
+        .bind(now.to_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Drops a waiting or failed e-mail: it will not be sent.
+    pub async fn drop_mail(&self, id: i64, reason: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mail_outbox SET state = 'dropped', closed_reason = ?
+             WHERE id = ? AND state IN ('waiting', 'failed')",
+        )
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets the raw messages and files older than the retention periods: those of handled
+    /// submissions (applied, superseded, dropped; a pending or held one is kept whatever its
+    /// age) after `processed_days`, of rejected messages after `rejected_days`. The records
+    /// (sender, subject, verdict, counts) stay. Returns how many messages were purged.
+    pub async fn purge(
+        &self,
+        now: DateTime<Utc>,
+        processed_days: u32,
+        rejected_days: u32,
+    ) -> Result<u64, StoreError> {
+        let before = |days: u32| (now - chrono::Duration::days(i64::from(days))).to_rfc3339();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rejected = sqlx::query(
+            "UPDATE mail_messages SET raw = NULL
+             WHERE raw IS NOT NULL AND folder = 'rejected' AND received_at < ?",
+        )
+        .bind(before(rejected_days))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let cutoff = before(processed_days);
+        sqlx::query(
+            "UPDATE mail_submissions SET file = X''
+             WHERE length(file) > 0 AND status IN ('applied', 'superseded', 'dropped')
+             AND received_at < ?",
+        )
+        .bind(&cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let processed = sqlx::query(
+            "UPDATE mail_messages SET raw = NULL
+             WHERE raw IS NOT NULL AND folder = 'processed' AND received_at < ?
+             AND NOT EXISTS (SELECT 1 FROM mail_submissions s WHERE s.message_no = mail_messages.no
+                             AND s.status IN ('pending', 'running', 'held'))",
+        )
+        .bind(&cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(rejected + processed)
+    }
+
+    #[cfg(test)]
+    pub async fn queue_for_test(
+        &self,
+        mails: &[QueuedMail],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        enqueue(&mut tx, mails, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Counts for `check` and summaries: (messages, pending submissions, unsent e-mails).
     pub async fn summary(&self) -> Result<(i64, i64, i64), StoreError> {
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM mail_messages),
                     (SELECT COUNT(*) FROM mail_submissions WHERE status = 'pending'),
-                    (SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL)",
+                    (SELECT COUNT(*) FROM mail_outbox WHERE state = 'waiting')",
         )
         .fetch_one(&self.pool)
         .await?;

@@ -53,8 +53,13 @@ pub(super) fn check_ods(value: &str) -> Result<OdsCode, String> {
     Ok(OdsCode::new_unchecked(value.to_ascii_uppercase()))
 }
 
-/// A primary address: valid syntax and in a service domain (otherwise it is a contact).
-pub(super) fn check_email(value: &str, domains: &[String]) -> Result<Email, String> {
+/// A primary address: valid syntax and in a service domain or, with `subdomains`, one of
+/// their sub-domains (otherwise it is a contact).
+pub(super) fn check_email(
+    value: &str,
+    domains: &[String],
+    subdomains: bool,
+) -> Result<Email, String> {
     let lower = value.to_lowercase();
     let Some((local, domain)) = lower.rsplit_once('@') else {
         return Err("is not an e-mail address (no @)".to_owned());
@@ -77,11 +82,23 @@ pub(super) fn check_email(value: &str, domains: &[String]) -> Result<Email, Stri
     if !local_ok || !domain_ok {
         return Err("is not a valid e-mail address".to_owned());
     }
-    if !domains.iter().any(|d| d == domain) {
+    let covered = |d: &String| {
+        domain == d
+            || (subdomains
+                && domain
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|rest| rest.ends_with('.')))
+    };
+    if !domains.iter().any(covered) {
         return Err(format!(
-            "is outside the service domain ({}): this person would be a contact, and a \
+            "is outside the service domain ({}{}): this person would be a contact, and a \
              connector cannot create contacts",
-            domains.join(", ")
+            domains.join(", "),
+            if subdomains {
+                " and its sub-domains"
+            } else {
+                ""
+            }
         ));
     }
     Ok(Email::new_unchecked(lower))

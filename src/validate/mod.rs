@@ -36,6 +36,8 @@ const MAX_CODE_VALUE: usize = 128;
 pub struct Rules {
     /// Mail domains of the service (lower case).
     pub domains: Vec<String>,
+    /// Whether a service domain covers its sub-domains (`name@xyz.nhs.net` under `nhs.net`).
+    pub subdomains: bool,
     pub titles: CodeList,
     pub clinical_roles: Option<CodeList>,
     pub clinical_specialities: Option<CodeList>,
@@ -48,6 +50,7 @@ impl Default for Rules {
     fn default() -> Self {
         Rules {
             domains: vec!["nhs.net".to_owned()],
+            subdomains: true,
             titles: CodeList::default_titles(),
             clinical_roles: None,
             clinical_specialities: None,
@@ -70,6 +73,7 @@ impl Rules {
                 .iter()
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
+            subdomains: config.service.include_subdomains,
             titles: load(&config.validation.titles)?.unwrap_or_else(CodeList::default_titles),
             clinical_roles: load(&config.validation.clinical_roles)?,
             clinical_specialities: load(&config.validation.clinical_specialities)?,
@@ -491,8 +495,8 @@ impl RowCheck<'_> {
         });
         let display_name = self.free_text(Field::DisplayName, MAX_DISPLAY_NAME);
         let email = self.cell(Field::Email);
-        let domains = &self.rules.domains;
-        let email = self.checked(Field::Email, email, |v| check_email(v, domains));
+        let (domains, subdomains) = (&self.rules.domains, self.rules.subdomains);
+        let email = self.checked(Field::Email, email, |v| check_email(v, domains, subdomains));
         let job_title = self.free_text(Field::JobTitle, MAX_JOB_TITLE);
         let office_phone = self.phone(Field::OfficePhone, PhoneKind::Any);
         let mobile_phone = self.phone(Field::MobilePhone, PhoneKind::Mobile);

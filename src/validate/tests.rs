@@ -151,3 +151,23 @@ fn old_format_connector_must_match_the_configured_one() {
         "an organisation without a configured connector name is not checked"
     );
 }
+
+#[test]
+fn a_service_domain_covers_its_sub_domains_unless_configured_otherwise() {
+    let sub = formats::read(
+        format!(
+            "{HEAD}\nE1,Ann,Lee,RXX,ann.lee@xyz.nhs.net,,,,\nE2,Bo,Ng,RXX,bo.ng@evilnhs.net,,,,\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let r = validate(&sub, &Rules::default());
+    assert!(r[0].is_valid(), "{:?}", messages(&r[0]));
+    assert!(messages(&r[1])[0].contains("outside the service domain"));
+    let exact = Rules {
+        subdomains: false,
+        ..Rules::default()
+    };
+    let r = validate(&sub, &exact);
+    assert!(messages(&r[0])[0].contains("outside the service domain (nhs.net)"));
+}

@@ -1,6 +1,12 @@
 //! Intake: each message read, checked, stored with its reply in one transaction, then filed.
+//!
+//! One message at a time: a message that cannot be handled (its reply cannot be built, its
+//! file kills the process) never stops the pass. Each attempt is counted before it starts;
+//! after `[mail] max_attempts` the message is filed to Rejected, unanswered, with the last
+//! error. Only the state database or the mailbox failing stops a pass.
 
 use super::*;
+use crate::mail::mailbox::Listed;
 
 impl<'a, D: Directory> Connector<'a, D> {
     /// Reads every message in the inbox once.
@@ -10,39 +16,149 @@ impl<'a, D: Directory> Connector<'a, D> {
         now: DateTime<Utc>,
     ) -> Result<IntakeSummary, ConnectorError> {
         let mut summary = IntakeSummary::default();
-        for fetched in mailbox.fetch().await? {
-            self.take(mailbox, fetched, now, &mut summary).await?;
+        for listed in mailbox.list().await? {
+            self.take_listed(mailbox, &listed, now, &mut summary)
+                .await?;
         }
         Ok(summary)
+    }
+
+    async fn take_listed<M: Mailbox>(
+        &self,
+        mailbox: &mut M,
+        listed: &Listed,
+        now: DateTime<Utc>,
+        summary: &mut IntakeSummary,
+    ) -> Result<(), ConnectorError> {
+        let limit = self.max_message_bytes();
+        if listed.size > limit {
+            let reason = format!(
+                "the message is {} bytes, over the limit of {limit} bytes; it was not read",
+                listed.size
+            );
+            return self
+                .set_aside(mailbox, &listed.key, None, reason, now, summary)
+                .await;
+        }
+        let Some(raw) = mailbox.read(&listed.key).await? else {
+            return Ok(());
+        };
+        let fetched = Fetched {
+            key: listed.key.clone(),
+            raw,
+        };
+        match self.take(mailbox, &fetched, now, summary).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.stops_intake() => Err(e),
+            Err(e) => {
+                self.store
+                    .attempt_failed(&fetched.key, &e.to_string())
+                    .await?;
+                summary.failed += 1;
+                tracing::error!(key = %fetched.key, error = %e,
+                    "message could not be handled; it will be tried again");
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn max_message_bytes(&self) -> u64 {
+        self.config.mail.max_message_bytes.unwrap_or_else(|| {
+            let file = u64::try_from(self.config.service.max_file_bytes).unwrap_or(u64::MAX);
+            file.saturating_mul(2).saturating_add(1 << 20)
+        })
+    }
+
+    /// Files a message to Rejected with a reason and no answer, keeping its record.
+    async fn set_aside<M: Mailbox>(
+        &self,
+        mailbox: &mut M,
+        key: &str,
+        raw: Option<&[u8]>,
+        reason: String,
+        now: DateTime<Utc>,
+        summary: &mut IntakeSummary,
+    ) -> Result<(), ConnectorError> {
+        let msg = raw.map(message::parse);
+        let content_key = msg
+            .as_ref()
+            .map(|m| m.content_key.clone())
+            .unwrap_or_default();
+        let message_id = msg
+            .as_ref()
+            .map(|m| m.message_id.clone())
+            .unwrap_or_else(|| format!("{key}@push-connector"));
+        self.store
+            .receive(
+                &NewMessage {
+                    mailbox_key: key,
+                    message_id: &message_id,
+                    content_key: &content_key,
+                    sender: msg.as_ref().and_then(|m| m.from.as_deref()),
+                    subject: msg.as_ref().map_or("", |m| m.subject.as_str()),
+                    sent_date: msg.as_ref().and_then(|m| m.date.as_deref()),
+                    raw: raw.unwrap_or_default(),
+                    folder: Folder::Rejected,
+                    reason: Some(reason.clone()),
+                },
+                None,
+                &[],
+                now,
+            )
+            .await?;
+        file(mailbox, self.store, key, Folder::Rejected).await?;
+        summary.rejected += 1;
+        tracing::warn!(key, reason = %reason, replied = false, "message set aside");
+        Ok(())
     }
 
     pub(super) async fn take<M: Mailbox>(
         &self,
         mailbox: &mut M,
-        f: Fetched,
+        f: &Fetched,
         now: DateTime<Utc>,
         summary: &mut IntakeSummary,
     ) -> Result<(), ConnectorError> {
         let msg = message::parse(&f.raw);
-        if let Some(folder) = self.store.known(&f.key, &msg.message_id).await? {
+        if let Some(folder) = self
+            .store
+            .known(&f.key, &msg.message_id, &msg.content_key)
+            .await?
+        {
             file(mailbox, self.store, &f.key, folder).await?;
             summary.refiled += 1;
             tracing::info!(key = %f.key, message_id = %msg.message_id, folder = folder.as_str(),
                 "message already stored; filed");
             return Ok(());
         }
+        let attempts = self.store.attempt(&f.key, now).await?;
+        if attempts > i64::from(self.config.mail.max_attempts.max(1)) {
+            let last = self.store.last_attempt_error(&f.key).await?;
+            let reason = format!(
+                "the message could not be handled in {} attempts (last: {})",
+                attempts - 1,
+                last.as_deref()
+                    .unwrap_or("the service stopped while handling it")
+            );
+            return self
+                .set_aside(mailbox, &f.key, Some(&f.raw), reason, now, summary)
+                .await;
+        }
+        // After the count: a message whose check kills the process is set aside in time.
         let verdict = self.verifier.verify(&f.raw, msg.from.as_deref()).await;
         if let Verdict::Unavailable(why) = &verdict {
-            // Not decided now: left in the mailbox, read again at the next pass.
+            // Not decided now (DNS did not answer): left in the mailbox for the next pass,
+            // and the attempt is given back, so an outage does not use the message's up.
+            self.store.attempt_undone(&f.key, why).await?;
             summary.deferred += 1;
             tracing::warn!(key = %f.key, message_id = %msg.message_id, reason = %why,
                 "sender verification unavailable; the message waits for the next pass");
             return Ok(());
         }
-        let sender = msg.from.clone();
         let new_message = |folder, reason| NewMessage {
             mailbox_key: &f.key,
             message_id: &msg.message_id,
+            content_key: &msg.content_key,
             sender: msg.from.as_deref(),
             subject: &msg.subject,
             sent_date: msg.date.as_deref(),
@@ -51,9 +167,9 @@ impl<'a, D: Directory> Connector<'a, D> {
             reason,
         };
         match self.decide(&msg, &verdict) {
-            Ok(a) => {
+            Ok(a) if a.refused.len() < a.rows => {
                 let valid = a.rows - a.refused.len();
-                let ack = self.acknowledgement(&msg, &a, now)?;
+                let ack = self.acknowledgement(&msg, &a, None, now).await?;
                 let sub = NewSubmission {
                     organisation: a.organisation.as_str(),
                     sender: &a.sender,
@@ -78,20 +194,45 @@ impl<'a, D: Directory> Connector<'a, D> {
                     verified = %verdict,
                     organisation = %a.organisation,
                     file = %a.file.name,
+                    forwarded = a.file.forwarded.is_some(),
                     rows = a.rows,
                     valid,
                     refused = a.refused.len(),
                     "submission received and acknowledged"
                 );
             }
+            Ok(a) => {
+                // Nothing in the file can be applied: it is answered, and replaces nothing.
+                let earlier = self
+                    .store
+                    .submissions(Some(a.organisation.as_str()), SubmissionStatus::Pending)
+                    .await?
+                    .pop();
+                let ack = self
+                    .acknowledgement(&msg, &a, Some(earlier.as_ref()), now)
+                    .await?;
+                let reason = "no row of the file can be applied".to_owned();
+                self.store
+                    .receive(
+                        &new_message(Folder::Processed, Some(reason)),
+                        None,
+                        &[ack],
+                        now,
+                    )
+                    .await?;
+                file(mailbox, self.store, &f.key, Folder::Processed).await?;
+                summary.accepted += 1;
+                tracing::warn!(
+                    message_id = %msg.message_id,
+                    sender = %a.sender,
+                    organisation = %a.organisation,
+                    file = %a.file.name,
+                    rows = a.rows,
+                    "submission received with no row that can be applied; nothing stored to run"
+                );
+            }
             Err(refusal) => {
-                let own = sender
-                    .as_deref()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(&self.composer.from_address()));
-                let replies = match (&sender, refusal.may_reply() && !own) {
-                    (Some(to), true) => vec![self.rejection(&msg, to, &refusal, now)?],
-                    _ => Vec::new(),
-                };
+                let replies = self.rejections(&msg, &refusal, now).await?;
                 self.store
                     .receive(
                         &new_message(Folder::Rejected, Some(refusal.to_string())),
@@ -102,16 +243,56 @@ impl<'a, D: Directory> Connector<'a, D> {
                     .await?;
                 file(mailbox, self.store, &f.key, Folder::Rejected).await?;
                 summary.rejected += 1;
+                let level_is_automatic = matches!(refusal, Refusal::Automatic(_));
                 tracing::warn!(
                     message_id = %msg.message_id,
-                    sender = sender.as_deref().unwrap_or("-"),
+                    sender = msg.from.as_deref().unwrap_or("-"),
                     reason = %refusal,
+                    automatic = level_is_automatic,
                     replied = !replies.is_empty(),
                     "message rejected"
                 );
             }
         }
         Ok(())
+    }
+
+    /// The answer to a refused message, if it gets one. Never to an unverified, unusable or
+    /// automatic sender, nor to ourselves; to an address that is no organisation's
+    /// administrator at most one a day (a forged From would otherwise make us send mail to
+    /// an innocent party), and then without quoting anything of the message.
+    async fn rejections(
+        &self,
+        msg: &Inbound,
+        refusal: &Refusal,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<QueuedMail>, ConnectorError> {
+        let Some(to) = msg.from.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let own = to.eq_ignore_ascii_case(&self.composer.from_address());
+        if !refusal.may_reply() || own {
+            return Ok(Vec::new());
+        }
+        let administrator = self.config.organisations.iter().any(|o| {
+            o.administrators
+                .iter()
+                .any(|a| a.trim().eq_ignore_ascii_case(to))
+        });
+        if !administrator && !self.store.claim_reply(to, now).await? {
+            tracing::info!(
+                to,
+                "a rejection already went to this address today; none sent"
+            );
+            return Ok(Vec::new());
+        }
+        Ok(vec![self.rejection(
+            msg,
+            to,
+            refusal,
+            administrator,
+            now,
+        )?])
     }
 
     /// Checks a message: sender, file, organisation; validates the file.
@@ -149,43 +330,64 @@ impl<'a, D: Directory> Connector<'a, D> {
         })
     }
 
-    pub(super) fn acknowledgement(
+    /// The acknowledgement. `nothing_applies` is set (with the organisation's pending file,
+    /// if any) when no row of the file can be applied.
+    pub(super) async fn acknowledgement(
         &self,
         msg: &Inbound,
         a: &Accepted<'_>,
+        nothing_applies: Option<Option<&StoredSubmission>>,
         now: DateTime<Utc>,
     ) -> Result<QueuedMail, ConnectorError> {
         let refused_file = format!("refused-lines-{}.csv", stem(&a.file.name));
-        let attachment = if a.refused.is_empty() {
-            None
+        let budget = self.config.mail.max_reply_bytes;
+        let (attachment, attached) = if a.refused.is_empty() {
+            (None, 0)
         } else {
-            let mut csv = Vec::new();
-            report::write_report(&mut csv, &a.submission, &a.refused, ReportRows::Reported)?;
-            Some((refused_file.clone(), csv))
+            let (csv, attached) = report::write_report_within(
+                &a.submission,
+                &a.refused,
+                ReportRows::Reported,
+                budget / 2,
+            )?;
+            (
+                (attached > 0).then(|| (refused_file.clone(), csv)),
+                attached,
+            )
         };
         let org = a.organisation.to_string();
-        let lines: Vec<_> = a
-            .refused
-            .iter()
-            .take(LINES_IN_BODY)
-            .map(|r| json!({"line": r.line, "message": r.message}))
-            .collect();
+        let lines = body_lines(&a.refused);
+        let (earlier, earlier_at) = match nothing_applies {
+            Some(Some(s)) => (
+                Some(s.file_name.clone()),
+                Some(self.local(parse_time(&s.received_at))),
+            ),
+            _ => (None, None),
+        };
         Ok(self.composer.compose(
             &Reply {
                 kind: "acknowledgement",
                 to: vec![a.sender.clone()],
-                subject: format!("Received: staff list for {org} ({})", a.file.name),
+                subject: format!(
+                    "Received: staff list for {org} ({})",
+                    shorten(&a.file.name, 100)
+                ),
                 context: json!({
-                    "file_name": a.file.name,
+                    "file_name": shorten(&a.file.name, 100),
+                    "forwarded": a.file.forwarded.as_deref().map(|s| shorten(s, 200)),
                     "organisation": org,
                     "organisation_name": self.organisation_name(&org),
                     "received_at": self.local(now),
                     "rows": a.rows,
                     "valid": a.rows - a.refused.len(),
                     "refused": a.refused.len(),
+                    "nothing_applies": nothing_applies.is_some(),
+                    "earlier_file": earlier,
+                    "earlier_at": earlier_at,
                     "refused_lines": lines,
                     "more_refused": a.refused.len().saturating_sub(LINES_IN_BODY),
                     "refused_file": refused_file,
+                    "attached_refused": attached,
                     "next_run": self.schedule.describe(self.schedule.next_after(now)),
                 }),
                 attachment,
@@ -201,6 +403,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         msg: &Inbound,
         to: &str,
         refusal: &Refusal,
+        administrator: bool,
         now: DateTime<Utc>,
     ) -> Result<QueuedMail, ConnectorError> {
         let hint = match refusal {
@@ -215,15 +418,25 @@ impl<'a, D: Directory> Connector<'a, D> {
             ),
             _ => None,
         };
+        // To anyone but an administrator, nothing of the message is quoted back.
+        let subject = if administrator {
+            self.redact_keys(&shorten(&msg.subject, 200))
+        } else {
+            String::new()
+        };
         Ok(self.composer.compose(
             &Reply {
                 kind: "rejection",
                 to: vec![to.to_owned()],
-                subject: format!("Not accepted: {}", msg.subject),
+                subject: if subject.is_empty() {
+                    "Not accepted: your message to the staff directory connector".to_owned()
+                } else {
+                    format!("Not accepted: {subject}")
+                },
                 context: json!({
-                    "subject": msg.subject,
+                    "subject": subject,
                     "received_at": self.local(now),
-                    "reason": refusal.to_string(),
+                    "reason": shorten(&refusal.to_string(), 2000),
                     "hint": hint,
                 }),
                 attachment: None,
@@ -232,5 +445,41 @@ impl<'a, D: Directory> Connector<'a, D> {
             },
             now,
         )?)
+    }
+
+    /// The text with every organisation's connector key blanked out.
+    fn redact_keys(&self, text: &str) -> String {
+        use secrecy::ExposeSecret;
+        let mut out = text.to_owned();
+        for key in self
+            .config
+            .organisations
+            .iter()
+            .filter_map(|o| o.connector_key.as_ref())
+        {
+            let key = key.0.expose_secret();
+            if !key.is_empty() {
+                out = out.replace(key, "[connector key]");
+            }
+        }
+        out
+    }
+}
+
+/// The refused lines an e-mail's body lists: the first [`LINES_IN_BODY`], each message
+/// shortened (a cell of megabytes is not quoted whole).
+pub(super) fn body_lines(refused: &[RowReport]) -> Vec<serde_json::Value> {
+    refused
+        .iter()
+        .take(LINES_IN_BODY)
+        .map(|r| json!({"line": r.line, "message": shorten(&r.message, 300)}))
+        .collect()
+}
+
+/// At most `max` characters, with `…` when cut.
+pub(super) fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((i, _)) => format!("{}…", &text[..i]),
     }
 }

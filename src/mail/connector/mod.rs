@@ -9,7 +9,7 @@
 //! mailbox. A stop before the transaction leaves the message in the inbox to be read again;
 //! a stop after it finds the message known (by mailbox key or Message-ID) and only files it.
 
-mod intake;
+pub(crate) mod intake;
 mod nightly;
 
 use std::collections::BTreeSet;
@@ -62,6 +62,21 @@ pub enum ConnectorError {
     Stored { no: i64, reason: String },
 }
 
+impl ConnectorError {
+    /// Whether the error is the service's (its state database, mailbox or outbox), so that
+    /// the pass stops, rather than one message's (its reply cannot be built), so that the
+    /// pass goes on without it.
+    pub fn stops_intake(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Store(_)
+                | ConnectorError::Mailbox(_)
+                | ConnectorError::Outbox(_)
+                | ConnectorError::State(_)
+        )
+    }
+}
+
 /// What an intake pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IntakeSummary {
@@ -69,6 +84,8 @@ pub struct IntakeSummary {
     pub rejected: usize,
     /// Messages found already stored (a stop between storing and filing), now filed.
     pub refiled: usize,
+    /// Messages that could not be handled this time (tried again, up to `max_attempts`).
+    pub failed: usize,
     /// Messages whose sender could not be verified now (DNS did not answer); left in the
     /// mailbox for the next pass.
     pub deferred: usize,
@@ -148,7 +165,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         now: DateTime<Utc>,
         due_only: bool,
     ) -> Result<Flushed, ConnectorError> {
-        Ok(outbox::flush(
+        let flushed = outbox::flush(
             self.store,
             outbox,
             &self.composer.from_address(),
@@ -156,7 +173,64 @@ impl<'a, D: Directory> Connector<'a, D> {
             due_only,
             self.config.outbox.max_retry_seconds,
         )
-        .await?)
+        .await?;
+        self.tell_operators(now).await?;
+        Ok(flushed)
+    }
+
+    /// Applies the retention periods of `[mail]` to the stored messages and files.
+    pub async fn purge(&self, now: DateTime<Utc>) -> Result<u64, ConnectorError> {
+        let m = &self.config.mail;
+        let purged = self
+            .store
+            .purge(now, m.keep_processed_days, m.keep_rejected_days)
+            .await?;
+        if purged > 0 {
+            tracing::info!(
+                messages = purged,
+                "raw messages past their retention forgotten"
+            );
+        }
+        Ok(purged)
+    }
+
+    /// Tells the operators, once per e-mail, of each e-mail that failed for good. A notice
+    /// that itself fails is not reported again (that would loop).
+    async fn tell_operators(&self, now: DateTime<Utc>) -> Result<(), ConnectorError> {
+        for failed in self.store.failed_untold().await? {
+            let operators = &self.config.mail.operators;
+            let notices = if failed.kind == "undelivered" || operators.is_empty() {
+                Vec::new()
+            } else {
+                vec![self.composer.compose(
+                    &Reply {
+                        kind: "undelivered",
+                        to: operators.clone(),
+                        subject: format!("Not delivered: {}", failed.subject),
+                        context: json!({
+                            "id": failed.id,
+                            "kind": failed.kind,
+                            "recipients": failed.recipients.join(", "),
+                            "subject": failed.subject,
+                            "created_at": self.local(parse_time(&failed.created_at)),
+                            "error": failed.last_error,
+                        }),
+                        attachment: None,
+                        in_reply_to: None,
+                        organisation: failed.organisation.clone(),
+                    },
+                    now,
+                )?]
+            };
+            self.store.told(failed.id, &notices, now).await?;
+            tracing::warn!(
+                email = failed.id,
+                kind = %failed.kind,
+                operators_told = !notices.is_empty(),
+                "an e-mail failed for good"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -160,8 +160,18 @@ impl<'a, D: Directory> Connector<'a, D> {
         counts: Counts,
         now: DateTime<Utc>,
     ) -> Result<(), ConnectorError> {
-        let mut csv = Vec::new();
-        report::write_report(&mut csv, submission, reports, ReportRows::All)?;
+        let (csv, attached) = report::write_report_within(
+            submission,
+            reports,
+            ReportRows::All,
+            self.config.mail.max_reply_bytes / 2,
+        )?;
+        let mut attention: Vec<RowReport> = reports
+            .iter()
+            .filter(|r| r.result.needs_attention())
+            .cloned()
+            .collect();
+        attention.sort_by_key(|r| r.line);
         let report_file = format!("result-{}-{}.csv", stem(&s.file_name), plan.run);
         let org = &s.organisation;
         let mail = self.composer.compose(
@@ -178,6 +188,10 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "finished_at": self.local(now),
                     "counts": counts,
                     "report_file": report_file,
+                    "rows": submission.rows.len(),
+                    "attached_rows": attached,
+                    "attention_lines": intake::body_lines(&attention),
+                    "more_attention": attention.len().saturating_sub(LINES_IN_BODY),
                 }),
                 attachment: Some((report_file.clone(), csv)),
                 in_reply_to: Some(s.message_id.clone()),

@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::{Fetched, Mailbox, MailboxError};
+use super::{Listed, Mailbox, MailboxError};
 use crate::mail::config::{MailboxConfig, TlsMode};
 use crate::mail::store::Folder;
 use crate::mail::tls;
@@ -154,7 +154,7 @@ impl Imap {
         Ok(Box::new(stream))
     }
 
-    async fn fetch_inner(&mut self) -> Result<Vec<Fetched>, MailboxError> {
+    async fn list_inner(&mut self) -> Result<Vec<Listed>, MailboxError> {
         let server = self.server();
         let imap_err = |e: async_imap::error::Error| MailboxError::Imap {
             server: server.clone(),
@@ -180,29 +180,56 @@ impl Imap {
                 .collect::<Vec<_>>()
                 .join(",");
             let fetches: Vec<_> = session
-                .uid_fetch(set, "(UID BODY.PEEK[])")
+                .uid_fetch(set, "(UID RFC822.SIZE)")
                 .await
                 .map_err(imap_err)?
                 .try_collect()
                 .await
                 .map_err(imap_err)?;
             for f in fetches {
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    out.push(Fetched {
-                        key: format!("imap:{validity}:{uid}"),
-                        raw: body.to_vec(),
-                    });
+                if let Some(uid) = f.uid {
+                    out.push((uid, u64::from(f.size.unwrap_or(0))));
                 }
             }
         }
-        out.sort_by_key(|f| {
-            f.key
-                .rsplit(':')
-                .next()
-                .and_then(|u| u.parse::<u32>().ok())
-                .unwrap_or(0)
-        });
-        Ok(out)
+        out.sort_unstable();
+        out.dedup_by_key(|(uid, _)| *uid);
+        Ok(out
+            .into_iter()
+            .map(|(uid, size)| Listed {
+                key: format!("imap:{validity}:{uid}"),
+                size,
+            })
+            .collect())
+    }
+
+    async fn read_inner(&mut self, key: &str) -> Result<Option<Vec<u8>>, MailboxError> {
+        let Some(uid) = key
+            .strip_prefix("imap:")
+            .and_then(|k| k.split_once(':'))
+            .filter(|(v, _)| *v == self.uid_validity.to_string())
+            .and_then(|(_, uid)| uid.parse::<u32>().ok())
+        else {
+            return Ok(None);
+        };
+        let server = self.server();
+        let imap_err = |e: async_imap::error::Error| MailboxError::Imap {
+            server: server.clone(),
+            message: e.to_string(),
+        };
+        let session = self.session().await?;
+        let fetches: Vec<_> = session
+            .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+            .await
+            .map_err(imap_err)?
+            .try_collect()
+            .await
+            .map_err(imap_err)?;
+        Ok(fetches
+            .iter()
+            .find(|f| f.uid == Some(uid))
+            .and_then(|f| f.body())
+            .map(<[u8]>::to_vec))
     }
 
     async fn file_inner(&mut self, key: &str, folder: Folder) -> Result<(), MailboxError> {
@@ -279,8 +306,13 @@ impl Imap {
 }
 
 impl Mailbox for Imap {
-    async fn fetch(&mut self) -> Result<Vec<Fetched>, MailboxError> {
-        let r = self.fetch_inner().await;
+    async fn list(&mut self) -> Result<Vec<Listed>, MailboxError> {
+        let r = self.list_inner().await;
+        self.on_error(r)
+    }
+
+    async fn read(&mut self, key: &str) -> Result<Option<Vec<u8>>, MailboxError> {
+        let r = self.read_inner(key).await;
         self.on_error(r)
     }
 
@@ -300,7 +332,7 @@ impl Mailbox for Imap {
     }
 
     async fn check(&mut self) -> Result<String, MailboxError> {
-        let n = self.fetch().await?.len();
+        let n = self.list().await?.len();
         let session = self.session().await?;
         let _ = session.logout().await;
         self.session = None;

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Fetched, Mailbox, MailboxError};
+use super::{Listed, Mailbox, MailboxError};
 use crate::mail::store::Folder;
 
 pub struct Maildir {
@@ -64,7 +64,7 @@ impl Maildir {
 }
 
 impl Mailbox for Maildir {
-    async fn fetch(&mut self) -> Result<Vec<Fetched>, MailboxError> {
+    async fn list(&mut self) -> Result<Vec<Listed>, MailboxError> {
         self.create()?;
         let mut names = Vec::new();
         for sub in ["new", "cur"] {
@@ -72,25 +72,59 @@ impl Mailbox for Maildir {
             for entry in std::fs::read_dir(&dir).map_err(Self::io(&dir))? {
                 let entry = entry.map_err(Self::io(&dir))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if !name.starts_with('.') && entry.path().is_file() {
-                    names.push((name, entry.path()));
+                // The type of the entry itself, not of what a link points at.
+                let kind = entry.file_type().map_err(Self::io(&dir))?;
+                if name.starts_with('.') {
+                    continue;
+                }
+                if kind.is_symlink() {
+                    // A link could make us read any file the service can: it is moved aside
+                    // unread (the rename moves the link, not its target).
+                    let aside = self.folder(Folder::Rejected).join("cur").join(&name);
+                    std::fs::rename(entry.path(), &aside).map_err(Self::io(&aside))?;
+                    tracing::warn!(entry = %entry.path().display(),
+                        "maildir entry is a symbolic link; moved to Rejected unread");
+                    continue;
+                }
+                if kind.is_file() {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    names.push((name, size));
                 }
             }
         }
         names.sort();
-        let mut out = Vec::with_capacity(names.len());
-        for (name, path) in names {
+        Ok(names
+            .into_iter()
+            .map(|(name, size)| Listed {
+                key: format!("maildir:{name}"),
+                size,
+            })
+            .collect())
+    }
+
+    async fn read(&mut self, key: &str) -> Result<Option<Vec<u8>>, MailboxError> {
+        let name = key.strip_prefix("maildir:").unwrap_or(key);
+        if name.contains('/') || name.starts_with('.') {
+            return Ok(None);
+        }
+        for sub in ["new", "cur"] {
+            let path = self.inbox().join(sub).join(name);
+            let kind = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m.file_type(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Self::io(&path)(e)),
+            };
+            if !kind.is_file() {
+                return Ok(None);
+            }
             match std::fs::read(&path) {
-                Ok(raw) => out.push(Fetched {
-                    key: format!("maildir:{name}"),
-                    raw,
-                }),
+                Ok(raw) => return Ok(Some(raw)),
                 // Filed by another process since the listing.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Self::io(&path)(e)),
             }
         }
-        Ok(out)
+        Ok(None)
     }
 
     async fn file(&mut self, key: &str, folder: Folder) -> Result<(), MailboxError> {
@@ -111,7 +145,7 @@ impl Mailbox for Maildir {
 
     async fn check(&mut self) -> Result<String, MailboxError> {
         self.create()?;
-        let n = self.fetch().await?.len();
+        let n = self.list().await?.len();
         Ok(format!(
             "maildir {}: {n} message(s) waiting",
             self.inbox().display()
@@ -136,6 +170,16 @@ mod tests {
         m.file("maildir:2.b", Folder::Rejected).await.unwrap();
         assert!(dir.path().join("Rejected/cur/2.b").is_file());
         assert_eq!(m.fetch().await.unwrap().len(), 1);
+        #[cfg(unix)]
+        {
+            let secret = dir.path().join("secret.txt");
+            std::fs::write(&secret, b"not mail").unwrap();
+            std::os::unix::fs::symlink(&secret, dir.path().join("inbox/new/3.link")).unwrap();
+            let keys: Vec<String> = m.list().await.unwrap().into_iter().map(|l| l.key).collect();
+            assert_eq!(keys, ["maildir:1.a:2,S"], "a link is not listed");
+            assert!(dir.path().join("Rejected/cur/3.link").is_symlink());
+            assert!(secret.is_file(), "the link's target is left alone");
+        }
         assert!(matches!(
             m.file("maildir:2.b", Folder::Processed).await,
             Err(MailboxError::NoSuchMessage(_))

@@ -33,10 +33,36 @@ pub struct Fetched {
     pub raw: Vec<u8>,
 }
 
-/// A source of submission e-mails.
+/// A message waiting in the inbox, not yet read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    /// Its size in bytes, as the mailbox reports it.
+    pub size: u64,
+}
+
+/// A source of submission e-mails. Messages are listed, then read one at a time, so a pass
+/// holds one message in memory whatever the inbox holds.
 pub trait Mailbox {
     /// The messages in the inbox, oldest first.
-    fn fetch(&mut self) -> impl Future<Output = Result<Vec<Fetched>, MailboxError>>;
+    fn list(&mut self) -> impl Future<Output = Result<Vec<Listed>, MailboxError>>;
+    /// One listed message; `None` when it has gone since the listing.
+    fn read(&mut self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, MailboxError>>;
+    /// Every message in the inbox, oldest first (for tests and small inboxes).
+    fn fetch(&mut self) -> impl Future<Output = Result<Vec<Fetched>, MailboxError>> {
+        async {
+            let mut out = Vec::new();
+            for listed in self.list().await? {
+                if let Some(raw) = self.read(&listed.key).await? {
+                    out.push(Fetched {
+                        key: listed.key,
+                        raw,
+                    });
+                }
+            }
+            Ok(out)
+        }
+    }
     /// Moves a message out of the inbox into a folder.
     fn file(&mut self, key: &str, folder: Folder)
     -> impl Future<Output = Result<(), MailboxError>>;
@@ -62,10 +88,17 @@ impl AnyMailbox {
 }
 
 impl Mailbox for AnyMailbox {
-    async fn fetch(&mut self) -> Result<Vec<Fetched>, MailboxError> {
+    async fn list(&mut self) -> Result<Vec<Listed>, MailboxError> {
         match self {
-            AnyMailbox::Maildir(m) => m.fetch().await,
-            AnyMailbox::Imap(m) => m.fetch().await,
+            AnyMailbox::Maildir(m) => m.list().await,
+            AnyMailbox::Imap(m) => m.list().await,
+        }
+    }
+
+    async fn read(&mut self, key: &str) -> Result<Option<Vec<u8>>, MailboxError> {
+        match self {
+            AnyMailbox::Maildir(m) => m.read(key).await,
+            AnyMailbox::Imap(m) => m.read(key).await,
         }
     }
 
