@@ -204,10 +204,11 @@ pub async fn reject(
 ) -> Result<(), StateError> {
     let info = state.run(run).await?;
     if info.status != RunStatus::Held {
-        return Err(StateError::Corrupt(format!(
-            "run {run} is {}: only a held run can be rejected",
-            info.status.as_str()
-        )));
+        return Err(StateError::WrongStatus {
+            run: run.to_owned(),
+            status: info.status.as_str(),
+            needed: "only a held run can be rejected",
+        });
     }
     state.set_status(run, RunStatus::Rejected, now).await
 }
@@ -234,10 +235,11 @@ pub async fn revert<D: Directory>(
 ) -> Result<Reverted, ApplyError> {
     let info = ctx.state.run(run).await?;
     if info.status != RunStatus::Applied {
-        return Err(StateError::Corrupt(format!(
-            "run {run} is {}: only an applied run can be reverted",
-            info.status.as_str()
-        ))
+        return Err(StateError::WrongStatus {
+            run: run.to_owned(),
+            status: info.status.as_str(),
+            needed: "only an applied run can be reverted",
+        }
         .into());
     }
     let _lock = ctx.state.lock(&info.organisation)?;

@@ -136,4 +136,17 @@ impl Counts {
         }
         parts.join(", ")
     }
+
+    /// The same of a plan not (yet) applied, in the conditional: `would create 2, update 3,
+    /// leave 10 unchanged; 1 rejected`.
+    pub fn summary_planned(&self) -> String {
+        let mut out = format!(
+            "would create {}, update {}, leave {} unchanged; {} rejected",
+            self.created, self.updated, self.unchanged, self.rejected
+        );
+        if self.failed > 0 {
+            out.push_str(&format!(", {} failed", self.failed));
+        }
+        out
+    }
 }

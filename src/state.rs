@@ -111,6 +111,14 @@ pub enum StateError {
     Corrupt(String),
     #[error("there is no run {0}")]
     NoSuchRun(String),
+    /// A verb asked of a run in a status that does not allow it (approve an applied run,
+    /// revert a reverted one): a plain refusal, nothing is wrong with the database.
+    #[error("run {run} is {status}: {needed}")]
+    WrongStatus {
+        run: String,
+        status: &'static str,
+        needed: &'static str,
+    },
 }
 
 /// A run as `runs` lists it.
@@ -273,10 +281,11 @@ impl StateDb {
     pub async fn held_plan(&self, run: &str) -> Result<Plan, StateError> {
         let info = self.run(run).await?;
         if info.status != RunStatus::Held {
-            return Err(StateError::Corrupt(format!(
-                "run {run} is {}, not held",
-                info.status.as_str()
-            )));
+            return Err(StateError::WrongStatus {
+                run: run.to_owned(),
+                status: info.status.as_str(),
+                needed: "only a held run can be approved",
+            });
         }
         let text: Option<String> = sqlx::query_scalar("SELECT plan FROM runs WHERE id = ?")
             .bind(run)

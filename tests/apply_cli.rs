@@ -216,6 +216,49 @@ fn held_run_waits_for_approval_or_rejection() {
     assert!(o.status.success(), "{}", stdout(&o));
     let o = pc(dir.path(), &["--config", &config, "approve", &run]);
     assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "run {run} is rejected: only a held run can be approved"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("cannot read"),
+        "a refusal, not corruption: {err}"
+    );
+    let o = pc(dir.path(), &["--config", &config, "reject", &run]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is rejected: only a held run can be rejected"),
+        "{err}"
+    );
+    let o = pc(dir.path(), &["--config", &config, "revert", &run]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is rejected: only an applied run can be reverted"),
+        "{err}"
+    );
+
+    // A held run speaks in the conditional: nothing was created.
+    let o = pc(dir.path(), &["--config", &config, "apply", sub]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(": would create ") && out.contains("HELD for approval"),
+        "{out}"
+    );
+    assert!(!out.contains(" created, "), "{out}");
+    let held = out
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    assert!(
+        pc(dir.path(), &["--config", &config, "reject", &held])
+            .status
+            .success()
+    );
 
     // A new held run, approved.
     let v = json(&pc(
@@ -331,4 +374,35 @@ fn two_applies_at_once_do_not_duplicate() {
     let export = stdout(&pc(dir.path(), &["directory", "export"]));
     assert_eq!(export.matches("sam.taylor").count(), 40);
     assert!(export.contains("sam.taylor40@nhs.net") && !export.contains("sam.taylor41@"));
+}
+
+#[test]
+fn a_file_with_nothing_to_apply_records_no_run() {
+    let dir = seeded();
+    std::fs::write(
+        dir.path().join("header-only.csv"),
+        "ExternalSyncID,FirstName,LastName,Organisation\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("all-refused.csv"),
+        "ExternalSyncID,FirstName,LastName,Organisation\r\nE1,=x,Lee,RXX\r\n",
+    )
+    .unwrap();
+    for (file, why) in [
+        ("header-only.csv", "the file has no rows"),
+        ("all-refused.csv", "none of its 1 row(s) can be applied"),
+    ] {
+        let o = pc(dir.path(), &["apply", file]);
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains("nothing to apply, and no run was recorded"),
+            "{out}"
+        );
+        assert!(out.contains(why), "{out}");
+        assert!(!out.contains("UNKNOWN"), "{out}");
+    }
+    let runs = stdout(&pc(dir.path(), &["runs", "--json"]));
+    assert_eq!(runs.trim(), "[]", "no run recorded");
 }

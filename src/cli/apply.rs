@@ -35,6 +35,9 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCode> {
     let validated = common::read_and_validate(config, &args.file)?;
+    if !validated.results.iter().any(|r| r.is_valid()) {
+        return nothing_to_apply(&validated, &args);
+    }
     let org = common::organisation(&validated, args.organisation.as_deref())?;
     let policy = Policy::from_config(config, &org);
     let limits = config.guard.with(
@@ -117,7 +120,12 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
             println!("finished run {r}, which a stopped process had left half done");
         }
         let verb = if dry_run { "plan" } else { "run" };
-        println!("{org}: {verb} {run_id}: {}", counts.summary());
+        let summary = if status == "applied" {
+            counts.summary()
+        } else {
+            counts.summary_planned()
+        };
+        println!("{org}: {verb} {run_id}: {summary}");
         if held {
             println!("  HELD for approval, nothing was changed, because:");
             for reason in &submitted.held {
@@ -134,4 +142,50 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
         }
     }
     Ok(common::exit_code(&reports))
+}
+
+/// A file with no row that can be applied: no run is recorded; the refusals are printed
+/// (and written to `--report`), exit 1.
+fn nothing_to_apply(validated: &common::Validated, args: &Args) -> anyhow::Result<ExitCode> {
+    let reports = report::validation_rows(&validated.results);
+    if let Some(path) = &args.report {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        report::write_report(
+            std::io::BufWriter::new(file),
+            &validated.submission,
+            &reports,
+            report::ReportRows::All,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let why = if validated.results.is_empty() {
+        "the file has no rows".to_owned()
+    } else {
+        format!(
+            "none of its {} row(s) can be applied",
+            validated.results.len()
+        )
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "run": null,
+                "organisation": null,
+                "status": "nothing to apply",
+                "reason": why,
+                "rows": reports.iter().map(|r| serde_json::json!({
+                    "line": r.line, "result": r.result.as_str(), "message": r.message,
+                })).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!(
+            "{}: nothing to apply, and no run was recorded: {why}",
+            args.file.display()
+        );
+        common::print_attention(&reports);
+    }
+    Ok(ExitCode::from(1))
 }

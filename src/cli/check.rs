@@ -107,10 +107,72 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
         }
         failures
     });
+    let accounts = rt.block_on(async {
+        match AnyDirectory::open(&config.directory).await {
+            Ok(AnyDirectory::Local(d)) => d.count().await.ok(),
+            _ => None,
+        }
+    });
+    for w in warnings(config, accounts) {
+        println!("WARNING {w}");
+    }
     if failures > 0 {
         println!("{failures} problem(s) found");
         Ok(ExitCode::from(2))
     } else {
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// What works but is probably not what the deployment wants: nothing is configured yet.
+fn warnings(config: &Config, local_accounts: Option<u64>) -> Vec<String> {
+    use push_connector::mail::config::{MailboxKind, OutboxKind};
+    let mut out = Vec::new();
+    if config.organisations.is_empty() {
+        out.push(
+            "no organisation is configured: every e-mailed file will be refused as from an \
+             unknown sender. Add an [[organisation]] with its code and administrators."
+                .to_owned(),
+        );
+    }
+    for o in config
+        .organisations
+        .iter()
+        .filter(|o| o.administrators.is_empty())
+    {
+        out.push(format!(
+            "organisation {} has no administrators: nobody can send its files by e-mail",
+            o.code
+        ));
+    }
+    if local_accounts == Some(0) {
+        out.push(format!(
+            "the embedded directory {} is empty: every row will create an account. Seed it \
+             with `push-connector directory import FILE`, or set [directory] to the portal.",
+            config.directory.path.display()
+        ));
+    }
+    let s = &config.schedule;
+    if s.nightly_at == "02:00" && s.timezone == "Europe/London" {
+        out.push(format!(
+            "the nightly window is the default, 02:00 Europe/London for {} hours: set \
+             [schedule] nightly_at if files should be applied at another time",
+            s.window_hours
+        ));
+    }
+    if config.mailbox.kind == MailboxKind::Maildir {
+        out.push(format!(
+            "the mailbox is the embedded default, the local maildir {}: no real mail arrives \
+             there unless a mail server delivers into it. Set [mailbox] kind = \"imap\".",
+            config.mailbox.path.display()
+        ));
+    }
+    if config.outbox.kind == OutboxKind::File {
+        out.push(format!(
+            "the outbox is the embedded default: replies are written as .eml files to {} and \
+             nobody receives them. Set [outbox] kind = \"smtp\".",
+            config.outbox.path.display()
+        ));
+    }
+    out
 }
