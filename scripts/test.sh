@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a fresh checkout: installs and starts what the tests need
-# (Postfix + Dovecot on loopback for the e-mail tests, scim2-server for the SCIM tests,
+# (Postfix + Dovecot on loopback for the e-mail tests, dnsmasq and a DKIM signer for the
+# sender-verification tests, scim2-server for the SCIM tests,
 # tinyproxy for the SCIM backend's proxy tests, a Samba AD DC and PostgreSQL + MariaDB for
 # the directory sync tests), runs them, and stops what it started, whatever the outcome.
 set -euo pipefail
@@ -14,9 +15,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # state in /tmp/push-connector-<set> unless <SET>_STATE_DIR says otherwise; up.sh writes
 # the endpoints the tests read into env.sh there:
 #   mail  MAIL_*   (Postfix + Dovecot)      scim  SCIM_*  (scim2-server, scim2-cli)
+#   dns   DNS_*    (dnsmasq, dkimpy signer)
 #   proxy PROXY_*  (tinyproxy)              ad    AD_*    (Samba AD DC, ports 389/636, root)
 #   sql   PG_URL, MARIADB_URL (PostgreSQL + MariaDB)
-sets=(mail scim proxy ad sql)
+sets=(mail dns scim proxy ad sql)
 log=$(mktemp)
 state_dir() {
     local var="${1^^}_STATE_DIR"

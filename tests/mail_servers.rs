@@ -2,6 +2,12 @@
 //! delivering into Dovecot (IMAP), as `scripts/mail/up.sh` starts them on loopback.
 //! Endpoints come from the `MAIL_*` variables that `scripts/test.sh` sets; without them these
 //! tests fail and say so.
+//!
+//! Sender verification: in `mta` mode the genuine DMARC pass comes from the servers
+//! themselves (their verified port writes one for the test administrators, and every port
+//! deletes incoming `Authentication-Results` headers bearing their authserv-id, see
+//! scripts/mail/up.sh); in `dkim` mode messages are signed with the test DNS server's keys
+//! (`DNS_*`, scripts/dns/up.sh).
 
 mod common;
 
@@ -38,12 +44,21 @@ fn port(name: &str) -> u16 {
 /// the submission port with STARTTLS and AUTH.
 struct Deployment {
     dir: tempfile::TempDir,
+    /// Lines added to the `[mail]` section.
+    mail: String,
 }
 
 impl Deployment {
     fn new(smtp_port: u16) -> Deployment {
+        Deployment::with_mail(smtp_port, "")
+    }
+
+    fn with_mail(smtp_port: u16, mail: &str) -> Deployment {
         let dir = tempfile::tempdir().unwrap();
-        let d = Deployment { dir };
+        let d = Deployment {
+            dir,
+            mail: mail.to_owned(),
+        };
         d.configure(smtp_port);
         let out = d.run(&[
             "directory",
@@ -73,13 +88,14 @@ impl Deployment {
                  [outbox]\nkind = \"smtp\"\nhost = \"{host}\"\nport = {smtp_port}\ntls = \"starttls\"\n\
                  ca_file = \"{ca}\"\nuser = \"connector@connector.test\"\n\
                  [mail]\naddress = \"connector@connector.test\"\nrequire_dmarc_pass = true\n\
-                 trusted_authserv_id = \"{TRUSTED}\"\noperators = [\"operator@connector.test\"]\n\
+                 trusted_authserv_id = \"{TRUSTED}\"\noperators = [\"operator@connector.test\"]\n{mail}\
                  [[organisation]]\ncode = \"RXX\"\nadministrators = [\"admin@rxx.nhs.uk\"]\n\
                  [[organisation]]\ncode = \"RYY\"\nadministrators = [\"admin@ryy.nhs.uk\"]\n",
                 c = codes.display(),
                 host = env("MAIL_HOST"),
                 imaps = port("MAIL_IMAPS_PORT"),
                 ca = env("MAIL_CA_FILE"),
+                mail = self.mail,
             ),
         )
         .unwrap();
@@ -127,11 +143,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Sends a message as an MTA would receive it: through port 2525, no AUTH.
+/// Sends a message as an MX would receive it from the Internet: through port 2525, no AUTH,
+/// no verification (forged `Authentication-Results` headers with our id are deleted).
 async fn send_in(from: &str, to: &str, raw: &[u8]) {
+    send_to(port("MAIL_SMTP_PORT"), from, to, raw).await
+}
+
+/// Sends a message through the verified port: the server writes its own DMARC pass for the
+/// test administrators (and deletes forged ones), as a verifying MX would.
+async fn send_verified(from: &str, to: &str, raw: &[u8]) {
+    send_to(port("MAIL_VERIFIED_PORT"), from, to, raw).await
+}
+
+async fn send_to(smtp_port: u16, from: &str, to: &str, raw: &[u8]) {
     let smtp: AsyncSmtpTransport<Tokio1Executor> =
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(env("MAIL_HOST"))
-            .port(port("MAIL_SMTP_PORT"))
+            .port(smtp_port)
             .tls(Tls::None)
             .build();
     let envelope = Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
@@ -211,7 +238,8 @@ async fn wait_for(user: &str, n: usize) -> Vec<Vec<u8>> {
     }
 }
 
-fn submission(from: &str, id: &str, auth_results: &str, csv: &[u8]) -> Vec<u8> {
+/// A submission; `headers` (whole lines, CRLF-ended) go above its From.
+fn submission(from: &str, id: &str, headers: &str, csv: &[u8]) -> Vec<u8> {
     use std::fmt::Write;
     let mut b64 = String::new();
     let engine = csv
@@ -221,7 +249,7 @@ fn submission(from: &str, id: &str, auth_results: &str, csv: &[u8]) -> Vec<u8> {
         .join("\r\n");
     write!(
         b64,
-        "Authentication-Results: {auth_results}\r\nFrom: Admin <{from}>\r\n\
+        "{headers}From: Admin <{from}>\r\n\
          To: connector@connector.test\r\nSubject: staff list\r\nMessage-ID: <{id}>\r\n\
          Date: Tue, 3 Jun 2025 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"BOUNDARY\"\r\n\r\n\
@@ -288,12 +316,6 @@ fn results(csv: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn verified() -> String {
-    format!(
-        "{TRUSTED}; spf=pass smtp.mailfrom=rxx.nhs.uk; dkim=pass; dmarc=pass header.from=rxx.nhs.uk"
-    )
-}
-
 fn sample_csv() -> Vec<u8> {
     std::fs::read(common::root().join("samples/submission-rxx.csv")).unwrap()
 }
@@ -311,8 +333,8 @@ fn admin_sends_a_file_and_gets_acknowledgement_and_result_by_imap() {
         String::from_utf8_lossy(&check.stdout)
     );
 
-    let raw = submission("admin@rxx.nhs.uk", "real1@rxx", &verified(), &sample_csv());
-    rt.block_on(send_in(
+    let raw = submission("admin@rxx.nhs.uk", "real1@rxx", "", &sample_csv());
+    rt.block_on(send_verified(
         "admin@rxx.nhs.uk",
         "connector@connector.test",
         &raw,
@@ -369,20 +391,24 @@ fn spoofed_sender_is_refused_without_a_reply() {
     rt.block_on(clean());
     let d = Deployment::new(port("MAIL_SUBMISSION_PORT"));
     let before = d.export();
-    // The forger writes a passing result under an authserv-id we do not trust, and our MTA's
-    // own header says fail.
+    // The forger writes a passing result under our own authserv-id (folded, upper-cased,
+    // with a comment in front: the MTA deletes them all), and one under an id we do not
+    // trust, and sends it in as any Internet sender would.
     let forged = submission(
         "admin@rxx.nhs.uk",
         "spoof1@evil",
         &format!(
-            "{TRUSTED}; dmarc=fail (p=reject) header.from=rxx.nhs.uk\r\nAuthentication-Results: evil.test; dmarc=pass"
+            "Authentication-Results:\r\n {TRUSTED}; dkim=pass header.d=rxx.nhs.uk;\r\n \
+             dmarc=pass header.from=rxx.nhs.uk\r\n\
+             Authentication-Results: (ours) MX.CONNECTOR.TEST; dmarc=pass header.from=rxx.nhs.uk\r\n\
+             Authentication-Results: evil.test; dmarc=pass header.from=rxx.nhs.uk\r\n"
         ),
         &sample_csv(),
     );
     let untrusted_only = submission(
         "admin@rxx.nhs.uk",
         "spoof2@evil",
-        "evil.test; dmarc=pass header.from=rxx.nhs.uk",
+        "Authentication-Results: evil.test; dmarc=pass header.from=rxx.nhs.uk\r\n",
         &sample_csv(),
     );
     rt.block_on(send_in(
@@ -399,10 +425,21 @@ fn spoofed_sender_is_refused_without_a_reply() {
     let out = d.once(true);
     assert!(out.contains("intake: 0 accepted, 2 rejected"), "{out}");
     assert_eq!(
-        rt.block_on(messages("connector@connector.test", "Rejected"))
-            .len(),
-        2
+        out.matches("our mail server recorded no DMARC result")
+            .count(),
+        2,
+        "{out}"
     );
+    let rejected = rt.block_on(messages("connector@connector.test", "Rejected"));
+    assert_eq!(rejected.len(), 2);
+    for m in &rejected {
+        let text = String::from_utf8_lossy(m).to_ascii_lowercase();
+        assert!(
+            !text.contains("dkim=pass header.d=rxx.nhs.uk") && !text.contains("(ours)"),
+            "the MTA deleted the forged headers: {text}"
+        );
+        assert!(text.contains("authentication-results: evil.test"), "{text}");
+    }
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         rt.block_on(messages("admin@rxx.nhs.uk", "INBOX"))
@@ -410,6 +447,175 @@ fn spoofed_sender_is_refused_without_a_reply() {
         "no reply goes to an address that was not verified"
     );
     assert_eq!(d.export(), before, "nothing changed");
+}
+
+/// The message signed by the test DNS server's key of `domain` (dkimpy).
+fn signed(domain: &str, raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let sign = std::env::var("DNS_SIGN_CMD").unwrap_or_else(|_| {
+        panic!("DNS_SIGN_CMD is not set: run with scripts/test.sh (it starts scripts/dns)")
+    });
+    let mut child = std::process::Command::new(sign)
+        .arg(domain)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the signer runs");
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the signer failed");
+    out.stdout
+}
+
+#[test]
+fn dkim_mode_accepts_a_signed_file_and_refuses_unsigned_tampered_and_forged_ones() {
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = runtime();
+    rt.block_on(clean());
+    let d = Deployment::with_mail(
+        port("MAIL_SUBMISSION_PORT"),
+        &format!(
+            "sender_verification = \"dkim\"\ndns_servers = [\"{}\"]\ndns_timeout_seconds = 2\n",
+            env("DNS_SERVER")
+        ),
+    );
+    let check = d.run(&["check"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}");
+    assert!(
+        said.contains("ok      sender verification: dkim: the DNS resolver answers"),
+        "{said}"
+    );
+    let before = d.export();
+    let good = signed(
+        "rxx.nhs.uk",
+        &submission("admin@rxx.nhs.uk", "dkim1@rxx", "", &sample_csv()),
+    );
+    // A signed message with one more row slipped into its file on the way.
+    let text = String::from_utf8(signed(
+        "rxx.nhs.uk",
+        &submission("admin@rxx.nhs.uk", "dkim2@rxx", "", &sample_csv()),
+    ))
+    .unwrap();
+    let tampered = text.replacen("\r\n--BOUNDARY--", "\r\nUkVYWA==\r\n--BOUNDARY--", 1);
+    assert_ne!(tampered, text);
+    let unsigned = submission("admin@rxx.nhs.uk", "dkim3@evil", "", &sample_csv());
+    // A forged pass from "our MTA" changes nothing in dkim mode (sent through the verified
+    // port, it even carries a genuine one: the connector does not read it).
+    let forged = submission(
+        "admin@rxx.nhs.uk",
+        "dkim4@evil",
+        &format!("Authentication-Results: {TRUSTED}; dmarc=pass header.from=rxx.nhs.uk\r\n"),
+        &sample_csv(),
+    );
+    rt.block_on(send_in(
+        "admin@rxx.nhs.uk",
+        "connector@connector.test",
+        &good,
+    ));
+    rt.block_on(send_in(
+        "intruder@evil.test",
+        "connector@connector.test",
+        tampered.as_bytes(),
+    ));
+    rt.block_on(send_in(
+        "intruder@evil.test",
+        "connector@connector.test",
+        &unsigned,
+    ));
+    rt.block_on(send_verified(
+        "admin@rxx.nhs.uk",
+        "connector@connector.test",
+        &forged,
+    ));
+    rt.block_on(wait_for("connector@connector.test", 4));
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 3 rejected"), "{out}");
+    assert!(out.contains("body hash does not match"), "{out}");
+    assert_eq!(
+        out.matches("(the message has no DKIM signature)").count(),
+        2,
+        "{out}"
+    );
+    let rejected = rt.block_on(messages("connector@connector.test", "Rejected"));
+    assert_eq!(rejected.len(), 3);
+    let inbox = rt.block_on(wait_for("admin@rxx.nhs.uk", 1));
+    std::thread::sleep(Duration::from_millis(500));
+    let inbox = if inbox.len() == 1 {
+        rt.block_on(messages("admin@rxx.nhs.uk", "INBOX"))
+    } else {
+        inbox
+    };
+    assert_eq!(
+        inbox.len(),
+        1,
+        "one acknowledgement, no reply to unverified senders"
+    );
+    let ack = parse(&inbox[0]);
+    assert!(
+        ack.subject.starts_with("Received: staff list for RXX"),
+        "{}",
+        ack.subject
+    );
+    assert_eq!(ack.in_reply_to.as_deref(), Some("dkim1@rxx"));
+    assert_eq!(d.export(), before, "nothing applied before the nightly run");
+}
+
+#[test]
+fn dkim_mode_with_dns_down_leaves_the_message_for_the_next_pass() {
+    let _one = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = runtime();
+    rt.block_on(clean());
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mail = |server: &str| {
+        format!(
+            "sender_verification = \"dkim\"\ndns_servers = [\"{server}\"]\ndns_timeout_seconds = 1\n\
+             max_attempts = 1\n"
+        )
+    };
+    let d = Deployment::with_mail(
+        port("MAIL_SUBMISSION_PORT"),
+        &mail(&format!("127.0.0.1:{closed_port}")),
+    );
+    let good = signed(
+        "rxx.nhs.uk",
+        &submission("admin@rxx.nhs.uk", "dnsdown1@rxx", "", &sample_csv()),
+    );
+    rt.block_on(send_in(
+        "admin@rxx.nhs.uk",
+        "connector@connector.test",
+        &good,
+    ));
+    rt.block_on(wait_for("connector@connector.test", 1));
+    // Twice, with one attempt allowed: waiting for DNS uses up no attempt.
+    for _ in 0..2 {
+        let out = d.once(false);
+        assert!(
+            out.contains("intake: 0 accepted, 0 rejected, 1 left in the mailbox"),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        rt.block_on(messages("connector@connector.test", "INBOX"))
+            .len(),
+        1
+    );
+    // DNS is back: the same message is verified and taken.
+    std::fs::write(
+        d.dir.path().join("connector.toml"),
+        std::fs::read_to_string(d.dir.path().join("connector.toml"))
+            .unwrap()
+            .replace(&format!("127.0.0.1:{closed_port}"), &env("DNS_SERVER")),
+    )
+    .unwrap();
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 0 rejected\n"), "{out}");
+    assert!(
+        rt.block_on(messages("connector@connector.test", "INBOX"))
+            .is_empty()
+    );
 }
 
 #[test]
@@ -422,8 +628,8 @@ fn smtp_down_while_replies_are_due_then_each_delivered_once() {
     let closed_port = closed.local_addr().unwrap().port();
     drop(closed);
     let d = Deployment::new(closed_port);
-    let raw = submission("admin@rxx.nhs.uk", "down1@rxx", &verified(), &sample_csv());
-    rt.block_on(send_in(
+    let raw = submission("admin@rxx.nhs.uk", "down1@rxx", "", &sample_csv());
+    rt.block_on(send_verified(
         "admin@rxx.nhs.uk",
         "connector@connector.test",
         &raw,
@@ -464,8 +670,8 @@ fn fifty_thousand_rows_are_held_then_approved_and_reported() {
             letters(i)
         ));
     }
-    let raw = submission("admin@rxx.nhs.uk", "big1@rxx", &verified(), csv.as_bytes());
-    rt.block_on(send_in(
+    let raw = submission("admin@rxx.nhs.uk", "big1@rxx", "", csv.as_bytes());
+    rt.block_on(send_verified(
         "admin@rxx.nhs.uk",
         "connector@connector.test",
         &raw,

@@ -11,6 +11,7 @@ use push_connector::config::Config;
 use push_connector::mail::compose::{Composer, Reply};
 use push_connector::mail::message;
 use push_connector::mail::mime;
+use push_connector::mail::verify::{Verdict, mta};
 
 fn config() -> &'static Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -50,6 +51,8 @@ fuzz_target!(|data: &[u8]| {
             panic!("a reply to {from:?} cannot be built: {e}");
         }
     }
-    let _ = message::authorise(config(), &msg);
+    let _ = message::authorise(config(), &msg, &Verdict::NotRequired);
+    // Our MTA's verdict (header position rule and the RFC 8601 parser) on the same bytes.
+    let _ = mta::verdict(data, "mx.connector.test", "rxx.nhs.uk");
     let _ = message::submission_file(&msg, 1 << 20);
 });

@@ -24,7 +24,7 @@ import uuid
 from email.message import EmailMessage
 
 KEYS = ("MAIL_HOST", "MAIL_IMAP_PORT", "MAIL_IMAPS_PORT", "MAIL_SMTP_PORT",
-        "MAIL_SUBMISSION_PORT", "MAIL_CA_FILE")
+        "MAIL_SUBMISSION_PORT", "MAIL_VERIFIED_PORT", "MAIL_CA_FILE")
 
 CONNECTOR = "connector@connector.test"
 ADMIN = "admin@rxx.nhs.uk"
@@ -364,6 +364,49 @@ def _():
         code, resp = s.rcpt("nobody@connector.test")
         expect(code == 550, f"RCPT nobody@connector.test: {code} {resp!r}")
     return f"RCPT nobody@connector.test -> {code}"
+
+
+@check("authentication-results")
+def _():
+    """Forged headers with our authserv-id are deleted on both SMTP-in ports; the verified
+    port writes its own pass for the administrators, in the trace block, and refuses others."""
+    authserv = ENV.get("MAIL_AUTHSERV_ID", "mx.connector.test")
+    verified = int(ENV["MAIL_VERIFIED_PORT"])
+    got = {}
+    for port in (SMTP_PORT, verified):
+        subject = token()
+        raw = (f"Authentication-Results:\r\n {authserv}; dmarc=pass header.from=rxx.nhs.uk\r\n"
+               f"Authentication-Results: (x) {authserv.upper()}; dkim=pass\r\n"
+               f"Authentication-Results: evil.test; dmarc=pass\r\n"
+               f"From: {ADMIN}\r\nTo: {CONNECTOR}\r\nSubject: {subject}\r\n\r\nbody\r\n")
+        with smtplib.SMTP(HOST, port, timeout=10) as s:
+            s.sendmail(ADMIN, [CONNECTOR], raw.encode())
+        got[port] = subject
+    with smtplib.SMTP(HOST, verified, timeout=10) as s:
+        try:
+            s.sendmail("intruder@evil.test", [CONNECTOR], b"From: intruder@evil.test\r\n\r\nx\r\n")
+            expect(False, "the verified port took a non-administrator")
+        except smtplib.SMTPRecipientsRefused:
+            pass
+    c = imaps(CONNECTOR)
+    seen = {}
+    for port, subject in got.items():
+        uids = find(c, "INBOX", subject)
+        expect(uids, f"message through port {port} not delivered")
+        m = fetch(c, uids[0])
+        ours = [v for k, v in m.items() if k.lower() == "authentication-results" and authserv in v.lower()]
+        expect(any("evil.test" in v for k, v in m.items() if k.lower() == "authentication-results"),
+               "the untrusted header was removed too")
+        seen[port] = ours
+        # Everything above From is trace fields the delivery added.
+        names = [k.lower() for k in m.keys()]
+        expect(names.index("from") > max([i for i, n in enumerate(names) if n == "authentication-results"]),
+               f"a result below From: {names}")
+    c.logout()
+    expect(seen[SMTP_PORT] == [], f"port {SMTP_PORT} kept forged headers: {seen[SMTP_PORT]}")
+    expect(len(seen[verified]) == 1 and "dmarc=pass header.from=rxx.nhs.uk" in seen[verified][0],
+           f"port {verified}: {seen[verified]}")
+    return f"forgeries deleted on {SMTP_PORT} and {verified}; {verified} wrote one pass; intruder refused"
 
 
 @check("nothing leaves")

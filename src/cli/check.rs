@@ -1,7 +1,7 @@
 //! `check`: a preflight that connects to every configured system and says plainly what is
 //! wrong: the state database, the directory, the mailbox (maildir or IMAP login and inbox)
-//! and the outbox (folder or SMTP), the nightly schedule, and each sync source (connect
-//! and bind). Exit 0 when all answer, 2 when any does not.
+//! and the outbox (folder or SMTP), sender verification (in `dkim` mode: does the DNS
+//! resolver answer), the nightly schedule, and each sync source (connect and bind). Exit 0 when all answer, 2 when any does not.
 
 use std::process::ExitCode;
 
@@ -13,6 +13,7 @@ use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::{AnyOutbox, Outbox};
 use push_connector::mail::schedule::Schedule;
 use push_connector::mail::store::MailStore;
+use push_connector::mail::verify::Verifier;
 use push_connector::sources::{AnySource, Source};
 use push_connector::state::StateDb;
 use push_connector::sync::schedule::SourceSchedule;
@@ -79,6 +80,13 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
         match AnyOutbox::from_config(&config.outbox) {
             Ok(outbox) => report("outbox", outbox.check().await.map_err(|e| e.to_string())),
             Err(e) => report("outbox", Err(e.to_string())),
+        }
+        match Verifier::from_config(&config.mail) {
+            Ok(v) => {
+                let domain = config.mail.address.rsplit_once('@').map_or("", |(_, d)| d);
+                report("sender verification", v.check(domain).await)
+            }
+            Err(e) => report("sender verification", Err(e.to_string())),
         }
         report(
             "schedule",

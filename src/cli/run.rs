@@ -21,6 +21,7 @@ use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::AnyOutbox;
 use push_connector::mail::schedule::Schedule;
 use push_connector::mail::store::MailStore;
+use push_connector::mail::verify::Verifier;
 use push_connector::sources::config::SourceConfig;
 use push_connector::sync::SyncOptions;
 use push_connector::sync::schedule::SourceSchedule;
@@ -58,6 +59,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             rules: &rules,
             schedule,
             composer: Composer::new(&config.mail).context("the [mail] section")?,
+            verifier: Verifier::from_config(&config.mail).context("the [mail] section")?,
             store: &store,
             directory: &backends.directory,
             state: &backends.state,
@@ -86,7 +88,7 @@ async fn once(
         .await
         .context("reading the mailbox")?;
     println!(
-        "intake: {} accepted, {} rejected{}{}",
+        "intake: {} accepted, {} rejected{}{}{}",
         intake.accepted,
         intake.rejected,
         if intake.refiled > 0 {
@@ -98,6 +100,14 @@ async fn once(
             format!(
                 ", {} could not be handled and will be tried again",
                 intake.failed
+            )
+        } else {
+            String::new()
+        },
+        if intake.deferred > 0 {
+            format!(
+                ", {} left in the mailbox (sender verification unavailable)",
+                intake.deferred
             )
         } else {
             String::new()

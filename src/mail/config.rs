@@ -11,6 +11,16 @@ use serde::Deserialize;
 
 use crate::config::{Config, Secret};
 
+/// How the sender of a message is verified when `require_dmarc_pass` is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderVerification {
+    /// Our own MTA's `Authentication-Results` header (the default).
+    Mta,
+    /// DKIM and DMARC checked by the connector itself, over DNS.
+    Dkim,
+}
+
 /// Where submissions are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -155,11 +165,19 @@ pub struct MailConfig {
     pub keep_processed_days: u32,
     /// Days the raw messages of rejected messages are kept.
     pub keep_rejected_days: u32,
-    /// Refuse a sender unless our own MTA's `Authentication-Results` header says `dmarc=pass`.
+    /// Refuse a sender unless DMARC passes for the From domain (as `sender_verification`
+    /// says); off, nothing is verified.
     pub require_dmarc_pass: bool,
-    /// The authserv-id our own MTA writes in `Authentication-Results`; headers with any other
-    /// id (which anyone can add) are ignored.
+    /// `mta` (our MTA's `Authentication-Results` header, the default) or `dkim` (DKIM and
+    /// DMARC checked by the connector over DNS).
+    pub sender_verification: SenderVerification,
+    /// The authserv-id our own MTA writes in `Authentication-Results` (`mta` mode); headers
+    /// with any other id (which anyone can add) are ignored.
     pub trusted_authserv_id: Option<String>,
+    /// DNS servers for `dkim` mode, `"IP"` or `"IP:port"`; the system resolver when empty.
+    pub dns_servers: Vec<String>,
+    /// Seconds a DNS query of `dkim` mode waits for an answer (each query is tried twice).
+    pub dns_timeout_seconds: u64,
     /// Operators told about held runs (besides the sender).
     pub operators: Vec<String>,
 }
@@ -175,7 +193,10 @@ impl Default for MailConfig {
             keep_processed_days: 90,
             keep_rejected_days: 7,
             require_dmarc_pass: false,
+            sender_verification: SenderVerification::Mta,
             trusted_authserv_id: None,
+            dns_servers: Vec::new(),
+            dns_timeout_seconds: 5,
             operators: Vec::new(),
         }
     }
@@ -203,6 +224,36 @@ impl Default for ScheduleConfig {
             allow_working_hours: false,
         }
     }
+}
+
+/// Problems of the sender-verification settings.
+fn verification_problems(mail: &MailConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    match (mail.require_dmarc_pass, mail.sender_verification) {
+        (true, SenderVerification::Mta) if mail.trusted_authserv_id.is_none() => problems.push(
+            "mail.require_dmarc_pass needs mail.trusted_authserv_id (the authserv-id of our own \
+             MTA's Authentication-Results header)"
+                .to_owned(),
+        ),
+        (false, SenderVerification::Dkim) => problems.push(
+            "mail.sender_verification = \"dkim\" verifies nothing without \
+             mail.require_dmarc_pass = true"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    if !(1..=60).contains(&mail.dns_timeout_seconds) {
+        problems.push("mail.dns_timeout_seconds must be 1 to 60".to_owned());
+    }
+    for s in &mail.dns_servers {
+        if crate::mail::verify::parse_server(s).is_none() {
+            problems.push(format!(
+                "mail.dns_servers: \"{s}\" is not an IP address with an optional port \
+                 (\"127.0.0.1:53\")"
+            ));
+        }
+    }
+    problems
 }
 
 /// The secrets the mailbox and outbox need that are not set. Asked only by what uses them
@@ -265,13 +316,7 @@ pub fn problems(config: &Config) -> Vec<String> {
             problems.push(format!("{name}: no file at {}", p.display()));
         }
     }
-    if config.mail.require_dmarc_pass && config.mail.trusted_authserv_id.is_none() {
-        problems.push(
-            "mail.require_dmarc_pass needs mail.trusted_authserv_id (the authserv-id of our own \
-             MTA's Authentication-Results header)"
-                .to_owned(),
-        );
-    }
+    problems.extend(verification_problems(&config.mail));
     if !config.mail.address.contains('@') {
         problems.push(format!(
             "mail.address \"{}\" is not an e-mail address",

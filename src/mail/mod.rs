@@ -2,10 +2,12 @@
 //! at once, and the latest of each organisation is applied in the nightly run, with a result
 //! report e-mailed back.
 //!
-//! Stages: `mailbox` (maildir or IMAP: raw messages in, filing out) → `message` (sender,
-//! attachment, authorisation; pure) → `connector` (intake, nightly step, follow-up of held
-//! runs) → `compose` (templates → e-mails) → `outbox` (queue → files or SMTP). `store` keeps
-//! all of it durable in the state database; `schedule` says when the nightly run is due.
+//! Stages: `mailbox` (maildir or IMAP: raw messages in, filing out) → `verify` (is the
+//! From address the sender's: our MTA's `Authentication-Results`, or DKIM and DMARC
+//! checked here) → `message` (sender, attachment, authorisation; pure) → `connector`
+//! (intake, nightly step, follow-up of held runs) → `compose` (templates → e-mails) →
+//! `outbox` (queue → files or SMTP). `store` keeps all of it durable in the state
+//! database; `schedule` says when the nightly run is due.
 
 pub mod compose;
 pub mod config;
@@ -17,3 +19,4 @@ pub mod outbox;
 pub mod schedule;
 pub mod store;
 pub mod tls;
+pub mod verify;

@@ -434,6 +434,20 @@ impl MailStore {
         Ok(())
     }
 
+    /// Gives back the attempt just counted (the message was left for later, not handled),
+    /// noting why.
+    pub async fn attempt_undone(&self, mailbox_key: &str, why: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE mail_attempts SET attempts = attempts - 1, last_error = ?
+             WHERE mailbox_key = ? AND attempts > 0",
+        )
+        .bind(why)
+        .bind(mailbox_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The last recorded error of a message's attempts.
     pub async fn last_attempt_error(
         &self,

@@ -144,6 +144,17 @@ impl<'a, D: Directory> Connector<'a, D> {
                 .set_aside(mailbox, &f.key, Some(&f.raw), reason, now, summary)
                 .await;
         }
+        // After the count: a message whose check kills the process is set aside in time.
+        let verdict = self.verifier.verify(&f.raw, msg.from.as_deref()).await;
+        if let Verdict::Unavailable(why) = &verdict {
+            // Not decided now (DNS did not answer): left in the mailbox for the next pass,
+            // and the attempt is given back, so an outage does not use the message's up.
+            self.store.attempt_undone(&f.key, why).await?;
+            summary.deferred += 1;
+            tracing::warn!(key = %f.key, message_id = %msg.message_id, reason = %why,
+                "sender verification unavailable; the message waits for the next pass");
+            return Ok(());
+        }
         let new_message = |folder, reason| NewMessage {
             mailbox_key: &f.key,
             message_id: &msg.message_id,
@@ -155,7 +166,7 @@ impl<'a, D: Directory> Connector<'a, D> {
             folder,
             reason,
         };
-        match self.decide(&msg) {
+        match self.decide(&msg, &verdict) {
             Ok(a) if a.refused.len() < a.rows => {
                 let valid = a.rows - a.refused.len();
                 let ack = self.acknowledgement(&msg, &a, None, now).await?;
@@ -180,6 +191,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                 tracing::info!(
                     message_id = %msg.message_id,
                     sender = %a.sender,
+                    verified = %verdict,
                     organisation = %a.organisation,
                     file = %a.file.name,
                     forwarded = a.file.forwarded.is_some(),
@@ -284,8 +296,12 @@ impl<'a, D: Directory> Connector<'a, D> {
     }
 
     /// Checks a message: sender, file, organisation; validates the file.
-    pub(super) fn decide<'m>(&self, msg: &'m Inbound) -> Result<Accepted<'m>, Refusal> {
-        let sender = message::authorise(self.config, msg)?;
+    pub(super) fn decide<'m>(
+        &self,
+        msg: &'m Inbound,
+        verdict: &Verdict,
+    ) -> Result<Accepted<'m>, Refusal> {
+        let sender = message::authorise(self.config, msg, verdict)?;
         let file = message::submission_file(msg, self.config.service.max_file_bytes)?;
         let submission = formats::read(&file.bytes).map_err(|e| Refusal::BadFile {
             name: file.name.clone(),

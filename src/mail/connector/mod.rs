@@ -26,6 +26,7 @@ use super::store::{
     Folder, MailStore, NewMessage, NewSubmission, QueuedMail, StoreError, StoredSubmission,
     SubmissionStatus,
 };
+use super::verify::{Verdict, Verifier};
 use crate::apply::{self, ApplyError, Context, Minter};
 use crate::config::Config;
 use crate::directory::Directory;
@@ -85,6 +86,9 @@ pub struct IntakeSummary {
     pub refiled: usize,
     /// Messages that could not be handled this time (tried again, up to `max_attempts`).
     pub failed: usize,
+    /// Messages whose sender could not be verified now (DNS did not answer); left in the
+    /// mailbox for the next pass.
+    pub deferred: usize,
 }
 
 /// What a nightly step did.
@@ -105,6 +109,8 @@ pub struct Connector<'a, D> {
     pub rules: &'a Rules,
     pub schedule: Schedule,
     pub composer: Composer,
+    /// Verifies each message's sender (`[mail] sender_verification`).
+    pub verifier: Verifier,
     pub store: &'a MailStore,
     pub directory: &'a D,
     pub state: &'a StateDb,
