@@ -61,11 +61,70 @@ impl CodeList {
         self.by_key.get(&value.to_lowercase()).map(String::as_str)
     }
 
+    /// Up to `n` values of the list closest to `value` (by edit distance, ignoring case; a
+    /// value containing it, or contained in it, counts as close), best first; none when
+    /// nothing is close enough to be a likely meaning.
+    pub fn closest(&self, value: &str, n: usize) -> Vec<&str> {
+        let wanted = value.to_lowercase();
+        if wanted.chars().count() > 64 {
+            return Vec::new();
+        }
+        let limit = (wanted.chars().count() / 3).max(2);
+        let mut scored: Vec<(usize, &str)> = self
+            .by_key
+            .iter()
+            .filter_map(|(key, spelling)| {
+                let d = if key.contains(&wanted) || wanted.contains(key.as_str()) {
+                    1
+                } else {
+                    edit_distance(&wanted, key)
+                };
+                (d <= limit).then_some((d, spelling.as_str()))
+            })
+            .collect();
+        scored.sort();
+        scored.into_iter().take(n).map(|(_, v)| v).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.by_key.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
+    }
+}
+
+/// Levenshtein distance of two short strings, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_values_are_offered_best_first() {
+        let list = CodeList::new(["Dental Surgeon", "Dentistry", "Doctor", "Nurse", "Midwife"]);
+        assert_eq!(list.closest("Dentist", 3), ["Dentistry"]);
+        assert_eq!(list.closest("Dental surgeons", 3), ["Dental Surgeon"]);
+        assert_eq!(list.closest("nurse", 3), ["Nurse"]);
+        assert_eq!(list.closest("Nrse", 3), ["Nurse"]);
+        assert!(list.closest("Wizard", 3).is_empty());
+        assert!(list.closest(&"x".repeat(10_000), 3).is_empty());
     }
 }

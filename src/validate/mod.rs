@@ -439,7 +439,7 @@ impl RowCheck<'_> {
                 Some(list) => match list.canonical(part) {
                     Some(v) => v.to_owned(),
                     None => {
-                        unknown.push(format!("\"{part}\""));
+                        unknown.push(part.to_owned());
                         continue;
                     }
                 },
@@ -456,13 +456,38 @@ impl RowCheck<'_> {
             }
         }
         if !unknown.is_empty() {
+            let close: Vec<String> = unknown
+                .iter()
+                .filter_map(|u| {
+                    let near = list?.closest(u, 3);
+                    (!near.is_empty()).then(|| {
+                        let near: Vec<String> = near.iter().map(|v| format!("\"{v}\"")).collect();
+                        format!("for \"{u}\" perhaps {}", near.join(", "))
+                    })
+                })
+                .collect();
+            let close = if close.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", close.join("; "))
+            };
+            // A cell that is just the one unknown value is not quoted twice.
+            let whole = unknown.len() == 1 && unknown[0] == value.trim();
             problems.insert(
                 0,
-                format!(
-                    "holds {}, which {} not on the list of accepted values",
-                    unknown.join(", "),
-                    if unknown.len() == 1 { "is" } else { "are" }
-                ),
+                if whole {
+                    format!("is not on the list of accepted values{close}")
+                } else {
+                    format!(
+                        "holds {}, which {} not on the list of accepted values{close}",
+                        unknown
+                            .iter()
+                            .map(|u| format!("\"{u}\""))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if unknown.len() == 1 { "is" } else { "are" }
+                    )
+                },
             );
         }
         if !problems.is_empty() {

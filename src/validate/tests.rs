@@ -171,3 +171,19 @@ fn a_service_domain_covers_its_sub_domains_unless_configured_otherwise() {
     let r = validate(&sub, &exact);
     assert!(messages(&r[0])[0].contains("outside the service domain (nhs.net)"));
 }
+
+#[test]
+fn an_unknown_code_is_quoted_once_with_close_values() {
+    let sub = formats::read(format!("{HEAD}\nE1,Ann,Lee,RXX,,,,,Theatre\n").as_bytes()).unwrap();
+    let rules = Rules {
+        work_areas: Some(CodeList::new(["Ward 1", "Theatres"])),
+        ..Rules::default()
+    };
+    let r = validate(&sub, &rules);
+    assert_eq!(
+        messages(&r[0]),
+        [
+            "WorkArea|Theatre|is not on the list of accepted values (for \"Theatre\" perhaps \"Theatres\")"
+        ]
+    );
+}
