@@ -333,6 +333,19 @@ fn the_latest_of_two_files_is_applied_and_the_first_superseded() {
         "{}",
         superseded.text
     );
+    let second_ack = mails
+        .iter()
+        .find(|m| {
+            m.subject.starts_with("Received") && m.in_reply_to.as_deref() == Some("second@rxx")
+        })
+        .expect("the second file's acknowledgement");
+    assert!(
+        second_ack
+            .text
+            .contains("This file replaces your earlier file \"first.csv\""),
+        "{}",
+        second_ack.text
+    );
     let result = mails
         .iter()
         .find(|m| m.subject.starts_with("Result"))

@@ -169,7 +169,14 @@ impl<'a, D: Directory> Connector<'a, D> {
         match self.decide(&msg, &verdict) {
             Ok(a) if a.refused.len() < a.rows => {
                 let valid = a.rows - a.refused.len();
-                let ack = self.acknowledgement(&msg, &a, None, now).await?;
+                let replaces = self
+                    .store
+                    .submissions(Some(a.organisation.as_str()), SubmissionStatus::Pending)
+                    .await?
+                    .pop();
+                let ack = self
+                    .acknowledgement(&msg, &a, Ack::Accepted(replaces.as_ref()), now)
+                    .await?;
                 let sub = NewSubmission {
                     organisation: a.organisation.as_str(),
                     sender: &a.sender,
@@ -209,7 +216,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     .await?
                     .pop();
                 let ack = self
-                    .acknowledgement(&msg, &a, Some(earlier.as_ref()), now)
+                    .acknowledgement(&msg, &a, Ack::NothingApplies(earlier.as_ref()), now)
                     .await?;
                 let reason = "no row of the file can be applied".to_owned();
                 self.store
@@ -330,13 +337,13 @@ impl<'a, D: Directory> Connector<'a, D> {
         })
     }
 
-    /// The acknowledgement. `nothing_applies` is set (with the organisation's pending file,
-    /// if any) when no row of the file can be applied.
+    /// The acknowledgement, naming the organisation's pending file: the one this file
+    /// replaces, or (when nothing in this file can be applied) the one that stays.
     pub(super) async fn acknowledgement(
         &self,
         msg: &Inbound,
         a: &Accepted<'_>,
-        nothing_applies: Option<Option<&StoredSubmission>>,
+        ack: Ack<'_>,
         now: DateTime<Utc>,
     ) -> Result<QueuedMail, ConnectorError> {
         let refused_file = format!("refused-lines-{}.csv", stem(&a.file.name));
@@ -357,13 +364,12 @@ impl<'a, D: Directory> Connector<'a, D> {
         };
         let org = a.organisation.to_string();
         let lines = body_lines(&a.refused);
-        let (earlier, earlier_at) = match nothing_applies {
-            Some(Some(s)) => (
-                Some(s.file_name.clone()),
-                Some(self.local(parse_time(&s.received_at))),
-            ),
-            _ => (None, None),
+        let (nothing_applies, pending) = match ack {
+            Ack::Accepted(p) => (false, p),
+            Ack::NothingApplies(p) => (true, p),
         };
+        let earlier = pending.map(|s| shorten(&s.file_name, 100));
+        let earlier_at = pending.map(|s| self.local(parse_time(&s.received_at)));
         Ok(self.composer.compose(
             &Reply {
                 kind: "acknowledgement",
@@ -381,7 +387,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "rows": a.rows,
                     "valid": a.rows - a.refused.len(),
                     "refused": a.refused.len(),
-                    "nothing_applies": nothing_applies.is_some(),
+                    "nothing_applies": nothing_applies,
                     "earlier_file": earlier,
                     "earlier_at": earlier_at,
                     "refused_lines": lines,
@@ -482,4 +488,12 @@ pub(super) fn shorten(text: &str, max: usize) -> String {
         None => text.to_owned(),
         Some((i, _)) => format!("{}…", &text[..i]),
     }
+}
+
+/// Which acknowledgement, with the organisation's latest pending file, if any.
+pub(super) enum Ack<'s> {
+    /// The file will be run; it replaces the pending one.
+    Accepted(Option<&'s StoredSubmission>),
+    /// Nothing in the file can be applied; the pending one stays.
+    NothingApplies(Option<&'s StoredSubmission>),
 }
