@@ -406,3 +406,18 @@ fn a_file_with_nothing_to_apply_records_no_run() {
     let runs = stdout(&pc(dir.path(), &["runs", "--json"]));
     assert_eq!(runs.trim(), "[]", "no run recorded");
 }
+
+#[test]
+fn importing_again_says_so_in_one_line() {
+    let dir = seeded();
+    let csv = samples().join("directory.csv");
+    let o = pc(dir.path(), &["directory", "import", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("imported 0 accounts"), "{out}");
+    assert!(
+        out.contains("20 accounts were already in the directory (same ID): skipped"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+}

@@ -41,10 +41,26 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(local.import(&parsed.accounts).await?)
             })?;
             println!(
-                "imported {} accounts from {}",
+                "imported {} {} from {}",
                 outcome.imported,
+                if outcome.imported == 1 {
+                    "account"
+                } else {
+                    "accounts"
+                },
                 file.display()
             );
+            if outcome.already_present > 0 {
+                println!(
+                    "  {} {} already in the directory (same ID): skipped",
+                    outcome.already_present,
+                    if outcome.already_present == 1 {
+                        "account was"
+                    } else {
+                        "accounts were"
+                    }
+                );
+            }
             for note in &outcome.skipped {
                 println!("  note: {note}");
             }

@@ -57,9 +57,11 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             })
         );
     } else {
+        let restored = reverted.applied.counts.updated;
         println!(
-            "run {} reverted by run {revert_run}: {} accounts restored",
-            args.run, reverted.applied.counts.updated
+            "run {} reverted by run {revert_run}: {restored} {} restored",
+            args.run,
+            if restored == 1 { "account" } else { "accounts" }
         );
         for r in &reverted.refused {
             println!("  not restored: {r}");

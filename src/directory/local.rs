@@ -190,7 +190,10 @@ pub struct LocalDirectory {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportOutcome {
     pub imported: usize,
-    /// Accounts skipped, each with the reason (already there, address taken…).
+    /// Accounts skipped because the directory holds them already (same ID): an import run
+    /// again.
+    pub already_present: usize,
+    /// Other accounts skipped, each with the reason (key or address taken…).
     pub skipped: Vec<String>,
 }
 
@@ -334,7 +337,11 @@ impl LocalDirectory {
                 .map(str::to_owned)
                 .chain(a.secondary.iter().map(|e| e.to_string()))
                 .collect();
-            let clash = if existing.ids.contains(a.id.as_str()) || !seen_ids.insert(a.id.clone()) {
+            if existing.ids.contains(a.id.as_str()) {
+                outcome.already_present += 1;
+                continue;
+            }
+            let clash = if !seen_ids.insert(a.id.clone()) {
                 Some(format!("ID {} is already in the directory", a.id))
             } else if let Some(ext) = ext
                 .as_ref()
