@@ -74,46 +74,22 @@ pub enum ReportRows {
 /// Writes the report: header and rows as sent, plus `Result` and `Message`.
 /// As [`write_report`] into memory, but leaving out the rows that would take the report past
 /// `budget` bytes (an e-mail must stay within what relays accept). Returns the report and how
-/// many of the reported rows it holds.
+/// many of its rows it holds.
 pub fn write_report_within(
     sub: &Submission,
     results: &[RowReport],
     rows: ReportRows,
     budget: usize,
 ) -> Result<(Vec<u8>, usize), csv::Error> {
-    let mut out = b"\xEF\xBB\xBF".to_vec();
-    let mut header: Vec<String> = sub
-        .headers
-        .iter()
-        .map(|h| neutralise(h).into_owned())
-        .collect();
-    header.extend(["Result".to_owned(), "Message".to_owned()]);
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .flexible(true)
-        .from_writer(Vec::new());
-    writer.write_record(&header)?;
-    out.extend(writer.into_inner().map_err(|e| e.into_error())?);
     let by_line: HashMap<u64, &RowReport> = results.iter().map(|r| (r.line, r)).collect();
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    out.extend(csv_line(&header_record(sub))?);
     let mut held = 0;
     for row in &sub.rows {
-        let Some(r) = by_line.get(&row.line) else {
-            if rows == ReportRows::Reported {
-                continue;
-            }
-            break;
+        let Some(record) = report_record(sub, row, &by_line, rows) else {
+            continue;
         };
-        let mut record: Vec<String> = (0..sub.headers.len())
-            .map(|i| neutralise(row.cells.get(i).unwrap_or_default()).into_owned())
-            .collect();
-        record.push(r.result.as_str().to_owned());
-        record.push(neutralise(&r.message).into_owned());
-        let mut line = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .flexible(true)
-            .from_writer(Vec::new());
-        line.write_record(&record)?;
-        let line = line.into_inner().map_err(|e| e.into_error())?;
+        let line = csv_line(&record)?;
         if out.len() + line.len() > budget {
             // A row too large for what is left is left out; smaller ones may still fit.
             continue;
@@ -133,36 +109,65 @@ pub fn write_report<W: Write>(
     let by_line: HashMap<u64, &RowReport> = results.iter().map(|r| (r.line, r)).collect();
     let mut out = out;
     out.write_all(b"\xEF\xBB\xBF")?;
-    let mut writer = csv::WriterBuilder::new()
+    let mut writer = csv_writer(out);
+    writer.write_record(header_record(sub))?;
+    for row in &sub.rows {
+        if let Some(record) = report_record(sub, row, &by_line, rows) {
+            writer.write_record(&record)?;
+        }
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .flexible(true)
-        .from_writer(out);
+        .from_writer(out)
+}
+
+/// One record as CSV bytes.
+fn csv_line(record: &[String]) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv_writer(Vec::new());
+    writer.write_record(record)?;
+    writer.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// The file's header, neutralised, plus `Result` and `Message`.
+fn header_record(sub: &Submission) -> Vec<String> {
     let mut header: Vec<String> = sub
         .headers
         .iter()
         .map(|h| neutralise(h).into_owned())
         .collect();
     header.extend(["Result".to_owned(), "Message".to_owned()]);
-    writer.write_record(&header)?;
-    for row in &sub.rows {
-        let mut record: Vec<String> = (0..sub.headers.len())
-            .map(|i| neutralise(row.cells.get(i).unwrap_or_default()).into_owned())
-            .collect();
-        match by_line.get(&row.line) {
-            Some(r) => {
-                record.push(r.result.as_str().to_owned());
-                record.push(neutralise(&r.message).into_owned());
-            }
-            None if rows == ReportRows::Reported => continue,
-            None => {
-                record.push(RowResultKind::Failed.as_str().to_owned());
-                record.push("no result was recorded for this line".to_owned());
-            }
+    header
+}
+
+/// A row as sent, neutralised, plus its result and message; `None` for a row the report
+/// leaves out (no result, with [`ReportRows::Reported`]).
+fn report_record(
+    sub: &Submission,
+    row: &crate::formats::RawRow,
+    by_line: &HashMap<u64, &RowReport>,
+    rows: ReportRows,
+) -> Option<Vec<String>> {
+    let mut record: Vec<String> = (0..sub.headers.len())
+        .map(|i| neutralise(row.cells.get(i).unwrap_or_default()).into_owned())
+        .collect();
+    match by_line.get(&row.line) {
+        Some(r) => {
+            record.push(r.result.as_str().to_owned());
+            record.push(neutralise(&r.message).into_owned());
         }
-        writer.write_record(&record)?;
+        None if rows == ReportRows::Reported => return None,
+        None => {
+            record.push(RowResultKind::Failed.as_str().to_owned());
+            record.push("no result was recorded for this line".to_owned());
+        }
     }
-    writer.flush()?;
-    Ok(())
+    Some(record)
 }
 
 /// The refused rows of a validation, as `Rejected` with their reasons.

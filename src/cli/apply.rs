@@ -96,19 +96,7 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
     };
     common::log_run(&run_id, org.as_str(), status, &counts);
     if let Some(path) = &args.report {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        report::write_report(
-            std::io::BufWriter::new(file),
-            &validated.submission,
-            &reports,
-            report::ReportRows::All,
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+        write_report_file(path, &validated.submission, &reports)?;
     }
     if args.json {
         println!(
@@ -149,15 +137,7 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
 fn nothing_to_apply(validated: &common::Validated, args: &Args) -> anyhow::Result<ExitCode> {
     let reports = report::validation_rows(&validated.results);
     if let Some(path) = &args.report {
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        report::write_report(
-            std::io::BufWriter::new(file),
-            &validated.submission,
-            &reports,
-            report::ReportRows::All,
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+        write_report_file(path, &validated.submission, &reports)?;
     }
     let why = if validated.results.is_empty() {
         "the file has no rows".to_owned()
@@ -188,4 +168,25 @@ fn nothing_to_apply(validated: &common::Validated, args: &Args) -> anyhow::Resul
         common::print_attention(&reports);
     }
     Ok(ExitCode::from(1))
+}
+
+/// Writes the result report (every row as sent, plus Result and Message) to `path`.
+fn write_report_file(
+    path: &std::path::Path,
+    submission: &push_connector::formats::Submission,
+    reports: &[report::RowReport],
+) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    report::write_report(
+        std::io::BufWriter::new(file),
+        submission,
+        reports,
+        report::ReportRows::All,
+    )
+    .with_context(|| format!("writing {}", path.display()))
 }
