@@ -742,6 +742,40 @@ mod tests {
     }
 
     #[test]
+    fn a_serve_credential_must_name_its_organisations() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[serve]\nclients = [{ id = \"c\", secret = \"s\" }, \
+             { id = \"d\", secret = \"s\", organisations = [\"*\", \"RXX\"] }]\n",
+        )
+        .unwrap();
+        let env: BTreeMap<String, String> =
+            [("PUSH_CONNECTOR__SERVE__TOKEN".to_owned(), "t".to_owned())].into();
+        let err = Config::load_with_env(Some(&file), &env).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 3, "{text}");
+        assert!(
+            text.contains("client c: organisations is required"),
+            "{text}"
+        );
+        assert!(text.contains("token_organisations"), "{text}");
+        assert!(text.contains("[\"*\"] for all organisations"), "{text}");
+        let mut env = env;
+        env.insert(
+            "PUSH_CONNECTOR__SERVE__TOKEN_ORGANISATIONS".to_owned(),
+            "[\"RXX\", \"ryy\"]".to_owned(),
+        );
+        std::fs::write(&file, "[serve]\nscan_limit = 0\n").unwrap();
+        let err = Config::load_with_env(Some(&file), &env).unwrap_err();
+        assert_eq!(err.problems, ["serve.scan_limit must be above 0"]);
+        std::fs::write(&file, "").unwrap();
+        let c = Config::load_with_env(Some(&file), &env).unwrap();
+        assert_eq!(c.serve.token_organisations, ["RXX", "ryy"]);
+    }
+
+    #[test]
     fn the_sample_configuration_loads() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let cwd = std::env::current_dir().unwrap();

@@ -288,22 +288,23 @@ mod tests {
     #[test]
     fn at_the_limit_the_longest_idle_connection_makes_room() {
         let r = Registry::default();
-        let (first, a) = r.admit(2).unwrap();
-        let (_, b) = r.admit(2).unwrap();
-        // `b` has a request in flight; `a` is idle, so it is the one closed.
-        let _busy = InFlight::new(b.clone());
-        let (_, c) = r.admit(2).unwrap();
-        assert_eq!(r.len(), 2);
-        assert!(!r.conns.lock().unwrap().contains_key(&first));
-        drop(a);
-        // Now `b` is busy and `c` idle: `c` goes.
-        let _ = r.admit(2).unwrap();
-        assert_eq!(r.len(), 2);
-        let _busy_c = InFlight::new(c);
-        // Every connection left is busy or new; a busy pair refuses a newcomer.
+        let (oldest, _a) = r.admit(3).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        let (busy, b) = r.admit(3).unwrap();
+        let (newer, _c) = r.admit(3).unwrap();
+        let _in_flight = InFlight::new(b);
+        // At the limit: the oldest idle connection goes, not the busy one.
+        let (_, _d) = r.admit(3).unwrap();
+        let open = |id: u64| r.conns.lock().unwrap().contains_key(&id);
+        assert_eq!(r.len(), 3);
+        assert!(!open(oldest) && open(busy) && open(newer));
+        // When every connection has a request in flight, the newcomer is refused.
         let r = Registry::default();
         let (_, x) = r.admit(1).unwrap();
-        let _busy_x = InFlight::new(x);
+        let in_flight = InFlight::new(x);
         assert!(r.admit(1).is_none());
+        // Once the answer is out, the connection is idle again and makes room.
+        drop(in_flight);
+        assert!(r.admit(1).is_some());
     }
 }

@@ -350,7 +350,7 @@ async fn not_found() -> ScimError {
 async fn service_provider_config(State(s): State<Shared>, headers: HeaderMap) -> Response {
     scim(
         StatusCode::OK,
-        &schema::service_provider_config(&base(&s, &headers)),
+        &schema::service_provider_config(&base(&s, &headers), s.limits.body_bytes),
         None,
     )
 }
@@ -1117,18 +1117,7 @@ async fn bulk(
             .unwrap_or_default()
             .to_ascii_uppercase();
         let bulk_id = op["bulkId"].as_str().map(str::to_owned);
-        let path = op["path"].as_str().unwrap_or_default();
-        let outcome = bulk_one(
-            &s,
-            &scope,
-            &method,
-            path,
-            &op["data"],
-            op["version"].as_str(),
-            &ids,
-            &base,
-        )
-        .await;
+        let outcome = bulk_one(&s, &scope, &method, op, &ids, &base).await;
         let mut entry = json!({"method": method});
         if let Some(b) = &bulk_id {
             entry["bulkId"] = json!(b);
@@ -1157,16 +1146,18 @@ async fn bulk(
     ))
 }
 
+/// One Bulk operation `op` (its `path`, `data` and `version`), upper-cased `method`.
 async fn bulk_one(
     s: &ServerState,
     scope: &Scope,
     method: &str,
-    path: &str,
-    data: &Value,
-    version: Option<&str>,
+    op: &Value,
     ids: &std::collections::HashMap<String, String>,
     base: &str,
 ) -> Result<(StatusCode, Value), ScimError> {
+    let path = op["path"].as_str().unwrap_or_default();
+    let data = &op["data"];
+    let version = op["version"].as_str();
     let target = path.trim_start_matches('/');
     let target = target.strip_prefix("Users").ok_or_else(|| {
         ScimError::new(
@@ -1217,4 +1208,30 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     super::listen::serve(listener, tls, router(Arc::new(state)), limits, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_and_the_next_request_is_served() {
+        async fn boom() -> &'static str {
+            let deep: Vec<u8> = Vec::new();
+            // An out-of-bounds index: the kind of bug a handler might still hold.
+            let _ = deep[usize::from(deep.is_empty())];
+            "unreachable"
+        }
+        let mut app = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "ok" }))
+            .layer(middleware::from_fn(catch_panic));
+        for (path, status) in [("/boom", 500), ("/ok", 200), ("/boom", 500)] {
+            let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+            let r = tower_service::Service::call(&mut app, request)
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), status, "{path}");
+        }
+    }
 }
