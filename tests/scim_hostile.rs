@@ -173,16 +173,19 @@ fn still_open(sockets: &mut [TcpStream], within: Duration) -> usize {
     open
 }
 
-async fn many_idle_sockets(tls: bool) {
+/// 600 idle sockets against `serve` allowed 256 file descriptors and `max_connections`.
+async fn many_idle_sockets(tls: bool, max_connections: usize) {
     let dir = tempfile::tempdir().unwrap();
     common::import_samples(dir.path());
-    let mut settings =
-        "header_timeout_seconds = 2\nidle_timeout_seconds = 3\nmax_connections = 50\n".to_owned();
+    let mut settings = format!(
+        "header_timeout_seconds = 2\nidle_timeout_seconds = 3\nmax_connections = {max_connections}\n"
+    );
     if tls {
         common::make_certificates(dir.path());
         settings.push_str("tls_cert = \"server.crt\"\ntls_key = \"server.key\"\n");
     }
-    // 256 descriptors: without a connection limit, 600 sockets would exhaust them.
+    // 256 descriptors: without a connection limit, 600 sockets would exhaust them; with a
+    // limit above that, running out closes idle connections too.
     let mut s = serve(dir.path(), &settings, "[\"*\"]", &["--nofile=256"]);
     let addr = s
         .url
@@ -253,12 +256,17 @@ async fn many_idle_sockets(tls: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_neither_lock_clients_out_nor_stay_open_over_http() {
-    many_idle_sockets(false).await;
+    many_idle_sockets(false, 50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_closes_idle_connections_first() {
+    many_idle_sockets(false, 512).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_neither_lock_clients_out_nor_stay_open_over_https() {
-    many_idle_sockets(true).await;
+    many_idle_sockets(true, 50).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

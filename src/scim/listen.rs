@@ -8,7 +8,8 @@
 //! - At most `max_connections` connections are open, TLS handshakes included. When a new one
 //!   arrives at the limit, the connection idle longest (no request in flight: silent, sending
 //!   headers slowly, or kept alive between requests) is closed to make room; when every
-//!   connection has a request in flight, the new one is closed at once.
+//!   connection has a request in flight, the new one is closed at once. When the process runs
+//!   out of file descriptors first, the longest-idle connection is closed likewise.
 //! - A client has `header_timeout` to finish its TLS handshake, and to send a request's
 //!   headers once the connection opens or the previous answer went out (hyper's header read
 //!   timer, which runs while a kept-alive connection waits).
@@ -87,16 +88,8 @@ impl Registry {
     /// every connection is busy.
     fn admit(&self, max: usize) -> Option<(u64, Arc<Conn>)> {
         let mut conns = self.conns.lock().ok()?;
-        if conns.len() >= max {
-            let now = Instant::now();
-            let evict = conns
-                .iter()
-                .filter_map(|(id, c)| c.idle_for(now).map(|d| (*id, d)))
-                .max_by_key(|(_, d)| *d)
-                .map(|(id, _)| id)?;
-            if let Some(c) = conns.remove(&evict) {
-                c.close.notify_one();
-            }
+        if conns.len() >= max && !Self::evict(&mut conns) {
+            return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
@@ -106,6 +99,27 @@ impl Registry {
         });
         conns.insert(id, conn.clone());
         Some((id, conn))
+    }
+
+    /// Closes the connection idle longest; whether there was one.
+    fn evict_longest_idle(&self) -> bool {
+        self.conns.lock().is_ok_and(|mut c| Self::evict(&mut c))
+    }
+
+    fn evict(conns: &mut HashMap<u64, Arc<Conn>>) -> bool {
+        let now = Instant::now();
+        let longest = conns
+            .iter()
+            .filter_map(|(id, c)| c.idle_for(now).map(|d| (*id, d)))
+            .max_by_key(|(_, d)| *d)
+            .map(|(id, _)| id);
+        match longest.and_then(|id| conns.remove(&id)) {
+            Some(c) => {
+                c.close.notify_one();
+                true
+            }
+            None => false,
+        }
     }
 
     fn remove(&self, id: u64) {
@@ -175,9 +189,12 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
                 Err(e) => {
-                    // Out of file descriptors, or a connection reset before it was accepted.
+                    // Out of file descriptors (the process limit is below `max_connections`),
+                    // or a connection reset before it was accepted. Closing the longest-idle
+                    // connection frees a descriptor for the next one.
                     tracing::warn!(error = %e, "accepting a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let pause = if registry.evict_longest_idle() { 5 } else { 50 };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                     continue;
                 }
             },
