@@ -635,7 +635,7 @@ async fn candidates(
     let org = f.required_eq(&org_path);
     if let Some(ext) = f.required_eq("externalId") {
         let orgs: Vec<String> = match (org, scope.codes()) {
-            (Some(org), _) => vec![org.to_owned()],
+            (Some(org), _) => vec![org.trim().to_ascii_uppercase()],
             (None, Some(codes)) => codes.iter().cloned().collect(),
             (None, None) => return Ok(d.by_external_key(ext).await?),
         };
@@ -657,12 +657,11 @@ async fn scan(
 ) -> Result<Vec<Account>, ScimError> {
     let codes: Option<Vec<String>> = match org {
         Some(org) if !scope.allows(org) => return Ok(Vec::new()),
-        Some(org) => Some(vec![org.to_owned()]),
+        Some(org) => Some(vec![org.trim().to_ascii_uppercase()]),
         None => scope.codes().map(|c| c.iter().cloned().collect()),
     };
-    let n = s.directory.count_in(codes.as_deref()).await?;
-    if n > s.limits.scan as u64 {
-        return Err(ScimError::new(
+    let too_many = |n: u64| {
+        ScimError::new(
             StatusCode::BAD_REQUEST,
             Some("tooMany"),
             format!(
@@ -672,9 +671,23 @@ async fn scan(
                 s.limits.scan,
                 org_path = format_args!("{NHS_USER}:organisation"),
             ),
-        ));
+        )
+    };
+    let n = s.directory.count_in(codes.as_deref()).await?;
+    if n > s.limits.scan as u64 {
+        return Err(too_many(n));
     }
-    Ok(s.directory.accounts_in(codes.as_deref(), 0, None).await?)
+    // Read at most one more than the limit: accounts added since the count cannot raise
+    // what this request holds.
+    let limit = s.limits.scan as u64;
+    let accounts = s
+        .directory
+        .accounts_in(codes.as_deref(), 0, Some(limit + 1))
+        .await?;
+    if accounts.len() as u64 > limit {
+        return Err(too_many(accounts.len() as u64));
+    }
+    Ok(accounts)
 }
 
 /// Applies `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) to top-level attributes;
