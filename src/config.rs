@@ -140,6 +140,9 @@ pub struct ServeConfig {
     /// Most accounts one list or search may examine without an index (over it: 400
     /// `tooMany`, naming the filters that are answered from an index).
     pub scan_limit: usize,
+    /// Most such unindexed examinations running at once (others wait their turn), so the
+    /// memory they hold together stays within `parallel_scans` × `scan_limit` accounts.
+    pub parallel_scans: usize,
     /// Seconds a client has to send a request's headers once the connection is open or the
     /// previous answer went out.
     pub header_timeout_seconds: u64,
@@ -191,6 +194,7 @@ impl Default for ServeConfig {
             filter_max_depth: 16,
             filter_max_terms: 64,
             scan_limit: 20_000,
+            parallel_scans: 4,
             header_timeout_seconds: 10,
             idle_timeout_seconds: 60,
             body_timeout_seconds: 30,
@@ -506,6 +510,7 @@ impl Config {
             ("filter_max_depth", s.filter_max_depth as u64),
             ("filter_max_terms", s.filter_max_terms as u64),
             ("scan_limit", s.scan_limit as u64),
+            ("parallel_scans", s.parallel_scans as u64),
             ("header_timeout_seconds", s.header_timeout_seconds),
             ("idle_timeout_seconds", s.idle_timeout_seconds),
             ("body_timeout_seconds", s.body_timeout_seconds),

@@ -81,7 +81,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         let mut state = ServerState::new(directory, token, token_scope, codes);
         state.https = tls.is_some();
         state.oauth = oauth;
-        state.limits = request_limits(&config.serve);
+        state.set_limits(request_limits(&config.serve));
         let scheme = if state.https { "https" } else { "http" };
         println!("serve: listening on {scheme}://{addr}/v2");
         std::io::stdout().flush()?;
@@ -147,6 +147,7 @@ fn request_limits(s: &ServeConfig) -> RequestLimits {
             terms: s.filter_max_terms,
         },
         scan: s.scan_limit,
+        parallel_scans: s.parallel_scans,
         body_bytes: s.max_body_bytes,
         body_timeout: Duration::from_secs(s.body_timeout_seconds),
     }

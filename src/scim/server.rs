@@ -50,7 +50,9 @@ pub struct ServerState {
     pub token: Option<String>,
     /// The organisations the fixed token may act for.
     pub token_scope: Scope,
-    pub limits: RequestLimits,
+    limits: RequestLimits,
+    /// Permits for unindexed examinations ([`RequestLimits::parallel_scans`]).
+    scans: tokio::sync::Semaphore,
     /// The OAuth2 token endpoint, when clients are configured.
     pub oauth: Option<super::oauth::Issuer>,
     pub codes: CodeLists,
@@ -59,12 +61,22 @@ pub struct ServerState {
     writes: tokio::sync::Mutex<()>,
 }
 
+impl ServerState {
+    /// Sets the request limits (and the number of scan permits with them).
+    pub fn set_limits(&mut self, limits: RequestLimits) {
+        self.scans = tokio::sync::Semaphore::new(limits.parallel_scans.max(1));
+        self.limits = limits;
+    }
+}
+
 /// What one request may ask of the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {
     pub filter: filter::Limits,
     /// Most accounts a list or search examines without an index.
     pub scan: usize,
+    /// Most such examinations at once.
+    pub parallel_scans: usize,
     /// Largest body, in bytes.
     pub body_bytes: usize,
     /// Longest a client may take to send the body.
@@ -76,6 +88,7 @@ impl Default for RequestLimits {
         RequestLimits {
             filter: filter::Limits::default(),
             scan: 20_000,
+            parallel_scans: 4,
             body_bytes: 1024 * 1024,
             body_timeout: Duration::from_secs(30),
         }
@@ -95,6 +108,7 @@ impl ServerState {
             token,
             token_scope,
             limits: RequestLimits::default(),
+            scans: tokio::sync::Semaphore::new(RequestLimits::default().parallel_scans),
             oauth: None,
             codes,
             https: false,
@@ -677,6 +691,13 @@ async fn scan(
     if n > s.limits.scan as u64 {
         return Err(too_many(n));
     }
+    let _permit = s.scans.acquire().await.map_err(|_| {
+        ScimError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the service is stopping",
+        )
+    })?;
     // Read at most one more than the limit: accounts added since the count cannot raise
     // what this request holds.
     let limit = s.limits.scan as u64;
