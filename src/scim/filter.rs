@@ -575,6 +575,40 @@ mod tests {
         assert!(Filter::parse(&(at + " or title pr")).is_err());
     }
 
+    /// Filter-shaped text: tokens of the grammar, joined at random.
+    fn filter_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let token = prop_oneof![
+            Just("("),
+            Just(")"),
+            Just("["),
+            Just("]"),
+            Just("not "),
+            Just(" and "),
+            Just(" or "),
+            Just("userName"),
+            Just("emails"),
+            Just(" eq "),
+            Just(" co "),
+            Just(" pr"),
+            Just("\"a\""),
+            Just("\"\\"),
+            Just("12"),
+            Just("true"),
+        ];
+        proptest::collection::vec(token, 0..120).prop_map(|t| t.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_filter_text_parses_or_is_refused_and_never_panics(text in filter_text()) {
+            let limits = Limits { length: 1 << 16, depth: 8, terms: 16 };
+            if let Ok(f) = Filter::parse_within(&text, &limits) {
+                let _ = f.matches(&user());
+            }
+        }
+    }
+
     #[test]
     fn an_and_chain_names_its_equalities() {
         let f = Filter::parse("userName eq \"a\" and externalId eq \"b\"").unwrap();
