@@ -12,9 +12,10 @@
 //! Users, and creating a User for another organisation is refused 403. Filters are bounded
 //! ([`filter::Limits`]); a filter no index answers examines at most `scan` accounts (else 400
 //! `tooMany`). Bodies are read within a size and a time limit. A handler that panics is
-//! answered 500; the process and the other connections carry on. DELETE answers 405: the directory is kept by connectors, and
-//! a connector never deletes an account (leavers are handled in the portal). Organisation,
-//! organisation unit and status are not changed over SCIM (`immutable` / `readOnly`).
+//! answered 500; the process and the other connections carry on. DELETE answers 405: the
+//! directory is kept by connectors, and a connector never deletes an account (leavers are
+//! handled in the portal). Organisation, organisation unit and status are not changed over
+//! SCIM (`immutable` / `readOnly`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -59,14 +60,6 @@ pub struct ServerState {
     /// Served over TLS: locations are `https://` URLs.
     pub https: bool,
     writes: tokio::sync::Mutex<()>,
-}
-
-impl ServerState {
-    /// Sets the request limits (and the number of scan permits with them).
-    pub fn set_limits(&mut self, limits: RequestLimits) {
-        self.scans = tokio::sync::Semaphore::new(limits.parallel_scans.max(1));
-        self.limits = limits;
-    }
 }
 
 /// What one request may ask of the service.
@@ -114,6 +107,12 @@ impl ServerState {
             https: false,
             writes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Sets the request limits (and the number of scan permits with them).
+    pub fn set_limits(&mut self, limits: RequestLimits) {
+        self.scans = tokio::sync::Semaphore::new(limits.parallel_scans.max(1));
+        self.limits = limits;
     }
 }
 
