@@ -200,7 +200,11 @@ pub async fn serve(
             },
         };
         let Some((id, conn)) = registry.admit(limits.max_connections) else {
-            tracing::warn!(%peer, limit = limits.max_connections, "connection refused: every connection has a request in flight");
+            tracing::warn!(
+                %peer,
+                limit = limits.max_connections,
+                "connection refused: every connection has a request in flight"
+            );
             drop(tcp);
             continue;
         };

@@ -149,7 +149,12 @@ impl Issuer {
         let Some(scope) = self.authenticates(&id, &secret) else {
             tracing::warn!(client = %id, ?peer, "refused a token request: wrong client or secret");
             if let Some(wait) = self.throttle.failed(&keys, now) {
-                tracing::warn!(client = %id, ?peer, seconds = wait.as_secs(), "throttling token requests");
+                tracing::warn!(
+                    client = %id,
+                    ?peer,
+                    seconds = wait.as_secs(),
+                    "throttling token requests"
+                );
             }
             return unauthorised("unknown client or wrong secret");
         };
