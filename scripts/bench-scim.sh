@@ -39,7 +39,7 @@ trap cleanup EXIT
 # Our serve: port 0, the URL read from its first line.
 token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$work/serve"
-(cd "$work/serve" && PUSH_CONNECTOR__SERVE__TOKEN=$token \
+(cd "$work/serve" && PUSH_CONNECTOR__SERVE__TOKEN=$token PUSH_CONNECTOR__SERVE__TOKEN_ORGANISATIONS='["*"]' \
     exec "$bin" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err") &
 serve_pid=$!
 for _ in $(seq 1 200); do

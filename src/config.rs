@@ -128,6 +128,40 @@ pub struct ServeConfig {
     pub clients: Vec<ServeClient>,
     /// Lifetime of the tokens `/oauth/token` issues, in seconds.
     pub token_seconds: u64,
+    /// ODS codes of the organisations the fixed `token` may read and change (`["*"]`: all of
+    /// them, for the portal operator). Required with `token`: there is no unscoped default.
+    pub token_organisations: Vec<String>,
+    /// Longest `filter` accepted, in bytes (longer: 400 `invalidFilter`).
+    pub filter_max_length: usize,
+    /// Deepest nesting of a `filter`; each `(`, `[` and `not` is one level.
+    pub filter_max_depth: usize,
+    /// Most comparisons in one `filter`.
+    pub filter_max_terms: usize,
+    /// Most accounts one list or search may examine without an index (over it: 400
+    /// `tooMany`, naming the filters that are answered from an index).
+    pub scan_limit: usize,
+    /// Most such unindexed examinations running at once (others wait their turn), so the
+    /// memory they hold together stays within `parallel_scans` × `scan_limit` accounts.
+    pub parallel_scans: usize,
+    /// Seconds a client has to send a request's headers once the connection is open or the
+    /// previous answer went out.
+    pub header_timeout_seconds: u64,
+    /// Seconds a kept-alive connection may stay idle (no request in flight) before it is
+    /// closed.
+    pub idle_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body.
+    pub body_timeout_seconds: u64,
+    /// Largest request body, in bytes (over it: 413).
+    pub max_body_bytes: usize,
+    /// Most connections open at once; over it the longest-idle connection is closed to
+    /// make room, or the new one when every connection has a request in flight.
+    pub max_connections: usize,
+    /// Failed `/oauth/token` attempts allowed per client ID, and per peer address, within
+    /// `token_failure_window_seconds`; beyond, 429 with `Retry-After`.
+    pub token_failures: u32,
+    /// The window over which `token_failures` are counted, in seconds; each further
+    /// refusal doubles the wait, up to 16 windows.
+    pub token_failure_window_seconds: u64,
 }
 
 /// One OAuth2 client of `serve`: its ID and its secret, given or read from the environment.
@@ -140,6 +174,10 @@ pub struct ServeClient {
     pub secret: Option<Secret>,
     /// The environment variable holding the secret, read when `serve` starts.
     pub secret_env: Option<String>,
+    /// ODS codes of the organisations this client may read and change (`["*"]`: all).
+    /// Required: a client without it is a configuration error.
+    #[serde(default)]
+    pub organisations: Vec<String>,
 }
 
 impl Default for ServeConfig {
@@ -151,6 +189,19 @@ impl Default for ServeConfig {
             tls_key: None,
             clients: Vec::new(),
             token_seconds: 300,
+            token_organisations: Vec::new(),
+            filter_max_length: 4096,
+            filter_max_depth: 16,
+            filter_max_terms: 64,
+            scan_limit: 20_000,
+            parallel_scans: 4,
+            header_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            body_timeout_seconds: 30,
+            max_body_bytes: 1024 * 1024,
+            max_connections: 512,
+            token_failures: 5,
+            token_failure_window_seconds: 60,
         }
     }
 }
@@ -459,6 +510,40 @@ impl Config {
                 ));
             }
         }
+        for client in &self.serve.clients {
+            problems.extend(organisations_problem(
+                &format!("serve.clients: client {}", client.id),
+                &client.organisations,
+            ));
+        }
+        if self.serve.token.is_some() || !self.serve.token_organisations.is_empty() {
+            problems.extend(organisations_problem(
+                "serve.token_organisations (the organisations the fixed token may act for)",
+                &self.serve.token_organisations,
+            ));
+        }
+        let s = &self.serve;
+        for (name, value) in [
+            ("filter_max_length", s.filter_max_length as u64),
+            ("filter_max_depth", s.filter_max_depth as u64),
+            ("filter_max_terms", s.filter_max_terms as u64),
+            ("scan_limit", s.scan_limit as u64),
+            ("parallel_scans", s.parallel_scans as u64),
+            ("header_timeout_seconds", s.header_timeout_seconds),
+            ("idle_timeout_seconds", s.idle_timeout_seconds),
+            ("body_timeout_seconds", s.body_timeout_seconds),
+            ("max_body_bytes", s.max_body_bytes as u64),
+            ("max_connections", s.max_connections as u64),
+            ("token_failures", u64::from(s.token_failures)),
+            (
+                "token_failure_window_seconds",
+                s.token_failure_window_seconds,
+            ),
+        ] {
+            if value == 0 {
+                problems.push(format!("serve.{name} must be above 0"));
+            }
+        }
         if !self.serve.clients.is_empty() && self.serve.token_seconds == 0 {
             problems.push("serve.token_seconds must be above 0".to_owned());
         }
@@ -510,6 +595,30 @@ impl Config {
             .iter()
             .find(|o| o.code.eq_ignore_ascii_case(code))
     }
+}
+
+/// What is wrong with a list of organisations a `serve` credential may act for, if anything.
+fn organisations_problem(name: &str, codes: &[String]) -> Option<String> {
+    if codes.is_empty() {
+        return Some(format!(
+            "{name}: organisations is required: list the ODS codes it may act for, e.g. \
+             [\"RXX\"], or [\"*\"] for all organisations (the portal operator)"
+        ));
+    }
+    let bad: Vec<&str> = codes
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "*" && (c.is_empty() || !c.chars().all(|x| x.is_ascii_alphanumeric())))
+        .collect();
+    if !bad.is_empty() {
+        return Some(format!("{name}: {bad:?} are not ODS codes (or \"*\")"));
+    }
+    if codes.len() > 1 && codes.iter().any(|c| c == "*") {
+        return Some(format!(
+            "{name}: \"*\" means all organisations; list nothing else with it"
+        ));
+    }
+    None
 }
 
 /// Sets `SECTION__KEY[__…]` in the table; `…_FILE` reads the value from the named file.
@@ -665,6 +774,40 @@ mod tests {
         .unwrap();
         let err = Config::load_with_env(Some(&file), &BTreeMap::new()).unwrap_err();
         assert_eq!(err.problems.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn a_serve_credential_must_name_its_organisations() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[serve]\nclients = [{ id = \"c\", secret = \"s\" }, \
+             { id = \"d\", secret = \"s\", organisations = [\"*\", \"RXX\"] }]\n",
+        )
+        .unwrap();
+        let env: BTreeMap<String, String> =
+            [("PUSH_CONNECTOR__SERVE__TOKEN".to_owned(), "t".to_owned())].into();
+        let err = Config::load_with_env(Some(&file), &env).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 3, "{text}");
+        assert!(
+            text.contains("client c: organisations is required"),
+            "{text}"
+        );
+        assert!(text.contains("token_organisations"), "{text}");
+        assert!(text.contains("[\"*\"] for all organisations"), "{text}");
+        let mut env = env;
+        env.insert(
+            "PUSH_CONNECTOR__SERVE__TOKEN_ORGANISATIONS".to_owned(),
+            "[\"RXX\", \"ryy\"]".to_owned(),
+        );
+        std::fs::write(&file, "[serve]\nscan_limit = 0\n").unwrap();
+        let err = Config::load_with_env(Some(&file), &env).unwrap_err();
+        assert_eq!(err.problems, ["serve.scan_limit must be above 0"]);
+        std::fs::write(&file, "").unwrap();
+        let c = Config::load_with_env(Some(&file), &env).unwrap();
+        assert_eq!(c.serve.token_organisations, ["RXX", "ryy"]);
     }
 
     #[test]

@@ -28,7 +28,10 @@ fn serve_passes_the_scim2_tester_suite() {
         dir.path(),
         None,
         "127.0.0.1:0",
-        &[("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN)],
+        &[
+            ("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN),
+            ("PUSH_CONNECTOR__SERVE__TOKEN_ORGANISATIONS", "[\"*\"]"),
+        ],
     );
     let url = serve.url.clone();
     let out = Command::new(format!("{venv}/bin/scim2"))

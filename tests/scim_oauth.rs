@@ -36,7 +36,8 @@ fn serve(dir: &Path, token_seconds: u64, listen: &str) -> common::Serve {
         dir.join("serve.toml"),
         format!(
             "[serve]\ntoken_seconds = {token_seconds}\n\
-             clients = [{{ id = \"connector\", secret_env = \"TEST_CLIENT_SECRET\" }}]\n"
+             clients = [{{ id = \"connector\", secret_env = \"TEST_CLIENT_SECRET\", \
+             organisations = [\"*\"] }}]\n"
         ),
     )
     .unwrap();

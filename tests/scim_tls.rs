@@ -16,76 +16,6 @@ fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let o = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command");
-    assert!(o.status.success(), "openssl {args:?}: {o:?}");
-}
-
-/// A CA (`ca.crt`) and a certificate for 127.0.0.1 it signed (`server.crt`, `server.key`).
-fn make_certificates(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=push-connector test CA",
-    ];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
-    csr.extend(ec);
-    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.crt",
-        ],
-    );
-}
-
 /// `serve` over HTTPS on a free port, over a directory seeded with the sample export.
 fn serve_https(dir: &Path) -> common::Serve {
     common::import_samples(dir);
@@ -98,7 +28,10 @@ fn serve_https(dir: &Path) -> common::Serve {
         dir,
         Some("serve.toml"),
         "127.0.0.1:0",
-        &[("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN)],
+        &[
+            ("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN),
+            ("PUSH_CONNECTOR__SERVE__TOKEN_ORGANISATIONS", "[\"*\"]"),
+        ],
     )
 }
 
@@ -126,7 +59,7 @@ fn apply(dir: &Path, url: &str, extra: &str) -> Output {
 #[test]
 fn apply_over_https_trusting_a_private_ca() {
     let server_dir = tempfile::tempdir().unwrap();
-    make_certificates(server_dir.path());
+    common::make_certificates(server_dir.path());
     let serve = serve_https(server_dir.path());
     assert!(serve.url.starts_with("https://127.0.0.1:"), "{}", serve.url);
     let ca = server_dir.path().join("ca.crt");

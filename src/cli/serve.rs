@@ -2,22 +2,30 @@
 //!
 //! In: `[serve] listen` (or `--listen`), the bearer token (`[serve] token`, from
 //! `PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`), the directory file, the code lists, and
-//! `[serve] tls_cert` / `tls_key` for HTTPS, `[serve] clients` for the OAuth2 token endpoint. Out: one line on stdout naming the base URL
+//! `[serve] tls_cert` / `tls_key` for HTTPS, `[serve] clients` for the OAuth2 token endpoint,
+//! the organisations each credential may act for, and the request and connection limits.
+//! Out: one line on stdout naming the base URL
 //! (`serve: listening on http(s)://ADDR/v2`, so a caller that asked for port 0 learns the
 //! port), then requests until stopped. Exit 0, 2 on an error.
 
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use secrecy::ExposeSecret as _;
 
 use push_connector::config::Config;
+use push_connector::config::ServeConfig;
 use push_connector::directory::local::LocalDirectory;
-use push_connector::scim::oauth::Issuer;
+use push_connector::scim::filter;
+use push_connector::scim::listen;
+use push_connector::scim::oauth::{Client, Issuer};
 use push_connector::scim::schema::CodeLists;
-use push_connector::scim::server::{self, ServerState};
-use push_connector::scim::tls::{self, TlsListener};
+use push_connector::scim::scope::Scope;
+use push_connector::scim::server::{self, RequestLimits, ServerState};
+use push_connector::scim::throttle::Throttle;
+use push_connector::scim::tls;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -69,17 +77,24 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
-        let mut state = ServerState::new(directory, token, codes);
+        let token_scope = Scope::from_codes(&config.serve.token_organisations);
+        let mut state = ServerState::new(directory, token, token_scope, codes);
         state.https = tls.is_some();
         state.oauth = oauth;
+        state.set_limits(request_limits(&config.serve));
         let scheme = if state.https { "https" } else { "http" };
         println!("serve: listening on {scheme}://{addr}/v2");
         std::io::stdout().flush()?;
         tracing::info!(%addr, scheme, "SCIM service started");
-        match tls {
-            Some(tls) => server::serve(TlsListener::new(listener, tls)?, state, shutdown()).await,
-            None => server::serve(listener, state, shutdown()).await,
-        }
+        let acceptor = tls.map(tls::acceptor);
+        server::serve(
+            listener,
+            acceptor,
+            state,
+            connection_limits(&config.serve),
+            shutdown(),
+        )
+        .await
         .context("serving")?;
         tracing::info!("SCIM service stopped");
         anyhow::Ok(())
@@ -107,12 +122,43 @@ fn issuer(config: &Config) -> anyhow::Result<Option<Issuer>> {
         if secret.trim().is_empty() {
             bail!("the secret of OAuth2 client {} is empty", c.id);
         }
-        clients.push((c.id.clone(), secret));
+        clients.push(Client {
+            id: c.id.clone(),
+            secret,
+            scope: Scope::from_codes(&c.organisations),
+        });
     }
+    let s = &config.serve;
     Ok(Some(Issuer::new(
         clients,
-        std::time::Duration::from_secs(config.serve.token_seconds),
+        Duration::from_secs(s.token_seconds),
+        Throttle::new(
+            s.token_failures,
+            Duration::from_secs(s.token_failure_window_seconds),
+        ),
     )))
+}
+
+fn request_limits(s: &ServeConfig) -> RequestLimits {
+    RequestLimits {
+        filter: filter::Limits {
+            length: s.filter_max_length,
+            depth: s.filter_max_depth,
+            terms: s.filter_max_terms,
+        },
+        scan: s.scan_limit,
+        parallel_scans: s.parallel_scans,
+        body_bytes: s.max_body_bytes,
+        body_timeout: Duration::from_secs(s.body_timeout_seconds),
+    }
+}
+
+fn connection_limits(s: &ServeConfig) -> listen::Limits {
+    listen::Limits {
+        header_timeout: Duration::from_secs(s.header_timeout_seconds),
+        idle_timeout: Duration::from_secs(s.idle_timeout_seconds),
+        max_connections: s.max_connections,
+    }
 }
 
 async fn shutdown() {

@@ -29,10 +29,11 @@ use super::{
 use crate::model::{Email, Field, OdsCode, PortalId};
 
 /// Schema versions, applied in order, each once.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "organisations, units, accounts, addresses, history",
-    "CREATE TABLE organisations (
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "organisations, units, accounts, addresses, history",
+        "CREATE TABLE organisations (
         code TEXT PRIMARY KEY,
         name TEXT
     );
@@ -81,7 +82,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
         run TEXT
     );
     CREATE INDEX history_account ON history (account_id);",
-)];
+    ),
+    (
+        2,
+        "ExternalSyncID index across organisations (SCIM externalId filters)",
+        "CREATE INDEX accounts_external_key ON accounts (external_sync_key);",
+    ),
+];
 
 /// The account columns in [`Field::ALL`] order, `status` second.
 macro_rules! account_columns {
@@ -303,6 +310,79 @@ impl LocalDirectory {
             }
         }
         Ok(accounts)
+    }
+
+    /// Number of accounts of the organisations `codes` (all accounts for `None`).
+    pub async fn count_in(&self, codes: Option<&[String]>) -> Result<u64, DirectoryError> {
+        let n: i64 = match codes {
+            None => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            Some(codes) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM accounts
+                     WHERE organisation IN (SELECT value FROM json_each(?))",
+                )
+                .bind(json_array(codes))
+                .fetch_one(&self.pool)
+                .await?
+            }
+        };
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// Accounts of the organisations `codes` (all for `None`) in ID order, from `offset`, at
+    /// most `limit` of them (`None`: no limit), with their secondary addresses.
+    pub async fn accounts_in(
+        &self,
+        codes: Option<&[String]>,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<Vec<Account>, DirectoryError> {
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let q = match codes {
+            None => sqlx::query(concat!(
+                "SELECT ",
+                account_columns!(),
+                " FROM accounts a ORDER BY a.id LIMIT ? OFFSET ?"
+            ))
+            .bind(limit)
+            .bind(offset),
+            Some(codes) => sqlx::query(concat!(
+                "SELECT ",
+                account_columns!(),
+                " FROM accounts a WHERE a.organisation IN (SELECT value FROM json_each(?))
+                  ORDER BY a.id LIMIT ? OFFSET ?"
+            ))
+            .bind(json_array(codes))
+            .bind(limit)
+            .bind(offset),
+        };
+        let mut accounts = Vec::new();
+        let mut rows = q.fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            accounts.push(Self::account(&row)?);
+        }
+        drop(rows);
+        self.with_secondary(&mut accounts).await?;
+        Ok(accounts)
+    }
+
+    /// Accounts of any organisation whose ExternalSyncID is `external` (without regard to
+    /// case, as the key is stored), from the index.
+    pub async fn by_external_key(&self, external: &str) -> Result<Vec<Account>, DirectoryError> {
+        self.accounts_where(
+            concat!(
+                "SELECT ",
+                account_columns!(),
+                " FROM accounts a WHERE a.external_sync_key = ? ORDER BY a.id"
+            ),
+            external.to_lowercase(),
+        )
+        .await
     }
 
     /// Number of accounts in the directory.

@@ -5,6 +5,11 @@
 //! tree with `and`, `or`, `not`, grouping, value paths (`emails[type eq "work"]`) and the
 //! operators `eq ne co sw ew gt ge lt le pr`, or a parse error for a 400 `invalidFilter`.
 //! Strings compare case-insensitively except `id` and `externalId` (caseExact, RFC 7643).
+//!
+//! Bounded: a filter longer than [`Limits::length`] bytes, nested deeper than
+//! [`Limits::depth`] (each `(`, `[` and `not` is a level) or with more than [`Limits::terms`]
+//! comparisons is refused before it is built, so neither parsing, matching nor dropping the
+//! tree can recurse deeper than those limits allow, whatever a client sends.
 
 use serde_json::Value;
 
@@ -44,6 +49,27 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid filter: {0}")]
 pub struct FilterError(pub String);
+
+/// How large a filter may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest filter text, in bytes.
+    pub length: usize,
+    /// Deepest nesting: each `(`, `[` and `not` opens a level.
+    pub depth: usize,
+    /// Most comparisons (`attr op value`, `attr pr`, `attr[...]`).
+    pub terms: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            length: 4096,
+            depth: 16,
+            terms: 64,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -113,6 +139,9 @@ fn tokens(text: &str) -> Result<Vec<Token>, FilterError> {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    limits: Limits,
+    depth: usize,
+    terms: usize,
 }
 
 impl Parser {
@@ -148,25 +177,61 @@ impl Parser {
         Ok(left)
     }
 
+    /// Enters a nesting level; every caller leaves it with [`Parser::leave`] on success (an
+    /// error ends the parse, so the count no longer matters).
+    fn enter(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > self.limits.depth {
+            return Err(FilterError(format!(
+                "nested deeper than {} levels (each '(', '[' and 'not' is one)",
+                self.limits.depth
+            )));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn term(&mut self) -> Result<(), FilterError> {
+        self.terms += 1;
+        if self.terms > self.limits.terms {
+            return Err(FilterError(format!(
+                "more than {} comparisons",
+                self.limits.terms
+            )));
+        }
+        Ok(())
+    }
+
     fn unary(&mut self) -> Result<Filter, FilterError> {
         if self.keyword("not") {
             self.pos += 1;
-            return Ok(Filter::Not(Box::new(self.unary()?)));
+            self.enter()?;
+            let inner = self.unary()?;
+            self.leave();
+            return Ok(Filter::Not(Box::new(inner)));
         }
         if self.peek() == Some(&Token::Open) {
             self.pos += 1;
+            self.enter()?;
             let f = self.or()?;
             if self.next() != Some(Token::Close) {
                 return Err(FilterError("missing ')'".into()));
             }
+            self.leave();
             return Ok(f);
         }
         let Some(Token::Word(path)) = self.next() else {
             return Err(FilterError("expected an attribute".into()));
         };
+        self.term()?;
         if self.peek() == Some(&Token::OpenBracket) {
             self.pos += 1;
+            self.enter()?;
             let inner = self.or()?;
+            self.leave();
             if self.next() != Some(Token::CloseBracket) {
                 return Err(FilterError("missing ']'".into()));
             }
@@ -209,10 +274,26 @@ impl Parser {
 }
 
 impl Filter {
+    /// Parses a filter within the default [`Limits`].
     pub fn parse(text: &str) -> Result<Filter, FilterError> {
+        Filter::parse_within(text, &Limits::default())
+    }
+
+    /// Parses a filter, refusing one beyond `limits`.
+    pub fn parse_within(text: &str, limits: &Limits) -> Result<Filter, FilterError> {
+        if text.len() > limits.length {
+            return Err(FilterError(format!(
+                "the filter is {} bytes; at most {} are allowed",
+                text.len(),
+                limits.length
+            )));
+        }
         let mut p = Parser {
             tokens: tokens(text)?,
             pos: 0,
+            limits: *limits,
+            depth: 0,
+            terms: 0,
         };
         let f = p.or()?;
         if p.pos != p.tokens.len() {
@@ -446,6 +527,85 @@ mod tests {
             "a eq \"x",
         ] {
             assert!(Filter::parse(f).is_err(), "{f}");
+        }
+    }
+
+    fn nested(open: &str, close: &str, n: usize) -> String {
+        format!("{}userName pr{}", open.repeat(n), close.repeat(n))
+    }
+
+    #[test]
+    fn filters_beyond_the_limits_are_refused_with_the_limit() {
+        let limits = Limits::default();
+        let deep = [
+            nested("(", ")", 3000),
+            nested("not ", "", 10_000),
+            nested("emails[", "]", 3000),
+            nested("not (", ")", 2000),
+        ];
+        for f in &deep {
+            let err = Filter::parse_within(
+                f,
+                &Limits {
+                    length: 1 << 20,
+                    ..limits
+                },
+            )
+            .unwrap_err();
+            assert!(err.0.contains("nested deeper than 16"), "{err}");
+        }
+        let wide = vec!["userName eq \"a\""; 12_000].join(" or ");
+        let err = Filter::parse_within(
+            &wide,
+            &Limits {
+                length: 1 << 20,
+                ..limits
+            },
+        )
+        .unwrap_err();
+        assert!(err.0.contains("more than 64 comparisons"), "{err}");
+        let err = Filter::parse(&wide).unwrap_err();
+        assert!(err.0.contains("at most 4096"), "{err}");
+        // At the limits, the filter is accepted and evaluates.
+        let u = user();
+        assert!(Filter::parse(&nested("(", ")", 16)).unwrap().matches(&u));
+        assert!(Filter::parse(&nested("(", ")", 17)).is_err());
+        let at = vec!["userName eq \"x\""; 63].join(" or ") + " or userName pr";
+        assert!(Filter::parse(&at).unwrap().matches(&u));
+        assert!(Filter::parse(&(at + " or title pr")).is_err());
+    }
+
+    /// Filter-shaped text: tokens of the grammar, joined at random.
+    fn filter_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let token = prop_oneof![
+            Just("("),
+            Just(")"),
+            Just("["),
+            Just("]"),
+            Just("not "),
+            Just(" and "),
+            Just(" or "),
+            Just("userName"),
+            Just("emails"),
+            Just(" eq "),
+            Just(" co "),
+            Just(" pr"),
+            Just("\"a\""),
+            Just("\"\\"),
+            Just("12"),
+            Just("true"),
+        ];
+        proptest::collection::vec(token, 0..120).prop_map(|t| t.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_filter_text_parses_or_is_refused_and_never_panics(text in filter_text()) {
+            let limits = Limits { length: 1 << 16, depth: 8, terms: 16 };
+            if let Ok(f) = Filter::parse_within(&text, &limits) {
+                let _ = f.matches(&user());
+            }
         }
     }
 

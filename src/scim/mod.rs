@@ -11,10 +11,13 @@
 //! status is Active or Pending; everything NHS-specific in the extension [`NHS_USER`].
 
 pub mod filter;
+pub mod listen;
 pub mod oauth;
 pub mod patch;
 pub mod schema;
+pub mod scope;
 pub mod server;
+pub mod throttle;
 pub mod tls;
 
 use serde_json::{Map, Value, json};

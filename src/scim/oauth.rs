@@ -9,8 +9,13 @@
 //! `Cache-Control: no-store` (§5.1), or a §5.2 error (`invalid_request`, `invalid_client`,
 //! `unsupported_grant_type`). Tokens live in memory: a restart revokes them all, and a client
 //! then gets 401 and asks for a new one.
+//!
+//! Each client is bound to the organisations it may act for ([`Scope`]); its tokens carry that
+//! scope. Failed attempts are counted per client ID and per peer address ([`Throttle`]):
+//! beyond the limit the endpoint answers 429 with `Retry-After`, without checking the secret.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,44 +24,62 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::json;
 
+use super::scope::Scope;
+use super::throttle::{Key, Throttle};
+
+/// One configured client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub secret: String,
+    /// The organisations its tokens may act for.
+    pub scope: Scope,
+}
+
 /// Issues and checks tokens for the configured clients.
 #[derive(Debug)]
 pub struct Issuer {
-    /// `(client_id, secret)`.
-    clients: Vec<(String, String)>,
+    clients: Vec<Client>,
     lifetime: Duration,
-    /// Live tokens and when each expires.
-    tokens: Mutex<HashMap<String, Instant>>,
+    /// Live tokens: when each expires and what it may act for.
+    tokens: Mutex<HashMap<String, (Instant, Scope)>>,
+    throttle: Throttle,
 }
 
 impl Issuer {
-    pub fn new(clients: Vec<(String, String)>, lifetime: Duration) -> Issuer {
+    /// An issuer whose tokens live `lifetime`, refusing a client ID or peer for a while after
+    /// `throttle`'s limit of failures.
+    pub fn new(clients: Vec<Client>, lifetime: Duration, throttle: Throttle) -> Issuer {
         Issuer {
             clients,
             lifetime,
             tokens: Mutex::new(HashMap::new()),
+            throttle,
         }
     }
 
-    /// Whether `token` was issued here and has not expired.
-    pub fn accepts(&self, token: &str) -> bool {
+    /// The scope of `token`, when it was issued here and has not expired.
+    pub fn accepts(&self, token: &str) -> Option<Scope> {
         let now = Instant::now();
-        self.tokens
-            .lock()
-            .map(|t| t.get(token).is_some_and(|until| now < *until))
-            .unwrap_or(false)
+        let tokens = self.tokens.lock().ok()?;
+        let (until, scope) = tokens.get(token)?;
+        (now < *until).then(|| scope.clone())
     }
 
-    fn authenticates(&self, id: &str, secret: &str) -> bool {
+    fn authenticates(&self, id: &str, secret: &str) -> Option<Scope> {
         // Every client is compared, so the time taken does not tell which IDs exist.
-        self.clients.iter().fold(false, |found, (i, s)| {
-            found
-                | (super::server::constant_time_eq(i.as_bytes(), id.as_bytes())
-                    & super::server::constant_time_eq(s.as_bytes(), secret.as_bytes()))
+        self.clients.iter().fold(None, |found, c| {
+            let matches = super::server::constant_time_eq(c.id.as_bytes(), id.as_bytes())
+                & super::server::constant_time_eq(c.secret.as_bytes(), secret.as_bytes());
+            if matches {
+                Some(c.scope.clone())
+            } else {
+                found
+            }
         })
     }
 
-    fn issue(&self) -> Option<String> {
+    fn issue(&self, scope: Scope) -> Option<String> {
         let token = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -64,13 +87,18 @@ impl Issuer {
         );
         let now = Instant::now();
         let mut tokens = self.tokens.lock().ok()?;
-        tokens.retain(|_, until| *until > now);
-        tokens.insert(token.clone(), now + self.lifetime);
+        tokens.retain(|_, (until, _)| *until > now);
+        tokens.insert(token.clone(), (now + self.lifetime, scope));
         Some(token)
     }
 
-    /// Answers one token request.
-    pub fn respond(&self, headers: &HeaderMap, body: &[u8]) -> Response {
+    /// Answers one token request from `peer` (none when the transport does not say).
+    pub fn respond(&self, headers: &HeaderMap, body: &[u8], peer: Option<IpAddr>) -> Response {
+        let now = Instant::now();
+        let peer_key = peer.map(Key::Peer);
+        if let Some(wait) = self.throttle.blocked(peer_key.as_slice(), now) {
+            return too_many(wait);
+        }
         let form_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -113,10 +141,25 @@ impl Issuer {
             (None, Some((i, s))) => (i.clone(), s.clone()),
             (None, None) => return unauthorised("client authentication is required"),
         };
-        if !self.authenticates(&id, &secret) {
-            return unauthorised("unknown client or wrong secret");
+        let mut keys: Vec<Key> = peer_key.into_iter().collect();
+        keys.push(Key::client(&id));
+        if let Some(wait) = self.throttle.blocked(&keys, now) {
+            return too_many(wait);
         }
-        let Some(token) = self.issue() else {
+        let Some(scope) = self.authenticates(&id, &secret) else {
+            tracing::warn!(client = %id, ?peer, "refused a token request: wrong client or secret");
+            if let Some(wait) = self.throttle.failed(&keys, now) {
+                tracing::warn!(
+                    client = %id,
+                    ?peer,
+                    seconds = wait.as_secs(),
+                    "throttling token requests"
+                );
+            }
+            return unauthorised("unknown client or wrong secret");
+        };
+        self.throttle.succeeded(&Key::client(&id));
+        let Some(token) = self.issue(scope) else {
             return (StatusCode::INTERNAL_SERVER_ERROR, "token store unavailable").into_response();
         };
         tracing::info!(client = %id, "issued a token");
@@ -162,6 +205,24 @@ fn error(code: &str, description: &str) -> Response {
         StatusCode::BAD_REQUEST,
         &json!({"error": code, "error_description": description}),
     )
+}
+
+/// 429 with `Retry-After` in whole seconds (rounded up).
+fn too_many(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut r = respond_json(
+        StatusCode::TOO_MANY_REQUESTS,
+        &json!({
+            "error": "invalid_client",
+            "error_description": format!(
+                "too many failed attempts: try again in {seconds} seconds"
+            ),
+        }),
+    );
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 fn unauthorised(description: &str) -> Response {

@@ -11,7 +11,6 @@ use super::{CORE_USER, NHS_USER};
 /// Largest number of results one page returns, and of operations one Bulk request may hold.
 pub const MAX_RESULTS: usize = 1000;
 pub const MAX_OPERATIONS: usize = 1000;
-pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
 /// The code lists published as `canonicalValues` (empty: any value).
 #[derive(Debug, Clone, Default)]
@@ -44,12 +43,13 @@ impl CodeLists {
     }
 }
 
-pub fn service_provider_config(base: &str) -> Value {
+/// The ServiceProviderConfig; `max_payload` is the body limit, in bytes.
+pub fn service_provider_config(base: &str, max_payload: usize) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://www.rfc-editor.org/rfc/rfc7644",
         "patch": {"supported": true},
-        "bulk": {"supported": true, "maxOperations": MAX_OPERATIONS, "maxPayloadSize": MAX_PAYLOAD},
+        "bulk": {"supported": true, "maxOperations": MAX_OPERATIONS, "maxPayloadSize": max_payload},
         "filter": {"supported": true, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": false},
         "sort": {"supported": true},

@@ -7,24 +7,35 @@
 //! `application/scim+json`; errors are RFC 7644 §3.12 bodies.
 //!
 //! Contracts: writes are serialised, so an `If-Match` check and the write it guards are one
-//! step (a stale version → 412). DELETE answers 405: the directory is kept by connectors, and
-//! a connector never deletes an account (leavers are handled in the portal). Organisation,
-//! organisation unit and status are not changed over SCIM (`immutable` / `readOnly`).
+//! step (a stale version → 412). Every credential has a [`Scope`]: a User of another
+//! organisation is answered 404 (its existence is not revealed), lists hold only the scope's
+//! Users, and creating a User for another organisation is refused 403. Filters are bounded
+//! ([`filter::Limits`]); a filter no index answers examines at most `scan` accounts (else 400
+//! `tooMany`). Bodies are read within a size and a time limit. A handler that panics is
+//! answered 500; the process and the other connections carry on. DELETE answers 405: the
+//! directory is kept by connectors, and a connector never deletes an account (leavers are
+//! handled in the portal). Organisation, organisation unit and status are not changed over
+//! SCIM (`immutable` / `readOnly`).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::{FutureExt as _, StreamExt as _};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::filter::{Filter, quote};
-use super::schema::{self, CodeLists, MAX_OPERATIONS, MAX_PAYLOAD, MAX_RESULTS};
+use super::filter::{self, Filter, quote};
+use super::listen::Peer;
+use super::schema::{self, CodeLists, MAX_OPERATIONS, MAX_RESULTS};
+use super::scope::Scope;
 use super::{
     BULK_REQUEST, BULK_RESPONSE, InvalidUser, LIST_RESPONSE, NHS_USER, account_from_user,
     error_body, patch, user_json, version_of, with_meta,
@@ -38,6 +49,11 @@ pub struct ServerState {
     pub directory: LocalDirectory,
     /// The fixed bearer token clients may send (none: only tokens from `/oauth/token`).
     pub token: Option<String>,
+    /// The organisations the fixed token may act for.
+    pub token_scope: Scope,
+    limits: RequestLimits,
+    /// Permits for unindexed examinations ([`RequestLimits::parallel_scans`]).
+    scans: tokio::sync::Semaphore,
     /// The OAuth2 token endpoint, when clients are configured.
     pub oauth: Option<super::oauth::Issuer>,
     pub codes: CodeLists,
@@ -46,16 +62,57 @@ pub struct ServerState {
     writes: tokio::sync::Mutex<()>,
 }
 
+/// What one request may ask of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    pub filter: filter::Limits,
+    /// Most accounts a list or search examines without an index.
+    pub scan: usize,
+    /// Most such examinations at once.
+    pub parallel_scans: usize,
+    /// Largest body, in bytes.
+    pub body_bytes: usize,
+    /// Longest a client may take to send the body.
+    pub body_timeout: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            filter: filter::Limits::default(),
+            scan: 20_000,
+            parallel_scans: 4,
+            body_bytes: 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 impl ServerState {
-    pub fn new(directory: LocalDirectory, token: Option<String>, codes: CodeLists) -> ServerState {
+    /// The state of a service whose fixed `token` (if any) acts for `token_scope`.
+    pub fn new(
+        directory: LocalDirectory,
+        token: Option<String>,
+        token_scope: Scope,
+        codes: CodeLists,
+    ) -> ServerState {
         ServerState {
             directory,
             token,
+            token_scope,
+            limits: RequestLimits::default(),
+            scans: tokio::sync::Semaphore::new(RequestLimits::default().parallel_scans),
             oauth: None,
             codes,
             https: false,
             writes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Sets the request limits (and the number of scan permits with them).
+    pub fn set_limits(&mut self, limits: RequestLimits) {
+        self.scans = tokio::sync::Semaphore::new(limits.parallel_scans.max(1));
+        self.limits = limits;
     }
 }
 
@@ -142,18 +199,113 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/oauth/token", post(oauth_token))
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.limits.body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), bounded_body))
+        .layer(middleware::from_fn(catch_panic))
         .with_state(state)
 }
 
+/// A handler that panics is answered 500 (and logged); its connection and every other carry
+/// on. (The release profile unwinds: `panic = "abort"` would defeat this.)
+async fn catch_panic(request: Request, next: Next) -> Response {
+    let what = format!("{} {}", request.method(), request.uri().path());
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(request = %what, panic = %message, "a request handler panicked");
+            ScimError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                "the request failed inside the service; it has been logged",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Reads the body within the size and time limits before any handler sees it: 413 over the
+/// size (from `Content-Length` at once, or while reading), 408 when it is not all there in
+/// time.
+async fn bounded_body(State(s): State<Shared>, request: Request, next: Next) -> Response {
+    let limit = s.limits.body_bytes;
+    let too_large = || {
+        ScimError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            format!("the request body is over {limit} bytes"),
+        )
+        .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Some(e.to_string()))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(None::<String>);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    };
+    match tokio::time::timeout(s.limits.body_timeout, read).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(None)) => too_large(),
+        Ok(Err(Some(e))) => ScimError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            format!("reading the body: {e}"),
+        )
+        .into_response(),
+        Err(_) => {
+            let mut r = ScimError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                None,
+                format!(
+                    "the request body did not arrive within {} seconds",
+                    s.limits.body_timeout.as_secs()
+                ),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    }
+}
+
 /// `POST /oauth/token` (see [`super::oauth`]); 404 when no clients are configured.
-async fn oauth_token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn oauth_token(
+    State(s): State<Shared>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match &s.oauth {
-        Some(issuer) => issuer.respond(&headers, &body),
+        Some(issuer) => issuer.respond(&headers, &body, peer.map(|Extension(p)| p.0.ip())),
         None => not_found().await.into_response(),
     }
 }
 
-async fn authorise(State(state): State<Shared>, request: Request, next: Next) -> Response {
+/// Checks the bearer token and hands its [`Scope`] to the handlers as an extension.
+async fn authorise(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -162,15 +314,18 @@ async fn authorise(State(state): State<Shared>, request: Request, next: Next) ->
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    let ok = given.is_some_and(|t| {
+    let scope = given.and_then(|t| {
         let t = t.trim();
-        state
+        if state
             .token
             .as_ref()
             .is_some_and(|fixed| constant_time_eq(t.as_bytes(), fixed.as_bytes()))
-            || state.oauth.as_ref().is_some_and(|o| o.accepts(t))
+        {
+            return Some(state.token_scope.clone());
+        }
+        state.oauth.as_ref().and_then(|o| o.accepts(t))
     });
-    if !ok {
+    let Some(scope) = scope else {
         let mut r = ScimError::new(
             StatusCode::UNAUTHORIZED,
             None,
@@ -182,7 +337,8 @@ async fn authorise(State(state): State<Shared>, request: Request, next: Next) ->
             HeaderValue::from_static("Bearer realm=\"push-connector\""),
         );
         return r;
-    }
+    };
+    request.extensions_mut().insert(scope);
     next.run(request).await
 }
 
@@ -207,7 +363,7 @@ async fn not_found() -> ScimError {
 async fn service_provider_config(State(s): State<Shared>, headers: HeaderMap) -> Response {
     scim(
         StatusCode::OK,
-        &schema::service_provider_config(&base(&s, &headers)),
+        &schema::service_provider_config(&base(&s, &headers), s.limits.body_bytes),
         None,
     )
 }
@@ -280,15 +436,17 @@ struct ListQuery {
 
 async fn list_users(
     State(s): State<Shared>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
-    let body = list(&s, &base(&s, &headers), &q).await?;
+    let body = list(&s, &scope, &base(&s, &headers), &q).await?;
     Ok(scim(StatusCode::OK, &body, None))
 }
 
 async fn search_users(
     State(s): State<Shared>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
@@ -311,26 +469,41 @@ async fn search_users(
         sort_by: text("sortBy"),
         sort_order: text("sortOrder"),
     };
-    let body = list(&s, &base(&s, &headers), &q).await?;
+    let body = list(&s, &scope, &base(&s, &headers), &q).await?;
     Ok(scim(StatusCode::OK, &body, None))
 }
 
-async fn list(s: &ServerState, base: &str, q: &ListQuery) -> Result<Value, ScimError> {
+async fn list(
+    s: &ServerState,
+    scope: &Scope,
+    base: &str,
+    q: &ListQuery,
+) -> Result<Value, ScimError> {
     let filter = q
         .filter
         .as_deref()
         .filter(|f| !f.trim().is_empty())
-        .map(Filter::parse)
+        .map(|f| Filter::parse_within(f, &s.limits.filter))
         .transpose()
         .map_err(|e| ScimError::new(StatusCode::BAD_REQUEST, Some("invalidFilter"), e.0))?;
-    let accounts = candidates(s, filter.as_ref()).await?;
+    let start = usize::try_from(q.start_index.unwrap_or(1).max(1)).unwrap_or(1);
+    let count = usize::try_from(q.count.unwrap_or(MAX_RESULTS as i64).max(0))
+        .unwrap_or(0)
+        .min(MAX_RESULTS);
+    let sort_by = q.sort_by.as_deref().filter(|b| !b.trim().is_empty());
+    if filter.is_none() && sort_by.is_none() {
+        // A plain list pages in the database: a page costs the same whatever the total.
+        return plain_page(s, scope, base, q, start, count).await;
+    }
+    let accounts = candidates(s, scope, filter.as_ref()).await?;
     let mut users: Vec<Value> = accounts
-        .iter()
-        .map(|a| with_meta(user_json(a), base))
+        .into_iter()
+        .filter(|a| scope.allows(a.organisation()))
+        .map(|a| with_meta(user_json(&a), base))
         .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
         .collect();
     users.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    if let Some(by) = q.sort_by.as_deref().filter(|b| !b.trim().is_empty()) {
+    if let Some(by) = sort_by {
         let descending = match q.sort_order.as_deref().map(str::to_ascii_lowercase) {
             None => false,
             Some(o) if o == "ascending" => false,
@@ -346,15 +519,48 @@ async fn list(s: &ServerState, base: &str, q: &ListQuery) -> Result<Value, ScimE
         sort_users(&mut users, by.trim(), descending);
     }
     let total = users.len();
-    let start = usize::try_from(q.start_index.unwrap_or(1).max(1)).unwrap_or(1);
-    let count = usize::try_from(q.count.unwrap_or(MAX_RESULTS as i64).max(0))
-        .unwrap_or(0)
-        .min(MAX_RESULTS);
     let page: Vec<Value> = users
         .into_iter()
         .skip(start - 1)
         .take(count)
         .map(|u| project(u, q.attributes.as_deref(), q.excluded_attributes.as_deref()))
+        .collect();
+    Ok(json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": page.len(),
+        "Resources": page,
+    }))
+}
+
+/// One page of the scope's Users in ID order, without a filter.
+async fn plain_page(
+    s: &ServerState,
+    scope: &Scope,
+    base: &str,
+    q: &ListQuery,
+    start: usize,
+    count: usize,
+) -> Result<Value, ScimError> {
+    let codes: Option<Vec<String>> = scope.codes().map(|c| c.iter().cloned().collect());
+    let total = s.directory.count_in(codes.as_deref()).await?;
+    let accounts = if count == 0 {
+        Vec::new()
+    } else {
+        s.directory
+            .accounts_in(codes.as_deref(), start as u64 - 1, Some(count as u64))
+            .await?
+    };
+    let page: Vec<Value> = accounts
+        .iter()
+        .map(|a| {
+            project(
+                with_meta(user_json(a), base),
+                q.attributes.as_deref(),
+                q.excluded_attributes.as_deref(),
+            )
+        })
         .collect();
     Ok(json!({
         "schemas": [LIST_RESPONSE],
@@ -413,32 +619,95 @@ fn sort_users(users: &mut [Value], by: &str, descending: bool) {
     }
 }
 
-/// The accounts a filter can match: from an index when it pins userName, e-mail, externalId
-/// or organisation, else every account.
-async fn candidates(s: &ServerState, filter: Option<&Filter>) -> Result<Vec<Account>, ScimError> {
+/// The accounts a filter can match, within the scope: from an index when it pins userName,
+/// e-mail, externalId or id; else the scope's (or the named organisation's) accounts, when
+/// there are at most `scan` of them — more is 400 `tooMany`, so no request loads the whole
+/// directory.
+async fn candidates(
+    s: &ServerState,
+    scope: &Scope,
+    filter: Option<&Filter>,
+) -> Result<Vec<Account>, ScimError> {
     let d = &s.directory;
     let org_path = format!("{NHS_USER}:organisation");
-    if let Some(f) = filter {
-        for key in ["userName", "emails", "emails.value"] {
-            if let Some(v) = f.required_eq(key) {
-                return Ok(d.by_email(&v.to_lowercase()).await?.into_iter().collect());
-            }
-        }
-        if let Some(org) = f.required_eq(&org_path) {
-            if let Some(ext) = f.required_eq("externalId") {
-                return Ok(d.by_external_sync_id(org, ext).await?.into_iter().collect());
-            }
-            return Ok(d.list(org).await?);
-        }
-        if let Some(id) = f.required_eq("id") {
-            return Ok(d
-                .by_id(&PortalId::new_unchecked(id))
-                .await?
-                .into_iter()
-                .collect());
+    let Some(f) = filter else {
+        return scan(s, scope, None).await;
+    };
+    for key in ["userName", "emails", "emails.value"] {
+        if let Some(v) = f.required_eq(key) {
+            return Ok(d.by_email(&v.to_lowercase()).await?.into_iter().collect());
         }
     }
-    Ok(d.all().await?)
+    if let Some(id) = f.required_eq("id") {
+        return Ok(d
+            .by_id(&PortalId::new_unchecked(id))
+            .await?
+            .into_iter()
+            .collect());
+    }
+    let org = f.required_eq(&org_path);
+    if let Some(ext) = f.required_eq("externalId") {
+        let orgs: Vec<String> = match (org, scope.codes()) {
+            (Some(org), _) => vec![org.trim().to_ascii_uppercase()],
+            (None, Some(codes)) => codes.iter().cloned().collect(),
+            (None, None) => return Ok(d.by_external_key(ext).await?),
+        };
+        let mut found = Vec::new();
+        for org in orgs {
+            found.extend(d.by_external_sync_id(&org, ext).await?);
+        }
+        return Ok(found);
+    }
+    scan(s, scope, org).await
+}
+
+/// Every account of the scope (of `org` alone when given), refused with 400 `tooMany` when
+/// that is more than the scan limit.
+async fn scan(
+    s: &ServerState,
+    scope: &Scope,
+    org: Option<&str>,
+) -> Result<Vec<Account>, ScimError> {
+    let codes: Option<Vec<String>> = match org {
+        Some(org) if !scope.allows(org) => return Ok(Vec::new()),
+        Some(org) => Some(vec![org.trim().to_ascii_uppercase()]),
+        None => scope.codes().map(|c| c.iter().cloned().collect()),
+    };
+    let too_many = |n: u64| {
+        ScimError::new(
+            StatusCode::BAD_REQUEST,
+            Some("tooMany"),
+            format!(
+                "this request would examine {n} Users; at most {} are examined without an \
+                 index: add userName, emails, externalId or id eq \"…\" to the filter, or \
+                 narrow it to an organisation with fewer Users ({org_path} eq \"…\")",
+                s.limits.scan,
+                org_path = format_args!("{NHS_USER}:organisation"),
+            ),
+        )
+    };
+    let n = s.directory.count_in(codes.as_deref()).await?;
+    if n > s.limits.scan as u64 {
+        return Err(too_many(n));
+    }
+    let _permit = s.scans.acquire().await.map_err(|_| {
+        ScimError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the service is stopping",
+        )
+    })?;
+    // Read at most one more than the limit: accounts added since the count cannot raise
+    // what this request holds.
+    let limit = s.limits.scan as u64;
+    let accounts = s
+        .directory
+        .accounts_in(codes.as_deref(), 0, Some(limit + 1))
+        .await?;
+    if accounts.len() as u64 > limit {
+        return Err(too_many(accounts.len() as u64));
+    }
+    Ok(accounts)
 }
 
 /// Applies `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) to top-level attributes;
@@ -485,14 +754,8 @@ struct Projection {
     excluded_attributes: Option<String>,
 }
 
+/// The JSON of a body ([`bounded_body`] has kept it within the size limit).
 fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
-    if body.len() > MAX_PAYLOAD {
-        return Err(ScimError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            format!("the request is over {MAX_PAYLOAD} bytes"),
-        ));
-    }
     serde_json::from_slice(body).map_err(|e| {
         ScimError::new(
             StatusCode::BAD_REQUEST,
@@ -504,11 +767,12 @@ fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
 
 async fn get_user(
     State(s): State<Shared>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(p): Query<Projection>,
 ) -> Result<Response, ScimError> {
-    let account = load(&s, &id).await?;
+    let account = load(&s, &scope, &id).await?;
     let user = with_meta(user_json(&account), &base(&s, &headers));
     let version = user["meta"]["version"]
         .as_str()
@@ -533,20 +797,45 @@ async fn get_user(
     Ok(scim(StatusCode::OK, &user, Some(&version)))
 }
 
-async fn load(s: &ServerState, id: &str) -> Result<Account, ScimError> {
+/// The User `id`, when it is in the scope: another organisation's User is "no User", as if
+/// it did not exist.
+async fn load(s: &ServerState, scope: &Scope, id: &str) -> Result<Account, ScimError> {
     s.directory
         .by_id(&PortalId::new_unchecked(id))
         .await?
+        .filter(|a| scope.allows(a.organisation()))
         .ok_or_else(|| ScimError::new(StatusCode::NOT_FOUND, None, format!("no User {id}")))
+}
+
+/// 403 unless the scope covers `organisation`.
+fn may_act_for(scope: &Scope, organisation: &str) -> Result<(), ScimError> {
+    if scope.allows(organisation) {
+        return Ok(());
+    }
+    Err(ScimError::new(
+        StatusCode::FORBIDDEN,
+        None,
+        format!("this credential may not act for organisation {organisation}"),
+    ))
+}
+
+/// Who holds a taken userName, as far as the scope may know.
+fn holder(scope: &Scope, other: &Account) -> String {
+    if scope.allows(other.organisation()) {
+        format!("User {}", other.id)
+    } else {
+        "a User of another organisation".to_owned()
+    }
 }
 
 async fn create_user(
     State(s): State<Shared>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let body = parse_json(&body)?;
-    let user = create(&s, &body, &base(&s, &headers)).await?;
+    let user = create(&s, &scope, &body, &base(&s, &headers)).await?;
     Ok(created_response(user))
 }
 
@@ -577,9 +866,15 @@ fn require_names(account: &Account) -> Result<(), ScimError> {
 }
 
 /// Creates a User; 409 `uniqueness` when its userName or (organisation, externalId) is taken.
-async fn create(s: &ServerState, body: &Value, base: &str) -> Result<Value, ScimError> {
+async fn create(
+    s: &ServerState,
+    scope: &Scope,
+    body: &Value,
+    base: &str,
+) -> Result<Value, ScimError> {
     let id = PortalId::new_unchecked(uuid::Uuid::new_v4().simple().to_string());
     let account = account_from_user(body, id, Status::Active)?;
+    may_act_for(scope, account.organisation())?;
     require_names(&account)?;
     let _guard = s.writes.lock().await;
     let d = &s.directory;
@@ -589,7 +884,7 @@ async fn create(s: &ServerState, body: &Value, base: &str) -> Result<Value, Scim
         return Err(ScimError::new(
             StatusCode::CONFLICT,
             Some("uniqueness"),
-            format!("userName {email} is taken by User {}", other.id),
+            format!("userName {email} is taken by {}", holder(scope, &other)),
         ));
     }
     if let Some(ext) = account.external_sync_id()
@@ -637,32 +932,43 @@ enum Update<'a> {
 
 async fn put_user(
     State(s): State<Shared>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    changed_user(&s, &headers, &id, &body, |v| Update::Replace(v)).await
+    changed_user(&s, &scope, &headers, &id, &body, |v| Update::Replace(v)).await
 }
 
 async fn patch_user(
     State(s): State<Shared>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    changed_user(&s, &headers, &id, &body, |v| Update::Patch(v)).await
+    changed_user(&s, &scope, &headers, &id, &body, |v| Update::Patch(v)).await
 }
 
 /// PUT and PATCH: the change applied under the request's `If-Match`, the User answered.
 async fn changed_user(
     s: &Shared,
+    scope: &Scope,
     headers: &HeaderMap,
     id: &str,
     body: &Bytes,
     how: fn(&Value) -> Update<'_>,
 ) -> Result<Response, ScimError> {
     let body = parse_json(body)?;
-    let user = update(s, id, how(&body), if_match(headers), &base(s, headers)).await?;
+    let user = update(
+        s,
+        scope,
+        id,
+        how(&body),
+        if_match(headers),
+        &base(s, headers),
+    )
+    .await?;
     let version = user["meta"]["version"].as_str().map(str::to_owned);
     Ok(scim(StatusCode::OK, &user, version.as_deref()))
 }
@@ -692,13 +998,14 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
 /// Replaces or patches a User, guarded by `If-Match` when given.
 async fn update(
     s: &ServerState,
+    scope: &Scope,
     id: &str,
     how: Update<'_>,
     if_match: Option<String>,
     base: &str,
 ) -> Result<Value, ScimError> {
     let _guard = s.writes.lock().await;
-    let current = load(s, id).await?;
+    let current = load(s, scope, id).await?;
     let current_json = user_json(&current);
     if let Some(wanted) = if_match {
         let version = version_of(&current_json);
@@ -728,6 +1035,7 @@ async fn update(
             current.get(Field::OrganisationUnit),
         );
     }
+    may_act_for(scope, new.organisation())?;
     require_names(&new)?;
     for (field, name) in [
         (Field::Organisation, "organisation"),
@@ -770,7 +1078,7 @@ async fn update(
         return Err(ScimError::new(
             StatusCode::CONFLICT,
             Some("uniqueness"),
-            format!("userName {after} is taken by User {}", other.id),
+            format!("userName {after} is taken by {}", holder(scope, &other)),
         ));
     }
     let op = Op::Update {
@@ -780,7 +1088,7 @@ async fn update(
     };
     match s.directory.apply(&[op]).await?.into_iter().next() {
         Some(OpOutcome::Updated) => {
-            let after = load(s, id).await?;
+            let after = load(s, scope, id).await?;
             Ok(with_meta(user_json(&after), base))
         }
         Some(OpOutcome::Failed(reason)) => Err(ScimError::new(
@@ -799,6 +1107,7 @@ async fn update(
 /// `/Bulk` (RFC 7644 §3.7): POST, PUT and PATCH of Users, `bulkId:` references, `failOnErrors`.
 async fn bulk(
     State(s): State<Shared>,
+    Extension(scope): Extension<Scope>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
@@ -841,17 +1150,7 @@ async fn bulk(
             .unwrap_or_default()
             .to_ascii_uppercase();
         let bulk_id = op["bulkId"].as_str().map(str::to_owned);
-        let path = op["path"].as_str().unwrap_or_default();
-        let outcome = bulk_one(
-            &s,
-            &method,
-            path,
-            &op["data"],
-            op["version"].as_str(),
-            &ids,
-            &base,
-        )
-        .await;
+        let outcome = bulk_one(&s, &scope, &method, op, &ids, &base).await;
         let mut entry = json!({"method": method});
         if let Some(b) = &bulk_id {
             entry["bulkId"] = json!(b);
@@ -880,15 +1179,18 @@ async fn bulk(
     ))
 }
 
+/// One Bulk operation `op` (its `path`, `data` and `version`), upper-cased `method`.
 async fn bulk_one(
     s: &ServerState,
+    scope: &Scope,
     method: &str,
-    path: &str,
-    data: &Value,
-    version: Option<&str>,
+    op: &Value,
     ids: &std::collections::HashMap<String, String>,
     base: &str,
 ) -> Result<(StatusCode, Value), ScimError> {
+    let path = op["path"].as_str().unwrap_or_default();
+    let data = &op["data"];
+    let version = op["version"].as_str();
     let target = path.trim_start_matches('/');
     let target = target.strip_prefix("Users").ok_or_else(|| {
         ScimError::new(
@@ -910,14 +1212,16 @@ async fn bulk_one(
     };
     let version = version.map(str::to_owned);
     match (Method::from_bytes(method.as_bytes()).ok(), id.is_empty()) {
-        (Some(Method::POST), true) => Ok((StatusCode::CREATED, create(s, data, base).await?)),
+        (Some(Method::POST), true) => {
+            Ok((StatusCode::CREATED, create(s, scope, data, base).await?))
+        }
         (Some(Method::PUT), false) => Ok((
             StatusCode::OK,
-            update(s, &id, Update::Replace(data), version, base).await?,
+            update(s, scope, &id, Update::Replace(data), version, base).await?,
         )),
         (Some(Method::PATCH), false) => Ok((
             StatusCode::OK,
-            update(s, &id, Update::Patch(data), version, base).await?,
+            update(s, scope, &id, Update::Patch(data), version, base).await?,
         )),
         _ => Err(ScimError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -927,17 +1231,40 @@ async fn bulk_one(
     }
 }
 
-/// Serves until `shutdown` resolves, over plain TCP or TLS ([`super::tls::TlsListener`]).
-pub async fn serve<L>(
-    listener: L,
+/// Serves until `shutdown` resolves, over plain TCP or TLS, within the connection limits
+/// (see [`super::listen`]).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: ServerState,
+    limits: super::listen::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    axum::serve(listener, router(Arc::new(state)))
-        .with_graceful_shutdown(shutdown)
-        .await
+) -> std::io::Result<()> {
+    super::listen::serve(listener, tls, router(Arc::new(state)), limits, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_and_the_next_request_is_served() {
+        async fn boom() -> &'static str {
+            let deep: Vec<u8> = Vec::new();
+            // An out-of-bounds index: the kind of bug a handler might still hold.
+            let _ = deep[usize::from(deep.is_empty())];
+            "unreachable"
+        }
+        let mut app = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "ok" }))
+            .layer(middleware::from_fn(catch_panic));
+        for (path, status) in [("/boom", 500), ("/ok", 200), ("/boom", 500)] {
+            let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+            let r = tower_service::Service::call(&mut app, request)
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), status, "{path}");
+        }
+    }
 }

@@ -46,6 +46,76 @@ pub fn assert_golden(path: &Path, actual: &str) {
     let _ = std::fs::remove_file(&failed);
 }
 
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command");
+    assert!(o.status.success(), "openssl {args:?}: {o:?}");
+}
+
+/// A CA (`ca.crt`) and a certificate for 127.0.0.1 it signed (`server.crt`, `server.key`).
+pub fn make_certificates(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=push-connector test CA",
+    ];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+}
+
 /// A running `push-connector serve`, stopped when dropped.
 pub struct Serve {
     child: std::process::Child,
@@ -63,6 +133,25 @@ impl Drop for Serve {
 }
 
 impl Serve {
+    /// The process ID (of `prlimit`'s child too: it execs the binary).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its peak resident memory so far (`VmHWM`), in KiB, where `/proc` tells.
+    pub fn peak_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The URL without `/v2` (where `/oauth/token` is).
     pub fn root(&self) -> &str {
         self.url.strip_suffix("/v2").unwrap_or(&self.url)
@@ -88,8 +177,27 @@ pub fn import_samples(dir: &Path) {
 /// Starts `serve --listen LISTEN` in `dir` (with `--config CONFIG` when given) and the
 /// variables `env` (no fixed token unless `env` sets one), and waits until it listens.
 pub fn start_serve(dir: &Path, config: Option<&str>, listen: &str, env: &[(&str, &str)]) -> Serve {
+    start_serve_capped(dir, config, listen, env, &[])
+}
+
+/// As [`start_serve`], under the resource limits `prlimit` (e.g. `--as=1073741824`,
+/// `--nofile=256`); none when empty.
+pub fn start_serve_capped(
+    dir: &Path,
+    config: Option<&str>,
+    listen: &str,
+    env: &[(&str, &str)],
+    prlimit: &[&str],
+) -> Serve {
     use std::io::BufRead as _;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_push-connector"));
+    let bin = env!("CARGO_BIN_EXE_push-connector");
+    let mut command = if prlimit.is_empty() {
+        Command::new(bin)
+    } else {
+        let mut c = Command::new("prlimit");
+        c.args(prlimit).arg("--").arg(bin);
+        c
+    };
     if let Some(config) = config {
         command.args(["--config", config]);
     }
@@ -98,6 +206,7 @@ pub fn start_serve(dir: &Path, config: Option<&str>, listen: &str, env: &[(&str,
         .current_dir(dir)
         .env_remove("PUSH_CONNECTOR_CONFIG")
         .env_remove("PUSH_CONNECTOR__SERVE__TOKEN")
+        .env_remove("PUSH_CONNECTOR__SERVE__TOKEN_ORGANISATIONS")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -119,8 +228,8 @@ pub fn start_serve(dir: &Path, config: Option<&str>, listen: &str, env: &[(&str,
     }
 }
 
-/// `serve` on a free port with bearer token `token`, over a folder of its own seeded with the
-/// sample export.
+/// `serve` on a free port with bearer token `token` for every organisation (`["*"]`), over a
+/// folder of its own seeded with the sample export.
 pub fn serve_seeded(token: &str) -> Serve {
     let dir = tempfile::tempdir().expect("tempdir");
     import_samples(dir.path());
@@ -128,7 +237,10 @@ pub fn serve_seeded(token: &str) -> Serve {
         dir.path(),
         None,
         "127.0.0.1:0",
-        &[("PUSH_CONNECTOR__SERVE__TOKEN", token)],
+        &[
+            ("PUSH_CONNECTOR__SERVE__TOKEN", token),
+            ("PUSH_CONNECTOR__SERVE__TOKEN_ORGANISATIONS", "[\"*\"]"),
+        ],
     );
     serve._dir = Some(dir);
     serve
