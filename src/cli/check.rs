@@ -94,6 +94,17 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
                 .map(|s| format!("next nightly run {}", s.describe(s.next_after(Utc::now()))))
                 .map_err(|e| e.to_string()),
         );
+        if config.serve.token.is_some() || !config.serve.clients.is_empty() {
+            let scope = config.serve_scope_problems();
+            report(
+                "serve credentials",
+                if scope.is_empty() {
+                    Ok("each names the organisations it may act for".to_owned())
+                } else {
+                    Err(scope.join("; "))
+                },
+            );
+        }
         for source in &config.sources {
             let opened = AnySource::open(source).await.map_err(|e| e.to_string());
             let next = SourceSchedule::from_config(source)

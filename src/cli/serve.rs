@@ -35,6 +35,10 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let scope = config.serve_scope_problems();
+    if !scope.is_empty() {
+        bail!("serve cannot start:\n  - {}", scope.join("\n  - "));
+    }
     let token = config
         .serve
         .token
