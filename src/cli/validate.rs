@@ -30,16 +30,10 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let rules = Rules::from_config(config).context("reading the code lists")?;
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let read = if bytes.len() > config.service.max_file_bytes {
-        Err(formats::ReadError::TooLarge {
-            size: bytes.len(),
-            limit: config.service.max_file_bytes,
-        })
-    } else {
-        formats::read(&bytes)
-    };
+    // The size is checked before the file is read, and the read stops past the limit.
+    let read = formats::read_file_bounded(&args.file, config.service.max_file_bytes as u64)
+        .with_context(|| format!("reading {}", args.file.display()))?
+        .and_then(|bytes| formats::read(&bytes, &rules.limits));
     let sub = match read {
         Ok(sub) => sub,
         Err(err) => {
