@@ -180,7 +180,10 @@ fn twenty_thousand_rows_sharing_one_key_are_refused_with_short_messages() {
     }
     // Ten other lines are named, never the row's own.
     let first = rows[0]["issues"][0]["message"].as_str().unwrap();
-    assert!(first.starts_with("line 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 and"), "{first}");
+    assert!(
+        first.starts_with("line 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 and"),
+        "{first}"
+    );
 }
 
 #[test]
@@ -201,7 +204,10 @@ fn a_shared_strings_bomb_is_refused_before_it_is_expanded() {
     let v = validate_json(dir.path(), &f, 60);
     assert_eq!(v.code, 2, "{}", v.stdout);
     let message = file_issue(&v.json());
-    assert!(message.contains("1,000,000 cells (limits.max_cells)"), "{message}");
+    assert!(
+        message.contains("1,000,000 cells (limits.max_cells)"),
+        "{message}"
+    );
 
     // A count the library would reserve room for up front.
     let claim = br#"<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="40000000000"><si><t>x</t></si></sst>"#;
@@ -266,7 +272,10 @@ fn overflowing_cell_references_refuse_the_workbook_naming_them() {
         );
     }
     // A row number past the sheet's last row.
-    let rows = format!(r#"{}<row r="4294967297"><c><v>1</v></c></row>"#, header_row());
+    let rows = format!(
+        r#"{}<row r="4294967297"><c><v>1</v></c></row>"#,
+        header_row()
+    );
     let f = write(dir.path(), "rows.xlsx", &xlsx(&sheet_xml(&rows), None));
     let v = validate_json(dir.path(), &f, 30);
     assert_eq!(v.code, 2, "{}", v.stdout);
@@ -344,8 +353,10 @@ fn compound(workbook: &[u8]) -> Vec<u8> {
     assert!(sectors + 2 <= 128);
     let mut header = vec![0u8; 512];
     header[..8].copy_from_slice(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]);
-    let put16 = |h: &mut Vec<u8>, at: usize, v: u16| h[at..at + 2].copy_from_slice(&v.to_le_bytes());
-    let put32 = |h: &mut Vec<u8>, at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let put16 =
+        |h: &mut Vec<u8>, at: usize, v: u16| h[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 =
+        |h: &mut Vec<u8>, at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
     put16(&mut header, 0x18, 0x003E);
     put16(&mut header, 0x1A, 3);
     put16(&mut header, 0x1C, 0xFFFE);
@@ -357,7 +368,11 @@ fn compound(workbook: &[u8]) -> Vec<u8> {
     put32(&mut header, 0x3C, 0xFFFF_FFFE);
     put32(&mut header, 0x44, 0xFFFF_FFFE);
     for i in 0..109 {
-        put32(&mut header, 0x4C + 4 * i, if i == 0 { 0 } else { 0xFFFF_FFFF });
+        put32(
+            &mut header,
+            0x4C + 4 * i,
+            if i == 0 { 0 } else { 0xFFFF_FFFF },
+        );
     }
     let mut fat = vec![0xFFFF_FFFFu32; 128];
     fat[0] = 0xFFFF_FFFD;
@@ -385,7 +400,14 @@ fn compound(workbook: &[u8]) -> Vec<u8> {
         e[120..124].copy_from_slice(&size.to_le_bytes());
     };
     entry(0, "Root Entry", 5, 1, 0xFFFF_FFFE, 0);
-    entry(1, "Workbook", 2, 0xFFFF_FFFF, 2, workbook.len().max(4096) as u32);
+    entry(
+        1,
+        "Workbook",
+        2,
+        0xFFFF_FFFF,
+        2,
+        workbook.len().max(4096) as u32,
+    );
     for i in 2..4 {
         let e = &mut dir[i * 128..i * 128 + 128];
         e[68..80].fill(0xFF);
@@ -458,7 +480,10 @@ fn an_800_kb_header_line_is_refused_at_once() {
     let v = validate_json(dir.path(), &f, 10);
     assert_eq!(v.code, 2, "{}", v.stdout);
     let message = file_issue(&v.json());
-    assert!(message.contains("(column 2) and \"Forename\" (column 254)"), "{message}");
+    assert!(
+        message.contains("(column 2) and \"Forename\" (column 254)"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -501,14 +526,21 @@ fn one_bad_byte_keeps_a_utf8_file_utf8_and_refuses_only_its_line() {
     assert_eq!(rows[1]["status"], "valid");
     assert_eq!(rows[2]["status"], "refused");
     let message = rows[2]["issues"][0]["message"].as_str().unwrap();
-    assert!(message.contains(&format!("byte offset {offset}")), "{message}");
+    assert!(
+        message.contains(&format!("byte offset {offset}")),
+        "{message}"
+    );
 
     // Through apply, the names arrive as sent.
     common::import_samples(dir.path());
     let v = capped(dir.path(), &["apply", "--json", &f], 60);
     assert_eq!(v.code, 1, "{}", v.stderr);
     let o = capped(dir.path(), &["directory", "export"], 30);
-    assert!(o.stdout.contains("Úša") && o.stdout.contains("Leź"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("Úša") && o.stdout.contains("Leź"),
+        "{}",
+        o.stdout
+    );
     assert!(!o.stdout.contains("Ãš"), "{}", o.stdout);
 
     // Excel's Windows "CSV": single-byte accents and no UTF-8 sequence at all.
@@ -534,7 +566,11 @@ fn invisible_characters_and_full_width_letters_do_not_make_new_people() {
          \u{FF32}\u{FF38}\u{FF38}\u{FF10}\u{FF10}\u{FF10}\u{FF11},Anne,Lee,RXX\n"
     );
     let f = write(dir.path(), "disguised.csv", text.as_bytes());
-    let v = capped(dir.path(), &["apply", "--json", &f, "--organisation", "RXX"], 60);
+    let v = capped(
+        dir.path(),
+        &["apply", "--json", &f, "--organisation", "RXX"],
+        60,
+    );
     let json = v.json();
     let rows = json["rows"].as_array().unwrap();
     let result = |line: u64| {
@@ -573,7 +609,12 @@ fn formulas_behind_spaces_or_a_dash_are_refused_and_neutralised_in_reports() {
     let json = v.json();
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows[0]["status"], "refused");
-    assert!(rows[0]["issues"][0]["message"].as_str().unwrap().contains("formula"));
+    assert!(
+        rows[0]["issues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("formula")
+    );
     assert_eq!(rows[1]["status"], "refused");
     assert_eq!(rows[2]["status"], "valid", "{}", rows[2]);
     let report = std::fs::read_to_string(dir.path().join("report.csv")).unwrap();

@@ -107,7 +107,8 @@ static NEW_KEYS: LazyLock<HashMap<String, Column>> = LazyLock::new(|| {
     let mut keys = HashMap::new();
     for (field, names) in NEW_ALIASES {
         for name in *names {
-            keys.entry(header_key(name)).or_insert(Column::Field(*field));
+            keys.entry(header_key(name))
+                .or_insert(Column::Field(*field));
         }
     }
     keys

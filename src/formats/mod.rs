@@ -139,19 +139,29 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
 
 /// Reads a submission file from disk: its size is checked first (metadata, then a read of at
 /// most `max_bytes + 1` bytes), so a file over the limit is never loaded whole.
-pub fn read_file_bounded(path: &std::path::Path, max_bytes: u64) -> std::io::Result<Result<Vec<u8>, ReadError>> {
+pub fn read_file_bounded(
+    path: &std::path::Path,
+    max_bytes: u64,
+) -> std::io::Result<Result<Vec<u8>, ReadError>> {
     use std::io::Read as _;
     let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     if size > max_bytes {
-        return Ok(Err(ReadError::TooLarge { size, limit: max_bytes }));
+        return Ok(Err(ReadError::TooLarge {
+            size,
+            limit: max_bytes,
+        }));
     }
     // The file may grow between the two calls: never read more than one byte past the limit.
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
     let read = bytes.len() as u64;
     if read > max_bytes {
-        return Ok(Err(ReadError::TooLarge { size: read, limit: max_bytes }));
+        return Ok(Err(ReadError::TooLarge {
+            size: read,
+            limit: max_bytes,
+        }));
     }
     Ok(Ok(bytes))
 }

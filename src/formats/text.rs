@@ -124,11 +124,17 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
     }
     if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
         let (text, _) = UTF_16LE.decode_without_bom_handling(rest);
-        return Ok(decoded(Cow::Owned(text.into_owned()), TextEncoding::Utf16Le));
+        return Ok(decoded(
+            Cow::Owned(text.into_owned()),
+            TextEncoding::Utf16Le,
+        ));
     }
     if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
         let (text, _) = UTF_16BE.decode_without_bom_handling(rest);
-        return Ok(decoded(Cow::Owned(text.into_owned()), TextEncoding::Utf16Be));
+        return Ok(decoded(
+            Cow::Owned(text.into_owned()),
+            TextEncoding::Utf16Be,
+        ));
     }
     if let Ok(s) = std::str::from_utf8(bytes) {
         return Ok(decoded(Cow::Borrowed(s), TextEncoding::Utf8));

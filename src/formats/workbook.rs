@@ -11,7 +11,9 @@ use calamine::{Data, Reader, Xlsx, open_workbook_auto_from_rs};
 use csv::StringRecord;
 
 use super::limits::{Limit, Limits};
-use super::{Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row, xls_scan, zip_scan};
+use super::{
+    Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row, xls_scan, zip_scan,
+};
 use crate::model::RowIssue;
 
 /// Largest integer an IEEE double holds exactly (2^53).

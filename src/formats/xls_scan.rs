@@ -121,7 +121,11 @@ fn workbook_stream(bytes: &[u8]) -> Option<Vec<u8>> {
     let size_of = |e: &[u8]| -> Option<usize> {
         let low = u32_at(e, 120)? as usize;
         // Version 3 files (512-byte sectors) may leave garbage in the size's high half.
-        let high = if sector == 512 { 0 } else { u32_at(e, 124)? as usize };
+        let high = if sector == 512 {
+            0
+        } else {
+            u32_at(e, 124)? as usize
+        };
         Some(low | (high << 32))
     };
     let stream = (0..directory.len() / 128).find_map(|i| {
@@ -220,9 +224,10 @@ fn sheet_cells(stream: &[u8], pos: usize) -> u64 {
                 }
             }
             0x00BD => {
-                if let (Some((row, first)), Some(last)) =
-                    (at(data), data.len().checked_sub(2).and_then(|e| u16_at(data, e)))
-                {
+                if let (Some((row, first)), Some(last)) = (
+                    at(data),
+                    data.len().checked_sub(2).and_then(|e| u16_at(data, e)),
+                ) {
                     let last = u32::from(last);
                     if last >= first {
                         values.add(row, first);
@@ -281,7 +286,8 @@ fn dimensions(r: &[u8]) -> u64 {
 
 /// Checks an XLS file against the limits before the library expands it.
 pub(super) fn check(bytes: &[u8], limits: &Limits) -> Result<(), ReadError> {
-    let stream = workbook_stream(bytes).ok_or_else(|| damaged("its workbook stream cannot be found"))?;
+    let stream =
+        workbook_stream(bytes).ok_or_else(|| damaged("its workbook stream cannot be found"))?;
     let mut sheets = Vec::new();
     for (typ, data) in records(&stream) {
         match typ {

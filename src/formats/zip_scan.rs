@@ -12,8 +12,8 @@ use std::io::{BufReader, Cursor, Read};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::limits::{Limit, Limits, MAX_AUXILIARY_PART_BYTES};
 use super::ReadError;
+use super::limits::{Limit, Limits, MAX_AUXILIARY_PART_BYTES};
 
 /// More parts than this is not a workbook (real ones have a few dozen).
 const MAX_PARTS: usize = 10_000;
@@ -33,7 +33,9 @@ impl<R: Read> Read for Capped<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let room = self.cap.get().saturating_sub(self.used.get());
         // One byte past the cap is read, so "exactly at the cap" and "over it" differ.
-        let want = buf.len().min(usize::try_from(room.saturating_add(1)).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(room.saturating_add(1)).unwrap_or(usize::MAX));
         if want == 0 {
             return Ok(0);
         }
@@ -68,7 +70,10 @@ pub(super) fn check(bytes: &[u8], limits: &Limits) -> Result<(), ReadError> {
     for i in 0..archive.len() {
         let part = archive.by_index(i).map_err(damaged)?;
         if part.size() > left {
-            return Err(over(Limit::DecompressedBytes, limits.max_decompressed_bytes));
+            return Err(over(
+                Limit::DecompressedBytes,
+                limits.max_decompressed_bytes,
+            ));
         }
         let name = part.name().map(|n| n.into_owned()).unwrap_or_default();
         let used = Cell::new(0);
@@ -152,7 +157,9 @@ fn scan_part<R: Read>(
         }
     }
     drop(xml);
-    std::io::copy(stream, &mut std::io::sink()).map(|_| ()).or(Ok(()))
+    std::io::copy(stream, &mut std::io::sink())
+        .map(|_| ())
+        .or(Ok(()))
 }
 
 /// The root element decides the part; parts other than sheets and strings get a small cap.
@@ -180,9 +187,9 @@ fn cell_reference(reference: &str) -> Option<(u64, u64)> {
     {
         return None;
     }
-    let column = letters
-        .bytes()
-        .fold(0u64, |n, b| n * 26 + u64::from(b.to_ascii_uppercase() - b'A' + 1));
+    let column = letters.bytes().fold(0u64, |n, b| {
+        n * 26 + u64::from(b.to_ascii_uppercase() - b'A' + 1)
+    });
     if digits.is_empty() || digits.len() > 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -231,9 +238,14 @@ impl<'a> Scan<'a> {
     }
 
     fn bad_reference(&self, reference: String) -> ReadError {
+        // The reference is the sender's text: a long one is cut for the message.
+        let mut shown: String = reference.chars().take(32).collect();
+        if shown.len() < reference.len() {
+            shown.push('…');
+        }
         ReadError::CellReference {
-            reference,
-            part: self.part.to_owned(),
+            reference: shown,
+            part: self.part.chars().take(64).collect(),
         }
     }
 

@@ -33,7 +33,11 @@ pub(super) fn normalise_key(value: &str) -> Result<Cow<'_, str>, String> {
         return Ok(Cow::Borrowed(value));
     }
     let normalised: String = value.nfkc().collect();
-    if let Some(c) = value.chars().chain(normalised.chars()).find(|&c| text::is_format_char(c)) {
+    if let Some(c) = value
+        .chars()
+        .chain(normalised.chars())
+        .find(|&c| text::is_format_char(c))
+    {
         return Err(format!(
             "contains the invisible character {}, which cannot be part of a key: remove it and \
              send the file again",
@@ -119,7 +123,10 @@ mod tests {
 
     #[test]
     fn keys_are_nfkc_and_invisible_characters_are_refused() {
-        assert_eq!(check_key("\u{FF25}\u{FF11}\u{FF12}").unwrap().as_str(), "E12");
+        assert_eq!(
+            check_key("\u{FF25}\u{FF11}\u{FF12}").unwrap().as_str(),
+            "E12"
+        );
         for (key, code) in [
             ("E12\u{200B}", "U+200B"),
             ("\u{FEFF}E12", "U+FEFF"),

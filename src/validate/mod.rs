@@ -185,7 +185,12 @@ pub fn validate(sub: &Submission, rules: &Rules) -> Vec<RowResult> {
             }
         })
         .unzip();
-    refuse_duplicates(sub, &mut results, &refused_keys, rules.limits.max_lines_named);
+    refuse_duplicates(
+        sub,
+        &mut results,
+        &refused_keys,
+        rules.limits.max_lines_named,
+    );
     results
 }
 

@@ -7,7 +7,8 @@ const HEAD: &str =
     "ExternalSyncID,FirstName,LastName,Organisation,Email,MobilePhone,OfficePhone,Title,WorkArea";
 
 fn check(rows: &str) -> Vec<RowResult> {
-    let sub = formats::read(format!("{HEAD}\n{rows}").as_bytes(), &Limits::default()).expect("readable");
+    let sub =
+        formats::read(format!("{HEAD}\n{rows}").as_bytes(), &Limits::default()).expect("readable");
     validate(&sub, &Rules::default())
 }
 
@@ -114,12 +115,11 @@ fn spreadsheet_damage_is_recovered_or_refused() {
 
 #[test]
 fn code_lists_are_enforced_when_configured() {
-    let sub =
-        formats::read(
-            format!("{HEAD}\nE1,Ann,Lee,RXX,,,,,ward 1;Moon Base\n").as_bytes(),
-            &Limits::default(),
-        )
-        .unwrap();
+    let sub = formats::read(
+        format!("{HEAD}\nE1,Ann,Lee,RXX,,,,,ward 1;Moon Base\n").as_bytes(),
+        &Limits::default(),
+    )
+    .unwrap();
     let rules = Rules {
         work_areas: Some(CodeList::new(["Ward 1", "Theatres"])),
         ..Rules::default()

@@ -226,7 +226,15 @@ mod tests {
 
     #[test]
     fn formula_starts_are_refused_after_leading_spaces() {
-        for bad in ["=1+1", " =1+1", "+44", "@SUM(A1)", "-2+3", " -cmd|' /C calc'!A0", "- x"] {
+        for bad in [
+            "=1+1",
+            " =1+1",
+            "+44",
+            "@SUM(A1)",
+            "-2+3",
+            " -cmd|' /C calc'!A0",
+            "- x",
+        ] {
             assert!(
                 check_free_text(bad, 64).unwrap_err().contains("formula"),
                 "{bad}"

@@ -226,7 +226,8 @@ fn one_case(
 fn generate(rows: usize, tag: &str) -> anyhow::Result<Vec<Account>> {
     // About one row in 200 is refused by validation: generate a few more.
     let bytes = submission((rows + rows / 50 + 10) as u64, 42);
-    let sub = formats::read(&bytes, &formats::Limits::default()).context("reading the generated file")?;
+    let sub =
+        formats::read(&bytes, &formats::Limits::default()).context("reading the generated file")?;
     let results = validate::validate(&sub, &validate::Rules::default());
     let organisation = OdsCode::new_unchecked(tag.to_ascii_uppercase());
     let ascii = |s: &str| -> String {

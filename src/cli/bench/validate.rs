@@ -66,7 +66,8 @@ fn validate_one(n: u64) -> anyhow::Result<ExitCode> {
     let raw = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
-    let sub = formats::read(&bytes, &formats::Limits::default()).context("reading the generated file")?;
+    let sub =
+        formats::read(&bytes, &formats::Limits::default()).context("reading the generated file")?;
     let results = validate::validate(&sub, &validate::Rules::default());
     let pipeline = start.elapsed().as_secs_f64();
     let counts = validate::counts(&results);

@@ -109,10 +109,11 @@ impl<'a, D: Directory> Connector<'a, D> {
     pub(super) fn decide<'m>(&self, msg: &'m Inbound) -> Result<Accepted<'m>, Refusal> {
         let sender = message::authorise(self.config, msg)?;
         let file = message::submission_file(msg, self.config.service.max_file_bytes)?;
-        let submission = formats::read(&file.bytes, &self.rules.limits).map_err(|e| Refusal::BadFile {
-            name: file.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let submission =
+            formats::read(&file.bytes, &self.rules.limits).map_err(|e| Refusal::BadFile {
+                name: file.name.clone(),
+                reason: e.to_string(),
+            })?;
         let results = validate::validate(&submission, self.rules);
         let named: Vec<String> = results
             .iter()
