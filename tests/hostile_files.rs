@@ -621,3 +621,62 @@ fn formulas_behind_spaces_or_a_dash_are_refused_and_neutralised_in_reports() {
     assert!(report.contains(",'-2+3+cmd|"), "{report}");
     assert!(report.contains(",' =1+1,"), "{report}");
 }
+
+/// An ODS spreadsheet whose one table holds `rows` (content.xml table rows).
+fn ods(rows: &str) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("mimetype", stored).unwrap();
+    zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+        .unwrap();
+    zip.start_file("META-INF/manifest.xml", deflated).unwrap();
+    zip.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#)
+        .unwrap();
+    zip.start_file("content.xml", deflated).unwrap();
+    write!(
+        zip,
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="Staff">{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
+    )
+    .unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+fn ods_row(cells: &[&str]) -> String {
+    let cells: String = cells
+        .iter()
+        .map(|c| {
+            format!(r#"<table:table-cell office:value-type="string"><text:p>{c}</text:p></table:table-cell>"#)
+        })
+        .collect();
+    format!("<table:table-row>{cells}</table:table-row>")
+}
+
+#[test]
+fn an_ods_is_read_and_repeated_cells_are_counted_as_they_expand() {
+    let dir = tempfile::tempdir().unwrap();
+    // As LibreOffice writes it: trailing empty columns and rows as repeats, which cost nothing.
+    let rows = format!(
+        r#"{}{}<table:table-row table:number-rows-repeated="1048574"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#,
+        ods_row(&HEAD.split(',').collect::<Vec<_>>()),
+        ods_row(&["E1", "Ann", "Lee", "RXX"]),
+    );
+    let f = write(dir.path(), "plain.ods", &ods(&rows));
+    let v = validate_json(dir.path(), &f, 30);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    assert_eq!(v.json()["encoding"], "workbook (ods)");
+
+    // A row of 16,384 values repeated 6,000 times: 98 million cells from a few hundred bytes.
+    let rows = format!(
+        r#"{}<table:table-row table:number-rows-repeated="6000"><table:table-cell office:value-type="float" office:value="1" table:number-columns-repeated="16384"><text:p>1</text:p></table:table-cell></table:table-row>"#,
+        ods_row(&HEAD.split(',').collect::<Vec<_>>()),
+    );
+    let bomb = ods(&rows);
+    assert!(bomb.len() < 2048, "{}", bomb.len());
+    let f = write(dir.path(), "repeated.ods", &bomb);
+    let v = validate_json(dir.path(), &f, 30);
+    assert_eq!(v.code, 2, "{}", v.stdout);
+    assert!(file_issue(&v.json()).contains("1,000,000 cells (limits.max_cells)"));
+}

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use calamine::{Data, Reader, Xlsx, open_workbook_auto_from_rs};
+use calamine::{Data, Ods, Range, Reader, Xls, Xlsx};
 use csv::StringRecord;
 
 use super::limits::{Limit, Limits};
@@ -23,9 +23,8 @@ const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
 pub fn sniff(bytes: &[u8]) -> Option<WorkbookKind> {
     if bytes.starts_with(b"PK\x03\x04") {
         let head = &bytes[..bytes.len().min(4096)];
-        let is_ods = head
-            .windows(39)
-            .any(|w| w == b"application/vnd.oasis.opendocument.spr");
+        let is_ods =
+            memchr::memmem::find(head, b"application/vnd.oasis.opendocument.spreadsheet").is_some();
         Some(if is_ods {
             WorkbookKind::Ods
         } else {
@@ -84,7 +83,8 @@ pub fn read(bytes: &[u8], kind: WorkbookKind, limits: &Limits) -> Result<Submiss
     let damaged = || ReadError::Workbook("the file is damaged".to_owned());
     let rows = std::panic::catch_unwind(|| match kind {
         WorkbookKind::Xlsx => xlsx_rows(bytes, limits),
-        WorkbookKind::Xls | WorkbookKind::Ods => range_rows(bytes, limits),
+        WorkbookKind::Xls => range_rows(first_range::<Xls<_>>(bytes)?, limits),
+        WorkbookKind::Ods => range_rows(first_range::<Ods<_>>(bytes)?, limits),
     })
     .map_err(|_| damaged())??;
     submission(rows, kind, limits)
@@ -148,13 +148,22 @@ fn xlsx_rows(bytes: &[u8], limits: &Limits) -> Result<SheetRows, ReadError> {
 }
 
 /// XLS and ODS through the library's dense range (its size checked before it is built).
-fn range_rows(bytes: &[u8], limits: &Limits) -> Result<SheetRows, ReadError> {
-    let mut workbook = open_workbook_auto_from_rs(Cursor::new(bytes))
-        .map_err(|e| ReadError::Workbook(e.to_string()))?;
-    let range = workbook
+/// The first sheet through the reader of the kind the file was recognised as (never another
+/// reader the file happens to open with).
+fn first_range<'a, R>(bytes: &'a [u8]) -> Result<Range<Data>, ReadError>
+where
+    R: Reader<Cursor<&'a [u8]>>,
+    R::Error: std::fmt::Display,
+{
+    let mut workbook =
+        R::new(Cursor::new(bytes)).map_err(|e| ReadError::Workbook(e.to_string()))?;
+    workbook
         .worksheet_range_at(0)
         .ok_or_else(|| ReadError::Workbook("it has no sheet".to_owned()))?
-        .map_err(|e| ReadError::Workbook(e.to_string()))?;
+        .map_err(|e| ReadError::Workbook(e.to_string()))
+}
+
+fn range_rows(range: Range<Data>, limits: &Limits) -> Result<SheetRows, ReadError> {
     let Some((first_row, first_col)) = range.start() else {
         return Ok(Vec::new());
     };
@@ -274,6 +283,10 @@ mod tests {
     #[test]
     fn sniffs_containers() {
         assert_eq!(sniff(b"PK\x03\x04rest"), Some(WorkbookKind::Xlsx));
+        assert_eq!(
+            sniff(b"PK\x03\x04....mimetypeapplication/vnd.oasis.opendocument.spreadsheetPK"),
+            Some(WorkbookKind::Ods)
+        );
         assert_eq!(
             sniff(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0]),
             Some(WorkbookKind::Xls)
