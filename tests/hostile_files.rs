@@ -680,3 +680,65 @@ fn an_ods_is_read_and_repeated_cells_are_counted_as_they_expand() {
     assert_eq!(v.code, 2, "{}", v.stdout);
     assert!(file_issue(&v.json()).contains("1,000,000 cells (limits.max_cells)"));
 }
+
+#[test]
+fn the_limits_come_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[limits]\nmax_lines_named = 2\nmax_columns = 6\nmax_cells = 7\n",
+    )
+    .unwrap();
+    let f = write(
+        dir.path(),
+        "dups.csv",
+        format!("{HEAD}\nE1,Ann,Lee,RXX\nE1,Bo,Ng,RXX\nE1,Cy,Day,RXX\nE1,Di,Fox,RXX\n").as_bytes(),
+    );
+    let v = capped(
+        dir.path(),
+        &["--config", "c.toml", "validate", "--json", &f],
+        30,
+    );
+    assert_eq!(v.code, 1, "{}", v.stderr);
+    let message = v.json()["rows"][0]["issues"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with("line 3, 4 and 1 more line of"),
+        "{message}"
+    );
+
+    let f = write(
+        dir.path(),
+        "wide.csv",
+        format!("{HEAD},A,B,C\nE1,Ann,Lee,RXX,,,\n").as_bytes(),
+    );
+    let v = capped(
+        dir.path(),
+        &["--config", "c.toml", "validate", "--json", &f],
+        30,
+    );
+    assert_eq!(v.code, 2, "{}", v.stdout);
+    assert!(file_issue(&v.json()).contains("more than 6 columns"));
+
+    // Two rows of four cells are more than seven cells in a workbook.
+    let rows = format!(
+        "{}<row r=\"2\">{}{}{}{}</row>",
+        header_row(),
+        inline("A2", "E1"),
+        inline("B2", "Ann"),
+        inline("C2", "Lee"),
+        inline("D2", "RXX")
+    );
+    let f = write(dir.path(), "cells.xlsx", &xlsx(&sheet_xml(&rows), None));
+    let v = capped(
+        dir.path(),
+        &["--config", "c.toml", "validate", "--json", &f],
+        30,
+    );
+    assert_eq!(v.code, 2, "{}", v.stdout);
+    assert!(file_issue(&v.json()).contains("more than 7 cells (limits.max_cells)"));
+    let v = capped(dir.path(), &["validate", "--json", &f], 30);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+}
