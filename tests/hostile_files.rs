@@ -686,7 +686,7 @@ fn the_limits_come_from_the_configuration() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("c.toml"),
-        "[limits]\nmax_lines_named = 2\nmax_columns = 6\nmax_cells = 7\n",
+        "[limits]\nmax_lines_named = 2\nmax_columns = 6\nmax_cells = 16\n",
     )
     .unwrap();
     let f = write(
@@ -722,15 +722,29 @@ fn the_limits_come_from_the_configuration() {
     assert_eq!(v.code, 2, "{}", v.stdout);
     assert!(file_issue(&v.json()).contains("more than 6 columns"));
 
-    // Two rows of four cells are more than seven cells in a workbook.
-    let rows = format!(
-        "{}<row r=\"2\">{}{}{}{}</row>",
-        header_row(),
-        inline("A2", "E1"),
-        inline("B2", "Ann"),
-        inline("C2", "Lee"),
-        inline("D2", "RXX")
+    // Five rows of four cells are more than sixteen cells, in a text file and in a workbook.
+    let f = write(
+        dir.path(),
+        "cells.csv",
+        format!("{HEAD}\nE1,A,B,RXX\nE2,A,B,RXX\nE3,A,B,RXX\nE4,A,B,RXX\nE5,A,B,RXX\n").as_bytes(),
     );
+    let v = capped(
+        dir.path(),
+        &["--config", "c.toml", "validate", "--json", &f],
+        30,
+    );
+    assert_eq!(v.code, 2, "{}", v.stdout);
+    assert!(file_issue(&v.json()).contains("more than 16 cells (limits.max_cells)"));
+    let mut rows = header_row();
+    for r in 2..=5 {
+        rows.push_str(&format!(
+            "<row r=\"{r}\">{}{}{}{}</row>",
+            inline(&format!("A{r}"), &format!("E{r}")),
+            inline(&format!("B{r}"), "Ann"),
+            inline(&format!("C{r}"), "Lee"),
+            inline(&format!("D{r}"), "RXX")
+        ));
+    }
     let f = write(dir.path(), "cells.xlsx", &xlsx(&sheet_xml(&rows), None));
     let v = capped(
         dir.path(),
@@ -738,7 +752,7 @@ fn the_limits_come_from_the_configuration() {
         30,
     );
     assert_eq!(v.code, 2, "{}", v.stdout);
-    assert!(file_issue(&v.json()).contains("more than 7 cells (limits.max_cells)"));
+    assert!(file_issue(&v.json()).contains("more than 16 cells (limits.max_cells)"));
     let v = capped(dir.path(), &["validate", "--json", &f], 30);
     assert_eq!(v.code, 0, "{}", v.stdout);
 }

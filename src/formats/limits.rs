@@ -10,7 +10,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Most cells a workbook may hold, counted up to each row's last value (every sheet).
+    /// Most cells a file may hold: a text file's data rows, or a workbook's every sheet counted
+    /// up to each row's last value.
     pub max_cells: u64,
     /// Most columns a header row may have.
     pub max_columns: usize,

@@ -6,13 +6,14 @@
 //! later row is swallowed.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use csv::StringRecord;
 use encoding_rs::{UTF_16BE, UTF_16LE, WINDOWS_1252};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{Container, Limits, RawRow, ReadError, Submission, map_header_row};
+use super::{Container, Limit, Limits, RawRow, ReadError, Submission, map_header_row};
 use crate::model::RowIssue;
 
 /// The character encoding a text file was read with.
@@ -246,19 +247,24 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
     let width = header.len();
     let body = records.base + records.reader.position().byte() as usize;
 
+    // The cells of every part count against one limit, so reading stops soon after it.
+    let cells = CellCount {
+        used: AtomicU64::new(0),
+        max: limits.max_cells,
+    };
     let mut rows = match split_points(&text, body, header_no) {
         Some(chunks) => chunks
             .par_iter()
             .map(|&(start, end, line)| {
                 let mut part = Records::new(&text, delimiter, start, end, line);
                 part.width = width;
-                data_rows(part, width)
+                data_rows(part, width, &cells)
             })
-            .collect::<Vec<_>>()
+            .collect::<Result<Vec<_>, _>>()?
             .concat(),
         None => {
             records.width = width;
-            data_rows(records, width)
+            data_rows(records, width, &cells)?
         }
     };
     refuse_bad_lines(&mut rows, &bad_lines, header_no)?;
@@ -276,9 +282,32 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
     })
 }
 
+/// The cells the rows read so far hold, against the limit (shared by the parts of a file).
+struct CellCount {
+    used: AtomicU64,
+    max: u64,
+}
+
+impl CellCount {
+    fn take(&self, n: usize) -> Result<(), ReadError> {
+        let n = n as u64;
+        if self.used.fetch_add(n, Ordering::Relaxed).saturating_add(n) > self.max {
+            return Err(ReadError::Limit {
+                limit: Limit::Cells,
+                max: self.max,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The data rows of some records: blank rows skipped, wrong widths and unreadable rows
-/// reported at their own line.
-fn data_rows(records: Records<'_>, width: usize) -> Vec<RawRow> {
+/// reported at their own line; the cells of kept rows count against the limit.
+fn data_rows(
+    records: Records<'_>,
+    width: usize,
+    count: &CellCount,
+) -> Result<Vec<RawRow>, ReadError> {
     let mut rows = Vec::new();
     for item in records {
         match item {
@@ -286,6 +315,7 @@ fn data_rows(records: Records<'_>, width: usize) -> Vec<RawRow> {
                 if cells.iter().all(|c| c.trim().is_empty()) {
                     continue;
                 }
+                count.take(cells.len())?;
                 let mut issues = Vec::new();
                 if cells.len() != width {
                     issues.push(RowIssue {
@@ -311,7 +341,7 @@ fn data_rows(records: Records<'_>, width: usize) -> Vec<RawRow> {
             }),
         }
     }
-    rows
+    Ok(rows)
 }
 
 /// Below this many bytes of rows a file is read in one piece.
