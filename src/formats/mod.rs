@@ -3,7 +3,9 @@
 //! In: the raw bytes of a CSV/TXT file or an XLSX/XLS/ODS workbook. Out: a [`Submission`]
 //! (layout, encoding, the rows as sent with their own line numbers, reader-level row issues
 //! and file warnings), or a [`ReadError`] saying why the file as a whole cannot be used.
-//! Nothing here judges cell values: that is `validate`'s job.
+//! Nothing is expanded past the [`Limits`] (cells, header columns, decompressed bytes): a
+//! workbook is checked part by part before the spreadsheet library opens it. Nothing here
+//! judges cell values: that is `validate`'s job.
 
 mod headers;
 mod limits;

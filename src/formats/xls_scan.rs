@@ -194,16 +194,18 @@ impl Extent {
     }
 }
 
-/// What the library allocates for one sheet starting at `pos`: the cells it reserves and
-/// the dense rectangles of values and of formulas.
-fn sheet_cells(stream: &[u8], pos: usize) -> u64 {
+/// What the library allocates for one sheet starting at `pos` (the cells it reserves and
+/// the dense rectangles of values and of formulas), and the bytes of records it reads.
+fn sheet_cells(stream: &[u8], pos: usize) -> (u64, usize) {
     let Some(sheet) = stream.get(pos..) else {
-        return 0;
+        return (0, 0);
     };
+    let mut read = 0;
     let (mut values, mut formulas) = (Extent::default(), Extent::default());
     let (mut reserved, mut cells) = (0u64, 0u64);
     let (mut seen_bof, mut depth) = (false, 0usize);
     for (typ, data) in records(sheet) {
+        read += 4 + data.len();
         if depth > 0 {
             match typ {
                 0x0809 => depth += 1,
@@ -247,10 +249,11 @@ fn sheet_cells(stream: &[u8], pos: usize) -> u64 {
             _ => {}
         }
     }
-    reserved
+    let total = reserved
         .saturating_add(cells)
         .saturating_add(values.area())
-        .saturating_add(formulas.area())
+        .saturating_add(formulas.area());
+    (total, read)
 }
 
 /// The cells a DIMENSIONS record makes the library reserve (as it reads the record).
@@ -305,9 +308,17 @@ pub(super) fn check(bytes: &[u8], limits: &Limits) -> Result<(), ReadError> {
             )));
         }
     }
-    let mut total = 0u64;
+    // Sheets are parts of the stream one after the other; sheets pointing into one another
+    // would make the library read the stream again for each.
+    let most_read = stream.len().saturating_mul(2);
+    let (mut total, mut read) = (0u64, 0usize);
     for pos in sheets {
-        total = total.saturating_add(sheet_cells(&stream, pos));
+        let (cells, bytes) = sheet_cells(&stream, pos);
+        read = read.saturating_add(bytes);
+        if read > most_read {
+            return Err(damaged("its sheets overlap"));
+        }
+        total = total.saturating_add(cells);
         if total > limits.max_cells {
             return Err(ReadError::Limit {
                 limit: Limit::Cells,
