@@ -756,3 +756,64 @@ fn the_limits_come_from_the_configuration() {
     let v = capped(dir.path(), &["validate", "--json", &f], 30);
     assert_eq!(v.code, 0, "{}", v.stdout);
 }
+
+/// A message from `from` with one attachment, base64 encoded.
+fn mail_with(from: &str, id: &str, name: &str, body: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(body);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "From: Admin <{from}>\r\nTo: connector@connector.test\r\nSubject: staff list\r\n\
+         Message-ID: <{id}>\r\nDate: Tue, 3 Jun 2025 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nPlease apply.\r\n\
+         --B\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\n\
+         Content-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--B--\r\n",
+        lines.join("\r\n")
+    )
+    .into_bytes()
+}
+
+#[test]
+fn the_mail_connector_refuses_a_workbook_over_the_cell_limit_within_the_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("connector.toml"),
+        "[mail]\naddress = \"connector@connector.test\"\n\
+         [[organisation]]\ncode = \"RXX\"\nadministrators = [\"admin@rxx.nhs.uk\"]\n",
+    )
+    .unwrap();
+    let mut rows = header_row();
+    for r in 2..400_000 {
+        rows.push_str(&format!(r#"<row r="{r}"><c r="IV{r}"><v>1</v></c></row>"#));
+    }
+    let book = xlsx(&sheet_xml(&rows), None);
+    let inbox = dir.path().join("var/mail/inbox/new");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(
+        inbox.join("1.bomb"),
+        mail_with("admin@rxx.nhs.uk", "m1@rxx", "staff.xlsx", &book),
+    )
+    .unwrap();
+    let v = capped(
+        dir.path(),
+        &["--config", "connector.toml", "run", "--once"],
+        120,
+    );
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("1 rejected"), "{}", v.stdout);
+    let replies: Vec<String> = std::fs::read_dir(dir.path().join("var/outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(replies.len(), 1);
+    let unfolded = replies[0].replace("=\r\n", "").replace("\r\n", " ");
+    assert!(unfolded.contains("limits.max_cells"), "{}", replies[0]);
+}
