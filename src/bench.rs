@@ -173,7 +173,7 @@ mod tests {
     fn generated_files_are_repeatable_and_mostly_valid() {
         let a = submission(2000, 7);
         assert_eq!(a, submission(2000, 7));
-        let sub = formats::read(&a).expect("readable");
+        let sub = formats::read(&a, &formats::Limits::default()).expect("readable");
         assert_eq!(sub.rows.len(), 2000);
         let results = validate::validate(&sub, &validate::Rules::default());
         let counts = validate::counts(&results);

@@ -23,6 +23,8 @@ pub struct Config {
     pub service: ServiceConfig,
     /// Code lists that multi-valued and coded fields are checked against.
     pub validation: ValidationConfig,
+    /// What one submission file may expand to: cells, columns, decompressed bytes.
+    pub limits: crate::formats::Limits,
     /// Organisations that send staff lists, and who may send them.
     #[serde(rename = "organisation")]
     pub organisations: Vec<OrganisationConfig>,
@@ -472,6 +474,13 @@ impl Config {
         let mut problems = Vec::new();
         if self.service.domains.is_empty() {
             problems.push("service.domains must name at least one mail domain".to_owned());
+        }
+        let l = &self.limits;
+        if l.max_cells == 0 || l.max_columns == 0 || l.max_decompressed_bytes == 0 {
+            problems.push(
+                "limits.max_cells, max_columns and max_decompressed_bytes must be above 0"
+                    .to_owned(),
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for org in &self.organisations {

@@ -205,6 +205,7 @@ mod tests {
     fn report_keeps_rows_as_sent_and_neutralises_formulas() {
         let sub = formats::read(
             b"ExternalSyncID,FirstName,LastName,Organisation,Notes\n1,Ann,Lee,RXX,=cmd|x\n2,Bo,Ng,RXX,+44\n",
+            &formats::Limits::default(),
         )
         .unwrap();
         let mut out = Vec::new();

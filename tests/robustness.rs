@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use push_connector::{formats, report, validate};
 
 fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
-    if let Ok(sub) = formats::read(bytes) {
+    if let Ok(sub) = formats::read(bytes, &Default::default()) {
         let results = validate::validate(&sub, &validate::Rules::default());
         prop_assert_eq!(results.len(), sub.rows.len());
         for r in &results {

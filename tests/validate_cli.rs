@@ -170,9 +170,13 @@ fn a_report_sent_back_without_its_two_columns_reads_as_the_original() {
     writer.flush().unwrap();
     assert_eq!(results, ["Rejected", "Rejected", "Rejected"]);
 
-    let mut original = push_connector::formats::read(&std::fs::read(&source).unwrap()).unwrap();
+    let mut original =
+        push_connector::formats::read(&std::fs::read(&source).unwrap(), &Default::default())
+            .unwrap();
     original.rows.retain(|r| [5, 6, 7].contains(&r.line));
-    let again = push_connector::formats::read(&std::fs::read(&resubmitted).unwrap()).unwrap();
+    let again =
+        push_connector::formats::read(&std::fs::read(&resubmitted).unwrap(), &Default::default())
+            .unwrap();
     let rules = push_connector::validate::Rules::default();
     let a = push_connector::validate::validate(&original, &rules);
     let b = push_connector::validate::validate(&again, &rules);

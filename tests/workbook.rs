@@ -53,7 +53,8 @@ fn numeric_cells_come_back_as_exact_digits_or_are_refused() {
     if std::env::var_os("UPDATE_GOLDEN").is_some() || !path.exists() {
         std::fs::write(&path, numeric_ids_workbook()).unwrap();
     }
-    let sub = formats::read(&std::fs::read(&path).unwrap()).expect("a readable workbook");
+    let sub = formats::read(&std::fs::read(&path).unwrap(), &Default::default())
+        .expect("a readable workbook");
     assert_eq!(sub.container, Container::Workbook(WorkbookKind::Xlsx));
     let lines: Vec<u64> = sub.rows.iter().map(|r| r.line).collect();
     assert_eq!(lines, [4, 5, 6], "sheet row numbers, header on row 3");
@@ -101,7 +102,8 @@ fn far_away_cells_cost_nothing_and_damage_is_refused() {
     }
     // A stray cell at the sheet's far corner: a dense sheet would be 17 billion cells.
     sheet.write_string(1_048_575, 16_383, "stray").unwrap();
-    let sub = formats::read(&book.save_to_buffer().unwrap()).expect("readable");
+    let sub =
+        formats::read(&book.save_to_buffer().unwrap(), &Default::default()).expect("readable");
     assert_eq!(
         sub.rows.len(),
         1,
@@ -112,6 +114,6 @@ fn far_away_cells_cost_nothing_and_damage_is_refused() {
     // A workbook whose cell reference overflows the spreadsheet library's arithmetic.
     let damaged =
         std::fs::read(common::root().join("samples/messy/damaged-cell-reference.xlsx")).unwrap();
-    let err = formats::read(&damaged).unwrap_err();
+    let err = formats::read(&damaged, &Default::default()).unwrap_err();
     assert!(err.to_string().contains("workbook"), "{err}");
 }

@@ -12,7 +12,7 @@ fuzz_target!(
         std::panic::set_hook(Box::new(|_| {}));
     },
     |data: &[u8]| {
-    if let Ok(sub) = formats::read(data) {
+    if let Ok(sub) = formats::read(data, &formats::Limits::default()) {
         let results = validate::validate(&sub, &validate::Rules::default());
         let rows = report::validation_rows(&results);
         let mut out = Vec::new();

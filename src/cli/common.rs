@@ -105,17 +105,11 @@ pub async fn rules(config: &Config) -> anyhow::Result<Rules> {
 
 pub fn read_and_validate(config: &Config, file: &Path) -> anyhow::Result<Validated> {
     let rules = runtime()?.block_on(rules(config))?;
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    if bytes.len() > config.service.max_file_bytes {
-        bail!(
-            "{} is {} bytes, over the limit of {} bytes",
-            file.display(),
-            bytes.len(),
-            config.service.max_file_bytes
-        );
-    }
-    let submission =
-        formats::read(&bytes).with_context(|| format!("{} is rejected", file.display()))?;
+    // The size is checked before the file is read, and the read stops past the limit.
+    let submission = formats::read_file_bounded(file, config.service.max_file_bytes as u64)
+        .with_context(|| format!("reading {}", file.display()))?
+        .and_then(|bytes| formats::read(&bytes, &rules.limits))
+        .with_context(|| format!("{} is rejected", file.display()))?;
     let results = validate::validate(&submission, &rules);
     Ok(Validated {
         submission,

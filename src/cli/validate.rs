@@ -5,6 +5,7 @@
 //! Exit 0 when every row is valid, 1 when some are refused, 2 when the file is rejected.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,16 +31,10 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let rules = Rules::from_config(config).context("reading the code lists")?;
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let read = if bytes.len() > config.service.max_file_bytes {
-        Err(formats::ReadError::TooLarge {
-            size: bytes.len(),
-            limit: config.service.max_file_bytes,
-        })
-    } else {
-        formats::read(&bytes)
-    };
+    // The size is checked before the file is read, and the read stops past the limit.
+    let read = formats::read_file_bounded(&args.file, config.service.max_file_bytes as u64)
+        .with_context(|| format!("reading {}", args.file.display()))?
+        .and_then(|bytes| formats::read(&bytes, &rules.limits));
     let sub = match read {
         Ok(sub) => sub,
         Err(err) => {
@@ -77,25 +72,32 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         Layout::Old => "old",
     };
     if args.json {
-        let rows: Vec<_> = results
-            .iter()
-            .map(|r| {
-                json!({
-                    "line": r.line,
-                    "status": if r.is_valid() { "valid" } else { "refused" },
-                    "issues": r.issues().iter().map(|i| json!({
-                        "column": i.column, "value": i.value, "message": i.message,
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let out = json!({
-            "format": format,
-            "encoding": sub.container.encoding_label(),
-            "rows": rows,
-            "file_issues": sub.warnings.iter().map(|w| json!({"message": w})).collect::<Vec<_>>(),
-        });
-        println!("{out}");
+        // Written row by row: the output of a large file is never held as one JSON tree.
+        // Keys come in the order serde_json sorts them, as a whole object would have them.
+        let file_issues: Vec<_> = sub.warnings.iter().map(|w| json!({"message": w})).collect();
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        write!(
+            out,
+            "{{\"encoding\":{},\"file_issues\":{},\"format\":{},\"rows\":[",
+            json!(sub.container.encoding_label()),
+            json!(file_issues),
+            json!(format)
+        )?;
+        for (i, r) in results.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            let row = json!({
+                "line": r.line,
+                "status": if r.is_valid() { "valid" } else { "refused" },
+                "issues": r.issues().iter().map(|i| json!({
+                    "column": i.column, "value": i.value, "message": i.message,
+                })).collect::<Vec<_>>(),
+            });
+            serde_json::to_writer(&mut out, &row)?;
+        }
+        out.write_all(b"]}\n")?;
+        out.flush()?;
     } else {
         let container = match sub.container {
             Container::Text { delimiter, .. } => format!(

@@ -3,6 +3,9 @@
 //! In: the header cells of a file. Out: the [`Layout`] and, for each column, what it maps to,
 //! or the reason the file is neither layout.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::Field;
@@ -99,21 +102,33 @@ pub fn header_key(header: &str) -> String {
         .collect()
 }
 
+/// Each layout's header keys and what they map to, built once.
+static NEW_KEYS: LazyLock<HashMap<String, Column>> = LazyLock::new(|| {
+    let mut keys = HashMap::new();
+    for (field, names) in NEW_ALIASES {
+        for name in *names {
+            keys.entry(header_key(name))
+                .or_insert(Column::Field(*field));
+        }
+    }
+    keys
+});
+
+static OLD_KEYS: LazyLock<HashMap<String, Column>> = LazyLock::new(|| {
+    let mut keys = HashMap::new();
+    for (field, name) in OLD_COLUMNS {
+        let column = field.map_or(Column::Ignored, Column::Field);
+        keys.entry(header_key(name)).or_insert(column);
+    }
+    keys
+});
+
 fn new_column(key: &str) -> Column {
-    NEW_ALIASES
-        .iter()
-        .find(|(_, names)| names.iter().any(|n| header_key(n) == key))
-        .map_or(Column::Unknown, |(f, _)| Column::Field(*f))
+    NEW_KEYS.get(key).copied().unwrap_or(Column::Unknown)
 }
 
 fn old_column(key: &str) -> Column {
-    OLD_COLUMNS
-        .iter()
-        .find(|(_, name)| header_key(name) == key)
-        .map_or(Column::Unknown, |(f, _)| match f {
-            Some(f) => Column::Field(*f),
-            None => Column::Ignored,
-        })
+    OLD_KEYS.get(key).copied().unwrap_or(Column::Unknown)
 }
 
 /// The header a layout uses for a field, as its documentation spells it.
@@ -144,7 +159,8 @@ pub struct HeaderMap {
     pub warnings: Vec<String>,
 }
 
-/// Recognises the layout from the header cells and maps every column.
+/// Recognises the layout from the header cells and maps every column, in one pass over them
+/// (a duplicate is found by the field's first column, not by searching the columns before it).
 ///
 /// Errors name what is missing and the mandatory headers of both layouts.
 pub fn map_headers(headers: &[&str]) -> Result<HeaderMap, String> {
@@ -161,18 +177,21 @@ pub fn map_headers(headers: &[&str]) -> Result<HeaderMap, String> {
         .collect();
 
     let mut problems = Vec::new();
+    let mut first_of: [Option<usize>; Field::ALL.len()] = [None; Field::ALL.len()];
     for (i, column) in columns.iter().enumerate() {
-        if let Column::Field(f) = column
-            && let Some(j) = columns[..i].iter().position(|c| c == column)
-        {
-            problems.push(format!(
+        let Column::Field(f) = column else {
+            continue;
+        };
+        match first_of[f.index()] {
+            None => first_of[f.index()] = Some(i),
+            Some(j) => problems.push(format!(
                 "the columns \"{}\" (column {}) and \"{}\" (column {}) both give {}",
                 headers[j].trim(),
                 j + 1,
                 headers[i].trim(),
                 i + 1,
                 f
-            ));
+            )),
         }
     }
     let missing: Vec<&str> = MANDATORY

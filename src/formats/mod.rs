@@ -3,13 +3,19 @@
 //! In: the raw bytes of a CSV/TXT file or an XLSX/XLS/ODS workbook. Out: a [`Submission`]
 //! (layout, encoding, the rows as sent with their own line numbers, reader-level row issues
 //! and file warnings), or a [`ReadError`] saying why the file as a whole cannot be used.
-//! Nothing here judges cell values: that is `validate`'s job.
+//! Nothing is expanded past the [`Limits`] (cells, header columns, decompressed bytes): a
+//! workbook is checked part by part before the spreadsheet library opens it. Nothing here
+//! judges cell values: that is `validate`'s job.
 
 mod headers;
+mod limits;
 mod text;
 mod workbook;
+mod xls_scan;
+mod zip_scan;
 
 pub use headers::{Column, HeaderMap, Layout, header_key, layout_header, map_headers};
+pub use limits::{Limit, Limits, MAX_AUXILIARY_PART_BYTES, grouped};
 pub use text::TextEncoding;
 
 use csv::StringRecord;
@@ -104,25 +110,76 @@ pub enum ReadError {
     NoHeader,
     #[error("the header row (line {line}) cannot be used: {reason}")]
     Headers { line: u64, reason: String },
+    #[error("the file's encoding cannot be used: {0}")]
+    Encoding(String),
     #[error("the workbook cannot be opened: {0}")]
     Workbook(String),
-    #[error("the file is {size} bytes, over the limit of {limit} bytes")]
-    TooLarge { size: usize, limit: usize },
+    #[error("the file is {size} bytes, over the limit of {limit} bytes (service.max_file_bytes)")]
+    TooLarge { size: u64, limit: u64 },
+    #[error(
+        "the file holds more than {} {} ({}): it is refused as a whole",
+        grouped(*max), limit.what(), limit.setting()
+    )]
+    Limit { limit: Limit, max: u64 },
+    #[error("the workbook holds the cell reference \"{reference}\"{}, which is not a cell of a \
+             spreadsheet (columns run from A to XFD, rows from 1 to 1,048,576): it is refused as a whole",
+             if part.is_empty() { String::new() } else { format!(" in {part}") })]
+    CellReference { reference: String, part: String },
 }
 
 /// Reads a submission from its bytes, choosing the reader by content, not by file name.
-pub fn read(bytes: &[u8]) -> Result<Submission, ReadError> {
+/// Nothing is expanded past `limits`: a file that would go over one is refused as a whole.
+pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ReadError::Empty);
     }
     match workbook::sniff(bytes) {
-        Some(kind) => workbook::read(bytes, kind),
-        None => text::read(bytes),
+        Some(kind) => workbook::read(bytes, kind, limits),
+        None => text::read(bytes, limits),
     }
 }
 
+/// Reads a submission file from disk: its size is checked first (metadata, then a read of at
+/// most `max_bytes + 1` bytes), so a file over the limit is never loaded whole.
+pub fn read_file_bounded(
+    path: &std::path::Path,
+    max_bytes: u64,
+) -> std::io::Result<Result<Vec<u8>, ReadError>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > max_bytes {
+        return Ok(Err(ReadError::TooLarge {
+            size,
+            limit: max_bytes,
+        }));
+    }
+    // The file may grow between the two calls: never read more than one byte past the limit.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    let read = bytes.len() as u64;
+    if read > max_bytes {
+        return Ok(Err(ReadError::TooLarge {
+            size: read,
+            limit: max_bytes,
+        }));
+    }
+    Ok(Ok(bytes))
+}
+
 /// Maps the header cells, turning a failure into a [`ReadError`] at the header's line.
-fn map_header_row(cells: &StringRecord, line: u64) -> Result<HeaderMap, ReadError> {
+fn map_header_row(
+    cells: &StringRecord,
+    line: u64,
+    limits: &Limits,
+) -> Result<HeaderMap, ReadError> {
+    if cells.len() > limits.max_columns {
+        return Err(ReadError::Limit {
+            limit: Limit::Columns,
+            max: limits.max_columns as u64,
+        });
+    }
     let headers: Vec<&str> = cells.iter().collect();
     map_headers(&headers).map_err(|reason| ReadError::Headers { line, reason })
 }
@@ -130,9 +187,16 @@ fn map_header_row(cells: &StringRecord, line: u64) -> Result<HeaderMap, ReadErro
 /// The first characters that make a spreadsheet run a cell as a formula (docs/formats.md).
 pub const FORMULA_LEADERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
+/// Would a spreadsheet run this cell? Its first character that is not a space (tab and CR
+/// count as characters here, they are leaders themselves) is a formula leader.
+pub fn is_formula_like(cell: &str) -> bool {
+    cell.trim_start_matches(|c: char| c.is_whitespace() && c != '\t' && c != '\r')
+        .starts_with(FORMULA_LEADERS)
+}
+
 /// A cell as written into a report: prefixed with `'` when a spreadsheet would run it.
 pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.starts_with(FORMULA_LEADERS) {
+    if is_formula_like(cell) {
         std::borrow::Cow::Owned(format!("'{cell}"))
     } else {
         std::borrow::Cow::Borrowed(cell)
@@ -142,7 +206,7 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
 /// Undoes [`neutralise`], so a result report sent back in reads as the original file.
 pub fn unneutralise(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(FORMULA_LEADERS) => rest,
+        Some(rest) if is_formula_like(rest) => rest,
         _ => cell,
     }
 }

@@ -6,13 +6,14 @@
 //! later row is swallowed.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use csv::StringRecord;
 use encoding_rs::{UTF_16BE, UTF_16LE, WINDOWS_1252};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{Container, RawRow, ReadError, Submission, map_header_row};
+use super::{Container, Limit, Limits, RawRow, ReadError, Submission, map_header_row};
 use crate::model::RowIssue;
 
 /// The character encoding a text file was read with.
@@ -37,29 +38,158 @@ impl TextEncoding {
     }
 }
 
-/// Decodes the bytes: a BOM decides; otherwise UTF-8 if valid, else Windows-1252.
-pub fn decode(bytes: &[u8]) -> (Cow<'_, str>, TextEncoding) {
-    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        return match std::str::from_utf8(rest) {
-            Ok(s) => (Cow::Borrowed(s), TextEncoding::Utf8Bom),
-            Err(_) => (String::from_utf8_lossy(rest), TextEncoding::Utf8Bom),
+/// A line of the file holding bytes that are not UTF-8, in a file read as UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadLine {
+    /// The file's own line number.
+    pub line: u64,
+    /// The byte offset in the file of the line's first invalid byte.
+    pub offset: usize,
+}
+
+/// The decoded text of a file and how it was decoded.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub text: Cow<'a, str>,
+    pub encoding: TextEncoding,
+    /// Lines whose invalid bytes were replaced (U+FFFD) in a file read as UTF-8.
+    pub bad_lines: Vec<BadLine>,
+}
+
+/// Invalid lines beyond this share of a file's lines mean it is not UTF-8 (one in ten).
+const BAD_LINE_SHARE: u64 = 10;
+
+/// What a pass over the bytes finds: valid multi-byte sequences, and the lines holding
+/// invalid ones (`None` once they are too many for the file to be UTF-8).
+fn survey_utf8(bytes: &[u8], base: usize) -> (usize, Option<Vec<BadLine>>) {
+    let lines = 1 + memchr::memchr_iter(b'\n', bytes).count() as u64;
+    let most_bad = lines.div_ceil(BAD_LINE_SHARE);
+    let mut multibyte = 0;
+    let mut bad: Vec<BadLine> = Vec::new();
+    let (mut at, mut counted, mut line) = (0usize, 0usize, 1u64);
+    while at < bytes.len() {
+        let (valid, skip) = match std::str::from_utf8(&bytes[at..]) {
+            Ok(_) => (bytes.len() - at, 0),
+            Err(e) => (
+                e.valid_up_to(),
+                e.error_len().unwrap_or(bytes.len() - at - e.valid_up_to()),
+            ),
         };
+        multibyte += bytes[at..at + valid].iter().filter(|&&b| b >= 0xC0).count();
+        at += valid;
+        if skip == 0 {
+            break;
+        }
+        line += memchr::memchr_iter(b'\n', &bytes[counted..at]).count() as u64;
+        counted = at;
+        if bad.last().is_none_or(|b| b.line != line) {
+            if bad.len() as u64 >= most_bad {
+                return (multibyte, None);
+            }
+            bad.push(BadLine {
+                line,
+                offset: base + at,
+            });
+        }
+        at += skip;
+    }
+    (multibyte, Some(bad))
+}
+
+/// Decodes the bytes. A BOM decides. Without one: valid UTF-8 is UTF-8; a file holding at
+/// least one valid multi-byte UTF-8 sequence and invalid bytes on under one line in ten is
+/// UTF-8 too, its invalid lines kept aside to be refused; anything else is Windows-1252.
+pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
+    let decoded = |text, encoding| Decoded {
+        text,
+        encoding,
+        bad_lines: Vec::new(),
+    };
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        if let Ok(s) = std::str::from_utf8(rest) {
+            return Ok(decoded(Cow::Borrowed(s), TextEncoding::Utf8Bom));
+        }
+        let (_, bad) = survey_utf8(rest, 3);
+        let Some(bad_lines) = bad else {
+            return Err(ReadError::Encoding(
+                "it starts with a UTF-8 byte order mark, but one line in ten or more holds bytes \
+                 that are not UTF-8: save it again as \"CSV UTF-8\""
+                    .to_owned(),
+            ));
+        };
+        return Ok(Decoded {
+            text: String::from_utf8_lossy(rest),
+            encoding: TextEncoding::Utf8Bom,
+            bad_lines,
+        });
     }
     if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
         let (text, _) = UTF_16LE.decode_without_bom_handling(rest);
-        return (Cow::Owned(text.into_owned()), TextEncoding::Utf16Le);
+        return Ok(decoded(
+            Cow::Owned(text.into_owned()),
+            TextEncoding::Utf16Le,
+        ));
     }
     if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
         let (text, _) = UTF_16BE.decode_without_bom_handling(rest);
-        return (Cow::Owned(text.into_owned()), TextEncoding::Utf16Be);
+        return Ok(decoded(
+            Cow::Owned(text.into_owned()),
+            TextEncoding::Utf16Be,
+        ));
     }
-    match std::str::from_utf8(bytes) {
-        Ok(s) => (Cow::Borrowed(s), TextEncoding::Utf8),
-        Err(_) => {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Ok(decoded(Cow::Borrowed(s), TextEncoding::Utf8));
+    }
+    match survey_utf8(bytes, 0) {
+        (multibyte, Some(bad_lines)) if multibyte > 0 => Ok(Decoded {
+            text: String::from_utf8_lossy(bytes),
+            encoding: TextEncoding::Utf8,
+            bad_lines,
+        }),
+        _ => {
             let (text, _) = WINDOWS_1252.decode_without_bom_handling(bytes);
-            (Cow::Owned(text.into_owned()), TextEncoding::Windows1252)
+            Ok(decoded(
+                Cow::Owned(text.into_owned()),
+                TextEncoding::Windows1252,
+            ))
         }
     }
+}
+
+/// Refuses the rows holding invalid UTF-8; a header holding some refuses the file.
+fn refuse_bad_lines(
+    rows: &mut [RawRow],
+    bad_lines: &[BadLine],
+    header_line: u64,
+) -> Result<(), ReadError> {
+    for bad in bad_lines {
+        if bad.line < header_line {
+            continue;
+        }
+        // The row holding the line: the last one starting at or before it.
+        let at = rows.partition_point(|r| r.line <= bad.line);
+        let Some(row) = at.checked_sub(1).and_then(|i| rows.get_mut(i)) else {
+            return Err(ReadError::Headers {
+                line: header_line,
+                reason: format!(
+                    "it holds bytes that are not valid UTF-8 (at byte offset {})",
+                    bad.offset
+                ),
+            });
+        };
+        row.issues.push(RowIssue {
+            line: row.line,
+            column: String::new(),
+            value: String::new(),
+            message: format!(
+                "line {} holds bytes that are not valid UTF-8 (the first at byte offset {} of \
+                 the file); the file is read as UTF-8, so this row is refused: correct it and \
+                 send it again",
+                bad.line, bad.offset
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Comma, unless the header line only splits on tab or `;`.
@@ -93,8 +223,12 @@ fn connector_line(line: &str) -> Option<String> {
     (first.eq_ignore_ascii_case("connector") && !name.is_empty()).then(|| name.to_owned())
 }
 
-pub fn read(bytes: &[u8]) -> Result<Submission, ReadError> {
-    let (text, encoding) = decode(bytes);
+pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
+    let Decoded {
+        text,
+        encoding,
+        bad_lines,
+    } = decode(bytes)?;
     let mut content = lines(&text).filter(|(_, l)| !l.trim().is_empty());
     let (mut header_at, mut header_line) = content.next().ok_or(ReadError::Empty)?;
     let connector = connector_line(header_line);
@@ -109,25 +243,31 @@ pub fn read(bytes: &[u8]) -> Result<Submission, ReadError> {
         Some(Ok(header)) => header,
         _ => return Err(ReadError::NoHeader),
     };
-    let map = map_header_row(&header, header_no)?;
+    let map = map_header_row(&header, header_no, limits)?;
     let width = header.len();
     let body = records.base + records.reader.position().byte() as usize;
 
-    let rows = match split_points(&text, body, header_no) {
+    // The cells of every part count against one limit, so reading stops soon after it.
+    let cells = CellCount {
+        used: AtomicU64::new(0),
+        max: limits.max_cells,
+    };
+    let mut rows = match split_points(&text, body, header_no) {
         Some(chunks) => chunks
             .par_iter()
             .map(|&(start, end, line)| {
                 let mut part = Records::new(&text, delimiter, start, end, line);
                 part.width = width;
-                data_rows(part, width)
+                data_rows(part, width, &cells)
             })
-            .collect::<Vec<_>>()
+            .collect::<Result<Vec<_>, _>>()?
             .concat(),
         None => {
             records.width = width;
-            data_rows(records, width)
+            data_rows(records, width, &cells)?
         }
     };
+    refuse_bad_lines(&mut rows, &bad_lines, header_no)?;
     Ok(Submission {
         container: Container::Text {
             encoding,
@@ -142,9 +282,32 @@ pub fn read(bytes: &[u8]) -> Result<Submission, ReadError> {
     })
 }
 
+/// The cells the rows read so far hold, against the limit (shared by the parts of a file).
+struct CellCount {
+    used: AtomicU64,
+    max: u64,
+}
+
+impl CellCount {
+    fn take(&self, n: usize) -> Result<(), ReadError> {
+        let n = n as u64;
+        if self.used.fetch_add(n, Ordering::Relaxed).saturating_add(n) > self.max {
+            return Err(ReadError::Limit {
+                limit: Limit::Cells,
+                max: self.max,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The data rows of some records: blank rows skipped, wrong widths and unreadable rows
-/// reported at their own line.
-fn data_rows(records: Records<'_>, width: usize) -> Vec<RawRow> {
+/// reported at their own line; the cells of kept rows count against the limit.
+fn data_rows(
+    records: Records<'_>,
+    width: usize,
+    count: &CellCount,
+) -> Result<Vec<RawRow>, ReadError> {
     let mut rows = Vec::new();
     for item in records {
         match item {
@@ -152,6 +315,7 @@ fn data_rows(records: Records<'_>, width: usize) -> Vec<RawRow> {
                 if cells.iter().all(|c| c.trim().is_empty()) {
                     continue;
                 }
+                count.take(cells.len())?;
                 let mut issues = Vec::new();
                 if cells.len() != width {
                     issues.push(RowIssue {
@@ -177,7 +341,7 @@ fn data_rows(records: Records<'_>, width: usize) -> Vec<RawRow> {
             }),
         }
     }
-    rows
+    Ok(rows)
 }
 
 /// Below this many bytes of rows a file is read in one piece.
@@ -354,19 +518,69 @@ mod tests {
     const HEAD: &str = "ExternalSyncID,FirstName,LastName,Organisation";
 
     fn read_str(s: &str) -> Submission {
-        read(s.as_bytes()).expect("readable")
+        read(s.as_bytes(), &Limits::default()).expect("readable")
+    }
+
+    fn decoded(bytes: &[u8]) -> (String, TextEncoding) {
+        let d = decode(bytes).expect("decodable");
+        (d.text.into_owned(), d.encoding)
     }
 
     #[test]
     fn encodings_are_detected() {
-        assert_eq!(decode(b"a,b").1, TextEncoding::Utf8);
-        assert_eq!(decode(b"\xEF\xBB\xBFa").1, TextEncoding::Utf8Bom);
-        let (t, e) = decode(b"Ren\xE9e");
-        assert_eq!((t.as_ref(), e), ("Renée", TextEncoding::Windows1252));
-        let (t, e) = decode(b"\xFF\xFEa\0\xE9\0");
-        assert_eq!((t.as_ref(), e), ("aé", TextEncoding::Utf16Le));
-        let (t, e) = decode(b"\xFE\xFF\0a\0\xE9");
-        assert_eq!((t.as_ref(), e), ("aé", TextEncoding::Utf16Be));
+        assert_eq!(decoded(b"a,b").1, TextEncoding::Utf8);
+        assert_eq!(decoded(b"\xEF\xBB\xBFa").1, TextEncoding::Utf8Bom);
+        let (t, e) = decoded(b"Ren\xE9e");
+        assert_eq!((t.as_str(), e), ("Renée", TextEncoding::Windows1252));
+        let (t, e) = decoded(b"\xFF\xFEa\0\xE9\0");
+        assert_eq!((t.as_str(), e), ("aé", TextEncoding::Utf16Le));
+        let (t, e) = decoded(b"\xFE\xFF\0a\0\xE9");
+        assert_eq!((t.as_str(), e), ("aé", TextEncoding::Utf16Be));
+    }
+
+    #[test]
+    fn a_few_bad_bytes_do_not_make_utf8_windows_1252() {
+        // Valid UTF-8 names, and one line with a stray byte: UTF-8, that line refused.
+        let mut file = format!("{HEAD}\n").into_bytes();
+        for i in 0..20 {
+            file.extend_from_slice(format!("E{i},Úša,Leź,RXX\n").as_bytes());
+        }
+        let bad_at = file.len() + "E99,Bo".len();
+        file.extend_from_slice(b"E99,Bo\xE9,Ng,RXX\n");
+        let sub = read(&file, &Limits::default()).expect("readable");
+        assert!(matches!(
+            sub.container,
+            Container::Text {
+                encoding: TextEncoding::Utf8,
+                ..
+            }
+        ));
+        assert_eq!(&sub.rows[0].cells[1], "Úša");
+        assert!(sub.rows[..20].iter().all(|r| r.issues.is_empty()));
+        let last = &sub.rows[20];
+        assert_eq!(last.line, 22);
+        assert!(
+            last.issues[0]
+                .message
+                .contains(&format!("byte offset {bad_at}")),
+            "{:?}",
+            last.issues
+        );
+        // Excel's Windows "CSV": accents as single bytes, no UTF-8 sequence at all.
+        let sub = read(
+            format!("{HEAD}\nE1,Zo\u{eb},Bront\u{eb},RXX\n")
+                .replace('\u{eb}', "\u{1}")
+                .as_bytes()
+                .iter()
+                .map(|&b| if b == 1 { 0xEB } else { b })
+                .collect::<Vec<u8>>()
+                .as_slice(),
+            &Limits::default(),
+        )
+        .expect("readable");
+        assert_eq!(sub.container.encoding_label(), "windows-1252");
+        assert_eq!(&sub.rows[0].cells[1], "Zoë");
+        assert!(sub.rows[0].issues.is_empty());
     }
 
     #[test]

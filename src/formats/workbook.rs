@@ -7,10 +7,13 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use calamine::{Data, Reader, Xlsx, open_workbook_auto_from_rs};
+use calamine::{Data, Ods, Range, Reader, Xls, Xlsx};
 use csv::StringRecord;
 
-use super::{Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row};
+use super::limits::{Limit, Limits};
+use super::{
+    Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row, xls_scan, zip_scan,
+};
 use crate::model::RowIssue;
 
 /// Largest integer an IEEE double holds exactly (2^53).
@@ -20,9 +23,8 @@ const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
 pub fn sniff(bytes: &[u8]) -> Option<WorkbookKind> {
     if bytes.starts_with(b"PK\x03\x04") {
         let head = &bytes[..bytes.len().min(4096)];
-        let is_ods = head
-            .windows(39)
-            .any(|w| w == b"application/vnd.oasis.opendocument.spr");
+        let is_ods =
+            memchr::memmem::find(head, b"application/vnd.oasis.opendocument.spreadsheet").is_some();
         Some(if is_ods {
             WorkbookKind::Ods
         } else {
@@ -65,27 +67,56 @@ fn cell_text(cell: &Data) -> (String, Option<String>) {
     }
 }
 
-/// Columns read from a sheet; cells further right are ignored (a staff list has about 20).
-const MAX_COLUMNS: u32 = 256;
-
-/// The first sheet's non-empty rows: (0-based row index, cells from column A).
+/// The first sheet's non-empty rows: (0-based row index, cells from column A up to the row's
+/// last value).
 type SheetRows = Vec<(u32, Vec<Data>)>;
 
-/// Reads a workbook. A panic inside the spreadsheet library (a damaged file can trigger one)
+/// Reads a workbook. The file is checked against the limits before the spreadsheet library
+/// sees it (decompressed sizes, cell references, the cells the library would lay out), so
+/// nothing is expanded past them. A panic inside the library (a damaged file can trigger one)
 /// is contained here and reported as a damaged workbook: no file may stop the service.
-pub fn read(bytes: &[u8], kind: WorkbookKind) -> Result<Submission, ReadError> {
+pub fn read(bytes: &[u8], kind: WorkbookKind, limits: &Limits) -> Result<Submission, ReadError> {
+    match kind {
+        WorkbookKind::Xlsx | WorkbookKind::Ods => zip_scan::check(bytes, limits)?,
+        WorkbookKind::Xls => xls_scan::check(bytes, limits)?,
+    }
     let damaged = || ReadError::Workbook("the file is damaged".to_owned());
     let rows = std::panic::catch_unwind(|| match kind {
-        WorkbookKind::Xlsx => xlsx_rows(bytes),
-        WorkbookKind::Xls | WorkbookKind::Ods => range_rows(bytes),
+        WorkbookKind::Xlsx => xlsx_rows(bytes, limits),
+        WorkbookKind::Xls => range_rows(first_range::<Xls<_>>(bytes)?, limits),
+        WorkbookKind::Ods => range_rows(first_range::<Ods<_>>(bytes)?, limits),
     })
     .map_err(|_| damaged())??;
-    submission(rows, kind)
+    submission(rows, kind, limits)
+}
+
+/// Counts the cells rows hold (up to each row's last value) against the limit.
+struct CellBudget {
+    left: u64,
+    max: u64,
+}
+
+impl CellBudget {
+    fn new(limits: &Limits) -> Self {
+        CellBudget {
+            left: limits.max_cells,
+            max: limits.max_cells,
+        }
+    }
+
+    fn take(&mut self, n: u64) -> Result<(), ReadError> {
+        self.left = self.left.checked_sub(n).ok_or(ReadError::Limit {
+            limit: Limit::Cells,
+            max: self.max,
+        })?;
+        Ok(())
+    }
 }
 
 /// XLSX cells streamed one by one and kept sparse: a cell at row 1,000,000 of column XFD
-/// costs one entry, not a dense sheet of billions of empty cells.
-fn xlsx_rows(bytes: &[u8]) -> Result<SheetRows, ReadError> {
+/// costs one entry, not a dense sheet of billions of empty cells. Each row holds its cells up
+/// to its last value; those count against the cell limit.
+fn xlsx_rows(bytes: &[u8], limits: &Limits) -> Result<SheetRows, ReadError> {
     let bad = |e: calamine::XlsxError| ReadError::Workbook(e.to_string());
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(bad)?;
     let name = book
@@ -95,9 +126,11 @@ fn xlsx_rows(bytes: &[u8]) -> Result<SheetRows, ReadError> {
         .ok_or_else(|| ReadError::Workbook("it has no sheet".to_owned()))?;
     let mut reader = book.worksheet_cells_reader(&name).map_err(bad)?;
     let mut rows: BTreeMap<u32, Vec<Data>> = BTreeMap::new();
+    let mut budget = CellBudget::new(limits);
+    let max_columns = u32::try_from(limits.max_columns).unwrap_or(u32::MAX);
     while let Some(cell) = reader.next_cell().map_err(bad)? {
         let (row, col) = cell.get_position();
-        if col >= MAX_COLUMNS {
+        if col >= max_columns {
             continue;
         }
         let value = Data::from(cell.get_value().clone());
@@ -106,6 +139,7 @@ fn xlsx_rows(bytes: &[u8]) -> Result<SheetRows, ReadError> {
         }
         let cells = rows.entry(row).or_default();
         if cells.len() <= col as usize {
+            budget.take(u64::from(col) + 1 - cells.len() as u64)?;
             cells.resize(col as usize + 1, Data::Empty);
         }
         cells[col as usize] = value;
@@ -113,31 +147,53 @@ fn xlsx_rows(bytes: &[u8]) -> Result<SheetRows, ReadError> {
     Ok(rows.into_iter().collect())
 }
 
-/// XLS and ODS through the library's dense range.
-fn range_rows(bytes: &[u8]) -> Result<SheetRows, ReadError> {
-    let mut workbook = open_workbook_auto_from_rs(Cursor::new(bytes))
-        .map_err(|e| ReadError::Workbook(e.to_string()))?;
-    let range = workbook
+/// XLS and ODS through the library's dense range (its size checked before it is built).
+/// The first sheet through the reader of the kind the file was recognised as (never another
+/// reader the file happens to open with).
+fn first_range<'a, R>(bytes: &'a [u8]) -> Result<Range<Data>, ReadError>
+where
+    R: Reader<Cursor<&'a [u8]>>,
+    R::Error: std::fmt::Display,
+{
+    let mut workbook =
+        R::new(Cursor::new(bytes)).map_err(|e| ReadError::Workbook(e.to_string()))?;
+    workbook
         .worksheet_range_at(0)
         .ok_or_else(|| ReadError::Workbook("it has no sheet".to_owned()))?
-        .map_err(|e| ReadError::Workbook(e.to_string()))?;
+        .map_err(|e| ReadError::Workbook(e.to_string()))
+}
+
+fn range_rows(range: Range<Data>, limits: &Limits) -> Result<SheetRows, ReadError> {
     let Some((first_row, first_col)) = range.start() else {
         return Ok(Vec::new());
     };
     // Rows start at column A, so column letters in messages match the sheet.
-    let pad = vec![Data::Empty; first_col.min(MAX_COLUMNS) as usize];
-    Ok(range
-        .rows()
-        .enumerate()
-        .map(|(i, cells)| {
-            let mut row = pad.clone();
-            row.extend(cells.iter().take(MAX_COLUMNS as usize - pad.len()).cloned());
-            (first_row + i as u32, row)
-        })
-        .collect())
+    let max_columns = u32::try_from(limits.max_columns).unwrap_or(u32::MAX);
+    let pad = first_col.min(max_columns) as usize;
+    let mut budget = CellBudget::new(limits);
+    let mut out = Vec::new();
+    for (i, cells) in range.rows().enumerate() {
+        let width = cells
+            .iter()
+            .take(limits.max_columns.saturating_sub(pad))
+            .rposition(|c| *c != Data::Empty)
+            .map_or(0, |p| p + 1);
+        if width == 0 {
+            continue;
+        }
+        budget.take((pad + width) as u64)?;
+        let mut row = vec![Data::Empty; pad];
+        row.extend(cells[..width].iter().cloned());
+        out.push((first_row + i as u32, row));
+    }
+    Ok(out)
 }
 
-fn submission(rows: SheetRows, kind: WorkbookKind) -> Result<Submission, ReadError> {
+fn submission(
+    rows: SheetRows,
+    kind: WorkbookKind,
+    limits: &Limits,
+) -> Result<Submission, ReadError> {
     let mut header: Option<(StringRecord, super::HeaderMap)> = None;
     let mut out = Vec::new();
     for (index, cells) in rows {
@@ -171,7 +227,7 @@ fn submission(rows: SheetRows, kind: WorkbookKind) -> Result<Submission, ReadErr
                     .find(|&i| !record[i].trim().is_empty())
                     .map_or(0, |i| i + 1);
                 record.truncate(width);
-                let map = map_header_row(&record, line)?;
+                let map = map_header_row(&record, line, limits)?;
                 header = Some((record, map));
             }
             Some((headers, _)) => {
@@ -187,10 +243,7 @@ fn submission(rows: SheetRows, kind: WorkbookKind) -> Result<Submission, ReadErr
                         ),
                     });
                 }
-                // Sparse rows may end early: every row gets the header's width.
-                while record.len() < headers.len() {
-                    record.push_field("");
-                }
+                // Sparse rows may end early: a missing cell reads as blank, and costs nothing.
                 record.truncate(headers.len());
                 out.push(RawRow {
                     line,
@@ -230,6 +283,10 @@ mod tests {
     #[test]
     fn sniffs_containers() {
         assert_eq!(sniff(b"PK\x03\x04rest"), Some(WorkbookKind::Xlsx));
+        assert_eq!(
+            sniff(b"PK\x03\x04....mimetypeapplication/vnd.oasis.opendocument.spreadsheetPK"),
+            Some(WorkbookKind::Ods)
+        );
         assert_eq!(
             sniff(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0]),
             Some(WorkbookKind::Xls)

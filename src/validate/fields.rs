@@ -2,6 +2,10 @@
 //!
 //! In: a cleaned, non-blank cell. Out: the typed, normalised value or the reason it is refused.
 
+use std::borrow::Cow;
+
+use unicode_normalization::UnicodeNormalization;
+
 use super::text;
 use crate::model::{Email, ExternalSyncId, OdsCode, PortalId};
 
@@ -20,8 +24,33 @@ fn check_not_shortened(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// ExternalSyncID: no white space, no formula start, not mangled by a spreadsheet.
+/// A key (ID, ExternalSyncID, e-mail) as it is compared and stored: Unicode NFKC, so
+/// full-width letters and digits (`Ｅ１２`) are the plain ones (`E12`). An invisible
+/// formatting character (category Cf: zero-width space, BOM, word joiner, soft hyphen,
+/// direction marks) is refused, naming it: a key that looks the same must be the same.
+pub(super) fn normalise_key(value: &str) -> Result<Cow<'_, str>, String> {
+    if value.is_ascii() {
+        return Ok(Cow::Borrowed(value));
+    }
+    let normalised: String = value.nfkc().collect();
+    if let Some(c) = value
+        .chars()
+        .chain(normalised.chars())
+        .find(|&c| text::is_format_char(c))
+    {
+        return Err(format!(
+            "contains the invisible character {}, which cannot be part of a key: remove it and \
+             send the file again",
+            text::describe_format_char(c)
+        ));
+    }
+    Ok(Cow::Owned(normalised))
+}
+
+/// ExternalSyncID: normalised ([`normalise_key`]); no white space, no formula start, not
+/// mangled by a spreadsheet.
 pub(super) fn check_key(value: &str) -> Result<ExternalSyncId, String> {
+    let value = &*normalise_key(value)?;
     check_not_shortened(value)?;
     text::check_not_formula(value)?;
     if value.chars().any(char::is_whitespace) {
@@ -38,6 +67,7 @@ pub(super) fn check_key(value: &str) -> Result<ExternalSyncId, String> {
 
 /// The portal's ID: letters, digits and `-`.
 pub(super) fn check_portal_id(value: &str) -> Result<PortalId, String> {
+    let value = &*normalise_key(value)?;
     check_not_shortened(value)?;
     if value.len() > MAX_KEY || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err("is not a portal ID (letters, digits and '-')".to_owned());
@@ -60,7 +90,7 @@ pub(super) fn check_email(
     domains: &[String],
     subdomains: bool,
 ) -> Result<Email, String> {
-    let lower = value.to_lowercase();
+    let lower = normalise_key(value)?.to_lowercase();
     let Some((local, domain)) = lower.rsplit_once('@') else {
         return Err("is not an e-mail address (no @)".to_owned());
     };
@@ -102,4 +132,38 @@ pub(super) fn check_email(
         ));
     }
     Ok(Email::new_unchecked(lower))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_nfkc_and_invisible_characters_are_refused() {
+        assert_eq!(
+            check_key("\u{FF25}\u{FF11}\u{FF12}").unwrap().as_str(),
+            "E12"
+        );
+        for (key, code) in [
+            ("E12\u{200B}", "U+200B"),
+            ("\u{FEFF}E12", "U+FEFF"),
+            ("E\u{2060}12", "U+2060"),
+            ("E1\u{00AD}2", "U+00AD"),
+        ] {
+            let err = check_key(key).unwrap_err();
+            assert!(err.contains(code), "{key:?}: {err}");
+        }
+        assert_eq!(
+            check_email("\u{FF41}nn@nhs.net", &["nhs.net".to_owned()])
+                .unwrap()
+                .as_str(),
+            "ann@nhs.net"
+        );
+        assert!(
+            check_email("ann\u{200B}@nhs.net", &["nhs.net".to_owned()])
+                .unwrap_err()
+                .contains("U+200B")
+        );
+        assert_eq!(check_portal_id("\u{FF11}23").unwrap().as_str(), "123");
+    }
 }

@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::formats::{Submission, layout_header, unneutralise};
+use crate::formats::{Limits, Submission, grouped, layout_header, unneutralise};
 use crate::model::{Email, ExternalSyncId, Field, OdsCode, Person, Phone, PortalId, RowIssue};
 use fields::{check_email, check_key, check_ods, check_portal_id};
 use phone::PhoneKind;
@@ -44,6 +44,9 @@ pub struct Rules {
     pub work_areas: Option<CodeList>,
     /// The connector name each organisation's old-format files must give (upper-case ODS key).
     pub connectors: HashMap<String, String>,
+    /// What one file may expand to (read by every entry point), and how many other lines a
+    /// duplicate's message names.
+    pub limits: Limits,
 }
 
 impl Default for Rules {
@@ -56,6 +59,7 @@ impl Default for Rules {
             clinical_specialities: None,
             work_areas: None,
             connectors: HashMap::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -87,6 +91,7 @@ impl Rules {
                         .map(|c| (o.code.to_ascii_uppercase(), c))
                 })
                 .collect(),
+            limits: config.limits,
         })
     }
 }
@@ -184,7 +189,12 @@ pub fn validate(sub: &Submission, rules: &Rules) -> Vec<RowResult> {
             }
         })
         .unzip();
-    refuse_duplicates(sub, &mut results, &refused_keys);
+    refuse_duplicates(
+        sub,
+        &mut results,
+        &refused_keys,
+        rules.limits.max_lines_named,
+    );
     results
 }
 
@@ -279,7 +289,14 @@ fn duplicate_groups(
     groups
 }
 
-fn refuse_duplicates(sub: &Submission, results: &mut [RowResult], refused: &[Option<Box<Keys>>]) {
+/// Refuses every row of each group of duplicates. Each message names at most `named` other
+/// lines, then says how many more there are: a group of n rows costs n short messages, not n².
+fn refuse_duplicates(
+    sub: &Submission,
+    results: &mut [RowResult],
+    refused: &[Option<Box<Keys>>],
+    named: usize,
+) {
     let fields = [Field::Id, Field::ExternalSyncId, Field::Email];
     let shared: &[RowResult] = results;
     let found: Vec<(Field, Vec<Vec<usize>>)> = fields
@@ -287,21 +304,33 @@ fn refuse_duplicates(sub: &Submission, results: &mut [RowResult], refused: &[Opt
         .map(|f| (*f, duplicate_groups(*f, shared, refused)))
         .collect();
     for (field, groups) in found {
-        let column = sub
-            .column_of(field)
+        let at = sub.column_of(field);
+        let column = at
             .and_then(|c| sub.headers.get(c))
             .unwrap_or(field.name())
             .trim()
             .to_owned();
         for indexes in groups {
             for &i in &indexes {
-                let others: Vec<String> = indexes
+                let others = indexes.len() - 1;
+                let lines: Vec<String> = indexes
                     .iter()
                     .filter(|&&j| j != i)
+                    .take(named)
                     .map(|&j| results[j].line.to_string())
                     .collect();
-                let value = sub
-                    .column_of(field)
+                let more = others - lines.len();
+                let list = if more == 0 {
+                    lines.join(", ")
+                } else {
+                    format!(
+                        "{} and {} more line{}",
+                        lines.join(", "),
+                        grouped(more as u64),
+                        if more == 1 { "" } else { "s" }
+                    )
+                };
+                let value = at
                     .and_then(|c| sub.rows[i].cells.get(c))
                     .unwrap_or_default();
                 let issue = RowIssue {
@@ -309,9 +338,8 @@ fn refuse_duplicates(sub: &Submission, results: &mut [RowResult], refused: &[Opt
                     column: column.clone(),
                     value: value.to_owned(),
                     message: format!(
-                        "line {} of this file claim{} the same {}: every row claiming it is refused",
-                        others.join(", "),
-                        if others.len() == 1 { "s" } else { "" },
+                        "line {list} of this file claim{} the same {}: every row claiming it is refused",
+                        if others == 1 { "s" } else { "" },
                         layout_header(sub.layout, field),
                     ),
                 };

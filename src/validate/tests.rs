@@ -7,7 +7,8 @@ const HEAD: &str =
     "ExternalSyncID,FirstName,LastName,Organisation,Email,MobilePhone,OfficePhone,Title,WorkArea";
 
 fn check(rows: &str) -> Vec<RowResult> {
-    let sub = formats::read(format!("{HEAD}\n{rows}").as_bytes()).expect("readable");
+    let sub =
+        formats::read(format!("{HEAD}\n{rows}").as_bytes(), &Limits::default()).expect("readable");
     validate(&sub, &Rules::default())
 }
 
@@ -114,8 +115,11 @@ fn spreadsheet_damage_is_recovered_or_refused() {
 
 #[test]
 fn code_lists_are_enforced_when_configured() {
-    let sub =
-        formats::read(format!("{HEAD}\nE1,Ann,Lee,RXX,,,,,ward 1;Moon Base\n").as_bytes()).unwrap();
+    let sub = formats::read(
+        format!("{HEAD}\nE1,Ann,Lee,RXX,,,,,ward 1;Moon Base\n").as_bytes(),
+        &Limits::default(),
+    )
+    .unwrap();
     let rules = Rules {
         work_areas: Some(CodeList::new(["Ward 1", "Theatres"])),
         ..Rules::default()
@@ -139,7 +143,7 @@ fn control_characters_are_refused() {
 #[test]
 fn old_format_connector_must_match_the_configured_one() {
     let file = "Connector,Wrong Name\nOrganisation Code,Local Unique Identifier,First Name,Last Name\nRXX,1,Ann,Lee\nRYY,2,Bo,Ng\n";
-    let sub = formats::read(file.as_bytes()).unwrap();
+    let sub = formats::read(file.as_bytes(), &Limits::default()).unwrap();
     let rules = Rules {
         connectors: HashMap::from([("RXX".to_owned(), "RXX Connector".to_owned())]),
         ..Rules::default()

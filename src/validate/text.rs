@@ -81,14 +81,43 @@ pub fn clean(raw: &str) -> Result<Cow<'_, str>, String> {
     Ok(Cow::Owned(out))
 }
 
-/// Refuses a value a spreadsheet would run as a formula.
+/// Refuses a value a spreadsheet would run as a formula: after any leading white space, a
+/// first `=`, `+` or `@`, or a `-` followed by anything (`-2+3`, `-cmd|…`, `- x`). A value of
+/// dashes only (`-`, `--`, a placeholder for "none") is text to every spreadsheet.
 pub fn check_not_formula(value: &str) -> Result<(), String> {
+    let value = value.trim_start();
     match value.chars().next() {
         Some(c) if FORMULA_START.contains(&c) => Err(format!(
             "starts with '{c}', which a spreadsheet would run as a formula"
         )),
+        Some('-') if !value.chars().all(|c| c == '-') => Err(
+            "starts with '-' followed by more text, which a spreadsheet would run as a formula"
+                .to_owned(),
+        ),
         _ => Ok(()),
     }
+}
+
+/// The name of an invisible formatting character (Unicode category Cf), for messages.
+pub fn describe_format_char(c: char) -> String {
+    let name = match c {
+        '\u{00AD}' => "soft hyphen",
+        '\u{200B}' => "zero-width space",
+        '\u{200C}' => "zero-width non-joiner",
+        '\u{200D}' => "zero-width joiner",
+        '\u{200E}' | '\u{200F}' => "direction mark",
+        '\u{2060}' => "word joiner",
+        '\u{FEFF}' => "byte order mark",
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => "direction control",
+        _ => "invisible formatting character",
+    };
+    format!("U+{:04X} ({name})", c as u32)
+}
+
+/// Is this an invisible formatting character (Unicode general category Cf)?
+pub fn is_format_char(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format
 }
 
 /// A person's name: letters of any script, spaces, `'`, `-` and `.`; starts with a letter;
@@ -107,6 +136,11 @@ pub fn check_name(value: &str, max: usize) -> Result<(), String> {
     match value.chars().find(|&c| {
         !(c.is_alphabetic() || is_combining_mark(c) || matches!(c, ' ' | '\'' | '-' | '.'))
     }) {
+        Some(c) if is_format_char(c) => Err(format!(
+            "contains the invisible character {}; names may hold letters, spaces, apostrophes, \
+             hyphens and full stops",
+            describe_format_char(c)
+        )),
         Some(c) => Err(format!(
             "contains '{c}'; names may hold letters, spaces, apostrophes, hyphens and full stops"
         )),
@@ -177,16 +211,38 @@ mod tests {
         );
         assert!(check_name("@SUM", 64).unwrap_err().contains("formula"));
         assert!(check_name("Ann2", 64).unwrap_err().contains("'2'"));
+        assert!(check_name("-Ann", 64).unwrap_err().contains("formula"));
         assert!(
-            check_name("-Ann", 64)
+            check_name("Ann\u{200B}Lee", 64)
                 .unwrap_err()
-                .contains("start with a letter")
+                .contains("U+200B (zero-width space)")
         );
         assert!(
             check_name(&"a".repeat(65), 64)
                 .unwrap_err()
                 .contains("65 characters")
         );
+    }
+
+    #[test]
+    fn formula_starts_are_refused_after_leading_spaces() {
+        for bad in [
+            "=1+1",
+            " =1+1",
+            "+44",
+            "@SUM(A1)",
+            "-2+3",
+            " -cmd|' /C calc'!A0",
+            "- x",
+        ] {
+            assert!(
+                check_free_text(bad, 64).unwrap_err().contains("formula"),
+                "{bad}"
+            );
+        }
+        for ok in ["-", "---", "Ward 3 - nights", "Band 5", "x-ray"] {
+            assert_eq!(check_free_text(ok, 64), Ok(()), "{ok}");
+        }
     }
 
     #[test]

@@ -310,10 +310,11 @@ impl<'a, D: Directory> Connector<'a, D> {
     ) -> Result<Accepted<'m>, Refusal> {
         let sender = message::authorise(self.config, msg, verdict)?;
         let file = message::submission_file(msg, self.config.service.max_file_bytes)?;
-        let submission = formats::read(&file.bytes).map_err(|e| Refusal::BadFile {
-            name: file.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let submission =
+            formats::read(&file.bytes, &self.rules.limits).map_err(|e| Refusal::BadFile {
+                name: file.name.clone(),
+                reason: e.to_string(),
+            })?;
         let results = validate::validate(&submission, self.rules);
         let named: Vec<String> = results
             .iter()

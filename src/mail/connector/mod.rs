@@ -150,10 +150,11 @@ impl<'a, D: Directory> Connector<'a, D> {
         &self,
         s: &StoredSubmission,
     ) -> Result<(Submission, Vec<RowResult>), ConnectorError> {
-        let submission = formats::read(&s.file).map_err(|e| ConnectorError::Stored {
-            no: s.no,
-            reason: e.to_string(),
-        })?;
+        let submission =
+            formats::read(&s.file, &self.rules.limits).map_err(|e| ConnectorError::Stored {
+                no: s.no,
+                reason: e.to_string(),
+            })?;
         let results = validate::validate(&submission, self.rules);
         Ok((submission, results))
     }
