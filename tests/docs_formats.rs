@@ -33,7 +33,8 @@ fn column_of(header: &str, stands_for: &str, mandatory: &[&str]) -> (Layout, Col
         .filter(|m| *m != stands_for)
         .collect();
     let file = format!("{header},{}\r\n", rest.join(","));
-    let sub = formats::read(file.as_bytes()).unwrap_or_else(|e| panic!("{header}: {e}"));
+    let sub = formats::read(file.as_bytes(), &formats::Limits::default())
+        .unwrap_or_else(|e| panic!("{header}: {e}"));
     (sub.layout, sub.columns[0])
 }
 

@@ -163,6 +163,7 @@ fn a_service_domain_covers_its_sub_domains_unless_configured_otherwise() {
             "{HEAD}\nE1,Ann,Lee,RXX,ann.lee@xyz.nhs.net,,,,\nE2,Bo,Ng,RXX,bo.ng@evilnhs.net,,,,\n"
         )
         .as_bytes(),
+        &Limits::default(),
     )
     .unwrap();
     let r = validate(&sub, &Rules::default());
@@ -178,7 +179,11 @@ fn a_service_domain_covers_its_sub_domains_unless_configured_otherwise() {
 
 #[test]
 fn an_unknown_code_is_quoted_once_with_close_values() {
-    let sub = formats::read(format!("{HEAD}\nE1,Ann,Lee,RXX,,,,,Theatre\n").as_bytes()).unwrap();
+    let sub = formats::read(
+        format!("{HEAD}\nE1,Ann,Lee,RXX,,,,,Theatre\n").as_bytes(),
+        &Limits::default(),
+    )
+    .unwrap();
     let rules = Rules {
         work_areas: Some(CodeList::new(["Ward 1", "Theatres"])),
         ..Rules::default()
