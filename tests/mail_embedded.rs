@@ -961,3 +961,32 @@ fn intake_holds_one_message_at_a_time_whatever_the_inbox_holds() {
     );
     assert_eq!(d.filed("Rejected"), 48);
 }
+
+#[test]
+fn a_rejection_never_quotes_the_connector_key() {
+    let d = Deployment::new();
+    let toml = d.path().join("connector.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        config.replace(
+            "administrators = [\"admin@ryy.nhs.uk\"]\n",
+            "administrators = [\"admin@ryy.nhs.uk\"]\nconnector_key = \"S3cretKey42\"\n",
+        ),
+    )
+    .unwrap();
+    let m = message("admin@ryy.nhs.uk", "k@ryy", &[]);
+    d.deliver("1.a", &with_header(&m, "Subject", "staff list S3cretKey42"));
+    d.once(false);
+    let files = d.outbox();
+    assert_eq!(files.len(), 1);
+    let raw = String::from_utf8_lossy(&std::fs::read(&files[0]).unwrap()).into_owned();
+    let mail = read_mail(&files[0]);
+    assert!(
+        mail.text.contains("has no staff list attached"),
+        "{}",
+        mail.text
+    );
+    assert!(mail.subject.contains("[connector key]"), "{}", mail.subject);
+    assert!(!raw.contains("S3cretKey42"), "{raw}");
+}
