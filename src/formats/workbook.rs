@@ -80,14 +80,45 @@ pub fn read(bytes: &[u8], kind: WorkbookKind, limits: &Limits) -> Result<Submiss
         WorkbookKind::Xlsx | WorkbookKind::Ods => zip_scan::check(bytes, limits)?,
         WorkbookKind::Xls => xls_scan::check(bytes, limits)?,
     }
-    let damaged = || ReadError::Workbook("the file is damaged".to_owned());
-    let rows = std::panic::catch_unwind(|| match kind {
+    let damaged = || {
+        ReadError::Workbook(
+            "the workbook is damaged: open it in the spreadsheet program and save it again"
+                .to_owned(),
+        )
+    };
+    let rows = contained(|| match kind {
         WorkbookKind::Xlsx => xlsx_rows(bytes, limits),
         WorkbookKind::Xls => range_rows(first_range::<Xls<_>>(bytes)?, limits),
         WorkbookKind::Ods => range_rows(first_range::<Ods<_>>(bytes)?, limits),
     })
-    .map_err(|_| damaged())??;
+    .ok_or_else(damaged)??;
     submission(rows, kind, limits)
+}
+
+thread_local! {
+    /// Set while the spreadsheet library runs on this thread: a panic there is contained.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, containing a panic of the spreadsheet library: `None` when it panicked. The
+/// panic prints nothing (it is the file's fault, and reported as such); a panic anywhere else
+/// is printed as before.
+fn contained<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CONTAINED.with(std::cell::Cell::get) {
+                tracing::debug!(panic = %info, "the spreadsheet library panicked on a damaged file");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    CONTAINED.with(|c| c.set(true));
+    let out = std::panic::catch_unwind(f);
+    CONTAINED.with(|c| c.set(false));
+    out.ok()
 }
 
 /// Counts the cells rows hold (up to each row's last value) against the limit.
@@ -268,6 +299,19 @@ fn submission(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_of_the_library_is_contained_and_the_flag_cleared() {
+        assert_eq!(contained(|| 7), Some(7));
+        let panicked: Option<()> = contained(|| panic!("a damaged file"));
+        assert_eq!(panicked, None);
+        assert!(
+            !CONTAINED.with(std::cell::Cell::get),
+            "cleared after a panic"
+        );
+        // Outside `contained`, a panic still unwinds to its own catcher.
+        assert!(std::panic::catch_unwind(|| panic!("elsewhere")).is_err());
+    }
 
     #[test]
     fn numbers_come_back_as_exact_digits() {
