@@ -183,6 +183,25 @@ pub fn validation_rows(results: &[crate::validate::RowResult]) -> Vec<RowReport>
         .collect()
 }
 
+/// A value as a message quotes it: line breaks, tabs and other control characters written
+/// out (`\n`, `U+0007`), so that a message stays one line.
+pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("U+{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Issues of one row in one sentence each: `Column "value": reason`.
 pub fn describe_issues(issues: &[crate::model::RowIssue]) -> String {
     issues
@@ -190,7 +209,7 @@ pub fn describe_issues(issues: &[crate::model::RowIssue]) -> String {
         .map(|i| match (i.column.is_empty(), i.value.is_empty()) {
             (true, _) => i.message.clone(),
             (false, true) => format!("{} {}", i.column, i.message),
-            (false, false) => format!("{} \"{}\" {}", i.column, i.value, i.message),
+            (false, false) => format!("{} \"{}\" {}", i.column, shown(&i.value), i.message),
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -199,6 +218,12 @@ pub fn describe_issues(issues: &[crate::model::RowIssue]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_value_stays_on_one_line() {
+        assert_eq!(shown("plain"), "plain");
+        assert_eq!(shown("a\nb\r\tc\u{7}"), "a\\nb\\r\\tcU+0007");
+    }
     use crate::formats;
 
     #[test]

@@ -338,9 +338,9 @@ fn refuse_duplicates(
                     column: column.clone(),
                     value: value.to_owned(),
                     message: format!(
-                        "line {list} of this file claim{} the same {}: every row claiming it is refused",
-                        if others == 1 { "s" } else { "" },
-                        layout_header(sub.layout, field),
+                        "is also claimed by line{} {list} of this file: every row claiming it \
+                         is refused",
+                        if others == 1 { "" } else { "s" },
                     ),
                 };
                 let outcome = &mut results[i].outcome;

@@ -85,17 +85,17 @@ fn duplicates_inside_a_file_refuse_every_row_naming_the_others() {
     assert!(r[3].is_valid());
     let m0 = messages(&r[0]).join("\n");
     assert!(
-        m0.contains("line 3 of this file claims the same Email"),
+        m0.contains("is also claimed by line 3 of this file"),
         "{m0}"
     );
     assert!(
-        m0.contains("line 4 of this file claims the same ExternalSyncID"),
+        m0.contains("is also claimed by line 4 of this file"),
         "{m0}"
     );
     assert!(
         messages(&r[1])
             .join("\n")
-            .contains("line 2 of this file claims the same Email")
+            .contains("is also claimed by line 2 of this file")
     );
 }
 
