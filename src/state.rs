@@ -780,6 +780,33 @@ impl StateDb {
     }
 
     /// Notes something on a run (why it is held, what a revert refused).
+    /// Drops the organisation's runs still held that `older` picks (other than `by`): a newer
+    /// run has planned the same organisation again, so approving one of them later would
+    /// apply an older picture. Each is marked rejected with a note naming `by`.
+    pub async fn supersede_held(
+        &self,
+        organisation: &str,
+        by: &str,
+        older: impl Fn(&RunInfo) -> bool,
+        why: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, StateError> {
+        let mut dropped = Vec::new();
+        for held in self.runs().await? {
+            if held.status == RunStatus::Held
+                && held.organisation == organisation
+                && held.id != by
+                && older(&held)
+            {
+                self.set_status(&held.id, RunStatus::Rejected, now).await?;
+                self.note(&held.id, &format!("superseded by {by}, {why}"))
+                    .await?;
+                dropped.push(held.id);
+            }
+        }
+        Ok(dropped)
+    }
+
     pub async fn note(&self, run: &str, note: &str) -> Result<(), StateError> {
         sqlx::query("UPDATE runs SET note = ? WHERE id = ?")
             .bind(note)

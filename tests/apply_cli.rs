@@ -254,8 +254,29 @@ fn held_run_waits_for_approval_or_rejection() {
         .unwrap()
         .trim_end_matches(':')
         .to_owned();
+    // The same file applied again: the run still held is superseded, not left beside it.
+    let v = json(&pc(
+        dir.path(),
+        &["--config", &config, "apply", sub, "--json"],
+    ));
+    let again = v["run"].as_str().unwrap().to_owned();
+    let runs = json(&pc(dir.path(), &["--config", &config, "runs", "--json"]));
+    let earlier = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == held.as_str())
+        .unwrap();
+    assert_eq!(earlier["status"], "rejected", "{earlier}");
     assert!(
-        pc(dir.path(), &["--config", &config, "reject", &held])
+        earlier["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("superseded by {again}")),
+        "{earlier}"
+    );
+    assert!(
+        pc(dir.path(), &["--config", &config, "reject", &again])
             .status
             .success()
     );

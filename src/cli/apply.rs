@@ -64,7 +64,7 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
             progress: &progress,
         };
         let mut minter = RandomMinter;
-        pipeline::submit(
+        let submitted = pipeline::submit(
             &ctx,
             &validated.results,
             &policy,
@@ -76,8 +76,28 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
             now,
         )
         .await
-        .context("applying the submission")
+        .context("applying the submission")?;
+        if !dry_run {
+            // The same file applied again: a run of it still held would apply an older plan.
+            let dropped = backends
+                .state
+                .supersede_held(
+                    org.as_str(),
+                    &run_id,
+                    |r| r.source.as_deref() == Some(source.as_str()),
+                    "which applied the same file again",
+                    now,
+                )
+                .await?;
+            for d in &dropped {
+                tracing::info!(run = %d, by = %run_id, "held run superseded");
+            }
+            anyhow::Ok((submitted, dropped))
+        } else {
+            anyhow::Ok((submitted, Vec::new()))
+        }
     })?;
+    let (submitted, superseded) = submitted;
     bar.finish_and_clear();
 
     let held = !submitted.held.is_empty();
@@ -106,6 +126,9 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
     } else {
         for r in &submitted.resumed {
             println!("finished run {r}, which a stopped process had left half done");
+        }
+        for r in &superseded {
+            println!("held run {r} of the same file is superseded by this one and dropped");
         }
         let verb = if dry_run { "plan" } else { "run" };
         let summary = if status == "applied" {

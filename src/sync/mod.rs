@@ -204,7 +204,15 @@ pub async fn sync<S: Source, D: Directory>(
         };
         let label = format!("sync {name}");
         if !options.dry_run {
-            supersede_held(ctx.state, &label, org.as_str(), &run_id, now).await?;
+            ctx.state
+                .supersede_held(
+                    org.as_str(),
+                    &run_id,
+                    |r| r.source.as_deref() == Some(label.as_str()),
+                    "which read the source again",
+                    now,
+                )
+                .await?;
         }
         let submitted = pipeline::submit(
             ctx,
@@ -285,34 +293,6 @@ pub async fn sync<S: Source, D: Directory>(
         write_back,
         cursor_advanced: advance && cursor.is_some(),
     })
-}
-
-/// Drops the source's runs still held for an organisation: this sync reads their changes
-/// again (the cursor stayed), so approving one later would apply an older picture.
-async fn supersede_held(
-    state: &crate::state::StateDb,
-    label: &str,
-    organisation: &str,
-    run: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StateError> {
-    for held in state.runs().await? {
-        if held.status == crate::state::RunStatus::Held
-            && held.organisation == organisation
-            && held.source.as_deref() == Some(label)
-        {
-            state
-                .set_status(&held.id, crate::state::RunStatus::Rejected, now)
-                .await?;
-            state
-                .note(
-                    &held.id,
-                    &format!("superseded by {run}, which read the source again"),
-                )
-                .await?;
-        }
-    }
-    Ok(())
 }
 
 /// Valid rows grouped by the organisation they name; reports for the rows refused before
