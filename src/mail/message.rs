@@ -42,9 +42,6 @@ pub struct Inbound {
     pub files: Vec<Attachment>,
     /// Names of other attachments (ignored).
     pub other_files: Vec<String>,
-    /// Values of every `Authentication-Results` header (for display: verification reads
-    /// the raw message, see [`crate::mail::verify`]).
-    pub auth_results: Vec<String>,
 }
 
 /// Why a message is not taken.

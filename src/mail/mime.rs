@@ -38,7 +38,6 @@ pub fn parse(raw: &[u8]) -> Inbound {
             date: None,
             files: Vec::new(),
             other_files: Vec::new(),
-            auth_results: Vec::new(),
         };
     };
     let raw_headers = |name: &str| -> Vec<String> {
@@ -76,7 +75,6 @@ pub fn parse(raw: &[u8]) -> Inbound {
         date: msg.date().map(|d| d.to_rfc3339()),
         files,
         other_files,
-        auth_results: raw_headers("Authentication-Results"),
     }
 }
 
