@@ -10,35 +10,24 @@
 //! (`DNS_*`, scripts/dns/up.sh).
 
 mod common;
+#[path = "common/mail.rs"]
+mod mail;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use async_imap::Client;
 use futures_util::TryStreamExt;
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::Tls;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use mail::{env, login, messages, port, runtime};
 use mail_parser::{MessageParser, MimeHeaders};
 
 /// The servers' mailboxes are shared: one test at a time.
 static SERVERS: Mutex<()> = Mutex::new(());
 
 const TRUSTED: &str = "mx.connector.test";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: the real-server tests need the test mail servers. Run them \
-             with scripts/test.sh (it installs and starts Postfix and Dovecot, and sets MAIL_*)"
-        )
-    })
-}
-
-fn port(name: &str) -> u16 {
-    env(name).parse().expect("a port number")
-}
 
 /// A connector deployment reading connector@connector.test over IMAPS and sending through
 /// the submission port with STARTTLS and AUTH.
@@ -135,14 +124,6 @@ impl Deployment {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Sends a message as an MX would receive it from the Internet: through port 2525, no AUTH,
 /// no verification (forged `Authentication-Results` headers with our id are deleted).
 async fn send_in(from: &str, to: &str, raw: &[u8]) {
@@ -163,39 +144,6 @@ async fn send_to(smtp_port: u16, from: &str, to: &str, raw: &[u8]) {
             .build();
     let envelope = Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
     smtp.send_raw(&envelope, raw).await.expect("SMTP accepts");
-}
-
-type Session = async_imap::Session<tokio::net::TcpStream>;
-
-async fn login(user: &str) -> Session {
-    let tcp = tokio::net::TcpStream::connect((env("MAIL_HOST"), port("MAIL_IMAP_PORT")))
-        .await
-        .unwrap();
-    let mut client = Client::new(tcp);
-    client.read_response().await.unwrap();
-    client
-        .login(user, env("MAIL_PASSWORD"))
-        .await
-        .map_err(|(e, _)| e)
-        .expect("IMAP login")
-}
-
-/// Every message in a folder of a user (empty when the folder does not exist).
-async fn messages(user: &str, folder: &str) -> Vec<Vec<u8>> {
-    let mut s = login(user).await;
-    if s.select(folder).await.is_err() {
-        return Vec::new();
-    }
-    let fetched: Vec<_> = match s.fetch("1:*", "BODY.PEEK[]").await {
-        Ok(stream) => stream.try_collect().await.unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    let out = fetched
-        .iter()
-        .filter_map(|f| f.body().map(<[u8]>::to_vec))
-        .collect();
-    let _ = s.logout().await;
-    out
 }
 
 /// Empties the folders the tests use.
