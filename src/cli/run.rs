@@ -199,6 +199,8 @@ async fn service(
         "service started"
     );
     let started = Utc::now();
+    // Retention is days; once an hour is often enough, and keeps its scans off every pass.
+    let mut purged_at: Option<std::time::Instant> = None;
     loop {
         let now = Utc::now();
         // Each step logs its own failure and the loop goes on: a server that is down now
@@ -224,8 +226,11 @@ async fn service(
         if let Err(e) = connector.flush(outbox, Utc::now(), true).await {
             tracing::error!(error = %e, "outbox flush failed");
         }
-        if let Err(e) = connector.purge(Utc::now()).await {
-            tracing::error!(error = %e, "retention purge failed");
+        if purged_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            purged_at = Some(std::time::Instant::now());
+            if let Err(e) = connector.purge(Utc::now()).await {
+                tracing::error!(error = %e, "retention purge failed");
+            }
         }
         let now = Utc::now();
         let mut wait = poll;
