@@ -1047,6 +1047,14 @@ mod tests {
             pending[0].file, b"a,b\r\n",
             "a pending file is kept whatever its age"
         );
+        let applied = store
+            .submissions(Some("RXX"), SubmissionStatus::Applied)
+            .await
+            .unwrap();
+        assert!(
+            applied[0].file.is_empty(),
+            "an applied file past its days is forgotten"
+        );
         // Nothing more to forget: a second purge is a no-op.
         assert_eq!(store.purge(now, 90, 7).await.unwrap(), 0);
     }
