@@ -10,10 +10,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use push_connector::apply::{Context, RandomMinter};
+use push_connector::apply::RandomMinter;
 use push_connector::config::Config;
+use push_connector::deployment::{self, Deployment};
 use push_connector::pipeline;
-use push_connector::reconcile::Policy;
 use push_connector::report;
 
 use super::common;
@@ -34,87 +34,43 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let validated = common::read_and_validate(config, &args.file)?;
+    let rt = common::runtime()?;
+    let deployment = rt.block_on(Deployment::open(config))?;
+    let validated = common::read_and_validate(config, &deployment.rules, &args.file)?;
     if !validated.results.iter().any(|r| r.is_valid()) {
         return nothing_to_apply(&validated, &args);
     }
     let org = common::organisation(&validated, args.organisation.as_deref())?;
-    let policy = Policy::from_config(config, &org);
-    let limits = config.guard.with(
-        &config
-            .organisation(org.as_str())
-            .map(|o| o.guard)
-            .unwrap_or_default(),
-    );
     let now = chrono::Utc::now();
-    let run_id = common::run_id(now);
-    let source = args.file.display().to_string();
+    let run_id = deployment::run_id(now);
+    let request = pipeline::Request {
+        results: &validated.results,
+        policy: deployment.policy(&org),
+        limits: deployment.guard_limits(&org),
+        run: run_id.clone(),
+        source: args.file.display().to_string(),
+        dry_run,
+        guarded: true,
+        supersede: Some("which applied the same file again"),
+    };
     let bar = common::progress(args.json || dry_run);
     let progress = |done: u64, total: u64| {
         bar.set_length(total);
         bar.set_position(done);
     };
-    let rt = common::runtime()?;
-    let submitted = rt.block_on(async {
-        let backends = common::open(config).await?;
-        let ctx = Context {
-            directory: &backends.directory,
-            state: &backends.state,
-            passwords: common::password_file(config),
-            progress: &progress,
-        };
-        let mut minter = RandomMinter;
-        let submitted = pipeline::submit(
-            &ctx,
-            &validated.results,
-            &policy,
-            &limits,
-            &run_id,
-            Some(&source),
-            dry_run,
-            &mut minter,
+    let submitted = rt
+        .block_on(pipeline::submit(
+            &deployment.context(&progress),
+            &request,
+            &mut RandomMinter,
             now,
-        )
-        .await
+        ))
         .context("applying the submission")?;
-        if !dry_run {
-            // The same file applied again: a run of it still held would apply an older plan.
-            let dropped = backends
-                .state
-                .supersede_held(
-                    org.as_str(),
-                    &run_id,
-                    |r| r.source.as_deref() == Some(source.as_str()),
-                    "which applied the same file again",
-                    now,
-                )
-                .await?;
-            for d in &dropped {
-                tracing::info!(run = %d, by = %run_id, "held run superseded");
-            }
-            anyhow::Ok((submitted, dropped))
-        } else {
-            anyhow::Ok((submitted, Vec::new()))
-        }
-    })?;
-    let (submitted, superseded) = submitted;
     bar.finish_and_clear();
 
     let held = !submitted.held.is_empty();
-    let (status, reports, counts) = match &submitted.applied {
-        Some(a) => ("applied", a.reports.clone(), a.counts),
-        None if held => (
-            "held",
-            submitted.plan.reports(true),
-            submitted.plan.counts(),
-        ),
-        None => (
-            "planned",
-            submitted.plan.reports(false),
-            submitted.plan.counts(),
-        ),
-    };
-    common::log_run(&run_id, org.as_str(), status, &counts);
+    let (status, reports, counts) = (submitted.status(), submitted.reports(), submitted.counts());
+    pipeline::log_run(&run_id, org.as_str(), status, &counts);
     if let Some(path) = &args.report {
         write_report_file(path, &validated.submission, &reports)?;
     }
@@ -127,7 +83,7 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
         for r in &submitted.resumed {
             println!("finished run {r}, which a stopped process had left half done");
         }
-        for r in &superseded {
+        for r in &submitted.superseded {
             println!("held run {r} of the same file is superseded by this one and dropped");
         }
         let verb = if dry_run { "plan" } else { "run" };

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use push_connector::apply::{Context, RandomMinter};
+use push_connector::apply::RandomMinter;
 use push_connector::config::Config;
+use push_connector::deployment::Deployment;
 use push_connector::pipeline;
 
 use super::common;
@@ -28,19 +29,14 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         bar.set_position(done);
     };
     let (plan, applied) = common::runtime()?.block_on(async {
-        let backends = common::open(config).await?;
-        let ctx = Context {
-            directory: &backends.directory,
-            state: &backends.state,
-            passwords: common::password_file(config),
-            progress: &progress,
-        };
+        let deployment = Deployment::open(config).await?;
+        let ctx = deployment.context(&progress);
         pipeline::approve(&ctx, &args.run, &mut RandomMinter, now)
             .await
             .with_context(|| format!("approving run {}", args.run))
     })?;
     bar.finish_and_clear();
-    common::log_run(
+    push_connector::pipeline::log_run(
         &plan.run,
         plan.organisation.as_str(),
         "applied",

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use push_connector::apply::{Context, RandomMinter};
+use push_connector::apply::RandomMinter;
 use push_connector::config::Config;
+use push_connector::deployment::Deployment;
 use push_connector::directory::portable;
 use push_connector::pipeline;
 
@@ -32,8 +33,8 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let parsed = portable::read(&bytes).with_context(|| format!("{}", file.display()))?;
             let outcome = rt.block_on(async {
-                let backends = common::open(config).await?;
-                let local = backends.directory.local().ok_or_else(|| {
+                let deployment = Deployment::open(config).await?;
+                let local = deployment.directory.local().ok_or_else(|| {
                     anyhow::anyhow!(
                         "directory import is for the embedded directory (backend = \"local\")"
                     )
@@ -71,15 +72,10 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Export { file } => {
             let accounts = rt.block_on(async {
-                let backends = common::open(config).await?;
-                let ctx = Context {
-                    directory: &backends.directory,
-                    state: &backends.state,
-                    passwords: common::password_file(config),
-                    progress: &|_, _| {},
-                };
+                let deployment = Deployment::open(config).await?;
+                let ctx = deployment.context(&|_, _| {});
                 pipeline::resume_unfinished(&ctx, &mut RandomMinter, chrono::Utc::now()).await?;
-                let local = backends.directory.local().ok_or_else(|| {
+                let local = deployment.directory.local().ok_or_else(|| {
                     anyhow::anyhow!(
                         "directory export is for the embedded directory (backend = \"local\")"
                     )

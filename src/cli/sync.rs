@@ -15,20 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::json;
 
-use push_connector::apply::{Context, RandomMinter};
 use push_connector::config::Config;
+use push_connector::deployment::{self, Deployment};
 use push_connector::report;
-use push_connector::sources::AnySource;
-use push_connector::sources::config::SourceConfig;
-use push_connector::sync::store::SyncStore;
 use push_connector::sync::{self, SyncOptions, Synced, WriteBackRow};
-use push_connector::validate::Rules;
-
-use push_connector::directory::any::AnyDirectory;
-use push_connector::state::StateDb;
 
 use super::common;
 
@@ -75,7 +68,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         only: args.only.clone(),
     };
     let now = Utc::now();
-    let run_id = common::run_id(now);
+    let run_id = deployment::run_id(now);
     let bar = common::progress(args.json);
     let progress = |done: u64, total: u64| {
         bar.set_length(total);
@@ -83,24 +76,10 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     };
     let rt = common::runtime()?;
     let synced = rt.block_on(async {
-        let rules = common::rules(config).await?;
-        let backends = common::open(config).await?;
-        let store = SyncStore::open(&config.service.state_dir)
+        let deployment = Deployment::open(config).await?;
+        sync::sync_configured(&deployment, source, &options, &run_id, &progress, now)
             .await
-            .context("opening the sync state")?;
-        sync_source(
-            config,
-            source,
-            &rules,
-            &backends.directory,
-            &backends.state,
-            &store,
-            &options,
-            &run_id,
-            &progress,
-            now,
-        )
-        .await
+            .with_context(|| format!("syncing source \"{}\"", source.name))
     })?;
     bar.finish_and_clear();
 
@@ -128,56 +107,6 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(exit_code(&synced))
-}
-
-/// One sync of one source with the deployment's backends: what the verb and the `run`
-/// service's schedule share.
-#[allow(clippy::too_many_arguments)]
-pub async fn sync_source(
-    config: &Config,
-    source: &SourceConfig,
-    rules: &Rules,
-    directory: &AnyDirectory,
-    state: &StateDb,
-    store: &SyncStore,
-    options: &SyncOptions,
-    run_id: &str,
-    progress: &dyn Fn(u64, u64),
-    now: DateTime<Utc>,
-) -> anyhow::Result<Synced> {
-    let mut reader = AnySource::open(source)
-        .await
-        .with_context(|| format!("opening source \"{}\"", source.name))?;
-    let ctx = Context {
-        directory,
-        state,
-        passwords: common::password_file(config),
-        progress,
-    };
-    let mut minter = RandomMinter;
-    let synced = sync::sync(
-        config,
-        source,
-        &mut reader,
-        rules,
-        &ctx,
-        store,
-        options,
-        run_id,
-        &mut minter,
-        now,
-    )
-    .await
-    .with_context(|| format!("syncing source \"{}\"", source.name))?;
-    for o in &synced.organisations {
-        common::log_run(
-            &o.submitted.plan.run,
-            o.organisation.as_str(),
-            o.status(),
-            &o.counts(),
-        );
-    }
-    Ok(synced)
 }
 
 /// The `Source` cell of a line: the entry's DN or anchor.

@@ -28,7 +28,7 @@ use crate::directory::{Directory, DirectoryError};
 use crate::formats::Submission;
 use crate::model::OdsCode;
 use crate::pipeline::{self, Submitted};
-use crate::reconcile::{self, Policy};
+use crate::reconcile;
 use crate::report::{RowReport, RowResultKind, describe_issues};
 use crate::sources::config::SourceConfig;
 use crate::sources::{Source, SourceEntry, SourceError, WriteBack};
@@ -71,17 +71,11 @@ pub struct OrganisationRun {
 impl OrganisationRun {
     /// The run's counts: the plan's, with the failures of what was applied.
     pub fn counts(&self) -> crate::plan::Counts {
-        pipeline::counts(&self.submitted.plan, self.submitted.applied.as_ref())
+        self.submitted.counts()
     }
 
     pub fn status(&self) -> &'static str {
-        if !self.submitted.held.is_empty() {
-            "held"
-        } else if self.submitted.applied.is_some() {
-            "applied"
-        } else {
-            "planned"
-        }
+        self.submitted.status()
     }
 }
 
@@ -189,47 +183,25 @@ pub async fn sync<S: Source, D: Directory>(
     let (groups, mut reports) = by_organisation(&results, source_config);
     let mut organisations = Vec::new();
     for (org, group) in groups {
-        let mut policy = Policy::from_config(config, &org);
+        let mut policy = crate::deployment::policy(config, &org);
         policy.create_accounts = source_config.create_accounts;
-        let limits = config.guard.with(
-            &config
-                .organisation(org.as_str())
-                .map(|o| o.guard)
-                .unwrap_or_default(),
-        );
         let run_id = if source_config.organisations.len() > 1 {
             format!("{run}-{org}")
         } else {
             run.to_owned()
         };
-        let label = format!("sync {name}");
-        if !options.dry_run {
-            ctx.state
-                .supersede_held(
-                    org.as_str(),
-                    &run_id,
-                    |r| r.source.as_deref() == Some(label.as_str()),
-                    "which read the source again",
-                    now,
-                )
-                .await?;
-        }
-        let submitted = pipeline::submit(
-            ctx,
-            &group,
-            &policy,
-            &limits,
-            &run_id,
-            Some(&label),
-            options.dry_run,
-            minter,
-            now,
-        )
-        .await?;
-        reports.extend(match &submitted.applied {
-            Some(a) => a.reports.clone(),
-            None => submitted.plan.reports(!submitted.held.is_empty()),
-        });
+        let request = pipeline::Request {
+            results: &group,
+            limits: crate::deployment::guard_limits(config, &org),
+            policy,
+            run: run_id,
+            source: format!("sync {name}"),
+            dry_run: options.dry_run,
+            guarded: true,
+            supersede: Some("which read the source again"),
+        };
+        let submitted = pipeline::submit(ctx, &request, minter, now).await?;
+        reports.extend(submitted.reports());
         organisations.push(OrganisationRun {
             organisation: org,
             submitted,
@@ -372,7 +344,7 @@ async fn plan_write_back<D: Directory>(
             .filter(|r| wanted.contains(&r.line) && !failed.contains(&r.line))
             .cloned()
             .collect();
-        let policy = Policy::from_config(config, &org.organisation);
+        let policy = crate::deployment::policy(config, &org.organisation);
         let index = directory
             .index_for(&reconcile::keys(&group, &policy))
             .await?;
@@ -437,3 +409,40 @@ fn fingerprints(
 
 #[cfg(test)]
 mod tests;
+
+/// One sync of a configured source with the deployment's backends: what the `sync` verb and
+/// the service's schedule share. Each organisation's run is logged in one line.
+pub async fn sync_configured(
+    deployment: &crate::deployment::Deployment<'_>,
+    source: &SourceConfig,
+    options: &SyncOptions,
+    run: &str,
+    progress: &dyn Fn(u64, u64),
+    now: DateTime<Utc>,
+) -> Result<Synced, SyncError> {
+    let mut reader = crate::sources::AnySource::open(source).await?;
+    let ctx = deployment.context(progress);
+    let mut minter = crate::apply::RandomMinter;
+    let synced = sync(
+        deployment.config,
+        source,
+        &mut reader,
+        &deployment.rules,
+        &ctx,
+        &deployment.sync,
+        options,
+        run,
+        &mut minter,
+        now,
+    )
+    .await?;
+    for o in &synced.organisations {
+        pipeline::log_run(
+            &o.submitted.plan.run,
+            o.organisation.as_str(),
+            o.status(),
+            &o.counts(),
+        );
+    }
+    Ok(synced)
+}
