@@ -78,7 +78,7 @@ fn golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     if expected != actual {
-        let failed = path.with_extension("json.failed");
+        let failed = path.with_file_name(format!("{name}.failed"));
         std::fs::write(&failed, actual).unwrap();
         let diff = Command::new("diff")
             .arg("-u")
@@ -185,6 +185,34 @@ fn quick_start_applies_then_finds_nothing_to_do() {
     assert_eq!(runs[1]["counts"]["unchanged"], 10);
 }
 
+/// The human plan: every update field by field, every create and every refusal, grouped,
+/// each group cut at `--limit` with the number left out.
+#[test]
+fn plan_lists_every_change_grouped() {
+    let dir = seeded();
+    let sub = samples().join("submission-rxx.csv");
+    let sub = sub.to_str().unwrap();
+    let o = pc(dir.path(), &["plan", sub]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let run = out.split_whitespace().nth(2).unwrap().trim_end_matches(':');
+    golden("plan-submission-rxx.txt", &out.replace(run, "RUN"));
+
+    let o = pc(dir.path(), &["plan", sub, "--limit", "1"]);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |heading: &str| lines.iter().position(|l| l.trim() == heading).unwrap();
+    let update = at("would update 3 rows:");
+    // The one row shown has two changed fields; the two other rows are counted.
+    assert!(lines[update + 1].contains("line 3, ben.carter@nhs.net (ID 1000002): JobTitle:"));
+    assert!(lines[update + 2].contains("line 3, ben.carter@nhs.net (ID 1000002): MobilePhone:"));
+    assert!(lines[update + 3].contains("… and 2 more rows"), "{out}");
+    let refused = at("refused 6 rows:");
+    assert!(lines[refused + 1].contains("line 9, OfficePhone \"12345\":"), "{out}");
+    assert!(lines[refused + 2].contains("… and 5 more rows"), "{out}");
+    assert!(!out.contains("line 10"), "{out}");
+}
+
 fn write_config(dir: &Path, text: &str) -> String {
     let path = dir.join("connector.toml");
     std::fs::write(&path, text).unwrap();
@@ -248,6 +276,13 @@ fn held_run_waits_for_approval_or_rejection() {
         "{out}"
     );
     assert!(!out.contains(" created, "), "{out}");
+    // It lists what approving it would change.
+    assert!(out.contains("  would update 3 rows:"), "{out}");
+    assert!(
+        out.contains("line 4, chloe.davies@nhs.net (ID 1000003): LastName: \"Davies\" → \"Davies-Smith\""),
+        "{out}"
+    );
+    assert!(out.contains("  would create 3 rows:\n    line 6: grace.hughes@nhs.net, Grace Hughes"), "{out}");
     let held = out
         .split_whitespace()
         .nth(2)

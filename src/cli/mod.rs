@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod common;
 mod directory;
+mod listing;
 mod outbox;
 mod plan;
 mod reject;
