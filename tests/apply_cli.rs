@@ -208,7 +208,10 @@ fn plan_lists_every_change_grouped() {
     assert!(lines[update + 2].contains("line 3, ben.carter@nhs.net (ID 1000002): MobilePhone:"));
     assert!(lines[update + 3].contains("… and 2 more rows"), "{out}");
     let refused = at("refused 6 rows:");
-    assert!(lines[refused + 1].contains("line 9, OfficePhone \"12345\":"), "{out}");
+    assert!(
+        lines[refused + 1].contains("line 9, OfficePhone \"12345\":"),
+        "{out}"
+    );
     assert!(lines[refused + 2].contains("… and 5 more rows"), "{out}");
     assert!(!out.contains("line 10"), "{out}");
 }
@@ -279,10 +282,15 @@ fn held_run_waits_for_approval_or_rejection() {
     // It lists what approving it would change.
     assert!(out.contains("  would update 3 rows:"), "{out}");
     assert!(
-        out.contains("line 4, chloe.davies@nhs.net (ID 1000003): LastName: \"Davies\" → \"Davies-Smith\""),
+        out.contains(
+            "line 4, chloe.davies@nhs.net (ID 1000003): LastName: \"Davies\" → \"Davies-Smith\""
+        ),
         "{out}"
     );
-    assert!(out.contains("  would create 3 rows:\n    line 6: grace.hughes@nhs.net, Grace Hughes"), "{out}");
+    assert!(
+        out.contains("  would create 3 rows:\n    line 6: grace.hughes@nhs.net, Grace Hughes"),
+        "{out}"
+    );
     let held = out
         .split_whitespace()
         .nth(2)

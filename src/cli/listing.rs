@@ -168,7 +168,11 @@ mod tests {
                 id: PortalId::new_unchecked(format!("{}", 1000 + line)),
                 changes: (0..n)
                     .map(|i| Change {
-                        field: if i == 0 { Field::JobTitle } else { Field::Notes },
+                        field: if i == 0 {
+                            Field::JobTitle
+                        } else {
+                            Field::Notes
+                        },
                         before: if i == 0 { None } else { Some("a\nb".into()) },
                         after: Some(format!("v{i}")),
                     })
@@ -206,10 +210,7 @@ mod tests {
         let lines = plan_lines(&plan(rows), &[], 5);
         assert_eq!(lines[0], "  would update 7 rows:");
         assert_eq!(lines.len(), 1 + 5 + 1);
-        assert_eq!(
-            lines[6],
-            "    … and 2 more rows (--limit 0 shows them all)"
-        );
+        assert_eq!(lines[6], "    … and 2 more rows (--limit 0 shows them all)");
         let all = plan_lines(&plan((2..9).map(|l| update(l, 1)).collect()), &[], 0);
         assert_eq!(all.len(), 1 + 7);
     }
