@@ -216,6 +216,31 @@ fn plan_lists_every_change_grouped() {
     assert!(!out.contains("line 10"), "{out}");
 }
 
+/// An export to a file is for Excel: UTF-8 with a BOM, so its accents read right; the command
+/// says what it wrote; and the file imports again as it is.
+#[test]
+fn an_export_file_has_a_bom_and_says_what_it_holds() {
+    let dir = seeded();
+    let o = pc(dir.path(), &["directory", "export", "out.csv"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o).trim(), "exported 20 accounts to out.csv");
+    let bytes = std::fs::read(dir.path().join("out.csv")).unwrap();
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBFID,ExternalSyncID,"),
+        "{:?}",
+        &bytes[..12]
+    );
+    let o = pc(dir.path(), &["directory", "import", "out.csv"]);
+    assert!(
+        stdout(&o).contains("20 accounts were already in the directory"),
+        "{}",
+        stdout(&o)
+    );
+    // To stdout, for a pipe: the CSV alone.
+    let o = pc(dir.path(), &["directory", "export"]);
+    assert!(o.stdout.starts_with(b"ID,"));
+}
+
 fn write_config(dir: &Path, text: &str) -> String {
     let path = dir.join("connector.toml");
     std::fs::write(&path, text).unwrap();
