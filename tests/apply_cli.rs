@@ -1,5 +1,7 @@
 //! The run verbs through the binary, on the embedded SQLite directory in temporary folders.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -176,6 +178,13 @@ fn quick_start_applies_then_finds_nothing_to_do() {
     assert!(text.contains(",RXX0104,Mrs,Deborah,Evans,"));
     assert!(text.contains("\"Davies-Smith, Chloe (RXX)\",chloe.davies@nhs.net"));
     assert!(text.contains(",RXX0202,Ms,Zoë,Brontë,\"Brontë, Zoë (RXX)\",zoe.bronte@nhs.net,"));
+    // A created account's portal ID has the one shape every minted ID has (as serve's).
+    let created = text
+        .lines()
+        .find(|l| l.contains(",RXX0202,"))
+        .and_then(|l| l.split(',').next())
+        .unwrap();
+    assert!(common::is_minted_id(created), "{created}");
 
     // Runs are listed with their counts.
     let runs = json(&pc(dir.path(), &["runs", "--json"]));
