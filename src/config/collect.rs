@@ -149,17 +149,29 @@ fn describe(
         return format!("{place}{line}: {what} is required");
     }
     let place = place(at);
-    let secret = at.last().is_some_and(|s| match s {
-        Step::Key(k) => ["password", "secret", "token", "key"]
-            .iter()
-            .any(|w| k.contains(w)),
-        Step::Index(_) => false,
-    });
-    if secret {
-        // The value may be a secret: name the setting, never quote it.
-        return format!("{place}{line}: has the wrong type (it must be a string)");
+    if is_secret(at) {
+        // The value is a secret: name the setting, never quote it.
+        return format!("{place}{line}: must be a string (its value is a secret: not shown)");
     }
     format!("{place}{line}: {}", plain(message))
+}
+
+/// Settings whose values are secrets (`Secret` fields): a message never quotes them. A SQL
+/// source's `url` holds its password.
+fn is_secret(at: &[Step]) -> bool {
+    const SECRETS: [&str; 6] = [
+        "password",
+        "bind_password",
+        "token",
+        "client_secret",
+        "secret",
+        "connector_key",
+    ];
+    match at.last() {
+        Some(Step::Key(k)) if SECRETS.contains(&k.as_str()) => true,
+        Some(Step::Key(k)) if k == "url" => at.contains(&Step::Key("sql".to_owned())),
+        _ => false,
+    }
 }
 
 /// serde's names of number types in words.
@@ -373,6 +385,25 @@ mod tests {
         assert_eq!(c.problems.len(), 1);
         assert!(!c.problems[0].contains("918273645"), "{}", c.problems[0]);
         assert!(c.problems[0].starts_with("mailbox.password (line 2):"));
+    }
+
+    #[test]
+    fn a_number_setting_named_like_a_secret_is_still_explained() {
+        let c = collect("[serve]\ntoken_seconds = \"soon\"\n");
+        assert_eq!(c.problems.len(), 1);
+        assert!(
+            c.problems[0].contains("invalid type: string \"soon\""),
+            "{}",
+            c.problems[0]
+        );
+        let c = collect("[[source]]\nname = \"s\"\n[source.sql]\nurl = 5\n");
+        assert!(
+            c.problems
+                .iter()
+                .any(|p| p.contains("source[0].sql.url (line 4): must be a string")),
+            "{:?}",
+            c.problems
+        );
     }
 
     #[test]
