@@ -59,15 +59,15 @@ pub(super) fn deserialize(mut table: toml::Table, text: Option<&str>) -> Collect
         {
             at.push(Step::Key(key.clone()));
         }
-        // A missing field makes its table unusable: the table is what is taken out.
-        let remove_at = at.clone();
+        // What is taken out is the setting the error is at; for a missing field, the table
+        // that lacks it (it cannot be used without).
         let original = as_in_file(&at, &removed);
         let line = lines
             .get(&original)
             .or_else(|| lines.get(&original[..original.len().saturating_sub(1)]))
             .copied();
         problems.push((line, describe(&original, line, &message, unknown, missing)));
-        if !take_out(&mut table, &remove_at, &original, &mut removed) {
+        if !take_out(&mut table, &at, &original, &mut removed) {
             return collected(None, problems);
         }
     }
