@@ -28,19 +28,17 @@ pub fn plan_lines(plan: &Plan, validated: &[RowResult], limit: usize) -> Vec<Str
         .collect();
     for row in &plan.rows {
         match &row.action {
-            Action::Update { id, changes, .. } => {
+            Action::Update { id, changes, .. } => updates.push(|| {
                 let who = account_of(row, id.as_str());
-                updates.push(
-                    changes
-                        .iter()
-                        .map(|c| format!("line {}, {who}: {}", row.line, change(c)))
-                        .collect(),
-                );
-            }
+                changes
+                    .iter()
+                    .map(|c| format!("line {}, {who}: {}", row.line, change(c)))
+                    .collect()
+            }),
             Action::Create { account } => {
-                creates.push(vec![format!("line {}: {}", row.line, new_account(account))]);
+                creates.push(|| vec![format!("line {}: {}", row.line, new_account(account))])
             }
-            Action::Rejected => refusals.push(refusal(row, issues.get(&row.line))),
+            Action::Rejected => refusals.push(|| refusal(row, issues.get(&row.line))),
             Action::Unchanged { .. } => {}
         }
     }
@@ -69,9 +67,10 @@ impl Group {
         }
     }
 
-    fn push(&mut self, lines: Vec<String>) {
+    /// Counts a row; its lines are made only when the group shows it.
+    fn push(&mut self, lines: impl FnOnce() -> Vec<String>) {
         if self.limit == 0 || self.rows < self.limit {
-            self.lines.extend(lines);
+            self.lines.extend(lines());
         }
         self.rows += 1;
     }
