@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod collect;
+
 /// Environment variables that override the file start with this, then `SECTION__KEY`
 /// (array entries by index: `PUSH_CONNECTOR__ORGANISATIONS__0__CONNECTOR_KEY`).
 pub const ENV_PREFIX: &str = "PUSH_CONNECTOR__";
@@ -404,10 +406,7 @@ fn parse_error(text: &str, e: &toml::de::Error) -> String {
 impl Config {
     /// Loads defaults, then the file (when given), then environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-            .collect();
-        Self::load_with_env(path, &env)
+        Self::load_with_secrets(path, false)
     }
 
     /// As [`Config::load`], with the environment passed in (tests pin it).
@@ -415,18 +414,40 @@ impl Config {
         path: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
+        Self::load_from(path, env, false)
+    }
+
+    /// As [`Config::load`], and with `secrets` a mailbox or outbox password that is not set
+    /// is one more problem: for the verbs that use them (`run`, `check`).
+    pub fn load_with_secrets(path: Option<&Path>, secrets: bool) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        Self::load_from(path, &env, secrets)
+    }
+
+    /// Defaults, the file, the environment; every problem at once.
+    pub fn load_from(
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        secrets: bool,
+    ) -> Result<Config, ConfigError> {
         let origin = path.map_or("(defaults)".to_owned(), |p| p.display().to_string());
         let fail = |problems: Vec<String>| ConfigError {
             origin: origin.clone(),
             problems,
         };
-        let mut table = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| fail(vec![format!("cannot read it: {e}")]))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| fail(vec![parse_error(&text, &e)]))?
-            }
+        let text = match path {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| fail(vec![format!("cannot read it: {e}")]))?,
+            ),
+            None => None,
+        };
+        let mut table = match &text {
+            Some(text) => text
+                .parse::<toml::Table>()
+                .map_err(|e| fail(vec![parse_error(text, &e)]))?,
             None => toml::Table::new(),
         };
         let mut problems = Vec::new();
@@ -435,13 +456,16 @@ impl Config {
                 problems.push(p);
             }
         }
-        if !problems.is_empty() {
+        // Every unknown key and unusable value, then what serde cannot express.
+        let collected = collect::deserialize(table, text.as_deref());
+        problems.extend(collected.problems);
+        let Some(config) = collected.config else {
             return Err(fail(problems));
+        };
+        problems.extend(config.problems());
+        if secrets {
+            problems.extend(crate::mail::config::missing_secrets(&config));
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| fail(vec![e.to_string()]))?;
-        let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -578,22 +602,37 @@ impl Config {
                 problems.push(format!("{name}: no file at {}", path.display()));
             }
         }
-        let mut guards = vec![("guard".to_owned(), self.guard)];
+        // Each share where it is set: `[guard]`, and an organisation's own override.
+        let g = &self.guard;
+        let mut shares = vec![
+            (
+                "guard".to_owned(),
+                "max_updated_share",
+                Some(g.max_updated_share),
+            ),
+            (
+                "guard".to_owned(),
+                "max_renamed_share",
+                Some(g.max_renamed_share),
+            ),
+            (
+                "guard".to_owned(),
+                "max_created_share",
+                Some(g.max_created_share),
+            ),
+        ];
         for org in &self.organisations {
-            guards.push((
-                format!("organisation {} guard", org.code),
-                self.guard.with(&org.guard),
-            ));
+            let name = format!("organisation {} guard", org.code);
+            let o = &org.guard;
+            shares.push((name.clone(), "max_updated_share", o.max_updated_share));
+            shares.push((name.clone(), "max_renamed_share", o.max_renamed_share));
+            shares.push((name, "max_created_share", o.max_created_share));
         }
-        for (name, g) in guards {
-            for (key, share) in [
-                ("max_updated_share", g.max_updated_share),
-                ("max_renamed_share", g.max_renamed_share),
-                ("max_created_share", g.max_created_share),
-            ] {
-                if !(0.0..=1.0).contains(&share) {
-                    problems.push(format!("{name}.{key} must be between 0 and 1, not {share}"));
-                }
+        for (name, key, share) in shares {
+            if let Some(share) = share
+                && !(0.0..=1.0).contains(&share)
+            {
+                problems.push(format!("{name}.{key} must be between 0 and 1, not {share}"));
             }
         }
         problems.extend(crate::mail::config::problems(self));

@@ -16,7 +16,7 @@ use push_connector::deployment::{self, Deployment};
 use push_connector::pipeline;
 use push_connector::report;
 
-use super::common;
+use super::{common, listing};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,6 +31,9 @@ pub struct Args {
     /// The organisation the file is for, when its rows name several.
     #[arg(long)]
     pub organisation: Option<String>,
+    /// At most this many rows per group in the listing of a plan (0: all of them).
+    #[arg(long, value_name = "N", default_value_t = listing::DEFAULT_LIMIT)]
+    pub limit: usize,
 }
 
 pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCode> {
@@ -103,7 +106,14 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
                  `push-connector reject {run_id}`"
             );
         }
-        common::print_attention(&reports);
+        if status == "applied" {
+            common::print_attention(&reports);
+        } else {
+            // Planned or held: every change it would make, grouped.
+            for line in listing::plan_lines(&submitted.plan, &validated.results, args.limit) {
+                println!("{line}");
+            }
+        }
         if let Some(path) = &args.report {
             println!("report: {}", path.display());
         }

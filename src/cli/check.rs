@@ -1,7 +1,8 @@
 //! `check`: a preflight that connects to every configured system and says plainly what is
 //! wrong: the state database, the directory, the mailbox (maildir or IMAP login and inbox)
-//! and the outbox (folder or SMTP), sender verification (in `dkim` mode: does the DNS
-//! resolver answer), the nightly schedule, and each sync source (connect and bind). Exit 0 when all answer, 2 when any does not.
+//! and the outbox (folder or SMTP), the e-mail templates, sender verification (in `dkim`
+//! mode: does the DNS resolver answer), the nightly schedule, and each sync source (connect
+//! and bind). Exit 0 when all answer, 2 when any does not.
 
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use chrono::Utc;
 
 use push_connector::config::Config;
 use push_connector::directory::any::AnyDirectory;
+use push_connector::mail::compose::Composer;
 use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::{AnyOutbox, Outbox};
 use push_connector::mail::schedule::Schedule;
@@ -88,6 +90,12 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(e) => report("sender verification", Err(e.to_string())),
         }
+        report(
+            "templates",
+            Composer::new(&config.mail)
+                .map(|_| Composer::templates_in_use(&config.mail))
+                .map_err(|e| e.to_string()),
+        );
         report(
             "schedule",
             Schedule::from_config(&config.schedule)

@@ -1,7 +1,8 @@
 //! `directory import FILE` and `directory export [FILE]`: seed the embedded directory from a
 //! portal-style export, and write it out in the same shape (stable order: organisation,
 //! address, ID). Import skips accounts already present, with a note, so it can run twice.
-//! Exit 0, 1 when some lines of the import could not be used, 2 on an error.
+//! An export to FILE is UTF-8 with a BOM (for Excel) and says how many accounts it holds; to
+//! stdout it is the CSV alone. Exit 0, 1 when some lines of the import could not be used, 2 on an error.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -82,15 +83,31 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
                 })?;
                 anyhow::Ok(local.all().await?)
             })?;
-            let mut out: Box<dyn Write> = match &file {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("creating {}", path.display()))?,
-                )),
-                None => Box::new(std::io::stdout().lock()),
+            let Some(path) = &file else {
+                // To stdout (a pipe): the CSV alone.
+                let mut out = std::io::stdout().lock();
+                portable::write(&mut out, &accounts).context("writing the export")?;
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
             };
-            portable::write(&mut out, &accounts).context("writing the export")?;
-            out.flush()?;
+            // A file is opened by a person, in Excel: UTF-8 with a BOM, as the reports are,
+            // so that accents read right.
+            let mut out = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            );
+            out.write_all(b"\xEF\xBB\xBF")
+                .and_then(|()| {
+                    portable::write(&mut out, &accounts).map_err(std::io::Error::other)?;
+                    out.flush()
+                })
+                .with_context(|| format!("writing {}", path.display()))?;
+            let n = accounts.len();
+            println!(
+                "exported {n} account{} to {}",
+                if n == 1 { "" } else { "s" },
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -872,7 +872,8 @@ async fn create(
     body: &Value,
     base: &str,
 ) -> Result<Value, ScimError> {
-    let id = PortalId::new_unchecked(uuid::Uuid::new_v4().simple().to_string());
+    // Minted as every new account's ID is (a file's, a sync's): one shape everywhere.
+    let id = crate::apply::Minter::portal_id(&mut crate::apply::RandomMinter);
     let account = account_from_user(body, id, Status::Active)?;
     may_act_for(scope, account.organisation())?;
     require_names(&account)?;
