@@ -25,7 +25,7 @@ use crate::validate::RowResult;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {
     pub plan: Plan,
-    /// Why the run is held (empty when it was not).
+    /// Why the run is held (empty when it was not); for a dry run, why the real run would be.
     pub held: Vec<String>,
     /// What was applied (none for a dry run or a held run).
     pub applied: Option<Applied>,
@@ -34,7 +34,8 @@ pub struct Submitted {
 }
 
 /// Plans, guards and applies one organisation's rows. With `dry_run` nothing is changed
-/// and no lock is taken.
+/// and no lock is taken; the plan is still guarded, so [`Submitted::held`] says why the
+/// real run would be held.
 #[allow(clippy::too_many_arguments)]
 pub async fn submit<D: Directory>(
     ctx: &Context<'_, D>,
@@ -65,10 +66,13 @@ pub async fn submit<D: Directory>(
         applied: None,
         resumed,
     };
+    // A dry run measures the plan as the real run would: a preview says whether (and
+    // why) the run would be held, without holding anything.
+    let verdict = guard::check(&out.plan, accounts, limits);
     if dry_run {
+        out.held = verdict.reasons;
         return Ok(out);
     }
-    let verdict = guard::check(&out.plan, accounts, limits);
     if verdict.held() {
         ctx.state
             .hold(&out.plan, source, &verdict.reasons, now)

@@ -9,7 +9,10 @@
 //! one object: `{"source","full","read","unchanged_in_source","cursor_advanced",
 //! "organisations":[{"organisation","run","status","held","counts"}],
 //! "rows":[{"line","source","result","message"}],
-//! "write_back":[{"line","source","values","result","message"}]}`.
+//! "write_back":[{"line","source","values","new_id","result","message"}]}`: a dry run guards
+//! its plan as the real run would (`status` `held` and the reasons in `held`) and lists
+//! every value the real run would write back, the ID of an account it would create as
+//! `(new ID)` (with `new_id` true).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -196,6 +199,27 @@ fn write_outcome(w: &WriteBackRow) -> (&'static str, String) {
     }
 }
 
+/// A write-back value as shown: the ID a planned create has yet to be given is `(new ID)`.
+fn shown_value<'a>(w: &WriteBackRow, value: &'a str) -> &'a str {
+    if w.new_id && value.is_empty() {
+        NEW_ID
+    } else {
+        value
+    }
+}
+
+/// How a preview shows the ID of an account the run would create.
+const NEW_ID: &str = "(new ID)";
+
+/// `1 entry`, `2 entries`.
+fn entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".to_owned()
+    } else {
+        format!("{n} entries")
+    }
+}
+
 fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
     json!({
         "source": name,
@@ -222,8 +246,9 @@ fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
                 "line": w.line,
                 "source": w.write.locator,
                 "values": w.write.values.iter()
-                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .map(|(k, v)| (k.clone(), json!(shown_value(w, v))))
                     .collect::<serde_json::Map<String, serde_json::Value>>(),
+                "new_id": w.new_id,
                 "result": result,
                 "message": message,
             })
@@ -247,15 +272,25 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
             o.submitted.plan.run,
             counts.summary()
         );
-        if !o.submitted.held.is_empty() {
+        if !o.submitted.held.is_empty() && dry_run {
+            println!("  the real run would be HELD for approval, because:");
+            for reason in &o.submitted.held {
+                println!("    - {reason}");
+            }
+            println!(
+                "  once it is held, review it and apply it with `push-connector approve RUN` \
+                 (which also writes the IDs back), or drop it with `push-connector reject RUN`"
+            );
+        } else if !o.submitted.held.is_empty() {
             let run = &o.submitted.plan.run;
             println!("  HELD for approval, nothing was changed or written back, because:");
             for reason in &o.submitted.held {
                 println!("    - {reason}");
             }
             println!(
-                "  apply it with `push-connector approve {run}`, or drop it with \
-                 `push-connector reject {run}`; the next sync reads these changes again"
+                "  apply it with `push-connector approve {run}` (which then syncs the source \
+                 again to write the IDs back), or drop it with `push-connector reject {run}`; \
+                 the next sync reads these changes again"
             );
         }
     }
@@ -280,7 +315,31 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
                 None => (w, f, p + 1),
             });
     if planned > 0 {
-        println!("write-back: {planned} entr(ies) would be written");
+        let new_ids = synced.write_back.iter().filter(|w| w.new_id).count();
+        println!(
+            "write-back: {} would be written{}",
+            entries(planned),
+            if new_ids > 0 {
+                format!(" ({new_ids} with the ID of an account the run creates)")
+            } else {
+                String::new()
+            }
+        );
+        for w in synced.write_back.iter().take(SHOWN_WRITES) {
+            let values: Vec<String> = w
+                .write
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", shown_value(w, v)))
+                .collect();
+            println!("  line {} ({}): {}", w.line, w.write.locator, values.join(", "));
+        }
+        if planned > SHOWN_WRITES {
+            println!(
+                "  … and {} more (every one is in the pending changes' JSON)",
+                entries(planned - SHOWN_WRITES)
+            );
+        }
     }
     if written + failed > 0 {
         println!("write-back: {written} written, {failed} failed");
@@ -307,6 +366,9 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
         println!("the source's cursor was kept: the next sync reads these changes again");
     }
 }
+
+/// Write-backs a dry run's summary lists one by one (the pending JSON has them all).
+const SHOWN_WRITES: usize = 20;
 
 fn exit_code(synced: &Synced) -> ExitCode {
     let refused = synced.reports.iter().any(|r| r.result.needs_attention())

@@ -184,6 +184,11 @@ impl Mapping {
         })
     }
 
+    /// Whether a field's value is written back.
+    pub fn writes_back_field(&self, field: Field) -> bool {
+        self.write_back.iter().any(|(f, _)| *f == field)
+    }
+
     /// Whether anything is written back at all.
     pub fn writes_back(&self) -> bool {
         !self.write_back.is_empty()

@@ -26,7 +26,9 @@ use crate::apply::{ApplyError, Context, Minter};
 use crate::config::Config;
 use crate::directory::{Directory, DirectoryError};
 use crate::formats::Submission;
-use crate::model::OdsCode;
+use crate::directory::Account;
+use crate::model::{Field, OdsCode};
+use crate::plan::Action;
 use crate::pipeline::{self, Submitted};
 use crate::reconcile::{self, Policy};
 use crate::report::{RowReport, RowResultKind, describe_issues};
@@ -90,6 +92,9 @@ impl OrganisationRun {
 pub struct WriteBackRow {
     pub line: u64,
     pub write: WriteBack,
+    /// The row creates an account (planned, not yet applied): the ID it is given is
+    /// written back, and `write` holds an empty value for it until then.
+    pub new_id: bool,
     /// `None` while planned (dry run), `Some(Ok)` when written, `Some(Err(why))` when the
     /// source refused it.
     pub outcome: Option<Result<(), String>>,
@@ -237,10 +242,11 @@ pub async fn sync<S: Source, D: Directory>(
     }
     reports.sort_by_key(|r| r.line);
 
-    // Phase 4: write back, for the organisations applied (planned only, in a dry run).
+    // Phase 4: write back, for the organisations applied. A dry run lists what the real
+    // run would write back, held or not (a held run writes back once approved).
     let write_orgs: Vec<&OrganisationRun> = organisations
         .iter()
-        .filter(|o| o.submitted.held.is_empty())
+        .filter(|o| options.dry_run || o.submitted.held.is_empty())
         .collect();
     let mut write_back = plan_write_back(
         &mapping,
@@ -249,6 +255,7 @@ pub async fn sync<S: Source, D: Directory>(
         &results,
         &write_orgs,
         config,
+        options.dry_run,
     )
     .await?;
     if !options.dry_run && !write_back.is_empty() {
@@ -336,8 +343,12 @@ fn by_organisation(
     (groups, reports)
 }
 
-/// The write-back each row of the given organisations needs: the account its row joined
-/// (looked up again, so new accounts have their IDs) against the entry's values.
+/// The write-back each row of the given organisations needs, against the account its row
+/// joined. After an apply the accounts are looked up again, so new accounts have their IDs.
+/// For a preview (`preview`: a dry run, applied or held alike) each account is taken as the
+/// plan leaves it: the joined account with the planned changes made, or the account a
+/// create would make, whose ID the run has yet to mint ([`WriteBackRow::new_id`]); so the
+/// preview lists every value the real run would write back.
 async fn plan_write_back<D: Directory>(
     mapping: &Mapping,
     directory: &D,
@@ -345,19 +356,20 @@ async fn plan_write_back<D: Directory>(
     results: &[RowResult],
     organisations: &[&OrganisationRun],
     config: &Config,
+    preview: bool,
 ) -> Result<Vec<WriteBackRow>, DirectoryError> {
     if !mapping.writes_back() {
         return Ok(Vec::new());
     }
     let mut rows = Vec::new();
     for org in organisations {
-        let wanted: HashSet<u64> = org
+        let planned: HashMap<u64, &Action> = org
             .submitted
             .plan
             .rows
             .iter()
             .filter(|r| r.result().is_done())
-            .map(|r| r.line)
+            .map(|r| (r.line, &r.action))
             .collect();
         let failed: HashSet<u64> = org
             .submitted
@@ -369,7 +381,7 @@ async fn plan_write_back<D: Directory>(
             .collect();
         let group: Vec<RowResult> = results
             .iter()
-            .filter(|r| wanted.contains(&r.line) && !failed.contains(&r.line))
+            .filter(|r| planned.contains_key(&r.line) && !failed.contains(&r.line))
             .cloned()
             .collect();
         let policy = Policy::from_config(config, &org.organisation);
@@ -380,19 +392,37 @@ async fn plan_write_back<D: Directory>(
             let RowOutcome::Valid(p) = &r.outcome else {
                 continue;
             };
-            let account =
+            let account: Option<Account> = if preview {
+                match planned.get(&r.line) {
+                    Some(Action::Create { account }) => Some((**account).clone()),
+                    Some(Action::Update { id, changes, .. }) => {
+                        index.by_id(id.as_str()).cloned().map(|mut a| {
+                            for c in changes {
+                                a.set(c.field, c.after.as_deref());
+                            }
+                            a
+                        })
+                    }
+                    Some(Action::Unchanged { id }) => index.by_id(id.as_str()).cloned(),
+                    Some(Action::Rejected) | None => None,
+                }
+            } else {
                 p.id.as_ref()
                     .and_then(|id| index.by_id(id.as_str()))
                     .or_else(|| {
                         index.by_external(org.organisation.as_str(), p.external_sync_id.as_str())
                     })
-                    .or_else(|| p.email.as_ref().and_then(|e| index.by_email(e.as_str())));
+                    .or_else(|| p.email.as_ref().and_then(|e| index.by_email(e.as_str())))
+                    .cloned()
+            };
             let entry = entries.get((r.line - 2) as usize);
             if let (Some(account), Some(entry)) = (account, entry)
-                && let Some(write) = mapping.write_back(entry, account)
+                && let Some(write) = mapping.write_back(entry, &account)
             {
                 rows.push(WriteBackRow {
                     line: r.line,
+                    new_id: account.id.as_str().is_empty()
+                        && mapping.writes_back_field(Field::Id),
                     write,
                     outcome: None,
                 });

@@ -318,8 +318,31 @@ async fn a_dry_run_changes_nothing_and_lists_the_write_back() {
     assert_eq!(f.directory.count().await.expect("count"), 0);
     assert_eq!(source.writes, 0);
     assert!(f.store.cursor("ad").await.expect("cursor").is_none());
-    // New accounts have no ID yet: nothing to write back until they exist.
-    assert!(dry.write_back.is_empty());
+    // New accounts have no ID yet, but the real run writes one back to each, and their
+    // addresses: the preview lists both, the ID as a new one.
+    assert_eq!(dry.write_back.len(), 10);
+    for w in &dry.write_back {
+        assert!(w.new_id, "{w:?}");
+        assert_eq!(w.write.values[0], ("info".to_owned(), String::new()));
+        assert_eq!(w.write.values[1].0, "mail");
+        assert!(w.write.values[1].1.ends_with("@nhs.net"), "{w:?}");
+    }
+    let real = f.sync(&mut source, SyncOptions::default(), "r1b").await;
+    let written: Vec<(u64, Vec<&str>)> = real
+        .write_back
+        .iter()
+        .map(|w| (w.line, w.write.values.iter().map(|(a, _)| a.as_str()).collect()))
+        .collect();
+    let previewed: Vec<(u64, Vec<&str>)> = dry
+        .write_back
+        .iter()
+        .map(|w| (w.line, w.write.values.iter().map(|(a, _)| a.as_str()).collect()))
+        .collect();
+    assert_eq!(previewed, written);
+    assert!(real.write_back.iter().all(|w| !w.new_id));
+    // Back to a directory with nothing in it, for what follows.
+    let mut f = fixture("").await;
+    let mut source = Memory::new(10);
 
     f.sync(&mut source, SyncOptions::default(), "r2").await;
     source.entries[0].1.values.remove("info");
@@ -338,6 +361,44 @@ async fn a_dry_run_changes_nothing_and_lists_the_write_back() {
     assert_eq!(dry.write_back[0].outcome, None);
     assert_eq!(dry.write_back[0].write.values[0].0, "info");
     assert_eq!(source.value(0, "info"), None);
+}
+
+#[tokio::test]
+async fn a_dry_run_says_the_real_run_would_be_held_with_its_numbers() {
+    let mut f = fixture("").await;
+    f.config.guard.floor = 0;
+    f.config.guard.max_created = 5;
+    let mut source = Memory::new(8);
+    let dry = f
+        .sync(
+            &mut source,
+            SyncOptions {
+                dry_run: true,
+                ..SyncOptions::default()
+            },
+            "r1",
+        )
+        .await;
+    assert_eq!(dry.organisations[0].status(), "held");
+    assert!(dry.held());
+    assert_eq!(count(&dry, RowResultKind::Held), 8);
+    // Nothing is held in fact: no run is recorded.
+    assert!(f.state.run("r1").await.is_err());
+    // Every ID the approved run writes back is listed.
+    assert_eq!(dry.write_back.iter().filter(|w| w.new_id).count(), 8);
+
+    let real = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    assert_eq!(real.organisations[0].status(), "held");
+    assert_eq!(
+        dry.organisations[0].submitted.held,
+        real.organisations[0].submitted.held
+    );
+    assert_eq!(dry.organisations[0].counts(), real.organisations[0].counts());
+    assert!(
+        real.organisations[0].submitted.held[0].contains("would create 8 accounts"),
+        "{:?}",
+        real.organisations[0].submitted.held
+    );
 }
 
 #[tokio::test]
