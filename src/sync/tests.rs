@@ -468,3 +468,22 @@ async fn creation_is_off_unless_configured_and_other_organisations_are_refused()
     assert!(synced.reports[1].message.contains("may only speak for RXX"));
     assert_eq!(f.directory.count().await.expect("count"), 0);
 }
+
+#[tokio::test]
+async fn an_applied_run_counts_what_its_plan_counted_renames_included() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(6);
+    f.sync(&mut source, SyncOptions::default(), "r1").await;
+    for i in 0..3 {
+        source.set(i, "givenname", &format!("Renamed{}", letters(i)));
+    }
+    source.set(3, "title", "Porter");
+    let synced = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    let org = &synced.organisations[0];
+    assert_eq!(org.status(), "applied");
+    let planned = org.submitted.plan.counts();
+    assert_eq!(planned.renamed, 3);
+    assert_eq!(planned.updated, 4);
+    assert_eq!(org.counts(), planned);
+    assert_eq!(f.state.run("r2").await.expect("run").counts, planned);
+}
