@@ -156,6 +156,7 @@ fn warnings(config: &Config, local_accounts: Option<u64>) -> Vec<String> {
             o.code
         ));
     }
+    out.extend(push_connector::sources::config::warnings(&config.sources));
     if local_accounts == Some(0) {
         out.push(format!(
             "the embedded directory {} is empty: every row will create an account. Seed it \

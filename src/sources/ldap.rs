@@ -57,12 +57,17 @@ impl LdapSource {
             .filter(|p| !p.is_empty())
             .ok_or_else(|| {
                 SourceError::Config(format!(
-                    "ldap.bind_password for {} is empty",
+                    "ldap.bind_password for {} is not set or empty: set it in the file, or \
+                     in PUSH_CONNECTOR__SOURCE__N__LDAP__BIND_PASSWORD (or …_FILE), N being \
+                     the source's place among the [[source]] sections, from 0",
                     config.bind_dn
                 ))
             })?;
         let timeout = Duration::from_secs(config.timeout_seconds.max(1));
         let ldaps = config.url.to_ascii_lowercase().starts_with("ldaps://");
+        if ldaps && config.tls == LdapTls::Plain {
+            tracing::warn!(url = %config.url, "ldap.tls = \"plain\" is ignored: ldaps:// is TLS from the first byte");
+        }
         let mut settings = LdapConnSettings::new().set_conn_timeout(timeout);
         if ldaps || config.tls == LdapTls::Auto {
             let tls = crate::mail::tls::client_config(config.ca_file.as_deref())
