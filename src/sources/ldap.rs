@@ -399,9 +399,43 @@ impl Source for LdapSource {
     }
 }
 
-/// Writes one entry's values (one modify: all of them or none). `Err` only when the
-/// connection failed; the directory's refusal is the inner `Err`.
+/// Writes one entry's values: the first (the ID, or the value that keeps the entry joined
+/// to its account: [`WriteBack::values`] come in that order) in a modify of its own, then
+/// the others in one modify, so a right missing for one of them does not keep the ID from
+/// being written. `Err` only when the connection failed; the directory's refusal is the
+/// inner `Err` (saying what was written before it).
 async fn write_one(
+    ldap: &mut Ldap,
+    timeout: Duration,
+    target: &str,
+    write: &WriteBack,
+) -> Result<Result<(), String>, SourceError> {
+    let split = write.values.len().min(1);
+    let (first, rest) = write.values.split_at(split);
+    let first = WriteBack {
+        locator: write.locator.clone(),
+        values: first.to_vec(),
+    };
+    if let Err(why) = modify(ldap, timeout, target, &first).await? {
+        return Ok(Err(why));
+    }
+    if rest.is_empty() {
+        return Ok(Ok(()));
+    }
+    let rest = WriteBack {
+        locator: write.locator.clone(),
+        values: rest.to_vec(),
+    };
+    Ok(modify(ldap, timeout, target, &rest).await?.map_err(|why| {
+        format!(
+            "{} was written; {why}",
+            first.values.first().map_or("", |(a, _)| a.as_str())
+        )
+    }))
+}
+
+/// One modify of an entry: all of the values or none.
+async fn modify(
     ldap: &mut Ldap,
     timeout: Duration,
     target: &str,

@@ -60,7 +60,9 @@ pub struct Batch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteBack {
     pub locator: String,
-    /// (attribute or column, value), only those that differ.
+    /// (attribute or column, value), only those that differ, in the order ID,
+    /// ExternalSyncID, Email: the first keeps the entry joined to its account, so an LDAP
+    /// source writes it on its own before the others.
     pub values: Vec<(String, String)>,
 }
 
