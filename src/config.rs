@@ -658,7 +658,12 @@ const SECRET_SETTINGS: &[&str] = &[
 /// `_FILE` form of any other setting that is not a secret is refused, saying why.
 fn apply_override(table: &mut toml::Table, key: &str, value: &str) -> Result<(), String> {
     let path = &key[ENV_PREFIX.len()..];
-    let last = |p: &str| p.rsplit("__").next().unwrap_or_default().to_ascii_lowercase();
+    let last = |p: &str| {
+        p.rsplit("__")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
     let from_file = if FILE_SETTINGS.contains(&last(path).as_str()) {
         None
     } else {
@@ -793,9 +798,18 @@ mod tests {
                 "PUSH_CONNECTOR__SOURCE__0__LDAP__CA_FILE".to_owned(),
                 ca_text.clone(),
             ),
-            ("PUSH_CONNECTOR__DIRECTORY__CA_FILE".to_owned(), ca_text.clone()),
-            ("PUSH_CONNECTOR__MAILBOX__CA_FILE".to_owned(), ca_text.clone()),
-            ("PUSH_CONNECTOR__OUTBOX__CA_FILE".to_owned(), ca_text.clone()),
+            (
+                "PUSH_CONNECTOR__DIRECTORY__CA_FILE".to_owned(),
+                ca_text.clone(),
+            ),
+            (
+                "PUSH_CONNECTOR__MAILBOX__CA_FILE".to_owned(),
+                ca_text.clone(),
+            ),
+            (
+                "PUSH_CONNECTOR__OUTBOX__CA_FILE".to_owned(),
+                ca_text.clone(),
+            ),
             (
                 "PUSH_CONNECTOR__SERVE__TLS_CERT".to_owned(),
                 cert.display().to_string(),
@@ -819,7 +833,9 @@ mod tests {
             "PUSH_CONNECTOR__SERVE__TLS_KEY_FILE".to_owned(),
             cert.display().to_string(),
         )]);
-        let err = Config::load_with_env(Some(&file), &env).unwrap_err().to_string();
+        let err = Config::load_with_env(Some(&file), &env)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("tls_key is not a secret")
                 && err.contains("PUSH_CONNECTOR__SERVE__TLS_KEY=VALUE"),
@@ -895,7 +911,14 @@ mod tests {
         .unwrap();
         // Only a sync needs the password: every other verb loads without it.
         let without = Config::load_with_env(Some(&file), &BTreeMap::new()).expect("loads");
-        assert!(without.sources[0].ldap.as_ref().unwrap().bind_password.is_none());
+        assert!(
+            without.sources[0]
+                .ldap
+                .as_ref()
+                .unwrap()
+                .bind_password
+                .is_none()
+        );
         // A secret file holding digits is still a password, not a number.
         let secret = dir.path().join("pw");
         std::fs::write(&secret, "123456\n").unwrap();

@@ -23,7 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "runs and journal",
-    "CREATE TABLE runs (
+        "CREATE TABLE runs (
         no INTEGER PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
         organisation TEXT NOT NULL,

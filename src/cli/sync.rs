@@ -3,10 +3,13 @@
 //! back.
 //!
 //! Exit 0 when every entry was created, updated or unchanged and every write-back succeeded;
-//! 1 when an entry was refused or failed, a write-back failed, or a run is held for approval
-//! (`approve RUN` / `reject RUN`); 2 on an error. `--dry-run` changes nothing and writes the
+//! 1 when an entry was refused (an entry without its anchor is refused) or failed, a
+//! write-back failed, an anchor asked for with `--only` is not found, or a run is held for
+//! approval (`approve RUN` / `reject RUN`); 2 on an error, such as an `--only` value that
+//! cannot be an anchor (not a GUID, for `objectGUID`). `--dry-run` changes nothing and writes the
 //! pending changes as CSV and JSON (`--out`, default `<state_dir>/pending`). `--json` prints
-//! one object: `{"source","full","read","unchanged_in_source","cursor_advanced",
+//! one object: `{"source","full","read","unchanged_in_source","without_anchor","not_found",
+//! "cursor_advanced",
 //! "organisations":[{"organisation","run","status","held","counts"}],
 //! "rows":[{"line","source","result","message"}],
 //! "write_back":[{"line","source","values","new_id","result","message"}]}`: a dry run guards
@@ -122,7 +125,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", json_output(&source.name, &synced));
     } else {
-        print_summary(&source.name, &synced, args.dry_run);
+        print_summary(&source.name, &synced, &options);
         if let Some((csv, json)) = &pending {
             println!("pending changes: {} and {}", csv.display(), json.display());
         }
@@ -226,6 +229,8 @@ fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
         "full": synced.full,
         "read": synced.read,
         "unchanged_in_source": synced.unchanged_in_source,
+        "without_anchor": synced.without_anchor,
+        "not_found": synced.not_found,
         "cursor_advanced": synced.cursor_advanced,
         "organisations": synced.organisations.iter().map(|o| json!({
             "organisation": o.organisation.as_str(),
@@ -256,13 +261,29 @@ fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
     })
 }
 
-fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
+fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) {
+    let dry_run = options.dry_run;
+    let how = if !options.only.is_empty() {
+        format!("only the {} asked for", entries(options.only.len()))
+    } else if synced.full {
+        "full".to_owned()
+    } else {
+        "changes only".to_owned()
+    };
     println!(
-        "source {name}: {} read ({}), {} unchanged since last applied",
-        synced.read,
-        if synced.full { "full" } else { "changes only" },
-        synced.unchanged_in_source
+        "source {name}: {} read ({how}), {} unchanged since last applied",
+        synced.read, synced.unchanged_in_source
     );
+    if synced.without_anchor > 0 {
+        println!(
+            "  {} without the anchor attribute left out (they cannot be joined to an account; \
+             listed below as rejected)",
+            entries(synced.without_anchor)
+        );
+    }
+    if !synced.not_found.is_empty() {
+        println!("  not found in scope: {}", synced.not_found.join(", "));
+    }
     let verb = if dry_run { "plan" } else { "run" };
     for o in &synced.organisations {
         let counts = o.counts();
@@ -332,7 +353,12 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
                 .iter()
                 .map(|(k, v)| format!("{k} = {}", shown_value(w, v)))
                 .collect();
-            println!("  line {} ({}): {}", w.line, w.write.locator, values.join(", "));
+            println!(
+                "  line {} ({}): {}",
+                w.line,
+                w.write.locator,
+                values.join(", ")
+            );
         }
         if planned > SHOWN_WRITES {
             println!(
@@ -372,6 +398,7 @@ const SHOWN_WRITES: usize = 20;
 
 fn exit_code(synced: &Synced) -> ExitCode {
     let refused = synced.reports.iter().any(|r| r.result.needs_attention())
+        || !synced.not_found.is_empty()
         || synced.held()
         || synced
             .write_back

@@ -14,8 +14,9 @@
 //! needs "Replicating Directory Changes"), and those are then read whole by objectGUID.
 //! Either way our own write-back comes back once; the sync drops it by fingerprint.
 //!
-//! Entries without the anchor attribute cannot be joined to an account: they are left out,
-//! with a warning naming the DN.
+//! Entries without the anchor attribute cannot be joined to an account: they are left out
+//! of the batch's entries and given apart ([`Batch::without_anchor`]), for the sync to
+//! count and report, with a warning naming the DN.
 
 mod cursor;
 mod dirsync;
@@ -202,7 +203,7 @@ impl LdapSource {
         // DirSync pass over the whole domain small.
         let asked = if full { &[][..] } else { attributes };
         let (mut changed, cookie) = self.dirsync(start.unwrap_or_default(), asked).await?;
-        let entries = if full {
+        let found = if full {
             self.search(&filter::search(&self.config, None), attributes)
                 .await?
         } else {
@@ -214,10 +215,12 @@ impl LdapSource {
             }
             entries
         };
+        let (entries, without_anchor) = split_anchorless(found);
         Ok(Batch {
             entries,
             cursor: Some(cursor::after_dirsync(&cookie, &scope)),
             full,
+            without_anchor,
         })
     }
 
@@ -280,7 +283,8 @@ impl LdapSource {
         }
     }
 
-    /// A paged subtree search under the base DN.
+    /// A paged subtree search under the base DN. Entries without the anchor come back with
+    /// an empty one (see [`split_anchorless`]).
     async fn search(
         &mut self,
         filter: &str,
@@ -308,11 +312,7 @@ impl LdapSource {
         let mut entries = Vec::new();
         loop {
             match stream.next().await {
-                Ok(Some(raw)) => {
-                    if let Some(entry) = source_entry(raw, &anchor) {
-                        entries.push(entry);
-                    }
-                }
+                Ok(Some(raw)) => entries.push(source_entry(raw, &anchor)),
                 Ok(None) => break,
                 Err(e) => return Err(self.read_error(e)),
             }
@@ -354,14 +354,29 @@ impl Source for LdapSource {
             },
             _ => None,
         };
-        let entries = self
+        let found = self
             .search(&filter::search(&self.config, from), attributes)
             .await?;
+        let (entries, without_anchor) = split_anchorless(found);
         Ok(Batch {
             entries,
             cursor: server.map(|s| cursor::after(&s, &scope)),
             full: from.is_none(),
+            without_anchor,
         })
+    }
+
+    fn anchor_problem(&self, anchor: &str) -> Option<String> {
+        if anchor.trim().is_empty() {
+            return Some("an anchor cannot be empty".to_owned());
+        }
+        (filter::is_guid_attribute(&self.config.anchor) && filter::guid_value(anchor).is_none())
+            .then(|| {
+                format!(
+                    "\"{anchor}\" is not an objectGUID (a GUID such as \
+                     9f0c2d6e-1b2a-4c3d-8e4f-5a6b7c8d9e0f)"
+                )
+            })
     }
 
     async fn read_anchors(
@@ -373,6 +388,8 @@ impl Source for LdapSource {
         for filter in filter::anchors(&self.config, anchors) {
             entries.extend(self.search(&filter, attributes).await?);
         }
+        // An entry found by its anchor has one.
+        entries.retain(|e| !e.anchor.is_empty());
         Ok(entries)
     }
 
@@ -489,8 +506,18 @@ fn binary_values(entry: SearchEntry) -> HashMap<String, Vec<Vec<u8>>> {
     values
 }
 
-/// A search result as a source entry; `None` (with a warning) when it has no anchor.
-fn source_entry(raw: ResultEntry, anchor: &str) -> Option<SourceEntry> {
+/// The entries with their anchor, and those without (with a warning naming each).
+fn split_anchorless(entries: Vec<SourceEntry>) -> (Vec<SourceEntry>, Vec<SourceEntry>) {
+    let (with, without): (Vec<SourceEntry>, Vec<SourceEntry>) =
+        entries.into_iter().partition(|e| !e.anchor.is_empty());
+    for e in &without {
+        tracing::warn!(dn = %e.locator, "entry without its anchor attribute left out");
+    }
+    (with, without)
+}
+
+/// A search result as a source entry; the anchor is empty when the entry has none.
+fn source_entry(raw: ResultEntry, anchor: &str) -> SourceEntry {
     let entry = SearchEntry::construct(raw);
     let locator = entry.dn.clone();
     let values: HashMap<String, Vec<String>> = binary_values(entry)
@@ -507,20 +534,16 @@ fn source_entry(raw: ResultEntry, anchor: &str) -> Option<SourceEntry> {
             (name, texts)
         })
         .collect();
-    let Some(anchor) = values
+    let anchor = values
         .get(anchor)
         .and_then(|v| v.first())
-        .filter(|a| !a.is_empty())
         .cloned()
-    else {
-        tracing::warn!(dn = %locator, anchor, "entry without its anchor attribute left out");
-        return None;
-    };
-    Some(SourceEntry {
+        .unwrap_or_default();
+    SourceEntry {
         locator,
         anchor,
         values,
-    })
+    }
 }
 
 /// An LDAP result code with its name and the server's text.

@@ -438,6 +438,17 @@ impl Source for SqlSource {
             entries,
             cursor,
             full: from.is_none(),
+            // A row without an anchor keeps an empty one: validation refuses it.
+            without_anchor: Vec::new(),
+        })
+    }
+
+    fn anchor_problem(&self, anchor: &str) -> Option<String> {
+        (!self.shape.anchor.may_hold(anchor)).then(|| {
+            format!(
+                "\"{anchor}\" cannot be a value of the anchor column {}",
+                self.shape.anchor.name
+            )
         })
     }
 

@@ -24,12 +24,12 @@ use chrono::{DateTime, Utc};
 
 use crate::apply::{ApplyError, Context, Minter};
 use crate::config::Config;
+use crate::directory::Account;
 use crate::directory::{Directory, DirectoryError};
 use crate::formats::Submission;
-use crate::directory::Account;
 use crate::model::{Field, OdsCode};
-use crate::plan::Action;
 use crate::pipeline::{self, Submitted};
+use crate::plan::Action;
 use crate::reconcile::{self, Policy};
 use crate::report::{RowReport, RowResultKind, describe_issues};
 use crate::sources::config::SourceConfig;
@@ -61,6 +61,9 @@ pub enum SyncError {
     State(#[from] StateError),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// Anchors asked for (`--only`) that cannot be anchors of the source: nothing is read.
+    #[error("not read: {}", .0.join("; "))]
+    BadAnchors(Vec<String>),
 }
 
 /// One organisation's part of a sync.
@@ -117,6 +120,11 @@ pub struct Synced {
     pub write_back: Vec<WriteBackRow>,
     /// Whether the cursor moved on (false for dry runs, held runs and `only` runs).
     pub cursor_advanced: bool,
+    /// Entries read without their anchor: not planned (they cannot be joined to an
+    /// account), but given as refused rows after the others, so reports show them.
+    pub without_anchor: usize,
+    /// For an `only` read: the anchors asked for that no entry in scope has.
+    pub not_found: Vec<String>,
 }
 
 impl Synced {
@@ -153,17 +161,38 @@ pub async fn sync<S: Source, D: Directory>(
     let attributes = mapping.attributes();
 
     // Phase 1: read.
-    let (mut entries, cursor, full) = if options.only.is_empty() {
+    let mut not_found = Vec::new();
+    let (mut entries, cursor, full, without_anchor) = if options.only.is_empty() {
         let since = if options.full {
             None
         } else {
             store.cursor(name).await?
         };
         let batch = source.read(attributes, since.as_ref()).await?;
-        (batch.entries, batch.cursor, batch.full)
+        (
+            batch.entries,
+            batch.cursor,
+            batch.full,
+            batch.without_anchor,
+        )
     } else {
+        let bad: Vec<String> = options
+            .only
+            .iter()
+            .filter_map(|a| source.anchor_problem(a))
+            .collect();
+        if !bad.is_empty() {
+            return Err(SyncError::BadAnchors(bad));
+        }
         let entries = source.read_anchors(attributes, &options.only).await?;
-        (entries, None, false)
+        let found: HashSet<String> = entries.iter().map(|e| e.anchor.to_lowercase()).collect();
+        not_found = options
+            .only
+            .iter()
+            .filter(|a| !found.contains(&a.trim().to_lowercase()))
+            .cloned()
+            .collect();
+        (entries, None, false, Vec::new())
     };
     let seen = store.fingerprints(name).await?;
     if !full && options.only.is_empty() {
@@ -187,11 +216,38 @@ pub async fn sync<S: Source, D: Directory>(
     let unchanged_in_source = read - entries.len();
 
     // Phase 2: map and validate.
-    let submission = mapping.submission(&entries);
+    let mut submission = mapping.submission(&entries);
     let results = validate::validate(&submission, rules);
 
     // Phase 3: plan, guard and apply, one organisation at a time.
     let (groups, mut reports) = by_organisation(&results, source_config);
+    // Entries without an anchor: refused rows after the others (no entry index points at
+    // them, so they are neither written back nor remembered).
+    if !without_anchor.is_empty() {
+        let anchor = source_config
+            .ldap
+            .as_ref()
+            .map(|l| l.anchor.as_str())
+            .or(source_config.sql.as_ref().map(|s| s.anchor.as_str()))
+            .map_or_else(
+                || "the source's anchor".to_owned(),
+                |a| format!("{a} (the source's anchor)"),
+            );
+        let first = submission.rows.len() as u64 + 2;
+        let extra = mapping.submission(&without_anchor);
+        for (i, mut row) in extra.rows.into_iter().enumerate() {
+            row.line = first + i as u64;
+            reports.push(RowReport {
+                line: row.line,
+                result: RowResultKind::Rejected,
+                message: format!(
+                    "the entry has no value for {anchor}: it cannot be joined to an account, so it \
+                     was left out"
+                ),
+            });
+            submission.rows.push(row);
+        }
+    }
     let mut organisations = Vec::new();
     for (org, group) in groups {
         let mut policy = Policy::from_config(config, &org);
@@ -275,6 +331,8 @@ pub async fn sync<S: Source, D: Directory>(
             reports,
             write_back,
             cursor_advanced: false,
+            without_anchor: without_anchor.len(),
+            not_found,
         });
     }
 
@@ -299,6 +357,8 @@ pub async fn sync<S: Source, D: Directory>(
         reports,
         write_back,
         cursor_advanced: advance && cursor.is_some(),
+        without_anchor: without_anchor.len(),
+        not_found,
     })
 }
 
@@ -421,8 +481,7 @@ async fn plan_write_back<D: Directory>(
             {
                 rows.push(WriteBackRow {
                     line: r.line,
-                    new_id: account.id.as_str().is_empty()
-                        && mapping.writes_back_field(Field::Id),
+                    new_id: account.id.as_str().is_empty() && mapping.writes_back_field(Field::Id),
                     write,
                     outcome: None,
                 });

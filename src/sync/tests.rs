@@ -13,6 +13,8 @@ use crate::state::StateDb;
 /// A directory in memory that counts changes like `uSNChanged`.
 struct Memory {
     entries: Vec<(u64, SourceEntry)>,
+    /// Entries in scope without an anchor (given apart by every full read).
+    anchorless: Vec<SourceEntry>,
     usn: u64,
     writes: usize,
 }
@@ -21,6 +23,7 @@ impl Memory {
     fn new(n: usize) -> Memory {
         let mut m = Memory {
             entries: Vec::new(),
+            anchorless: Vec::new(),
             usn: 0,
             writes: 0,
         };
@@ -86,7 +89,16 @@ impl Source for Memory {
                 .collect(),
             cursor: Some(Cursor(self.usn.to_string())),
             full: from.is_none(),
+            without_anchor: if from.is_none() {
+                self.anchorless.clone()
+            } else {
+                Vec::new()
+            },
         })
+    }
+
+    fn anchor_problem(&self, anchor: &str) -> Option<String> {
+        (!anchor.starts_with("guid-")).then(|| format!("{anchor} is not guid-N"))
     }
 
     async fn read_anchors(
@@ -186,6 +198,15 @@ fn now() -> DateTime<Utc> {
 
 impl Fixture {
     async fn sync(&mut self, source: &mut Memory, options: SyncOptions, run: &str) -> Synced {
+        self.try_sync(source, options, run).await.expect("sync")
+    }
+
+    async fn try_sync(
+        &mut self,
+        source: &mut Memory,
+        options: SyncOptions,
+        run: &str,
+    ) -> Result<Synced, SyncError> {
         let rules = Rules::from_config(&self.config).expect("rules");
         let ctx = Context {
             directory: &self.directory,
@@ -207,7 +228,6 @@ impl Fixture {
             now(),
         )
         .await
-        .expect("sync")
     }
 }
 
@@ -331,12 +351,22 @@ async fn a_dry_run_changes_nothing_and_lists_the_write_back() {
     let written: Vec<(u64, Vec<&str>)> = real
         .write_back
         .iter()
-        .map(|w| (w.line, w.write.values.iter().map(|(a, _)| a.as_str()).collect()))
+        .map(|w| {
+            (
+                w.line,
+                w.write.values.iter().map(|(a, _)| a.as_str()).collect(),
+            )
+        })
         .collect();
     let previewed: Vec<(u64, Vec<&str>)> = dry
         .write_back
         .iter()
-        .map(|w| (w.line, w.write.values.iter().map(|(a, _)| a.as_str()).collect()))
+        .map(|w| {
+            (
+                w.line,
+                w.write.values.iter().map(|(a, _)| a.as_str()).collect(),
+            )
+        })
         .collect();
     assert_eq!(previewed, written);
     assert!(real.write_back.iter().all(|w| !w.new_id));
@@ -393,7 +423,10 @@ async fn a_dry_run_says_the_real_run_would_be_held_with_its_numbers() {
         dry.organisations[0].submitted.held,
         real.organisations[0].submitted.held
     );
-    assert_eq!(dry.organisations[0].counts(), real.organisations[0].counts());
+    assert_eq!(
+        dry.organisations[0].counts(),
+        real.organisations[0].counts()
+    );
     assert!(
         real.organisations[0].submitted.held[0].contains("would create 8 accounts"),
         "{:?}",
@@ -486,4 +519,66 @@ async fn an_applied_run_counts_what_its_plan_counted_renames_included() {
     assert_eq!(planned.updated, 4);
     assert_eq!(org.counts(), planned);
     assert_eq!(f.state.run("r2").await.expect("run").counts, planned);
+}
+
+#[tokio::test]
+async fn entries_without_an_anchor_are_counted_and_reported_as_refused_rows() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(3);
+    source.anchorless.push(SourceEntry {
+        locator: "CN=No Anchor,OU=Staff".to_owned(),
+        anchor: String::new(),
+        values: [("givenname", "Nora"), ("sn", "Anchor")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), vec![v.to_owned()]))
+            .collect(),
+    });
+    let synced = f.sync(&mut source, SyncOptions::default(), "r1").await;
+    assert_eq!(synced.without_anchor, 1);
+    assert_eq!(
+        results(&synced),
+        [
+            RowResultKind::Created,
+            RowResultKind::Created,
+            RowResultKind::Created,
+            RowResultKind::Rejected
+        ]
+    );
+    let last = synced.reports.last().expect("a row");
+    assert!(
+        last.message
+            .contains("no value for the source's anchor: it cannot be joined"),
+        "{}",
+        last.message
+    );
+    let row = synced.submission.rows.last().expect("its row");
+    assert_eq!(row.line, last.line);
+    assert_eq!(row.cells.get(0), Some("CN=No Anchor,OU=Staff"));
+    // Only the three with anchors were written back and remembered.
+    assert_eq!(synced.write_back.len(), 3);
+    assert_eq!(f.directory.count().await.expect("count"), 3);
+}
+
+#[tokio::test]
+async fn only_refuses_text_that_cannot_be_an_anchor_and_names_what_it_did_not_find() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(3);
+    f.sync(&mut source, SyncOptions::default(), "r1").await;
+    let only = |anchors: &[&str]| SyncOptions {
+        only: anchors.iter().map(|a| a.to_string()).collect(),
+        ..SyncOptions::default()
+    };
+    let err = f
+        .try_sync(&mut source, only(&["guid-001", "not-a-guid"]), "r2")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, SyncError::BadAnchors(b) if b.len() == 1 && b[0].contains("not-a-guid")),
+        "{err}"
+    );
+    let synced = f
+        .sync(&mut source, only(&["guid-001", "guid-999"]), "r3")
+        .await;
+    assert_eq!(synced.read, 1);
+    assert_eq!(synced.not_found, ["guid-999"]);
 }
