@@ -21,6 +21,7 @@
 mod cursor;
 mod dirsync;
 mod filter;
+pub mod preflight;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
