@@ -133,7 +133,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             println!("report: {}", path.display());
         }
     }
-    Ok(exit_code(&synced))
+    Ok(ExitCode::from(exit_code(&synced)))
 }
 
 /// One sync of one source with the deployment's backends: what the verb and the `run`
@@ -223,7 +223,7 @@ fn entries(n: usize) -> String {
     }
 }
 
-fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
+pub(super) fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
     json!({
         "source": name,
         "full": synced.full,
@@ -261,7 +261,7 @@ fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
     })
 }
 
-fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) {
+pub(super) fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) {
     let dry_run = options.dry_run;
     let how = if !options.only.is_empty() {
         format!("only the {} asked for", entries(options.only.len()))
@@ -299,8 +299,9 @@ fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) {
                 println!("    - {reason}");
             }
             println!(
-                "  once it is held, review it and apply it with `push-connector approve RUN` \
-                 (which also writes the IDs back), or drop it with `push-connector reject RUN`"
+                "  `push-connector sync {name}` holds it as a run; review that, then \
+                 `push-connector approve RUN` applies it and writes the IDs back (or \
+                 `push-connector reject RUN` drops it)"
             );
         } else if !o.submitted.held.is_empty() {
             let run = &o.submitted.plan.run;
@@ -396,7 +397,8 @@ fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) {
 /// Write-backs a dry run's summary lists one by one (the pending JSON has them all).
 const SHOWN_WRITES: usize = 20;
 
-fn exit_code(synced: &Synced) -> ExitCode {
+/// 0 when everything went through, 1 when something needs attention.
+pub(super) fn exit_code(synced: &Synced) -> u8 {
     let refused = synced.reports.iter().any(|r| r.result.needs_attention())
         || !synced.not_found.is_empty()
         || synced.held()
@@ -404,7 +406,7 @@ fn exit_code(synced: &Synced) -> ExitCode {
             .write_back
             .iter()
             .any(|w| matches!(w.outcome, Some(Err(_))));
-    ExitCode::from(u8::from(refused))
+    u8::from(refused)
 }
 
 fn write_report(path: &Path, synced: &Synced) -> anyhow::Result<()> {
