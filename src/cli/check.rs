@@ -20,6 +20,7 @@ use push_connector::mail::verify::Verifier;
 use push_connector::sources::ldap::preflight::Finding;
 use push_connector::sources::{AnySource, Source};
 use push_connector::state::StateDb;
+use push_connector::sync::mapping::Mapping;
 use push_connector::sync::schedule::SourceSchedule;
 
 use super::common;
@@ -129,7 +130,7 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
             let AnySource::Ldap(ldap) = &mut opened else {
                 continue;
             };
-            let write_back: Vec<String> = source.write_back.values().cloned().collect();
+            let write_back = Mapping::from_config(source).write_back_attributes();
             match ldap.preflight(&write_back).await {
                 Ok(findings) => {
                     for finding in findings {

@@ -171,7 +171,7 @@ impl SourceConfig {
     ) -> Vec<(Field, String)> {
         names
             .iter()
-            .filter_map(|(name, value)| match Field::from_name(name) {
+            .filter_map(|(name, value)| match field_named(name) {
                 Some(f) => Some((f, value.clone())),
                 None => {
                     problems.push(format!(
@@ -183,6 +183,23 @@ impl SourceConfig {
             })
             .collect()
     }
+}
+
+/// The person field a mapping key names, in any case (an environment variable's key comes
+/// in lower case: `PUSH_CONNECTOR__SOURCE__0__WRITE_BACK__EXTERNALSYNCID`).
+pub fn field_named(name: &str) -> Option<Field> {
+    Field::ALL
+        .into_iter()
+        .find(|f| f.name().eq_ignore_ascii_case(name))
+}
+
+/// The value a mapping gives a field (`map`, `constant` or `write_back`), its key in any
+/// case.
+pub fn mapped(names: &BTreeMap<String, String>, field: Field) -> Option<&String> {
+    names
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(field.name()))
+        .map(|(_, v)| v)
 }
 
 /// Problems of the `[[source]]` sections, for [`crate::config::Config`]'s list.
