@@ -103,6 +103,10 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
                      accounts' IDs) back to the source",
                     source.name
                 );
+            } else {
+                out["sync"] = serde_json::json!({
+                    "next": format!("push-connector sync {}", source.name)
+                });
             }
         }
         Some(source) => {
