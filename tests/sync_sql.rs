@@ -418,6 +418,11 @@ async fn round_trip(b: Backend) {
     let first = d.delta().await;
     assert!(first.full && first.cursor_advanced, "{:?}", b.kind);
     assert_eq!(first.read, 6);
+    // `--only` text an integer anchor column cannot hold is refused, not read as nothing.
+    let source = d.source().await;
+    let why = source.anchor_problem("not-a-number").expect("refused");
+    assert!(why.contains("anchor column emp_no"), "{why}");
+    assert_eq!(source.anchor_problem("1002"), None);
     let created = |id: &str| (id.to_owned(), RowResultKind::Created);
     assert_eq!(
         results(&first),
