@@ -582,3 +582,58 @@ async fn only_refuses_text_that_cannot_be_an_anchor_and_names_what_it_did_not_fi
     assert_eq!(synced.read, 1);
     assert_eq!(synced.not_found, ["guid-999"]);
 }
+
+#[tokio::test]
+async fn a_preview_lists_what_the_plan_fills_in_and_the_real_run_writes_back() {
+    let mut f = fixture("").await;
+    f.config.sources[0]
+        .write_back
+        .insert("ExternalSyncID".to_owned(), "employeeid".to_owned());
+    // An account the entry names by its ID, with no ExternalSyncID yet: the plan fills it
+    // in, and the real run then writes it back.
+    let org = OdsCode::new_unchecked("RXX");
+    let mut account = Account::new(
+        crate::model::PortalId::new_unchecked("P-OLD"),
+        crate::directory::Status::Active,
+        &org,
+    );
+    account.set(Field::FirstName, Some("Annea"));
+    account.set(Field::LastName, Some("Lee"));
+    account.set(Field::JobTitle, Some("Nurse"));
+    account.set(Field::Email, Some("annea.lee@nhs.net"));
+    f.directory
+        .insert_unchecked(&[account])
+        .await
+        .expect("insert");
+    let mut source = Memory::new(1);
+    source.set(0, "info", "P-OLD");
+    source.set(0, "mail", "annea.lee@nhs.net");
+    let dry = f
+        .sync(
+            &mut source,
+            SyncOptions {
+                dry_run: true,
+                ..SyncOptions::default()
+            },
+            "r1",
+        )
+        .await;
+    assert_eq!(results(&dry), [RowResultKind::Updated]);
+    let preview: Vec<(String, String)> = dry
+        .write_back
+        .iter()
+        .flat_map(|w| w.write.values.clone())
+        .collect();
+    assert_eq!(
+        preview,
+        [("employeeid".to_owned(), "guid-000".to_owned())],
+        "{dry:?}"
+    );
+    let real = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    let written: Vec<(String, String)> = real
+        .write_back
+        .iter()
+        .flat_map(|w| w.write.values.clone())
+        .collect();
+    assert_eq!(written, preview);
+}
