@@ -8,9 +8,13 @@
 //!
 //! Phases: read (delta from the stored cursor unless `full`, plus the entries a past run
 //! refused, failed or could not write back to, by anchor: a delta would not see them again
-//! until they change) → drop entries whose fingerprint is unchanged since they were last
-//! applied → map → validate → per organisation: plan, guard, apply → write back what
-//! differs → store fingerprints and the cursor, last. A run that stops at any point reads the same changes again next time (the
+//! until they change; entries without an anchor become refused rows after the others) →
+//! drop entries whose fingerprint is unchanged since they were last applied → map →
+//! validate → per organisation: plan, guard, apply → write back what differs → store
+//! fingerprints and the cursor, last. A dry run guards its plan as the real run would
+//! (`held` says why it would be held) and lists every value the real run would write back,
+//! against the accounts as the plan leaves them (a new account's ID as
+//! [`WriteBackRow::new_id`]). A run that stops at any point reads the same changes again next time (the
 //! journal has already finished its directory writes, so nothing is applied twice), and our
 //! own write-back never comes back as a change: the entry's fingerprint includes it.
 
@@ -185,11 +189,11 @@ pub async fn sync<S: Source, D: Directory>(
             return Err(SyncError::BadAnchors(bad));
         }
         let entries = source.read_anchors(attributes, &options.only).await?;
-        let found: HashSet<String> = entries.iter().map(|e| e.anchor.to_lowercase()).collect();
+        let found: HashSet<String> = entries.iter().map(|e| anchor_key(&e.anchor)).collect();
         not_found = options
             .only
             .iter()
-            .filter(|a| !found.contains(&a.trim().to_lowercase()))
+            .filter(|a| !found.contains(&anchor_key(a)))
             .cloned()
             .collect();
         (entries, None, false, Vec::new())
@@ -360,6 +364,15 @@ pub async fn sync<S: Source, D: Directory>(
         without_anchor: without_anchor.len(),
         not_found,
     })
+}
+
+/// An anchor as `--only` anchors and read ones are compared: a GUID in any of its
+/// spellings (braces, upper case, no hyphens) as one, other text trimmed, in lower case.
+fn anchor_key(anchor: &str) -> String {
+    match uuid::Uuid::parse_str(anchor.trim()) {
+        Ok(guid) => guid.hyphenated().to_string(),
+        Err(_) => anchor.trim().to_lowercase(),
+    }
 }
 
 /// Valid rows grouped by the organisation they name; reports for the rows refused before

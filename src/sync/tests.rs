@@ -581,6 +581,12 @@ async fn only_refuses_text_that_cannot_be_an_anchor_and_names_what_it_did_not_fi
         .await;
     assert_eq!(synced.read, 1);
     assert_eq!(synced.not_found, ["guid-999"]);
+    // GUIDs compare in any spelling.
+    assert_eq!(
+        anchor_key("{9F0C2D6E-1B2A-4C3D-8E4F-5A6B7C8D9E0F}"),
+        anchor_key("9f0c2d6e1b2a4c3d8e4f5a6b7c8d9e0f")
+    );
+    assert_ne!(anchor_key("guid-001"), anchor_key("guid-002"));
 }
 
 #[tokio::test]
