@@ -163,7 +163,16 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        None => {}
+        None => {
+            if let Some(name) = label.as_deref().and_then(|l| l.strip_prefix("sync "))
+                && !args.json
+            {
+                println!(
+                    "source {name} is no longer configured: its entries get the IDs written \
+                     back once a configured source syncs them"
+                );
+            }
+        }
     }
     if args.json {
         println!("{out}");

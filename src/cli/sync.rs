@@ -26,7 +26,7 @@ use serde_json::json;
 
 use push_connector::apply::{Context, RandomMinter};
 use push_connector::config::Config;
-use push_connector::report;
+use push_connector::report::{self, RowResultKind};
 use push_connector::sources::AnySource;
 use push_connector::sources::config::SourceConfig;
 use push_connector::sync::store::SyncStore;
@@ -291,7 +291,11 @@ pub(super) fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) 
             "{}: {verb} {}: {}",
             o.organisation,
             o.submitted.plan.run,
-            counts.summary()
+            if o.status() == "applied" {
+                counts.summary()
+            } else {
+                counts.summary_planned()
+            }
         );
         if !o.submitted.held.is_empty() && dry_run {
             println!("  the real run would be HELD for approval, because:");
@@ -316,16 +320,30 @@ pub(super) fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) 
             );
         }
     }
-    for r in &synced.reports {
-        if r.result.needs_attention() {
-            println!(
-                "  line {} ({}): {}: {}",
-                r.line,
-                locator(synced, r.line),
-                r.result.as_str(),
-                r.message
-            );
+    // Refused and failed rows each need action: all are listed. Held rows (a whole plan,
+    // on a first load) are listed up to SHOWN_WRITES; the report has them all.
+    let mut held_shown = 0;
+    for r in synced.reports.iter().filter(|r| r.result.needs_attention()) {
+        if r.result == RowResultKind::Held {
+            held_shown += 1;
+            if held_shown > SHOWN_WRITES {
+                continue;
+            }
         }
+        println!(
+            "  line {} ({}): {}: {}",
+            r.line,
+            locator(synced, r.line),
+            r.result.as_str(),
+            r.message
+        );
+    }
+    if held_shown > SHOWN_WRITES {
+        println!(
+            "  … and {} more held rows (every row is in the report: --report, or the pending \
+             CSV of a dry run)",
+            held_shown - SHOWN_WRITES
+        );
     }
     let (written, failed, planned) =
         synced
@@ -364,7 +382,7 @@ pub(super) fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) 
         if planned > SHOWN_WRITES {
             println!(
                 "  … and {} more (every one is in the pending changes' JSON)",
-                entries(planned - SHOWN_WRITES)
+                planned - SHOWN_WRITES
             );
         }
     }
@@ -394,7 +412,8 @@ pub(super) fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) 
     }
 }
 
-/// Write-backs a dry run's summary lists one by one (the pending JSON has them all).
+/// Write-backs (and held rows) a summary lists one by one; the pending JSON and the report
+/// have them all.
 const SHOWN_WRITES: usize = 20;
 
 /// 0 when everything went through, 1 when something needs attention.
