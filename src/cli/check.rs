@@ -3,7 +3,7 @@
 //! and the outbox (folder or SMTP), sender verification (in `dkim` mode: does the DNS
 //! resolver answer), the nightly schedule, and each sync source: connect and bind, and for
 //! an AD source the base DN, the filter, the entries in scope (none is a problem) and the
-//! right to write each write-back attribute. Times are said in one style, in the schedule's
+//! right to write each write-back attribute, for a SQL source the rows in scope. Times are said in one style, in the schedule's
 //! time zone. Exit 0 when all answer, 2 when any does not.
 
 use std::process::ExitCode;
@@ -127,8 +127,23 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
                 &what,
                 Ok(format!("{}; next sync {next}", opened.describe())),
             );
-            let AnySource::Ldap(ldap) = &mut opened else {
-                continue;
+            let ldap = match &mut opened {
+                AnySource::Ldap(ldap) => ldap,
+                AnySource::Sql(sql) => {
+                    match sql.count_in_scope().await {
+                        Ok(0) => report(
+                            &what,
+                            Err(
+                                "no row is in scope: a sync would read nothing. Check table \
+                                 and where"
+                                    .to_owned(),
+                            ),
+                        ),
+                        Ok(n) => report(&what, Ok(format!("{n} row(s) in scope"))),
+                        Err(e) => report(&what, Err(e.to_string())),
+                    }
+                    continue;
+                }
             };
             let write_back = Mapping::from_config(source).write_back_attributes();
             match ldap.preflight(&write_back).await {
