@@ -3,8 +3,9 @@
 //! and the outbox (folder or SMTP), sender verification (in `dkim` mode: does the DNS
 //! resolver answer), the nightly schedule, and each sync source: connect and bind, and for
 //! an AD source the base DN, the filter, the entries in scope (none is a problem) and the
-//! right to write each write-back attribute, for a SQL source the rows in scope. Times are said in one style, in the schedule's
-//! time zone. Exit 0 when all answer, 2 when any does not.
+//! right to write each write-back attribute; for a SQL source the rows in scope. Times are
+//! said in one style, in the schedule's time zone. Exit 0 when all answer, 2 when any does
+//! not.
 
 use std::process::ExitCode;
 
