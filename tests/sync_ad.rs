@@ -1308,7 +1308,8 @@ async fn check_finds_a_missing_base_dn_a_broken_filter_an_empty_scope_and_a_miss
     for dn in &dns {
         ou.set(dn, &[("userAccountControl", "546")]).await;
     }
-    let enabled = "\"(&(objectCategory=person)(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))\"";
+    let enabled = "\"(&(objectCategory=person)(objectClass=user)\
+                   (!(userAccountControl:1.2.840.113556.1.4.803:=2)))\"";
     let out = cli(
         dir,
         config,

@@ -6,10 +6,10 @@
 //! 1 when an entry was refused (an entry without its anchor is refused) or failed, a
 //! write-back failed, an anchor asked for with `--only` is not found, or a run is held for
 //! approval (`approve RUN` / `reject RUN`); 2 on an error, such as an `--only` value that
-//! cannot be an anchor (not a GUID, for `objectGUID`). `--dry-run` changes nothing and writes the
-//! pending changes as CSV and JSON (`--out`, default `<state_dir>/pending`). `--json` prints
-//! one object: `{"source","full","read","unchanged_in_source","without_anchor","not_found",
-//! "cursor_advanced",
+//! cannot be an anchor (not a GUID, for `objectGUID`). `--dry-run` changes nothing and
+//! writes the pending changes as CSV and JSON (`--out`, default `<state_dir>/pending`).
+//! `--json` prints one object: `{"source","full","read","unchanged_in_source",
+//! "without_anchor","not_found","cursor_advanced",
 //! "organisations":[{"organisation","run","status","held","counts"}],
 //! "rows":[{"line","source","result","message"}],
 //! "write_back":[{"line","source","values","new_id","result","message"}]}`: a dry run guards

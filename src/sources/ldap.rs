@@ -68,7 +68,10 @@ impl LdapSource {
         let timeout = Duration::from_secs(config.timeout_seconds.max(1));
         let ldaps = config.url.to_ascii_lowercase().starts_with("ldaps://");
         if ldaps && config.tls == LdapTls::Plain {
-            tracing::warn!(url = %config.url, "ldap.tls = \"plain\" is ignored: ldaps:// is TLS from the first byte");
+            tracing::warn!(
+                url = %config.url,
+                "ldap.tls = \"plain\" is ignored: ldaps:// is TLS from the first byte"
+            );
         }
         let mut settings = LdapConnSettings::new().set_conn_timeout(timeout);
         if ldaps || config.tls == LdapTls::Auto {

@@ -14,9 +14,10 @@
 //! fingerprints and the cursor, last. A dry run guards its plan as the real run would
 //! (`held` says why it would be held) and lists every value the real run would write back,
 //! against the accounts as the plan leaves them (a new account's ID as
-//! [`WriteBackRow::new_id`]). A run that stops at any point reads the same changes again next time (the
-//! journal has already finished its directory writes, so nothing is applied twice), and our
-//! own write-back never comes back as a change: the entry's fingerprint includes it.
+//! [`WriteBackRow::new_id`]). A run that stops at any point reads the same changes again
+//! next time (the journal has already finished its directory writes, so nothing is applied
+//! twice), and our own write-back never comes back as a change: the entry's fingerprint
+//! includes it.
 
 pub mod mapping;
 pub mod schedule;
