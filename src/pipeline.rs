@@ -26,7 +26,7 @@ use crate::validate::RowResult;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {
     pub plan: Plan,
-    /// Why the run is held (empty when it was not).
+    /// Why the run is held (empty when it was not); for a dry run, why the real run would be.
     pub held: Vec<String>,
     /// What was applied (none for a dry run or a held run).
     pub applied: Option<Applied>,
@@ -84,7 +84,8 @@ pub struct Request<'r> {
 }
 
 /// Plans, guards and applies one organisation's rows. A dry run changes nothing and takes
-/// no lock.
+/// no lock; its plan is still guarded, so [`Submitted::held`] says why the real run would be
+/// held.
 pub async fn submit<D: Directory>(
     ctx: &Context<'_, D>,
     request: &Request<'_>,
@@ -125,11 +126,14 @@ pub async fn submit<D: Directory>(
     }
     let (plan, accounts) = plan(ctx.directory, run, request.results, policy).await?;
     out.plan = plan;
-    if request.dry_run {
-        return Ok(out);
-    }
     if request.guarded {
+        // A dry run measures the plan as the real run would: a preview says whether (and
+        // why) the run would be held, without holding anything.
         let verdict = guard::check(&out.plan, accounts, &request.limits);
+        if request.dry_run {
+            out.held = verdict.reasons;
+            return Ok(out);
+        }
         if verdict.held() {
             ctx.state
                 .hold(&out.plan, source, &verdict.reasons, now)
@@ -137,6 +141,8 @@ pub async fn submit<D: Directory>(
             out.held = verdict.reasons;
             return Ok(out);
         }
+    } else if request.dry_run {
+        return Ok(out);
     }
     out.applied = Some(apply::apply_plan(ctx, &out.plan, "apply", source, minter, now).await?);
     Ok(out)

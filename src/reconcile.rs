@@ -144,7 +144,8 @@ fn plan_row(
     let Some(org_info) = index.organisation(org) else {
         return Err(format!(
             "Organisation \"{org}\" is not in the directory: organisations are set up in the \
-             portal"
+             portal (in the embedded directory, with `push-connector directory \
+             add-organisation {org} --name NAME`)"
         ));
     };
     let mut candidates: Vec<(String, &Account)> = Vec::new();

@@ -19,10 +19,11 @@ use crate::directory::{Account, Change, DirectoryError};
 use crate::model::{Field, PortalId};
 use crate::plan::{Action, Counts, Plan};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "runs and journal",
-    "CREATE TABLE runs (
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "runs and journal",
+        "CREATE TABLE runs (
         no INTEGER PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
         organisation TEXT NOT NULL,
@@ -57,7 +58,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
     );
     CREATE INDEX journal_op ON journal (run_id, op);
     CREATE INDEX journal_account ON journal (account_id, field);",
-)];
+    ),
+    (
+        2,
+        "runs count renames",
+        "ALTER TABLE runs ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0;",
+    ),
+];
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,8 +266,8 @@ impl StateDb {
             serde_json::to_string(plan).map_err(|e| StateError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO runs (id, organisation, kind, source, status, created_at, plan, note,
-             created, updated, unchanged, rejected)
-             VALUES (?, ?, 'apply', ?, 'held', ?, ?, ?, ?, ?, ?, ?)",
+             created, updated, renamed, unchanged, rejected)
+             VALUES (?, ?, 'apply', ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&plan.run)
         .bind(plan.organisation.as_str())
@@ -270,6 +277,7 @@ impl StateDb {
         .bind(reasons.join("; "))
         .bind(counts.created as i64)
         .bind(counts.updated as i64)
+        .bind(counts.renamed as i64)
         .bind(counts.unchanged as i64)
         .bind(counts.rejected as i64)
         .execute(&self.pool)
@@ -334,13 +342,14 @@ impl StateDb {
         } else {
             sqlx::query(
                 "INSERT INTO runs (id, organisation, kind, source, status, created_at,
-                 unchanged, rejected) VALUES (?, ?, ?, ?, 'applying', ?, ?, ?)",
+                 renamed, unchanged, rejected) VALUES (?, ?, ?, ?, 'applying', ?, ?, ?, ?)",
             )
             .bind(&plan.run)
             .bind(plan.organisation.as_str())
             .bind(kind)
             .bind(source)
             .bind(now.to_rfc3339())
+            .bind(counts.renamed as i64)
             .bind(counts.unchanged as i64)
             .bind(counts.rejected as i64)
             .execute(&mut *tx)
@@ -587,13 +596,24 @@ impl StateDb {
         let updated = count("update", "done").fetch_one(&self.pool).await?;
         let failed = count("create", "failed").fetch_one(&self.pool).await?
             + count("update", "failed").fetch_one(&self.pool).await?;
+        // A rename is an update that changes the first or last name (as the plan counts it).
+        let renamed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT op) FROM journal WHERE run_id = ? AND kind = 'update'
+             AND state = 'done' AND field IN (?, ?)",
+        )
+        .bind(run)
+        .bind(Field::FirstName.name())
+        .bind(Field::LastName.name())
+        .fetch_one(&self.pool)
+        .await?;
         sqlx::query(
             "UPDATE runs SET status = 'applied', finished_at = ?, created = ?, updated = ?,
-             failed = ? WHERE id = ?",
+             renamed = ?, failed = ? WHERE id = ?",
         )
         .bind(now.to_rfc3339())
         .bind(created)
         .bind(updated)
+        .bind(renamed)
         .bind(failed)
         .bind(run)
         .execute(&self.pool)
@@ -681,7 +701,8 @@ impl StateDb {
     ) -> Result<Vec<RunInfo>, StateError> {
         let sql = format!(
             "SELECT no, id, organisation, kind, source, status, created_at, finished_at, note,
-             created, updated, unchanged, rejected, failed FROM runs {filter} ORDER BY no"
+             created, updated, unchanged, rejected, failed, renamed FROM runs {filter}
+             ORDER BY no"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         if let Some(arg) = arg {
@@ -709,7 +730,7 @@ impl StateDb {
                     counts: Counts {
                         created: n(9)?,
                         updated: n(10)?,
-                        renamed: 0,
+                        renamed: n(14)?,
                         unchanged: n(11)?,
                         rejected: n(12)?,
                         failed: n(13)?,

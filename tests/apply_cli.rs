@@ -265,10 +265,24 @@ fn held_run_waits_for_approval_or_rejection() {
     );
     let sub = samples().join("submission-rxx.csv");
     let sub = sub.to_str().unwrap();
+    // The preview runs the same guard: it says the run would be held, and why.
+    let preview = pc(dir.path(), &["--config", &config, "plan", sub, "--json"]);
+    assert_eq!(preview.status.code(), Some(1));
+    let preview = json(&preview);
+    assert_eq!(preview["status"], "held");
+    let text = stdout(&pc(dir.path(), &["--config", &config, "plan", sub]));
+    assert!(
+        text.contains("the real run would be HELD for approval, because:")
+            && text.contains("it would update 3 accounts of RXX, more than the limit of 2"),
+        "{text}"
+    );
     let o = pc(dir.path(), &["--config", &config, "apply", sub, "--json"]);
     assert_eq!(o.status.code(), Some(1));
     let v = json(&o);
     assert_eq!(v["status"], "held");
+    assert_eq!(v["held"], preview["held"]);
+    assert_eq!(v["counts"], preview["counts"]);
+    assert!(!v["held"].as_array().unwrap().is_empty());
     let run = v["run"].as_str().unwrap().to_owned();
     assert!(results(&v).iter().any(|(_, r)| r == "Held"));
     // Nothing changed yet.

@@ -2,8 +2,10 @@
 //!
 //! Exit 0 when every row was created, updated or unchanged; 1 when some rows were refused
 //! or failed, or the run is held for approval (`approve RUN` / `reject RUN`); 2 on an error.
-//! `--json` prints `{"run","organisation","status":"applied"|"held"|"planned","rows":[…],
-//! "counts"}`; `--report PATH` writes the result report CSV.
+//! `--json` prints `{"run","organisation","status":"applied"|"held"|"planned","held":[…],
+//! "rows":[…],"counts"}` (`held`: why the run is, or for `plan` would be, held);
+//! `--report PATH` writes the result report CSV. `plan` guards its plan as `apply` would:
+//! a plan the real run would hold has status `held`, with the same numbers and reasons.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,10 +80,9 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
         write_report_file(path, &validated.submission, &reports)?;
     }
     if args.json {
-        println!(
-            "{}",
-            common::json_output(&run_id, org.as_str(), status, &reports, &counts)
-        );
+        let mut v = common::json_output(&run_id, org.as_str(), status, &reports, &counts);
+        v["held"] = serde_json::json!(submitted.held);
+        println!("{v}");
     } else {
         for r in &submitted.resumed {
             println!("finished run {r}, which a stopped process had left half done");
@@ -96,7 +97,16 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
             counts.summary_planned()
         };
         println!("{org}: {verb} {run_id}: {summary}");
-        if held {
+        if held && dry_run {
+            println!("  the real run would be HELD for approval, because:");
+            for reason in &submitted.held {
+                println!("    - {reason}");
+            }
+            println!(
+                "  `push-connector apply` holds it; then review it and apply it with \
+                 `push-connector approve RUN`, or drop it with `push-connector reject RUN`"
+            );
+        } else if held {
             println!("  HELD for approval, nothing was changed, because:");
             for reason in &submitted.held {
                 println!("    - {reason}");

@@ -2,7 +2,11 @@
 //! portal-style export, and write it out in the same shape (stable order: organisation,
 //! address, ID). Import skips accounts already present, with a note, so it can run twice.
 //! An export to FILE is UTF-8 with a BOM (for Excel) and says how many accounts it holds; to
-//! stdout it is the CSV alone. Exit 0, 1 when some lines of the import could not be used, 2 on an error.
+//! stdout it is the CSV alone.
+//! `directory add-organisation CODE [--name NAME] [--unit UNIT…]` adds an organisation (an
+//! import adds those its accounts name; a first sync or file for an organisation with no
+//! account yet needs it added first); `directory organisations` lists them.
+//! Exit 0, 1 when some lines of the import could not be used, 2 on an error.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +17,7 @@ use anyhow::Context as _;
 use push_connector::apply::RandomMinter;
 use push_connector::config::Config;
 use push_connector::deployment::Deployment;
+use push_connector::directory::any::AnyDirectory;
 use push_connector::directory::portable;
 use push_connector::pipeline;
 
@@ -24,6 +29,19 @@ pub enum Command {
     Import { file: PathBuf },
     /// Write the directory as a portal-style export (to stdout without FILE).
     Export { file: Option<PathBuf> },
+    /// Add an organisation (its ODS code), or name one already there; add units to it.
+    AddOrganisation {
+        /// The ODS code (letters and digits).
+        code: String,
+        /// The organisation's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// An organisation unit accounts may be in; repeatable.
+        #[arg(long = "unit", value_name = "UNIT")]
+        units: Vec<String>,
+    },
+    /// List the organisations of the embedded directory, with their names and units.
+    Organisations,
 }
 
 pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
@@ -71,6 +89,62 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(u8::from(!parsed.problems.is_empty())))
         }
+        Command::AddOrganisation { code, name, units } => {
+            let code = push_connector::validate::ods_code(&code)
+                .map_err(|why| anyhow::anyhow!("\"{code}\" {why}"))?;
+            let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+            let added = rt.block_on(async {
+                let directory = push_connector::deployment::open_directory(config).await?;
+                let local = local_directory(&directory, "directory add-organisation")?;
+                anyhow::Ok(
+                    local
+                        .set_organisation(&code, name.as_deref(), &units)
+                        .await?,
+                )
+            })?;
+            println!(
+                "organisation {code} {}{}",
+                if added {
+                    "added to the directory"
+                } else {
+                    "is already in the directory"
+                },
+                match (&name, added) {
+                    (Some(n), true) => format!(" as \"{n}\""),
+                    (Some(n), false) => format!(", now named \"{n}\""),
+                    (None, _) => String::new(),
+                }
+            );
+            if !units.is_empty() {
+                println!("  units: {}", units.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Organisations => {
+            let orgs = rt.block_on(async {
+                let directory = push_connector::deployment::open_directory(config).await?;
+                let local = local_directory(&directory, "directory organisations")?;
+                anyhow::Ok(local.organisations().await?)
+            })?;
+            if orgs.is_empty() {
+                println!(
+                    "no organisation is in the directory: add one with `push-connector directory \
+                     add-organisation CODE --name NAME`"
+                );
+            }
+            for (code, name, units) in orgs {
+                println!(
+                    "{code}\t{}{}",
+                    name.unwrap_or_default(),
+                    if units.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\tunits: {}", units.join(", "))
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export { file } => {
             let accounts = rt.block_on(async {
                 let deployment = Deployment::open(config).await?;
@@ -111,4 +185,17 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The embedded directory, or why a verb needs it.
+fn local_directory<'a>(
+    directory: &'a AnyDirectory,
+    verb: &str,
+) -> anyhow::Result<&'a push_connector::directory::local::LocalDirectory> {
+    directory.local().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{verb} is for the embedded directory (backend = \"local\"); in the portal, \
+             organisations are set up by the portal's administrators"
+        )
+    })
 }
