@@ -17,6 +17,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod report;
 pub mod scim;
+pub mod serve;
 pub mod sources;
 pub mod state;
 pub mod sync;

@@ -19,13 +19,11 @@ use push_connector::config::Config;
 use push_connector::config::ServeConfig;
 use push_connector::directory::local::LocalDirectory;
 use push_connector::scim::filter;
-use push_connector::scim::listen;
-use push_connector::scim::oauth::{Client, Issuer};
 use push_connector::scim::schema::CodeLists;
-use push_connector::scim::scope::Scope;
-use push_connector::scim::server::{self, RequestLimits, ServerState};
-use push_connector::scim::throttle::Throttle;
-use push_connector::scim::tls;
+use push_connector::serve::oauth::{Client, Issuer};
+use push_connector::serve::scope::Scope;
+use push_connector::serve::throttle::Throttle;
+use push_connector::serve::{self as server, RequestLimits, ServerState, listen, tls};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -69,8 +69,8 @@ impl Issuer {
     fn authenticates(&self, id: &str, secret: &str) -> Option<Scope> {
         // Every client is compared, so the time taken does not tell which IDs exist.
         self.clients.iter().fold(None, |found, c| {
-            let matches = super::server::constant_time_eq(c.id.as_bytes(), id.as_bytes())
-                & super::server::constant_time_eq(c.secret.as_bytes(), secret.as_bytes());
+            let matches = super::auth::constant_time_eq(c.id.as_bytes(), id.as_bytes())
+                & super::auth::constant_time_eq(c.secret.as_bytes(), secret.as_bytes());
             if matches {
                 Some(c.scope.clone())
             } else {
