@@ -33,6 +33,12 @@ pub struct Submitted {
     pub resumed: Vec<String>,
 }
 
+/// A new run's ID: the time (passed in) and a random suffix, so IDs sort by time.
+pub fn run_id(now: DateTime<Utc>) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", now.format("%Y%m%d-%H%M%S"), &random[..6])
+}
+
 /// Plans, guards and applies one organisation's rows. With `dry_run` nothing is changed
 /// and no lock is taken.
 #[allow(clippy::too_many_arguments)]
@@ -162,7 +168,7 @@ pub async fn resume_unfinished<D: Directory>(
 }
 
 /// As [`resume_unfinished`], for one organisation whose lock the caller holds.
-async fn resume_locked<D: Directory>(
+pub async fn resume_locked<D: Directory>(
     ctx: &Context<'_, D>,
     organisation: &str,
     minter: &mut dyn Minter,

@@ -11,7 +11,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ScimError, Shared};
 
-/// Checks the bearer token and hands its [`Scope`] to the handlers as an extension.
+/// Who a request's credential is, as the journal names the source of a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Caller(pub String);
+
+/// Checks the bearer token and hands its [`Scope`] and [`Caller`] to the handlers as
+/// extensions.
 pub(super) async fn authorise(
     State(state): State<Shared>,
     mut request: Request,
@@ -32,11 +37,15 @@ pub(super) async fn authorise(
             .as_ref()
             .is_some_and(|fixed| constant_time_eq(t.as_bytes(), fixed.as_bytes()))
         {
-            return Some(state.token_scope.clone());
+            return Some((state.token_scope.clone(), "the fixed token".to_owned()));
         }
-        state.oauth.as_ref().and_then(|o| o.accepts(t))
+        state
+            .oauth
+            .as_ref()
+            .and_then(|o| o.holder(t))
+            .map(|(scope, client)| (scope, format!("OAuth2 client {client}")))
     });
-    let Some(scope) = scope else {
+    let Some((scope, caller)) = scope else {
         let mut r = ScimError::new(
             StatusCode::UNAUTHORIZED,
             None,
@@ -50,6 +59,7 @@ pub(super) async fn authorise(
         return r;
     };
     request.extensions_mut().insert(scope);
+    request.extensions_mut().insert(Caller(caller));
     next.run(request).await
 }
 

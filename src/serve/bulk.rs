@@ -12,9 +12,10 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::scope::Scope;
-use super::users::{Update, create, update};
-use super::{ScimError, ServerState, Shared, base, parse_json, scim};
+use super::users::{Update, create, source, update};
+use super::{ScimError, Shared, base, parse_json, scim};
 use crate::scim::schema::MAX_OPERATIONS;
 use crate::scim::{BULK_REQUEST, BULK_RESPONSE};
 
@@ -22,6 +23,7 @@ use crate::scim::{BULK_REQUEST, BULK_RESPONSE};
 pub(super) async fn bulk(
     State(s): State<Shared>,
     Extension(scope): Extension<Scope>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
@@ -64,7 +66,7 @@ pub(super) async fn bulk(
             .unwrap_or_default()
             .to_ascii_uppercase();
         let bulk_id = op["bulkId"].as_str().map(str::to_owned);
-        let outcome = bulk_one(&s, &scope, &method, op, &ids, &base).await;
+        let outcome = bulk_one(&s, &scope, &caller, &method, op, &ids, &base).await;
         let mut entry = json!({"method": method});
         if let Some(b) = &bulk_id {
             entry["bulkId"] = json!(b);
@@ -95,8 +97,9 @@ pub(super) async fn bulk(
 
 /// One Bulk operation `op` (its `path`, `data` and `version`), upper-cased `method`.
 async fn bulk_one(
-    s: &ServerState,
+    s: &Shared,
     scope: &Scope,
+    caller: &Caller,
     method: &str,
     op: &Value,
     ids: &HashMap<String, String>,
@@ -125,17 +128,24 @@ async fn bulk_one(
         None => id.to_owned(),
     };
     let version = version.map(str::to_owned);
+    let users = if id.is_empty() {
+        "Users".to_owned()
+    } else {
+        format!("Users/{id}")
+    };
+    let source = source(&format!("Bulk {method}"), &users, caller);
     match (Method::from_bytes(method.as_bytes()).ok(), id.is_empty()) {
-        (Some(Method::POST), true) => {
-            Ok((StatusCode::CREATED, create(s, scope, data, base).await?))
-        }
+        (Some(Method::POST), true) => Ok((
+            StatusCode::CREATED,
+            create(s, scope, data, base, &source).await?,
+        )),
         (Some(Method::PUT), false) => Ok((
             StatusCode::OK,
-            update(s, scope, &id, Update::Replace(data), version, base).await?,
+            update(s, scope, &id, Update::Replace(data), version, base, &source).await?,
         )),
         (Some(Method::PATCH), false) => Ok((
             StatusCode::OK,
-            update(s, scope, &id, Update::Patch(data), version, base).await?,
+            update(s, scope, &id, Update::Patch(data), version, base, &source).await?,
         )),
         _ => Err(ScimError::new(
             StatusCode::METHOD_NOT_ALLOWED,

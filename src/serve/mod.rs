@@ -29,6 +29,7 @@ mod discovery;
 pub mod listen;
 pub mod oauth;
 mod query;
+pub mod rules;
 pub mod scope;
 pub mod throttle;
 pub mod tls;
@@ -70,6 +71,8 @@ pub struct ServerState {
     pub codes: CodeLists,
     /// Served over TLS: locations are `https://` URLs.
     pub https: bool,
+    /// What writes are validated, planned and journalled with.
+    pub pipeline: rules::Pipeline,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -100,12 +103,14 @@ impl Default for RequestLimits {
 }
 
 impl ServerState {
-    /// The state of a service whose fixed `token` (if any) acts for `token_scope`.
+    /// The state of a service whose fixed `token` (if any) acts for `token_scope`, whose
+    /// writes go through `pipeline`.
     pub fn new(
         directory: LocalDirectory,
         token: Option<String>,
         token_scope: Scope,
         codes: CodeLists,
+        pipeline: rules::Pipeline,
     ) -> ServerState {
         ServerState {
             directory,
@@ -116,6 +121,7 @@ impl ServerState {
             oauth: None,
             codes,
             https: false,
+            pipeline,
             writes: tokio::sync::Mutex::new(()),
         }
     }

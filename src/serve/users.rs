@@ -13,10 +13,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::auth::Caller;
 use super::query::project;
+use super::rules::{self, Written};
 use super::scope::Scope;
 use super::{ScimError, ServerState, Shared, base, parse_json, scim};
-use crate::directory::{Account, Change, Directory, NewAccount, Op, OpOutcome, Status};
+use crate::directory::{Account, Directory, Status};
 use crate::model::{Field, PortalId};
 use crate::scim::filter::quote;
 use crate::scim::{NHS_USER, account_from_user, patch, user_json, version_of, with_meta};
@@ -92,14 +94,21 @@ fn holder(scope: &Scope, other: &Account) -> String {
     }
 }
 
+/// How the journal names a write's source: `SCIM POST /v2/Users by OAuth2 client x`.
+pub(super) fn source(method: &str, path: &str, caller: &Caller) -> String {
+    format!("SCIM {method} /v2/{path} by {}", caller.0)
+}
+
 pub(super) async fn create_user(
     State(s): State<Shared>,
     Extension(scope): Extension<Scope>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let body = parse_json(&body)?;
-    let user = create(&s, &scope, &body, &base(&s, &headers)).await?;
+    let source = source("POST", "Users", &caller);
+    let user = create(&s, &scope, &body, &base(&s, &headers), &source).await?;
     Ok(created_response(user))
 }
 
@@ -129,21 +138,24 @@ fn require_names(account: &Account) -> Result<(), ScimError> {
     Ok(())
 }
 
-/// Creates a User; 409 `uniqueness` when its userName or (organisation, externalId) is taken.
+/// Creates a User through the rules ([`rules`]): 400 `invalidValue` when a file row with
+/// its values would be refused, 409 `uniqueness` when its userName or (organisation,
+/// externalId) is taken; journalled as a run whose source is `source`.
 pub(super) async fn create(
-    s: &ServerState,
+    s: &Shared,
     scope: &Scope,
     body: &Value,
     base: &str,
+    source: &str,
 ) -> Result<Value, ScimError> {
-    let id = PortalId::new_unchecked(uuid::Uuid::new_v4().simple().to_string());
-    let account = account_from_user(body, id, Status::Active)?;
+    let account = account_from_user(body, PortalId::new_unchecked(""), Status::Active)?;
     may_act_for(scope, account.organisation())?;
     require_names(&account)?;
+    let (row, person) = rules::validated(&s.pipeline.rules, &account, None)?;
     let _guard = s.writes.lock().await;
     let d = &s.directory;
-    if let Some(email) = account.email()
-        && let Some(other) = d.by_email(email).await?
+    if let Some(email) = &person.email
+        && let Some(other) = d.by_email(email.as_str()).await?
     {
         return Err(ScimError::new(
             StatusCode::CONFLICT,
@@ -151,36 +163,34 @@ pub(super) async fn create(
             format!("userName {email} is taken by {}", holder(scope, &other)),
         ));
     }
-    if let Some(ext) = account.external_sync_id()
-        && let Some(other) = d.by_external_sync_id(account.organisation(), ext).await?
-    {
+    let organisation = person.organisation.as_str();
+    let ext = person.external_sync_id.as_str();
+    if let Some(other) = d.by_external_sync_id(organisation, ext).await? {
         return Err(ScimError::new(
             StatusCode::CONFLICT,
             Some("uniqueness"),
             format!(
-                "externalId {} is taken in {} by User {}",
+                "externalId {} is taken in {organisation} by User {}",
                 quote(ext),
-                account.organisation(),
                 other.id
             ),
         ));
     }
-    let units: Vec<&str> = account.get(Field::OrganisationUnit).into_iter().collect();
-    d.add_organisation(account.organisation(), &units).await?;
-    let outcome = d.apply(&[Op::Create(NewAccount { account })]).await?;
-    match outcome.into_iter().next() {
-        Some(OpOutcome::Created(a)) => Ok(with_meta(user_json(&a), base)),
-        Some(OpOutcome::Exists(a)) => Err(ScimError::new(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            format!("externalId is taken by User {}", a.id),
+    // The service keeps the organisations its Users name (there is no portal behind it).
+    let units: Vec<&str> = person
+        .organisation_unit
+        .as_ref()
+        .map(|u| u.as_str())
+        .filter(|u| *u != organisation)
+        .into_iter()
+        .collect();
+    d.add_organisation(organisation, &units).await?;
+    match rules::write(s, organisation, row, source).await? {
+        Written::Created(id) => Ok(with_meta(
+            user_json(&load(s, scope, id.as_str()).await?),
+            base,
         )),
-        Some(OpOutcome::Failed(reason)) => Err(ScimError::new(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            reason,
-        )),
-        Some(OpOutcome::Updated) | None => Err(ScimError::new(
+        Written::Updated | Written::Unchanged => Err(ScimError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
             "the directory did not create the account",
@@ -197,21 +207,31 @@ pub(super) enum Update<'a> {
 pub(super) async fn put_user(
     State(s): State<Shared>,
     Extension(scope): Extension<Scope>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    changed_user(&s, &scope, &headers, &id, &body, |v| Update::Replace(v)).await
+    let source = source("PUT", &format!("Users/{id}"), &caller);
+    changed_user(&s, &scope, &headers, &id, &body, &source, |v| {
+        Update::Replace(v)
+    })
+    .await
 }
 
 pub(super) async fn patch_user(
     State(s): State<Shared>,
     Extension(scope): Extension<Scope>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    changed_user(&s, &scope, &headers, &id, &body, |v| Update::Patch(v)).await
+    let source = source("PATCH", &format!("Users/{id}"), &caller);
+    changed_user(&s, &scope, &headers, &id, &body, &source, |v| {
+        Update::Patch(v)
+    })
+    .await
 }
 
 /// PUT and PATCH: the change applied under the request's `If-Match`, the User answered.
@@ -221,6 +241,7 @@ async fn changed_user(
     headers: &HeaderMap,
     id: &str,
     body: &Bytes,
+    source: &str,
     how: fn(&Value) -> Update<'_>,
 ) -> Result<Response, ScimError> {
     let body = parse_json(body)?;
@@ -231,6 +252,7 @@ async fn changed_user(
         how(&body),
         if_match(headers),
         &base(s, headers),
+        source,
     )
     .await?;
     let version = user["meta"]["version"].as_str().map(str::to_owned);
@@ -259,14 +281,16 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Replaces or patches a User, guarded by `If-Match` when given.
+/// Replaces or patches a User through the rules ([`rules`]), guarded by `If-Match` when
+/// given; journalled as a run whose source is `source` (none when nothing changes).
 pub(super) async fn update(
-    s: &ServerState,
+    s: &Shared,
     scope: &Scope,
     id: &str,
     how: Update<'_>,
     if_match: Option<String>,
     base: &str,
+    source: &str,
 ) -> Result<Value, ScimError> {
     let _guard = s.writes.lock().await;
     let current = load(s, scope, id).await?;
@@ -314,29 +338,10 @@ pub(super) async fn update(
             ));
         }
     }
-    if current.get(Field::OrganisationUnit).is_none()
-        && let Some(unit) = new.get(Field::OrganisationUnit)
-    {
-        s.directory
-            .add_organisation(current.organisation(), &[unit])
-            .await?;
-    }
-    let changes: Vec<Change> = Field::ALL
-        .into_iter()
-        .filter(|f| !matches!(f, Field::Id | Field::Organisation))
-        .filter(|f| new.get(*f) != current.get(*f))
-        .map(|f| Change {
-            field: f,
-            before: current.get(f).map(str::to_owned),
-            after: new.get(f).map(str::to_owned),
-        })
-        .collect();
-    if changes.is_empty() {
-        return Ok(with_meta(current_json, base));
-    }
-    if let Some(c) = changes.iter().find(|c| c.field == Field::Email)
-        && let Some(after) = &c.after
-        && let Some(other) = s.directory.by_email(after).await?
+    let (row, person) = rules::validated(&s.pipeline.rules, &new, Some(&current.id))?;
+    if let Some(after) = &person.email
+        && Some(after.as_str()) != current.email()
+        && let Some(other) = s.directory.by_email(after.as_str()).await?
         && other.id != current.id
     {
         return Err(ScimError::new(
@@ -345,25 +350,11 @@ pub(super) async fn update(
             format!("userName {after} is taken by {}", holder(scope, &other)),
         ));
     }
-    let op = Op::Update {
-        id: current.id.clone(),
-        changes,
-        run: "scim".to_owned(),
-    };
-    match s.directory.apply(&[op]).await?.into_iter().next() {
-        Some(OpOutcome::Updated) => {
+    match rules::write(s, current.organisation(), row, source).await? {
+        Written::Unchanged => Ok(with_meta(current_json, base)),
+        Written::Updated | Written::Created(_) => {
             let after = load(s, scope, id).await?;
             Ok(with_meta(user_json(&after), base))
         }
-        Some(OpOutcome::Failed(reason)) => Err(ScimError::new(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            reason,
-        )),
-        _ => Err(ScimError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            None,
-            "the directory did not update the account",
-        )),
     }
 }
