@@ -362,8 +362,33 @@ async fn an_organisation_that_does_not_allow_creates_refuses_a_post() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["scimType"], "invalidValue", "{body}");
-    let detail = body["detail"].as_str().unwrap();
-    assert!(detail.contains("does not create accounts"), "{detail}");
+    // The reason a file row with the same values gets from `plan`.
+    let header: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+    let row = valid_row();
+    let cells: Vec<&str> = Field::ALL
+        .iter()
+        .map(|f| row.iter().find(|(g, _)| g == f).map_or("", |(_, v)| *v))
+        .collect();
+    let file = dir.path().join("new.csv");
+    std::fs::write(
+        &file,
+        format!("{}\n{}\n", header.join(","), cells.join(",")),
+    )
+    .unwrap();
+    let out = common::run_in(
+        dir.path(),
+        &["--config", "c.toml", "plan", file.to_str().unwrap()],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let file_reason = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("  line 2: Rejected: "))
+        .unwrap_or_else(|| panic!("plan printed {printed}"));
+    assert!(
+        file_reason.contains("does not create accounts"),
+        "{file_reason}"
+    );
+    assert_eq!(body["detail"], file_reason);
     assert_eq!(total(&h, &s.url).await, before);
     assert!(runs(dir.path()).is_empty());
     // An update of an existing account is still allowed.
