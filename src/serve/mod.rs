@@ -10,10 +10,13 @@
 //! Rooms: this file (state, router, body limits, panics), [`auth`] (bearer and OAuth2
 //! tokens), [`discovery`] (ServiceProviderConfig, Schemas, ResourceTypes), [`query`] (list,
 //! search, sort, projection, bounded scans), [`users`] (one User: GET, POST, PUT, PATCH,
-//! DELETE), [`bulk`], and the transport: [`listen`], [`tls`], [`oauth`], [`throttle`], [`scope`].
+//! DELETE), [`bulk`], [`rules`] (every write as a one-row submission: validated, reconciled,
+//! planned and journalled like a file row), and the transport: [`listen`], [`tls`],
+//! [`oauth`], [`throttle`], [`scope`].
 //!
 //! Contracts: writes are serialised, so an `If-Match` check and the write it guards are one
-//! step (a stale version → 412). Every credential has a [`Scope`]: a User of another
+//! step (a stale version → 412); every write goes through the rules a file row goes through
+//! and is a journalled run (see [`rules`]). Every credential has a [`Scope`]: a User of another
 //! organisation is answered 404 (its existence is not revealed), lists hold only the scope's
 //! Users, and creating a User for another organisation is refused 403. Filters are bounded
 //! ([`filter::Limits`]); a filter no index answers examines at most `scan` accounts (else 400
