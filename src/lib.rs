@@ -18,6 +18,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod report;
 pub mod scim;
+pub mod serve;
 pub mod service;
 pub mod sources;
 pub mod state;

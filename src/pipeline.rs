@@ -230,7 +230,7 @@ pub async fn resume_unfinished<D: Directory>(
 }
 
 /// As [`resume_unfinished`], for one organisation whose lock the caller holds.
-async fn resume_locked<D: Directory>(
+pub async fn resume_locked<D: Directory>(
     ctx: &Context<'_, D>,
     organisation: &str,
     minter: &mut dyn Minter,
