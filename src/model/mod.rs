@@ -4,9 +4,16 @@
 //! [`Field`] enum naming every portal attribute, newtypes for identifiers so a swapped argument
 //! does not compile, and [`RowIssue`], a row problem with its position.
 
+mod account;
+mod index;
+pub mod naming;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use account::{Account, Change, NewAccount, Status};
+pub use index::{DirectoryIndex, Keys, OrganisationInfo};
 
 /// One attribute of a portal account, as the new submission format names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
