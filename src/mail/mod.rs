@@ -18,5 +18,4 @@ pub mod mime;
 pub mod outbox;
 pub mod schedule;
 pub mod store;
-pub mod tls;
 pub mod verify;
