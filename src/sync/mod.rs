@@ -20,7 +20,6 @@
 //! includes it.
 
 pub mod mapping;
-pub mod schedule;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
