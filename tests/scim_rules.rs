@@ -248,8 +248,9 @@ async fn every_value_a_file_row_refuses_is_refused_with_the_file_paths_message()
         let patch = json!({"schemas": [PATCH_OP], "Operations": [op]});
         let (status, body) = send(&h, reqwest::Method::PATCH, &existing_url, Some(&patch)).await;
         assert_eq!(status, 400, "PATCH {value}: {body}");
-        if field == Field::Organisation {
-            // Organisation is immutable: that refusal comes first, whatever the value.
+        if matches!(field, Field::Organisation | Field::ExternalSyncId) {
+            // Organisation and externalId are immutable: that refusal comes first, whatever
+            // the value.
             assert_eq!(body["scimType"], "mutability", "PATCH {value}: {body}");
         } else {
             assert_eq!(body["scimType"], "invalidValue", "PATCH {value}: {body}");

@@ -222,7 +222,11 @@ async fn write_here(
         tracing::error!(error = %e, "SCIM write");
         ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
     };
-    let policy = crate::deployment::policy(&pipeline.config, &OdsCode::new_unchecked(organisation));
+    let mut policy =
+        crate::deployment::policy(&pipeline.config, &OdsCode::new_unchecked(organisation));
+    // A User is the whole record (a PUT replaces it, a PATCH is applied to it first): an
+    // attribute it lacks was removed, not left out as a blank cell is.
+    policy.blank_means_keep = false;
     let state = &pipeline.state;
     let _lock = state.lock(organisation).map_err(|e| internal(&e))?;
     let progress = |_: u64, _: u64| {};
