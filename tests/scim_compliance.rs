@@ -24,9 +24,12 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const TOKEN: &str = "compliance-token";
+/// How long the suite may run (it takes about 3 s).
+const LIMIT: Duration = Duration::from_secs(300);
 
 /// The reason a write of an immutable attribute is refused.
 fn immutable(reason: &str) -> bool {
@@ -90,16 +93,38 @@ fn serve_passes_the_scim2_tester_suite() {
     );
     let url = serve.url.clone();
     let driver = common::root().join("scripts/scim/compliance.py");
-    let out = Command::new(format!("{venv}/bin/python"))
+    let mut child = Command::new(format!("{venv}/bin/python"))
         .arg(&driver)
         .args(["--url", &url, "--organisations", "RXX,RYY"])
         .arg("--codes")
         .arg(&codes)
         .env("SCIM_TOKEN", TOKEN)
-        .output();
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs the compliance driver");
+    // Read as it comes (a full pipe would stop the driver), while the run is timed.
+    let drain = |mut from: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = from.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    // The suite takes a few seconds; a hung run is killed, not waited for.
+    let started = Instant::now();
+    while child.try_wait().expect("waits for the driver").is_none() {
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("the compliance driver ran past {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(serve);
-    let out = out.expect("runs the compliance driver");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = stdout.join().expect("stdout read");
+    let errors = stderr.join().expect("stderr read");
     let lines: Vec<&str> = text.lines().collect();
     let mut passed = 0;
     let mut unexpected = Vec::new();
@@ -124,7 +149,7 @@ fn serve_passes_the_scim2_tester_suite() {
             unexpected.push(format!("{check}: {reason}"));
         }
     }
-    eprintln!("{text}");
+    eprintln!("{text}{errors}");
     assert!(
         unexpected.is_empty(),
         "unexpected failures: {unexpected:#?}"
