@@ -13,7 +13,7 @@ with one that gives, per attribute, a value the rules accept and that is still r
 unique per call):
 
 - ``userName``: ``given.family.<random>@<domain>`` (the first ``[service] domains``);
-- ``externalId``: the organisation code and random digits (``RXX482913``);
+- ``externalId``: an organisation code and random digits (``RXX482913``);
 - ``name.givenName`` / ``familyName``: letters, apostrophes and hyphens only;
 - ``name.honorificPrefix``: a title from ``titles.txt``; the NHS extension's
   ``clinicalRoles`` / ``clinicalSpecialities`` / ``workAreas``: values of their code lists;
