@@ -271,6 +271,7 @@ pub async fn sync<S: Source, D: Directory>(
             dry_run: options.dry_run,
             guarded: true,
             supersede: Some("which read the source again"),
+            record_idle: true,
         };
         let submitted = pipeline::submit(ctx, &request, minter, now).await?;
         reports.extend(submitted.reports());
