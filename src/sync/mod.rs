@@ -377,11 +377,13 @@ fn by_organisation(
                 reports.push(RowReport {
                     line: r.line,
                     result: RowResultKind::Rejected,
-                    message: format!(
-                        "Organisation \"{}\": source \"{}\" may only speak for {}",
-                        p.organisation,
-                        source.name,
-                        allowed.join(", ")
+                    message: crate::reconcile::outside_scope(
+                        &p.organisation,
+                        &format!(
+                            "source \"{}\" may only speak for {}",
+                            source.name,
+                            allowed.join(", ")
+                        ),
                     ),
                 });
             }

@@ -268,10 +268,9 @@ pub fn refused_rows(results: &[RowResult], organisation: &OdsCode) -> Vec<RowRep
             refused.push(RowReport {
                 line: r.line,
                 result: RowResultKind::Rejected,
-                message: format!(
-                    "Organisation \"{}\": this file is for {organisation}; a row for another \
-                     organisation is not applied",
-                    p.organisation
+                message: crate::reconcile::outside_scope(
+                    &p.organisation,
+                    &format!("this file is for {organisation}"),
                 ),
             });
         }
