@@ -385,8 +385,16 @@ impl Config {
                 problems.push(format!("{name}.{key} must be between 0 and 1, not {share}"));
             }
         }
+        if let Err(e) = crate::mail::schedule::Schedule::from_config(&self.schedule) {
+            problems.push(format!("schedule: {e}"));
+        }
         problems.extend(crate::mail::config::problems(self.mail_sections()));
         problems.extend(crate::sources::config::problems(&self.sources));
+        for s in &self.sources {
+            if let Err(e) = crate::sources::schedule::SourceSchedule::from_config(s) {
+                problems.push(format!("source \"{}\": {e}", s.name));
+            }
+        }
         problems
     }
 
