@@ -19,7 +19,7 @@ use crate::directory::{Directory, DirectoryError, NewAccount, Op, OpOutcome};
 use crate::model::PortalId;
 use crate::plan::{Action, Counts, Plan};
 use crate::report::{RowReport, RowResultKind};
-use crate::state::{JournalOp, OpRecord, StateDb, StateError};
+use crate::store::{JournalOp, OpRecord, StateDb, StateError};
 
 /// Operations per directory batch (and per journal update).
 const BATCH: i64 = 5000;

@@ -18,6 +18,6 @@ pub mod reconcile;
 pub mod report;
 pub mod scim;
 pub mod sources;
-pub mod state;
+pub mod store;
 pub mod sync;
 pub mod validate;

@@ -12,10 +12,10 @@ use push_connector::directory::any::AnyDirectory;
 use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::{AnyOutbox, Outbox};
 use push_connector::mail::schedule::Schedule;
-use push_connector::mail::store::MailStore;
 use push_connector::mail::verify::Verifier;
 use push_connector::sources::{AnySource, Source};
-use push_connector::state::StateDb;
+use push_connector::store::StateDb;
+use push_connector::store::mail::MailStore;
 use push_connector::sync::schedule::SourceSchedule;
 
 use super::common;

@@ -19,7 +19,7 @@ use push_connector::formats::{self, Submission};
 use push_connector::model::OdsCode;
 use push_connector::plan::Counts;
 use push_connector::report::RowReport;
-use push_connector::state::StateDb;
+use push_connector::store::StateDb;
 use push_connector::validate::{self, RowOutcome, RowResult, Rules};
 
 /// The backends of a deployment.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use push_connector::config::Config;
-use push_connector::mail::store::{DeliveryState, MailStore};
+use push_connector::store::mail::{DeliveryState, MailStore};
 
 use super::common;
 

@@ -20,12 +20,12 @@ use push_connector::mail::connector::{Connector, NightlySummary};
 use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::AnyOutbox;
 use push_connector::mail::schedule::Schedule;
-use push_connector::mail::store::MailStore;
 use push_connector::mail::verify::Verifier;
 use push_connector::sources::config::SourceConfig;
+use push_connector::store::SyncStore;
+use push_connector::store::mail::MailStore;
 use push_connector::sync::SyncOptions;
 use push_connector::sync::schedule::SourceSchedule;
-use push_connector::sync::store::SyncStore;
 use push_connector::validate::Rules;
 
 use super::{common, sync};

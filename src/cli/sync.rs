@@ -23,12 +23,12 @@ use push_connector::config::Config;
 use push_connector::report;
 use push_connector::sources::AnySource;
 use push_connector::sources::config::SourceConfig;
-use push_connector::sync::store::SyncStore;
+use push_connector::store::SyncStore;
 use push_connector::sync::{self, SyncOptions, Synced, WriteBackRow};
 use push_connector::validate::Rules;
 
 use push_connector::directory::any::AnyDirectory;
-use push_connector::state::StateDb;
+use push_connector::store::StateDb;
 
 use super::common;
 

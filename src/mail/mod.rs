@@ -17,6 +17,5 @@ pub mod message;
 pub mod mime;
 pub mod outbox;
 pub mod schedule;
-pub mod store;
 pub mod tls;
 pub mod verify;

@@ -16,7 +16,6 @@
 
 pub mod mapping;
 pub mod schedule;
-pub mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -32,11 +31,11 @@ use crate::reconcile::{self, Policy};
 use crate::report::{RowReport, RowResultKind, describe_issues};
 use crate::sources::config::SourceConfig;
 use crate::sources::{Source, SourceEntry, SourceError, WriteBack};
-use crate::state::StateError;
+use crate::store::StateError;
 use crate::validate::{self, RowOutcome, RowResult, Rules};
 
 use self::mapping::Mapping;
-use self::store::SyncStore;
+use crate::store::SyncStore;
 
 /// How one sync runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

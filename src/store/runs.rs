@@ -14,12 +14,12 @@ use futures_util::TryStreamExt as _;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use crate::directory::local::{migrate, open_sqlite};
-use crate::directory::{Account, Change, DirectoryError};
+use super::sqlite::{self, Migration, SqliteError};
+use crate::directory::{Account, Change};
 use crate::model::{Field, PortalId};
 use crate::plan::{Action, Counts, Plan};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
+const MIGRATIONS: &[Migration] = &[(
     1,
     "runs and journal",
     "CREATE TABLE runs (
@@ -100,8 +100,8 @@ impl RunStatus {
 pub enum StateError {
     #[error("state database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Open(#[from] DirectoryError),
+    #[error("state database: {0}")]
+    Open(#[from] SqliteError),
     #[error("state file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -193,8 +193,8 @@ pub struct StateDb {
 impl StateDb {
     /// Opens `state.sqlite` in the state folder, creating it when missing.
     pub async fn open(state_dir: &Path) -> Result<StateDb, StateError> {
-        let pool = open_sqlite(&state_dir.join("state.sqlite")).await?;
-        migrate(&pool, MIGRATIONS).await?;
+        let pool = sqlite::open(&state_dir.join("state.sqlite")).await?;
+        sqlite::migrate(&pool, MIGRATIONS).await?;
         Ok(StateDb {
             pool,
             dir: state_dir.to_owned(),

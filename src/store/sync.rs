@@ -11,12 +11,12 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
-use crate::directory::local::{migrate, open_sqlite};
+use super::StateError;
+use super::sqlite::{self, Migration};
 use crate::sources::Cursor;
-use crate::state::StateError;
 
 /// Schema versions of the sync tables (numbered apart from the run journal's).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
+const MIGRATIONS: &[Migration] = &[(
     101,
     "sync cursors and fingerprints",
     "CREATE TABLE sync_sources (
@@ -41,8 +41,8 @@ pub struct SyncStore {
 impl SyncStore {
     /// Opens the state database in the state folder, creating the sync tables when missing.
     pub async fn open(state_dir: &Path) -> Result<SyncStore, StateError> {
-        let pool = open_sqlite(&state_dir.join("state.sqlite")).await?;
-        migrate(&pool, MIGRATIONS).await?;
+        let pool = sqlite::open(&state_dir.join("state.sqlite")).await?;
+        sqlite::migrate(&pool, MIGRATIONS).await?;
         Ok(SyncStore { pool })
     }
 

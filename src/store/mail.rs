@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
-use crate::directory::local::open_sqlite;
+use super::sqlite::{self, SqliteError};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -120,7 +120,7 @@ pub enum StoreError {
     #[error("mail state database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("mail state database: {0}")]
-    Open(#[from] crate::directory::DirectoryError),
+    Open(#[from] SqliteError),
     #[error("mail state database holds a value it cannot read: {0}")]
     Corrupt(String),
 }
@@ -333,7 +333,7 @@ pub struct MailStore {
 impl MailStore {
     /// Opens (creating when missing) the state database in the state folder.
     pub async fn open(state_dir: &Path) -> Result<MailStore, StoreError> {
-        let pool = open_sqlite(&state_dir.join("state.sqlite")).await?;
+        let pool = sqlite::open(&state_dir.join("state.sqlite")).await?;
         // Version 2 rebuilds a table others refer to: foreign keys are checked again after it
         // (the pool has one connection, so the pragma holds for the transaction).
         sqlx::query("PRAGMA foreign_keys = OFF")
@@ -382,7 +382,7 @@ impl MailStore {
         .await?;
         for (no, raw) in rows {
             sqlx::query("UPDATE mail_messages SET content_key = ? WHERE no = ?")
-                .bind(super::mime::content_key(&raw))
+                .bind(crate::mail::mime::content_key(&raw))
                 .bind(no)
                 .execute(&self.pool)
                 .await?;
