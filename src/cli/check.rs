@@ -15,7 +15,6 @@ use push_connector::mail::schedule::Schedule;
 use push_connector::mail::verify::Verifier;
 use push_connector::sources::{AnySource, Source};
 use push_connector::store::StateDb;
-use push_connector::store::mail::MailStore;
 use push_connector::sync::schedule::SourceSchedule;
 
 use super::common;
@@ -34,14 +33,15 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
                 println!("FAILED  {what}: {e}");
             }
         };
-        let state = StateDb::open(&config.service.state_dir)
-            .await
-            .map(|_| format!("{}/state.sqlite", config.service.state_dir.display()))
-            .map_err(|e| e.to_string());
-        report("state", state);
-        let store = MailStore::open(&config.service.state_dir)
-            .await
-            .map_err(|e| e.to_string());
+        let state = StateDb::open(&config.service.state_dir).await;
+        report(
+            "state",
+            state
+                .as_ref()
+                .map(|_| format!("{}/state.sqlite", config.service.state_dir.display()))
+                .map_err(|e| e.to_string()),
+        );
+        let store = state.map(|s| s.mail()).map_err(|e| e.to_string());
         match &store {
             Ok(s) => report(
                 "mail state",

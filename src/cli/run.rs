@@ -23,7 +23,6 @@ use push_connector::mail::schedule::Schedule;
 use push_connector::mail::verify::Verifier;
 use push_connector::sources::config::SourceConfig;
 use push_connector::store::SyncStore;
-use push_connector::store::mail::MailStore;
 use push_connector::sync::SyncOptions;
 use push_connector::sync::schedule::SourceSchedule;
 use push_connector::validate::Rules;
@@ -51,9 +50,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let rt = common::runtime()?;
     rt.block_on(async {
         let backends = common::open(config).await?;
-        let store = MailStore::open(&config.service.state_dir)
-            .await
-            .context("opening the mail state")?;
+        let store = backends.state.mail();
         let connector = Connector {
             config,
             rules: &rules,
@@ -284,9 +281,7 @@ impl<'a> Syncs<'a> {
                 .with_context(|| format!("the schedule of source \"{}\"", s.name))?;
             sources.push((s, schedule));
         }
-        let store = SyncStore::open(&config.service.state_dir)
-            .await
-            .context("opening the sync state")?;
+        let store = backends.state.sync();
         Ok(Syncs {
             config,
             rules,

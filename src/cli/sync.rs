@@ -85,9 +85,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let synced = rt.block_on(async {
         let rules = common::rules(config).await?;
         let backends = common::open(config).await?;
-        let store = SyncStore::open(&config.service.state_dir)
-            .await
-            .context("opening the sync state")?;
+        let store = backends.state.sync();
         sync_source(
             config,
             source,

@@ -1,5 +1,5 @@
 //! The e-mail connector's durable state, in the state database (`state.sqlite`) beside the
-//! runs and journal, with its own schema versions (`mail_schema`).
+//! runs and journal.
 //!
 //! In: messages as received (raw bytes, verdict, attachment), e-mails to send, run outcomes.
 //! Out: what is known of a message (so none is handled twice), each organisation's pending
@@ -12,115 +12,14 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
-use super::sqlite::{self, SqliteError};
-
-const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        "CREATE TABLE mail_messages (
-        no INTEGER PRIMARY KEY,
-        mailbox_key TEXT NOT NULL UNIQUE,
-        message_id TEXT NOT NULL UNIQUE,
-        sender TEXT,
-        subject TEXT NOT NULL,
-        sent_date TEXT,
-        received_at TEXT NOT NULL,
-        raw BLOB NOT NULL,
-        verdict TEXT NOT NULL,
-        reason TEXT,
-        folder TEXT NOT NULL,
-        filed INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE mail_submissions (
-        no INTEGER PRIMARY KEY,
-        message_no INTEGER NOT NULL UNIQUE REFERENCES mail_messages (no),
-        organisation TEXT NOT NULL,
-        sender TEXT NOT NULL,
-        message_id TEXT NOT NULL,
-        file_name TEXT NOT NULL,
-        file BLOB NOT NULL,
-        received_at TEXT NOT NULL,
-        valid_rows INTEGER NOT NULL,
-        refused_rows INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        run_id TEXT,
-        plan TEXT,
-        updated_at TEXT NOT NULL
-    );
-    CREATE INDEX mail_submissions_status ON mail_submissions (status, organisation);
-    CREATE TABLE mail_outbox (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,
-        organisation TEXT,
-        recipients TEXT NOT NULL,
-        message BLOB NOT NULL,
-        created_at TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at TEXT NOT NULL,
-        last_error TEXT,
-        sent_at TEXT
-    );
-    CREATE INDEX mail_outbox_due ON mail_outbox (sent_at, next_attempt_at);
-    CREATE TABLE mail_nightly (
-        no INTEGER PRIMARY KEY,
-        started_at TEXT NOT NULL,
-        finished_at TEXT
-    );",
-    ),
-    (
-        2,
-        // A Message-ID alone no longer makes a message known (senders reuse them): the
-        // content key joins it, so mail_messages is rebuilt without UNIQUE (message_id).
-        // Outbox e-mails get a delivery state; intake counts attempts per message; replies
-        // to unknown senders are limited per address and day.
-        "CREATE TABLE mail_messages_v2 (
-        no INTEGER PRIMARY KEY,
-        mailbox_key TEXT NOT NULL UNIQUE,
-        message_id TEXT NOT NULL,
-        content_key TEXT NOT NULL DEFAULT '',
-        sender TEXT,
-        subject TEXT NOT NULL,
-        sent_date TEXT,
-        received_at TEXT NOT NULL,
-        raw BLOB,
-        verdict TEXT NOT NULL,
-        reason TEXT,
-        folder TEXT NOT NULL,
-        filed INTEGER NOT NULL DEFAULT 0
-    );
-    INSERT INTO mail_messages_v2 (no, mailbox_key, message_id, sender, subject, sent_date,
-        received_at, raw, verdict, reason, folder, filed)
-        SELECT no, mailbox_key, message_id, sender, subject, sent_date, received_at, raw,
-        verdict, reason, folder, filed FROM mail_messages;
-    DROP TABLE mail_messages;
-    ALTER TABLE mail_messages_v2 RENAME TO mail_messages;
-    CREATE INDEX mail_messages_id ON mail_messages (message_id, content_key);
-    CREATE INDEX mail_messages_received ON mail_messages (received_at);
-    ALTER TABLE mail_outbox ADD COLUMN state TEXT NOT NULL DEFAULT 'waiting';
-    ALTER TABLE mail_outbox ADD COLUMN closed_reason TEXT;
-    ALTER TABLE mail_outbox ADD COLUMN operators_told INTEGER NOT NULL DEFAULT 0;
-    UPDATE mail_outbox SET state = 'sent' WHERE sent_at IS NOT NULL;
-    CREATE INDEX mail_outbox_state ON mail_outbox (state, next_attempt_at);
-    CREATE TABLE mail_attempts (
-        mailbox_key TEXT PRIMARY KEY,
-        attempts INTEGER NOT NULL,
-        last_error TEXT,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE mail_reply_limits (
-        address TEXT NOT NULL,
-        day TEXT NOT NULL,
-        PRIMARY KEY (address, day)
-    );",
-    ),
-];
+use super::{StateDb, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("mail state database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("mail state database: {0}")]
-    Open(#[from] SqliteError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("mail state database holds a value it cannot read: {0}")]
     Corrupt(String),
 }
@@ -325,69 +224,37 @@ pub struct OutboxEntry {
     pub attempts: i64,
 }
 
+/// Messages stored before content keys were kept get theirs (see the schema's version 4).
+pub(super) async fn backfill_content_keys(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT no, raw FROM mail_messages WHERE content_key = '' AND raw IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (no, raw) in rows {
+        sqlx::query("UPDATE mail_messages SET content_key = ? WHERE no = ?")
+            .bind(crate::mail::mime::content_key(&raw))
+            .bind(no)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct MailStore {
     pool: SqlitePool,
 }
 
 impl MailStore {
-    /// Opens (creating when missing) the state database in the state folder.
-    pub async fn open(state_dir: &Path) -> Result<MailStore, StoreError> {
-        let pool = sqlite::open(&state_dir.join("state.sqlite")).await?;
-        // Version 2 rebuilds a table others refer to: foreign keys are checked again after it
-        // (the pool has one connection, so the pragma holds for the transaction).
-        sqlx::query("PRAGMA foreign_keys = OFF")
-            .execute(&pool)
-            .await?;
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS mail_schema (version INTEGER PRIMARY KEY)")
-            .execute(&mut *tx)
-            .await?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM mail_schema")
-            .fetch_all(&mut *tx)
-            .await?;
-        for (version, sql) in MIGRATIONS {
-            if !applied.contains(version) {
-                sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO mail_schema (version) VALUES (?)")
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
-            .fetch_all(&mut *tx)
-            .await?;
-        if !broken.is_empty() {
-            return Err(StoreError::Corrupt(format!(
-                "{} rows refer to messages that are not there",
-                broken.len()
-            )));
-        }
-        tx.commit().await?;
-        sqlx::query("PRAGMA foreign_keys = ON")
-            .execute(&pool)
-            .await?;
-        let store = MailStore { pool };
-        store.backfill_content_keys().await?;
-        Ok(store)
+    pub(super) fn new(pool: SqlitePool) -> MailStore {
+        MailStore { pool }
     }
 
-    /// Messages stored before content keys were kept get theirs.
-    async fn backfill_content_keys(&self) -> Result<(), StoreError> {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT no, raw FROM mail_messages WHERE content_key = '' AND raw IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for (no, raw) in rows {
-            sqlx::query("UPDATE mail_messages SET content_key = ? WHERE no = ?")
-                .bind(crate::mail::mime::content_key(&raw))
-                .bind(no)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
+    /// Opens the state database in the state folder (see [`StateDb::open`]) for its mail
+    /// tables alone.
+    pub async fn open(state_dir: &Path) -> Result<MailStore, StoreError> {
+        Ok(StateDb::open(state_dir).await?.mail())
     }
 
     /// The folder of a message already stored: under this mailbox key, or with the same

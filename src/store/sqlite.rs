@@ -12,6 +12,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+/// Where a database notes the versions it has.
+pub const VERSIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL
+)";
+
 /// One schema version: its number, what it adds, and its statements.
 pub type Migration = (i64, &'static str, &'static str);
 
@@ -116,14 +122,7 @@ async fn apply_missing(
     migrations: &[Migration],
 ) -> Result<Vec<i64>, SqliteError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-            version INTEGER PRIMARY KEY,
-            description TEXT NOT NULL
-        )",
-    )
-    .execute(&mut *tx)
-    .await?;
+    sqlx::raw_sql(VERSIONS_TABLE).execute(&mut *tx).await?;
     let present: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
         .fetch_all(&mut *tx)
         .await?;
