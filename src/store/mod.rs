@@ -1,13 +1,15 @@
 //! The state database (`state.sqlite` in the state folder): runs and their journal
-//! ([`runs`], [`journal`]), what the e-mail connector received and must send ([`mail`]), and what each sync remembers ([`sync`]), plus per-organisation locks.
+//! ([`runs`], [`journal`]), what the e-mail connector received and must send ([`mail`],
+//! [`outbox`]), and what each sync remembers ([`sync`]), plus per-organisation locks.
 //!
 //! In: the state folder. Out: one [`StateDb`], opened once, owning the file's pool and
-//! brought up to date by one ordered list of schema versions ([`schema`]); the mail and
+//! brought up to date by one ordered list of schema versions (`schema.rs`); the mail and
 //! sync stores are views of the same pool. SQLite by default; the schema is plain SQL
 //! (`?` placeholders and `INTEGER PRIMARY KEY` as counters are the SQLite-specific parts).
 
 pub mod journal;
 pub mod mail;
+pub mod outbox;
 pub mod runs;
 mod schema;
 pub mod sqlite;

@@ -33,9 +33,9 @@ use crate::plan::{Counts, Plan};
 use crate::reconcile::Policy;
 use crate::report::{self, ReportRows, RowReport, RowResultKind};
 use crate::store::mail::{
-    Folder, MailStore, NewMessage, NewSubmission, QueuedMail, StoreError, StoredSubmission,
-    SubmissionStatus,
+    Folder, MailStore, NewMessage, NewSubmission, StoreError, StoredSubmission, SubmissionStatus,
 };
+use crate::store::outbox::QueuedMail;
 use crate::store::{RunStatus, StateDb, StateError};
 use crate::validate::{self, RowOutcome, RowResult, Rules};
 
