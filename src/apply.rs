@@ -19,7 +19,7 @@ use crate::directory::{Directory, DirectoryError, NewAccount, Op, OpOutcome};
 use crate::model::PortalId;
 use crate::plan::{Action, Counts, Plan};
 use crate::report::{RowReport, RowResultKind};
-use crate::store::{JournalOp, OpRecord, StateDb, StateError};
+use crate::store::{JournalOp, OpKind, OpOutcomeRow, OpRecord, OpState, StateDb, StateError};
 
 /// Operations per directory batch (and per journal update).
 const BATCH: i64 = 5000;
@@ -127,7 +127,7 @@ pub async fn apply_plan<D: Directory>(
     ctx.state.journal(plan, kind, source, &minted, now).await?;
     // Phases 2–4.
     let counts = write(ctx, &plan.run, minter, now).await?;
-    let reports = reports(ctx.state, plan).await?;
+    let reports = reports(ctx.state, plan, Planned::AsApplied).await?;
     Ok(Applied { counts, reports })
 }
 
@@ -267,38 +267,61 @@ fn write_passwords(
     Ok(())
 }
 
-/// The report rows of an applied plan: the plan's verdicts, with the journal's outcomes
-/// (the address a new account got, or why an operation failed).
-pub async fn reports(state: &StateDb, plan: &Plan) -> Result<Vec<RowReport>, StateError> {
-    let outcomes: HashMap<u64, _> = state
-        .notable_outcomes(&plan.run)
-        .await?
-        .into_iter()
-        .map(|o| (o.line, o))
-        .collect();
+/// Which plan a run's report rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planned {
+    /// The plan the run applied: its rows say already what each update does, so only the
+    /// creates (their address) and the operations not done add to them.
+    AsApplied,
+    /// The rows planned again once the run was over (its plan was lost with a stopped
+    /// process): what the run changed now plans as unchanged, so every outcome is laid over.
+    Again,
+}
+
+/// The report rows of a run: the plan's verdicts, with the journal's outcomes laid over
+/// them (the address a new account got, an update made, why an operation failed or is not
+/// done yet). The one place a journal becomes report rows.
+pub async fn reports(
+    state: &StateDb,
+    plan: &Plan,
+    planned: Planned,
+) -> Result<Vec<RowReport>, StateError> {
+    let outcomes = match planned {
+        Planned::AsApplied => state.notable_outcomes(&plan.run).await?,
+        Planned::Again => state.outcomes(&plan.run).await?,
+    };
+    let mut by_line: HashMap<u64, Vec<OpOutcomeRow>> = HashMap::new();
+    for o in outcomes {
+        by_line.entry(o.line).or_default().push(o);
+    }
     Ok(plan
         .reports(false)
         .into_iter()
         .map(|mut r| {
-            if let Some(o) = outcomes.get(&r.line) {
-                match o.state.as_str() {
-                    "done" if o.create => {
-                        r.message = o.address.clone().unwrap_or_default();
-                    }
-                    "failed" => {
-                        r.result = RowResultKind::Failed;
-                        r.message = o.message.clone().unwrap_or_default();
-                    }
-                    "intended" => {
-                        r.result = RowResultKind::Failed;
-                        r.message = "not applied yet: the run was interrupted and will be \
-                                     finished on the next start"
-                            .to_owned();
-                    }
-                    _ => {}
-                }
+            if let Some(ops) = by_line.get(&r.line) {
+                lay_over(&mut r, ops, planned);
             }
             r
         })
         .collect())
+}
+
+/// One row's report with its operations' outcomes: a failure says why, an operation not yet
+/// done says so, a create gives the address, an update done (when the plan did not say so).
+fn lay_over(r: &mut RowReport, ops: &[OpOutcomeRow], planned: Planned) {
+    if let Some(failed) = ops.iter().find(|o| o.state == OpState::Failed) {
+        r.result = RowResultKind::Failed;
+        r.message = failed.message.clone().unwrap_or_default();
+    } else if ops.iter().any(|o| o.state == OpState::Intended) {
+        r.result = RowResultKind::Failed;
+        r.message = "not applied yet: the run was interrupted and will be finished on the \
+                     next start"
+            .to_owned();
+    } else if let Some(created) = ops.iter().find(|o| o.kind == OpKind::Create) {
+        r.result = RowResultKind::Created;
+        r.message = created.address.clone().unwrap_or_default();
+    } else if let (Some(updated), Planned::Again) = (ops.first(), planned) {
+        r.result = RowResultKind::Updated;
+        r.message = format!("ID {}: updated", updated.account);
+    }
 }

@@ -10,11 +10,30 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::runs::RunInfo;
+use super::runs::{RunInfo, RunStatus};
 use super::{StateDb, StateError};
 use crate::directory::{Account, Change};
 use crate::model::{Field, PortalId};
 use crate::plan::{Action, Counts, Plan};
+
+stored_enum! {
+    /// What a journalled operation does to the directory.
+    pub enum OpKind ("journal operation kind") {
+        Create = "create",
+        Update = "update",
+    }
+}
+
+stored_enum! {
+    /// Where a journalled operation is.
+    pub enum OpState ("journal state") {
+        /// Journalled; the directory may or may not have it yet (resume finds out).
+        Intended = "intended",
+        Done = "done",
+        /// The directory refused it; the message says why.
+        Failed = "failed",
+    }
+}
 
 /// One journalled operation, as resume replays it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +81,8 @@ pub struct DoneChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpOutcomeRow {
     pub line: u64,
-    pub create: bool,
-    pub state: String,
+    pub kind: OpKind,
+    pub state: OpState,
     pub account: String,
     pub address: Option<String>,
     pub message: Option<String>,
@@ -87,19 +106,21 @@ impl StateDb {
             .fetch_optional(&mut *tx)
             .await?;
         if existing.is_some() {
-            sqlx::query("UPDATE runs SET status = 'applying', plan = NULL WHERE id = ?")
+            sqlx::query("UPDATE runs SET status = ?, plan = NULL WHERE id = ?")
+                .bind(RunStatus::Applying.as_str())
                 .bind(&plan.run)
                 .execute(&mut *tx)
                 .await?;
         } else {
             sqlx::query(
                 "INSERT INTO runs (id, organisation, kind, source, status, created_at,
-                 unchanged, rejected) VALUES (?, ?, ?, ?, 'applying', ?, ?, ?)",
+                 unchanged, rejected) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&plan.run)
             .bind(plan.organisation.as_str())
             .bind(kind)
             .bind(source)
+            .bind(RunStatus::Applying.as_str())
             .bind(now.to_rfc3339())
             .bind(counts.unchanged as i64)
             .bind(counts.rejected as i64)
@@ -109,7 +130,7 @@ impl StateDb {
         struct Entry<'a> {
             op: i64,
             line: u64,
-            kind: &'static str,
+            kind: OpKind,
             account: String,
             field: Option<&'static str>,
             before: Option<&'a str>,
@@ -137,13 +158,13 @@ impl StateDb {
                     .push_bind((first_seq + i) as i64)
                     .push_bind(e.op)
                     .push_bind(e.line as i64)
-                    .push_bind(e.kind)
+                    .push_bind(e.kind.as_str())
                     .push_bind(e.account.clone())
                     .push_bind(e.field)
                     .push_bind(e.before.map(str::to_owned))
                     .push_bind(e.after.map(str::to_owned))
                     .push_bind(e.payload.clone())
-                    .push_bind("intended");
+                    .push_bind(OpState::Intended.as_str());
             });
             q.build().execute(&mut **tx).await?;
             Ok(())
@@ -165,18 +186,25 @@ impl StateDb {
             let op = op as i64;
             match &row.action {
                 Action::Create { account } => {
-                    let id = minted.next().cloned().ok_or_else(|| {
-                        StateError::Corrupt("fewer minted IDs than new accounts".to_owned())
-                    })?;
+                    let id = minted
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| StateError::Unstorable {
+                            what: "the new accounts",
+                            reason: "fewer minted IDs than new accounts".to_owned(),
+                        })?;
                     let mut account = (**account).clone();
                     account.id = id.clone();
                     account.set(Field::Id, Some(id.as_str()));
-                    let payload = serde_json::to_string(&account)
-                        .map_err(|e| StateError::Corrupt(e.to_string()))?;
+                    let payload =
+                        serde_json::to_string(&account).map_err(|e| StateError::Unstorable {
+                            what: "a new account",
+                            reason: e.to_string(),
+                        })?;
                     entries.push(Entry {
                         op,
                         line: row.line,
-                        kind: "create",
+                        kind: OpKind::Create,
                         account: id.to_string(),
                         field: None,
                         before: None,
@@ -189,7 +217,7 @@ impl StateDb {
                         entries.push(Entry {
                             op,
                             line: row.line,
-                            kind: "update",
+                            kind: OpKind::Update,
                             account: id.to_string(),
                             field: Some(c.field.name()),
                             before: c.before.as_deref(),
@@ -215,12 +243,13 @@ impl StateDb {
     ) -> Result<Vec<JournalOp>, StateError> {
         let rows = sqlx::query(
             "SELECT op, line, kind, account_id, field, before_value, after_value, payload
-             FROM journal WHERE run_id = ? AND op >= ? AND op < ? AND state = 'intended'
+             FROM journal WHERE run_id = ? AND op >= ? AND op < ? AND state = ?
              ORDER BY seq",
         )
         .bind(run)
         .bind(from_op)
         .bind(from_op + limit)
+        .bind(OpState::Intended.as_str())
         .fetch_all(&self.pool)
         .await?;
         let mut ops: Vec<JournalOp> = Vec::new();
@@ -228,9 +257,9 @@ impl StateDb {
             let op: i64 = row.try_get(0)?;
             let line: i64 = row.try_get(1)?;
             let line = line as u64;
-            let kind: String = row.try_get(2)?;
+            let kind: OpKind = row.try_get::<&str, _>(2)?.parse()?;
             let id: String = row.try_get(3)?;
-            if kind == "create" {
+            if kind == OpKind::Create {
                 let payload: Option<String> = row.try_get(7)?;
                 let account: Account = serde_json::from_str(&payload.unwrap_or_default())
                     .map_err(|e| StateError::Corrupt(format!("journal of {run}: {e}")))?;
@@ -306,7 +335,14 @@ impl StateDb {
                     None => (None, None),
                 };
                 b.push_bind(r.op)
-                    .push_bind(if r.done { "done" } else { "failed" })
+                    .push_bind(
+                        if r.done {
+                            OpState::Done
+                        } else {
+                            OpState::Failed
+                        }
+                        .as_str(),
+                    )
                     .push_bind(r.message.as_deref())
                     .push_bind(r.account.is_some())
                     .push_bind(id)
@@ -335,22 +371,25 @@ impl StateDb {
 
     /// Closes a run: counts from its journal, status `applied`.
     pub async fn finish(&self, run: &str, now: DateTime<Utc>) -> Result<Counts, StateError> {
-        let count = |kind: &'static str, state: &'static str| {
+        let count = |kind: OpKind, state: OpState| {
             sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(DISTINCT op) FROM journal WHERE run_id = ? AND kind = ? AND state = ?",
             )
             .bind(run)
-            .bind(kind)
-            .bind(state)
+            .bind(kind.as_str())
+            .bind(state.as_str())
         };
-        let created = count("create", "done").fetch_one(&self.pool).await?;
-        let updated = count("update", "done").fetch_one(&self.pool).await?;
-        let failed = count("create", "failed").fetch_one(&self.pool).await?
-            + count("update", "failed").fetch_one(&self.pool).await?;
+        use OpKind::{Create, Update};
+        use OpState::{Done, Failed};
+        let created = count(Create, Done).fetch_one(&self.pool).await?;
+        let updated = count(Update, Done).fetch_one(&self.pool).await?;
+        let failed = count(Create, Failed).fetch_one(&self.pool).await?
+            + count(Update, Failed).fetch_one(&self.pool).await?;
         sqlx::query(
-            "UPDATE runs SET status = 'applied', finished_at = ?, created = ?, updated = ?,
+            "UPDATE runs SET status = ?, finished_at = ?, created = ?, updated = ?,
              failed = ? WHERE id = ?",
         )
+        .bind(RunStatus::Applied.as_str())
         .bind(now.to_rfc3339())
         .bind(created)
         .bind(updated)
@@ -361,54 +400,42 @@ impl StateDb {
         Ok(self.run(run).await?.counts)
     }
 
-    /// Outcomes of a run's operations by line: (line, kind, done, account, address, message).
+    /// Outcomes of a run's operations, one per operation, in journal order.
     pub async fn outcomes(&self, run: &str) -> Result<Vec<OpOutcomeRow>, StateError> {
-        let rows = sqlx::query(
-            "SELECT line, kind, state, account_id, after_value, message FROM journal
-             WHERE run_id = ? AND seq IN (SELECT MIN(seq) FROM journal WHERE run_id = ? GROUP BY op)
-             ORDER BY op",
-        )
-        .bind(run)
-        .bind(run)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let line: i64 = r.try_get(0)?;
-                let kind: String = r.try_get(1)?;
-                let state: String = r.try_get(2)?;
-                Ok(OpOutcomeRow {
-                    line: line as u64,
-                    create: kind == "create",
-                    state,
-                    account: r.try_get(3)?,
-                    address: r.try_get(4)?,
-                    message: r.try_get(5)?,
-                })
-            })
-            .collect()
+        self.outcomes_where(run, "").await
     }
 
     /// As [`Self::outcomes`], but only the operations a report says more about than the
     /// plan did (creates, and anything not done): for a large run of updates, a handful.
     pub async fn notable_outcomes(&self, run: &str) -> Result<Vec<OpOutcomeRow>, StateError> {
-        let mut rows = sqlx::query(
+        self.outcomes_where(run, "AND (kind = ? OR state <> ?)")
+            .await
+    }
+
+    /// The outcomes `filter` picks: nothing, or `(kind = ? OR state <> ?)` bound to a
+    /// create and done.
+    async fn outcomes_where(
+        &self,
+        run: &str,
+        filter: &'static str,
+    ) -> Result<Vec<OpOutcomeRow>, StateError> {
+        let sql = format!(
             "SELECT line, kind, state, account_id, after_value, message FROM journal
              WHERE run_id = ? AND seq IN (SELECT MIN(seq) FROM journal WHERE run_id = ? GROUP BY op)
-             AND (kind = 'create' OR state <> 'done')
-             ORDER BY op",
-        )
-        .bind(run)
-        .bind(run)
-        .fetch(&self.pool);
+             {filter} ORDER BY op"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run).bind(run);
+        if !filter.is_empty() {
+            q = q.bind(OpKind::Create.as_str()).bind(OpState::Done.as_str());
+        }
+        let mut rows = q.fetch(&self.pool);
         let mut out = Vec::new();
         while let Some(r) = rows.try_next().await? {
             let line: i64 = r.try_get(0)?;
-            let kind: &str = r.try_get(1)?;
             out.push(OpOutcomeRow {
                 line: line as u64,
-                create: kind == "create",
-                state: r.try_get(2)?,
+                kind: r.try_get::<&str, _>(1)?.parse()?,
+                state: r.try_get::<&str, _>(2)?.parse()?,
                 account: r.try_get(3)?,
                 address: r.try_get(4)?,
                 message: r.try_get(5)?,
@@ -421,9 +448,11 @@ impl StateDb {
     pub async fn done_changes(&self, run: &str) -> Result<Vec<DoneChange>, StateError> {
         let rows = sqlx::query(
             "SELECT line, account_id, field, before_value, after_value FROM journal
-             WHERE run_id = ? AND kind = 'update' AND state = 'done' ORDER BY seq",
+             WHERE run_id = ? AND kind = ? AND state = ? ORDER BY seq",
         )
         .bind(run)
+        .bind(OpKind::Update.as_str())
+        .bind(OpState::Done.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -448,9 +477,11 @@ impl StateDb {
     pub async fn created_by(&self, run: &str) -> Result<Vec<(String, Option<String>)>, StateError> {
         let rows = sqlx::query(
             "SELECT account_id, after_value FROM journal
-             WHERE run_id = ? AND kind = 'create' AND state = 'done' ORDER BY seq",
+             WHERE run_id = ? AND kind = ? AND state = ? ORDER BY seq",
         )
         .bind(run)
+        .bind(OpKind::Create.as_str())
+        .bind(OpState::Done.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -467,11 +498,12 @@ impl StateDb {
     ) -> Result<Option<String>, StateError> {
         Ok(sqlx::query_scalar(
             "SELECT r.id FROM journal j JOIN runs r ON r.id = j.run_id
-             WHERE j.account_id = ? AND j.field = ? AND j.state = 'done' AND r.no > ?
+             WHERE j.account_id = ? AND j.field = ? AND j.state = ? AND r.no > ?
              ORDER BY r.no LIMIT 1",
         )
         .bind(account)
         .bind(field.name())
+        .bind(OpState::Done.as_str())
         .bind(run.no)
         .fetch_optional(&self.pool)
         .await?)

@@ -7,6 +7,46 @@
 //! sync stores are views of the same pool. SQLite by default; the schema is plain SQL
 //! (`?` placeholders and `INTEGER PRIMARY KEY` as counters are the SQLite-specific parts).
 
+/// An enum the database stores as its name: `as_str` gives the name written, and its one
+/// `FromStr` reads it back; a name it does not know is [`StateError::Corrupt`].
+macro_rules! stored_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// The name stored.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::store::StateError;
+
+            fn from_str(s: &str) -> Result<$name, $crate::store::StateError> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err($crate::store::StateError::Corrupt(format!(
+                        "{} {s:?}",
+                        $what
+                    ))),
+                }
+            }
+        }
+    };
+}
+
 pub mod journal;
 pub mod mail;
 pub mod outbox;
@@ -20,7 +60,7 @@ use std::path::{Path, PathBuf};
 
 use sqlx::sqlite::SqlitePool;
 
-pub use journal::{DoneChange, JournalOp, OpOutcomeRow, OpRecord};
+pub use journal::{DoneChange, JournalOp, OpKind, OpOutcomeRow, OpRecord, OpState};
 pub use mail::MailStore;
 pub use runs::{RunInfo, RunStatus};
 use sqlite::SqliteError;
@@ -37,8 +77,13 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A value read back that the code does not know (a journal state, a run status, a
+    /// field name, a stored plan): the database was written by something else.
     #[error("the state database holds a value it cannot read: {0}")]
     Corrupt(String),
+    /// A value that could not be written as asked (nothing of it was stored).
+    #[error("cannot store {what}: {reason}")]
+    Unstorable { what: &'static str, reason: String },
     #[error("there is no run {0}")]
     NoSuchRun(String),
     /// A verb asked of a run in a status that does not allow it (approve an applied run,

@@ -10,40 +10,17 @@ use sqlx::Row;
 use super::{StateDb, StateError};
 use crate::plan::{Counts, Plan};
 
-/// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Over a guard threshold; waits for `approve` or `reject`.
-    Held,
-    /// Journalled; changes are being made (or the process stopped: resume).
-    Applying,
-    Applied,
-    Rejected,
-    /// A later `revert` restored its changes.
-    Reverted,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Held => "held",
-            RunStatus::Applying => "applying",
-            RunStatus::Applied => "applied",
-            RunStatus::Rejected => "rejected",
-            RunStatus::Reverted => "reverted",
-        }
-    }
-
-    fn parse(s: &str) -> Option<RunStatus> {
-        [
-            RunStatus::Held,
-            RunStatus::Applying,
-            RunStatus::Applied,
-            RunStatus::Rejected,
-            RunStatus::Reverted,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+stored_enum! {
+    /// Where a run is.
+    pub enum RunStatus ("run status") {
+        /// Over a guard threshold; waits for `approve` or `reject`.
+        Held = "held",
+        /// Journalled; changes are being made (or the process stopped: resume).
+        Applying = "applying",
+        Applied = "applied",
+        Rejected = "rejected",
+        /// A later `revert` restored its changes.
+        Reverted = "reverted",
     }
 }
 
@@ -78,16 +55,19 @@ impl StateDb {
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
         let counts = plan.counts();
-        let plan_json =
-            serde_json::to_string(plan).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let plan_json = serde_json::to_string(plan).map_err(|e| StateError::Unstorable {
+            what: "the held plan",
+            reason: e.to_string(),
+        })?;
         sqlx::query(
             "INSERT INTO runs (id, organisation, kind, source, status, created_at, plan, note,
              created, updated, unchanged, rejected)
-             VALUES (?, ?, 'apply', ?, 'held', ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, 'apply', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&plan.run)
         .bind(plan.organisation.as_str())
         .bind(source)
+        .bind(RunStatus::Held.as_str())
         .bind(now.to_rfc3339())
         .bind(plan_json)
         .bind(reasons.join("; "))
@@ -147,7 +127,8 @@ impl StateDb {
 
     /// Runs whose journal was written but not finished (the process stopped).
     pub async fn unfinished(&self) -> Result<Vec<RunInfo>, StateError> {
-        self.runs_where("WHERE status = 'applying'", None).await
+        self.runs_where("WHERE status = ?", Some(RunStatus::Applying.as_str()))
+            .await
     }
 
     async fn runs_where(
@@ -177,8 +158,7 @@ impl StateDb {
                     organisation: r.try_get(2)?,
                     kind: r.try_get(3)?,
                     source: r.try_get(4)?,
-                    status: RunStatus::parse(&status)
-                        .ok_or_else(|| StateError::Corrupt(format!("run status {status}")))?,
+                    status: status.parse()?,
                     created_at: r.try_get(6)?,
                     finished_at: r.try_get(7)?,
                     note: r.try_get(8)?,

@@ -372,3 +372,87 @@ async fn an_upgrade_that_leaves_a_dangling_reference_is_refused_whole() {
         .unwrap();
     assert_eq!(parents, 1);
 }
+
+fn one_update_plan(run: &str) -> crate::plan::Plan {
+    use crate::directory::Change;
+    use crate::model::{OdsCode, PortalId};
+    use crate::plan::{Action, Plan, PlannedRow};
+    Plan {
+        run: run.to_owned(),
+        organisation: OdsCode::new_unchecked("RXX"),
+        rows: vec![PlannedRow {
+            line: 2,
+            action: Action::Update {
+                id: PortalId::new_unchecked("P1"),
+                changes: vec![Change {
+                    field: Field::JobTitle,
+                    before: Some("Nurse".to_owned()),
+                    after: Some("Sister".to_owned()),
+                }],
+                renamed: false,
+            },
+            message: String::new(),
+        }],
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_journal_state_or_kind_reads_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).await.unwrap();
+    let now = chrono::Utc::now();
+    db.journal(&one_update_plan("r1"), "apply", None, &[], now)
+        .await
+        .unwrap();
+    assert_eq!(db.outcomes("r1").await.unwrap()[0].state, OpState::Intended);
+
+    exec(&db.pool, "UPDATE journal SET state = 'half-done'").await;
+    let err = db.outcomes("r1").await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::Corrupt(what) if what.contains("half-done")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("cannot read"), "{err}");
+
+    exec(
+        &db.pool,
+        "UPDATE journal SET state = 'intended', kind = 'delete'",
+    )
+    .await;
+    let err = db.pending("r1", 0, 10).await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::Corrupt(what) if what.contains("delete")),
+        "an unknown kind is not taken for an update: {err}"
+    );
+
+    exec(&db.pool, "UPDATE runs SET status = 'paused'").await;
+    let err = db.run("r1").await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::Corrupt(what) if what.contains("paused")),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_stored_name_reads_back_as_itself() {
+    for kind in [OpKind::Create, OpKind::Update] {
+        assert_eq!(kind.as_str().parse::<OpKind>().unwrap(), kind);
+    }
+    for state in [OpState::Intended, OpState::Done, OpState::Failed] {
+        assert_eq!(state.as_str().parse::<OpState>().unwrap(), state);
+    }
+    for status in [
+        RunStatus::Held,
+        RunStatus::Applying,
+        RunStatus::Applied,
+        RunStatus::Rejected,
+        RunStatus::Reverted,
+    ] {
+        assert_eq!(status.as_str().parse::<RunStatus>().unwrap(), status);
+    }
+    // Names are matched as stored: another spelling is not one of them.
+    assert!(matches!(
+        "Done".parse::<OpState>(),
+        Err(StateError::Corrupt(_))
+    ));
+}

@@ -23,7 +23,7 @@ use super::message::{self, Inbound, Refusal};
 use super::outbox::{self, Flushed, Outbox, OutboxError};
 use super::schedule::Schedule;
 use super::verify::{Verdict, Verifier};
-use crate::apply::{self, ApplyError, Context, Minter};
+use crate::apply::{self, ApplyError, Context, Minter, Planned};
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::formats::{self, Submission};
