@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
@@ -119,6 +120,21 @@ pub struct StoredSubmission {
     pub plan: Option<String>,
 }
 
+/// A message's content key: SHA-256 of its body (everything after its header block), hex.
+/// It is what makes a message known again (with its Message-ID). Two copies of one
+/// message that reached us by different routes differ in their trace headers, not here; a
+/// new message that reuses an old Message-ID differs here.
+pub fn content_key(raw: &[u8]) -> String {
+    let body = memchr::memmem::find(raw, b"\r\n\r\n")
+        .map(|i| &raw[i + 4..])
+        .or_else(|| memchr::memmem::find(raw, b"\n\n").map(|i| &raw[i + 2..]))
+        .unwrap_or(raw);
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Messages stored before content keys were kept get theirs (see the schema's version 4).
 pub(super) async fn backfill_content_keys(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
@@ -128,7 +144,7 @@ pub(super) async fn backfill_content_keys(pool: &SqlitePool) -> Result<(), sqlx:
     .await?;
     for (no, raw) in rows {
         sqlx::query("UPDATE mail_messages SET content_key = ? WHERE no = ?")
-            .bind(crate::mail::mime::content_key(&raw))
+            .bind(content_key(&raw))
             .bind(no)
             .execute(pool)
             .await?;

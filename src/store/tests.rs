@@ -256,7 +256,7 @@ async fn a_database_written_before_one_schema_list_opens_and_upgrades() {
     );
     assert_eq!(sync.fingerprints("ad").await.unwrap().len(), 1);
     let mail = db.mail();
-    let key = crate::mail::mime::content_key(RAW);
+    let key = crate::store::mail::content_key(RAW);
     assert_eq!(
         mail.known("elsewhere", "m1@rxx", &key).await.unwrap(),
         Some(Folder::Processed),
@@ -315,7 +315,7 @@ async fn a_database_with_the_first_mail_tables_only_gets_the_rest() {
     let db = StateDb::open(dir.path()).await.unwrap();
     assert_eq!(versions(&db).await, [1, 2, 3, 4]);
     let mail = db.mail();
-    let key = crate::mail::mime::content_key(RAW);
+    let key = crate::store::mail::content_key(RAW);
     assert_eq!(
         mail.known("other", "m7@rxx", &key).await.unwrap(),
         Some(Folder::Processed)
