@@ -135,7 +135,7 @@ pub fn content_key(raw: &[u8]) -> String {
         .collect()
 }
 
-/// Messages stored before content keys were kept get theirs (see the schema's version 4).
+/// Messages stored before content keys were kept get theirs (see the schema's version 202).
 pub(super) async fn backfill_content_keys(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
         "SELECT no, raw FROM mail_messages WHERE content_key = '' AND raw IS NOT NULL",

@@ -1,17 +1,19 @@
 //! The state database's schema: one ordered list of versions for every table of
 //! `state.sqlite` (runs and journal, sync, e-mail), applied by [`sqlite::migrate`].
 //!
-//! Before one list covered the file, the run journal and the sync tables noted their
-//! versions in `schema_migrations` (1 and 101) and the e-mail tables in `mail_schema` (1 and
-//! 2). [`adopt_earlier_versions`] renumbers those notes into this list once, so a database
-//! written then opens and upgrades like any other.
+//! Versions keep the numbers they shipped with: the run journal's from 1, the sync tables'
+//! from 101, the e-mail tables' from 201; a new version takes the next number of its part
+//! and goes at the end of the list. The e-mail tables once noted their versions apart, in
+//! `mail_schema` (1 and 2): [`adopt_earlier_versions`] moves those notes into
+//! `schema_migrations` (as 201 and 202) once, so a database written then opens and upgrades
+//! like any other.
 
 use sqlx::sqlite::SqlitePool;
 
 use super::StateError;
 use super::sqlite::{self, Migration};
 
-/// The versions, in order. Append; never change one that has shipped.
+/// The versions, in the order they apply. Append; never change one that has shipped.
 pub(super) const MIGRATIONS: &[Migration] = &[
     (
         1,
@@ -53,7 +55,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     CREATE INDEX journal_account ON journal (account_id, field);",
     ),
     (
-        2,
+        101,
         "sync cursors and fingerprints",
         "CREATE TABLE sync_sources (
         source TEXT PRIMARY KEY,
@@ -69,7 +71,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     );",
     ),
     (
-        3,
+        201,
         "mail messages, submissions, outbox and nightly runs",
         "CREATE TABLE mail_messages (
         no INTEGER PRIMARY KEY,
@@ -122,7 +124,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     );",
     ),
     (
-        4,
+        202,
         "mail content keys, delivery states, attempts and reply limits",
         // A Message-ID alone no longer makes a message known (senders reuse them): the
         // content key joins it, so mail_messages is rebuilt without UNIQUE (message_id).
@@ -170,62 +172,43 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ),
 ];
 
-/// Notes of the earlier bookkeeping: (table, version there, version in [`MIGRATIONS`]).
-const EARLIER: &[(&str, i64, i64)] = &[
-    ("schema_migrations", 101, 2),
-    ("mail_schema", 1, 3),
-    ("mail_schema", 2, 4),
-];
+/// The e-mail tables' earlier notes: (version in `mail_schema`, version in [`MIGRATIONS`]).
+const MAIL_SCHEMA: &[(i64, i64)] = &[(1, 201), (2, 202)];
 
-/// Renumbers the versions a database noted before [`MIGRATIONS`] was one list (see the
-/// module's header), in one transaction; a database without such notes is left as it is.
+/// Moves the versions noted in `mail_schema` into `schema_migrations` (see the module's
+/// header) and drops `mail_schema`, in one transaction; without it, nothing is done.
 pub(super) async fn adopt_earlier_versions(pool: &SqlitePool) -> Result<(), StateError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table'
-         AND name IN ('schema_migrations', 'mail_schema')",
+    let earlier: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'mail_schema'",
     )
-    .fetch_all(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if tables.is_empty() {
+    if earlier.is_none() {
         return Ok(tx.commit().await?);
     }
     sqlx::raw_sql(sqlite::VERSIONS_TABLE)
         .execute(&mut *tx)
         .await?;
-    for (table, earlier, now) in EARLIER {
-        if !tables.iter().any(|t| t == table) {
-            continue;
-        }
-        let noted: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT version FROM {table} WHERE version = ?"
-        )))
-        .bind(earlier)
-        .fetch_optional(&mut *tx)
+    let noted: Vec<i64> = sqlx::query_scalar("SELECT version FROM mail_schema")
+        .fetch_all(&mut *tx)
         .await?;
-        if noted.is_none() {
+    for (was, now) in MAIL_SCHEMA {
+        if !noted.contains(was) {
             continue;
         }
         let description = MIGRATIONS
             .iter()
             .find(|(v, _, _)| v == now)
             .map_or("", |(_, d, _)| d);
-        if *table == "schema_migrations" {
-            sqlx::query("DELETE FROM schema_migrations WHERE version = ?")
-                .bind(earlier)
-                .execute(&mut *tx)
-                .await?;
-        }
         sqlx::query("INSERT OR IGNORE INTO schema_migrations (version, description) VALUES (?, ?)")
             .bind(now)
             .bind(description)
             .execute(&mut *tx)
             .await?;
     }
-    if tables.iter().any(|t| t == "mail_schema") {
-        sqlx::query("DROP TABLE mail_schema")
-            .execute(&mut *tx)
-            .await?;
-    }
+    sqlx::query("DROP TABLE mail_schema")
+        .execute(&mut *tx)
+        .await?;
     Ok(tx.commit().await?)
 }
