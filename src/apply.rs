@@ -43,7 +43,10 @@ pub trait Minter {
     fn password(&mut self) -> String;
 }
 
-/// IDs and passwords from the operating system's random source.
+/// IDs and passwords from the operating system's random source. A portal ID this service
+/// mints (for a file's create, a sync's, a SCIM POST to `serve`) is a random UUID in its
+/// hyphenated lower-case form, `3e2072aa-bb42-4047-bab2-bcccd54316eb`; IDs imported from
+/// the portal keep the portal's own form.
 #[derive(Debug, Default)]
 pub struct RandomMinter;
 

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod collect;
+
 /// Environment variables that override the file start with this, then `SECTION__KEY`
 /// (array entries by index: `PUSH_CONNECTOR__ORGANISATIONS__0__CONNECTOR_KEY`).
 pub const ENV_PREFIX: &str = "PUSH_CONNECTOR__";
@@ -404,10 +406,7 @@ fn parse_error(text: &str, e: &toml::de::Error) -> String {
 impl Config {
     /// Loads defaults, then the file (when given), then environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-            .collect();
-        Self::load_with_env(path, &env)
+        Self::load_with_secrets(path, false)
     }
 
     /// As [`Config::load`], with the environment passed in (tests pin it).
@@ -415,18 +414,40 @@ impl Config {
         path: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
+        Self::load_from(path, env, false)
+    }
+
+    /// As [`Config::load`], and with `secrets` a mailbox or outbox password that is not set
+    /// is one more problem: for the verbs that use them (`run`, `check`).
+    pub fn load_with_secrets(path: Option<&Path>, secrets: bool) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        Self::load_from(path, &env, secrets)
+    }
+
+    /// Defaults, the file, the environment; every problem at once.
+    pub fn load_from(
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        secrets: bool,
+    ) -> Result<Config, ConfigError> {
         let origin = path.map_or("(defaults)".to_owned(), |p| p.display().to_string());
         let fail = |problems: Vec<String>| ConfigError {
             origin: origin.clone(),
             problems,
         };
-        let mut table = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| fail(vec![format!("cannot read it: {e}")]))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| fail(vec![parse_error(&text, &e)]))?
-            }
+        let text = match path {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| fail(vec![format!("cannot read it: {e}")]))?,
+            ),
+            None => None,
+        };
+        let mut table = match &text {
+            Some(text) => text
+                .parse::<toml::Table>()
+                .map_err(|e| fail(vec![parse_error(text, &e)]))?,
             None => toml::Table::new(),
         };
         let mut problems = Vec::new();
@@ -435,13 +456,16 @@ impl Config {
                 problems.push(p);
             }
         }
-        if !problems.is_empty() {
+        // Every unknown key and unusable value, then what serde cannot express.
+        let collected = collect::deserialize(table, text.as_deref());
+        problems.extend(collected.problems);
+        let Some(config) = collected.config else {
             return Err(fail(problems));
+        };
+        problems.extend(config.problems());
+        if secrets {
+            problems.extend(crate::mail::config::missing_secrets(&config));
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| fail(vec![e.to_string()]))?;
-        let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -578,22 +602,37 @@ impl Config {
                 problems.push(format!("{name}: no file at {}", path.display()));
             }
         }
-        let mut guards = vec![("guard".to_owned(), self.guard)];
+        // Each share where it is set: `[guard]`, and an organisation's own override.
+        let g = &self.guard;
+        let mut shares = vec![
+            (
+                "guard".to_owned(),
+                "max_updated_share",
+                Some(g.max_updated_share),
+            ),
+            (
+                "guard".to_owned(),
+                "max_renamed_share",
+                Some(g.max_renamed_share),
+            ),
+            (
+                "guard".to_owned(),
+                "max_created_share",
+                Some(g.max_created_share),
+            ),
+        ];
         for org in &self.organisations {
-            guards.push((
-                format!("organisation {} guard", org.code),
-                self.guard.with(&org.guard),
-            ));
+            let name = format!("organisation {} guard", org.code);
+            let o = &org.guard;
+            shares.push((name.clone(), "max_updated_share", o.max_updated_share));
+            shares.push((name.clone(), "max_renamed_share", o.max_renamed_share));
+            shares.push((name, "max_created_share", o.max_created_share));
         }
-        for (name, g) in guards {
-            for (key, share) in [
-                ("max_updated_share", g.max_updated_share),
-                ("max_renamed_share", g.max_renamed_share),
-                ("max_created_share", g.max_created_share),
-            ] {
-                if !(0.0..=1.0).contains(&share) {
-                    problems.push(format!("{name}.{key} must be between 0 and 1, not {share}"));
-                }
+        for (name, key, share) in shares {
+            if let Some(share) = share
+                && !(0.0..=1.0).contains(&share)
+            {
+                problems.push(format!("{name}.{key} must be between 0 and 1, not {share}"));
             }
         }
         problems.extend(crate::mail::config::problems(self));
@@ -638,10 +677,48 @@ fn organisations_problem(name: &str, codes: &[String]) -> Option<String> {
     None
 }
 
-/// Sets `SECTION__KEY[__…]` in the table; `…_FILE` reads the value from the named file.
+/// Settings whose own name ends in `_file` (a path): `…__CA_FILE` sets `ca_file`; it is not
+/// the `_FILE` form of a setting `ca`.
+const FILE_SETTINGS: &[&str] = &["ca_file"];
+
+/// The secret settings (a [`Secret`]): the only ones a `…_FILE` variable reads from a file.
+const SECRET_SETTINGS: &[&str] = &[
+    "bind_password",
+    "client_secret",
+    "connector_key",
+    "password",
+    "secret",
+    "token",
+    "url",
+];
+
+/// Sets `SECTION__KEY[__…]` in the table; `…_FILE` reads a secret's value from the named
+/// file. A setting whose own name ends in `_file` ([`FILE_SETTINGS`]) is set as it is; the
+/// `_FILE` form of any other setting that is not a secret is refused, saying why.
 fn apply_override(table: &mut toml::Table, key: &str, value: &str) -> Result<(), String> {
     let path = &key[ENV_PREFIX.len()..];
-    let (path, parsed) = match path.strip_suffix("_FILE") {
+    let last = |p: &str| {
+        p.rsplit("__")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    let from_file = if FILE_SETTINGS.contains(&last(path).as_str()) {
+        None
+    } else {
+        path.strip_suffix("_FILE")
+    };
+    if let Some(p) = from_file
+        && !SECRET_SETTINGS.contains(&last(p).as_str())
+    {
+        return Err(format!(
+            "{key}: a name ending in _FILE reads a secret ({}) from a file, and {} is not a \
+             secret: set it by its own name, {ENV_PREFIX}{p}=VALUE",
+            SECRET_SETTINGS.join(", "),
+            last(p)
+        ));
+    }
+    let (path, parsed) = match from_file {
         // A file holds a secret: its text as it is, even when it looks like a number.
         Some(p) => (
             p,
@@ -740,6 +817,115 @@ mod tests {
     }
 
     #[test]
+    fn settings_ending_in_file_are_set_from_the_environment_and_only_secrets_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[[source]]\nname = \"ad\"\norganisations = [\"RXX\"]\n\
+             [source.ldap]\nurl = \"ldaps://dc1\"\nbind_dn = \"CN=svc\"\nbase_dn = \"DC=x\"\n\
+             bind_password = \"pw\"\n[source.constant]\nOrganisation = \"RXX\"\n",
+        )
+        .unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not read while loading").unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, "").unwrap();
+        let ca_text = ca.display().to_string();
+        let env = BTreeMap::from([
+            (
+                "PUSH_CONNECTOR__SOURCE__0__LDAP__CA_FILE".to_owned(),
+                ca_text.clone(),
+            ),
+            (
+                "PUSH_CONNECTOR__DIRECTORY__CA_FILE".to_owned(),
+                ca_text.clone(),
+            ),
+            (
+                "PUSH_CONNECTOR__MAILBOX__CA_FILE".to_owned(),
+                ca_text.clone(),
+            ),
+            (
+                "PUSH_CONNECTOR__OUTBOX__CA_FILE".to_owned(),
+                ca_text.clone(),
+            ),
+            (
+                "PUSH_CONNECTOR__SERVE__TLS_CERT".to_owned(),
+                cert.display().to_string(),
+            ),
+            (
+                "PUSH_CONNECTOR__SERVE__TLS_KEY".to_owned(),
+                cert.display().to_string(),
+            ),
+        ]);
+        let c = Config::load_with_env(Some(&file), &env).expect("loads");
+        let ldap = c.sources[0].ldap.as_ref().expect("ldap");
+        assert_eq!(ldap.ca_file.as_deref(), Some(ca.as_path()));
+        assert_eq!(c.directory.ca_file.as_deref(), Some(ca.as_path()));
+        assert_eq!(c.mailbox.ca_file.as_deref(), Some(ca.as_path()));
+        assert_eq!(c.outbox.ca_file.as_deref(), Some(ca.as_path()));
+        assert_eq!(c.serve.tls_cert.as_deref(), Some(cert.as_path()));
+        assert_eq!(c.serve.tls_key.as_deref(), Some(cert.as_path()));
+
+        // A path is not a secret: its `_FILE` form is refused, and the message says so.
+        let env = BTreeMap::from([(
+            "PUSH_CONNECTOR__SERVE__TLS_KEY_FILE".to_owned(),
+            cert.display().to_string(),
+        )]);
+        let err = Config::load_with_env(Some(&file), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tls_key is not a secret")
+                && err.contains("PUSH_CONNECTOR__SERVE__TLS_KEY=VALUE"),
+            "{err}"
+        );
+    }
+
+    /// Every secret setting can be read from a file, and every setting whose name ends in
+    /// `_file` is set by that name: the lists match the configuration's fields.
+    #[test]
+    fn the_lists_of_secret_and_file_settings_match_the_fields() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut secrets = std::collections::BTreeSet::new();
+        let mut files = std::collections::BTreeSet::new();
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                for line in std::fs::read_to_string(&path).unwrap().lines() {
+                    let Some((name, ty)) = line
+                        .trim()
+                        .strip_prefix("pub ")
+                        .and_then(|l| l.split_once(": "))
+                    else {
+                        continue;
+                    };
+                    if ty.starts_with("Secret") || ty.starts_with("Option<Secret>") {
+                        secrets.insert(name.to_owned());
+                    }
+                    if name.ends_with("_file") && ty.contains("PathBuf") {
+                        files.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+        let want: std::collections::BTreeSet<String> =
+            SECRET_SETTINGS.iter().map(|s| s.to_string()).collect();
+        assert_eq!(secrets, want);
+        let want: std::collections::BTreeSet<String> =
+            FILE_SETTINGS.iter().map(|s| s.to_string()).collect();
+        assert_eq!(files, want);
+    }
+
+    #[test]
     fn a_syntax_error_names_its_line_but_does_not_quote_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -762,10 +948,15 @@ mod tests {
              [source.constant]\nOrganisation = \"RXX\"\n",
         )
         .unwrap();
-        let missing = Config::load_with_env(Some(&file), &BTreeMap::new()).unwrap_err();
+        // Only a sync needs the password: every other verb loads without it.
+        let without = Config::load_with_env(Some(&file), &BTreeMap::new()).expect("loads");
         assert!(
-            missing.problems.iter().any(|p| p.contains("BIND_PASSWORD")),
-            "{missing:?}"
+            without.sources[0]
+                .ldap
+                .as_ref()
+                .unwrap()
+                .bind_password
+                .is_none()
         );
         // A secret file holding digits is still a password, not a number.
         let secret = dir.path().join("pw");

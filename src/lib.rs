@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod bench;
 pub mod config;
+pub mod deployment;
 pub mod directory;
 pub mod formats;
 pub mod guard;
@@ -17,6 +18,8 @@ pub mod plan;
 pub mod reconcile;
 pub mod report;
 pub mod scim;
+pub mod serve;
+pub mod service;
 pub mod sources;
 pub mod store;
 pub mod sync;

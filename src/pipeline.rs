@@ -18,6 +18,7 @@ use crate::guard;
 use crate::model::{OdsCode, PortalId};
 use crate::plan::{Action, Counts, Plan, PlannedRow};
 use crate::reconcile::{self, Policy};
+use crate::report::RowReport;
 use crate::store::{RunStatus, StateError};
 use crate::validate::RowResult;
 
@@ -25,55 +26,122 @@ use crate::validate::RowResult;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {
     pub plan: Plan,
-    /// Why the run is held (empty when it was not).
+    /// Why the run is held (empty when it was not); for a dry run, why the real run would be.
     pub held: Vec<String>,
     /// What was applied (none for a dry run or a held run).
     pub applied: Option<Applied>,
     /// Runs left behind by a stopped process that were finished first.
     pub resumed: Vec<String>,
+    /// Held runs of the same source dropped because this run planned it again.
+    pub superseded: Vec<String>,
 }
 
-/// Plans, guards and applies one organisation's rows. With `dry_run` nothing is changed
-/// and no lock is taken.
-#[allow(clippy::too_many_arguments)]
+impl Submitted {
+    /// `applied`, `held`, or `planned` (a dry run).
+    pub fn status(&self) -> &'static str {
+        match (&self.applied, self.held.is_empty()) {
+            (Some(_), _) => "applied",
+            (None, false) => "held",
+            (None, true) => "planned",
+        }
+    }
+
+    /// One report per row: what was done, or what would be.
+    pub fn reports(&self) -> Vec<RowReport> {
+        match &self.applied {
+            Some(a) => a.reports.clone(),
+            None => self.plan.reports(!self.held.is_empty()),
+        }
+    }
+
+    /// The run's counts: what was done, or what would be.
+    pub fn counts(&self) -> Counts {
+        counts(&self.plan, self.applied.as_ref())
+    }
+}
+
+/// One submission, whatever its channel (a file, an e-mail, a sync, a SCIM write): what the
+/// channel gives the driver.
+pub struct Request<'r> {
+    /// The validated rows.
+    pub results: &'r [RowResult],
+    /// The organisation's policy (with any channel override, e.g. a source's
+    /// `create_accounts`).
+    pub policy: Policy,
+    pub limits: GuardConfig,
+    pub run: String,
+    /// Where the rows came from, recorded with the run ("e-mail from …", "sync NAME", a file
+    /// path).
+    pub source: String,
+    /// Plan only: nothing is changed and no lock is taken.
+    pub dry_run: bool,
+    /// Whether the size guard applies (off for a channel that must answer at once, such as
+    /// a SCIM write).
+    pub guarded: bool,
+    /// Drop the organisation's held runs of the same source, saying why ("which applied the
+    /// same file again"): approving them later would apply an older picture.
+    pub supersede: Option<&'static str>,
+}
+
+/// Plans, guards and applies one organisation's rows. A dry run changes nothing and takes
+/// no lock; its plan is still guarded, so [`Submitted::held`] says why the real run would be
+/// held.
 pub async fn submit<D: Directory>(
     ctx: &Context<'_, D>,
-    results: &[RowResult],
-    policy: &Policy,
-    limits: &GuardConfig,
-    run: &str,
-    source: Option<&str>,
-    dry_run: bool,
+    request: &Request<'_>,
     minter: &mut dyn Minter,
     now: DateTime<Utc>,
 ) -> Result<Submitted, ApplyError> {
+    let policy = &request.policy;
     let org = policy.organisation.to_string();
-    let _lock = if dry_run {
+    let run = request.run.as_str();
+    let source = Some(request.source.as_str());
+    let _lock = if request.dry_run {
         None
     } else {
         Some(ctx.state.lock(&org)?)
     };
-    let resumed = if dry_run {
-        Vec::new()
-    } else {
-        resume_locked(ctx, &org, minter, now).await?
-    };
-    let (plan, accounts) = plan(ctx.directory, run, results, policy).await?;
     let mut out = Submitted {
-        plan,
+        plan: Plan {
+            run: run.to_owned(),
+            organisation: policy.organisation.clone(),
+            rows: Vec::new(),
+        },
         held: Vec::new(),
         applied: None,
-        resumed,
+        resumed: Vec::new(),
+        superseded: Vec::new(),
     };
-    if dry_run {
-        return Ok(out);
+    if !request.dry_run {
+        out.resumed = resume_locked(ctx, &org, minter, now).await?;
+        if let Some(why) = request.supersede {
+            out.superseded = ctx
+                .state
+                .supersede_held(&org, run, |r| r.source.as_deref() == source, why, now)
+                .await?;
+            for d in &out.superseded {
+                tracing::info!(run = %d, by = %run, "held run superseded");
+            }
+        }
     }
-    let verdict = guard::check(&out.plan, accounts, limits);
-    if verdict.held() {
-        ctx.state
-            .hold(&out.plan, source, &verdict.reasons, now)
-            .await?;
-        out.held = verdict.reasons;
+    let (plan, accounts) = plan(ctx.directory, run, request.results, policy).await?;
+    out.plan = plan;
+    if request.guarded {
+        // A dry run measures the plan as the real run would: a preview says whether (and
+        // why) the run would be held, without holding anything.
+        let verdict = guard::check(&out.plan, accounts, &request.limits);
+        if request.dry_run {
+            out.held = verdict.reasons;
+            return Ok(out);
+        }
+        if verdict.held() {
+            ctx.state
+                .hold(&out.plan, source, &verdict.reasons, now)
+                .await?;
+            out.held = verdict.reasons;
+            return Ok(out);
+        }
+    } else if request.dry_run {
         return Ok(out);
     }
     out.applied = Some(apply::apply_plan(ctx, &out.plan, "apply", source, minter, now).await?);
@@ -162,7 +230,7 @@ pub async fn resume_unfinished<D: Directory>(
 }
 
 /// As [`resume_unfinished`], for one organisation whose lock the caller holds.
-async fn resume_locked<D: Directory>(
+pub async fn resume_locked<D: Directory>(
     ctx: &Context<'_, D>,
     organisation: &str,
     minter: &mut dyn Minter,
@@ -324,4 +392,19 @@ pub fn counts(plan: &Plan, applied: Option<&Applied>) -> Counts {
         Some(a) => a.counts,
         None => plan.counts(),
     }
+}
+
+/// The one log line of a run: organisation and counts, no personal data.
+pub fn log_run(run: &str, organisation: &str, status: &str, c: &Counts) {
+    tracing::info!(
+        run,
+        organisation,
+        status,
+        created = c.created,
+        updated = c.updated,
+        unchanged = c.unchanged,
+        rejected = c.rejected,
+        failed = c.failed,
+        "run"
+    );
 }

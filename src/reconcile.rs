@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 
-use crate::config::Config;
 use crate::directory::{Account, Change, DirectoryIndex, Keys, Status, naming};
 use crate::model::{Field, OdsCode, Person, PortalId};
 use crate::plan::{Action, Plan, PlannedRow};
@@ -25,24 +24,6 @@ pub struct Policy {
     pub create_accounts: bool,
     pub blank_means_keep: bool,
     pub name_change_new_address: bool,
-}
-
-impl Policy {
-    /// The policy the configuration gives an organisation (defaults when it is not listed).
-    pub fn from_config(config: &Config, organisation: &OdsCode) -> Policy {
-        let org = config.organisation(organisation.as_str());
-        Policy {
-            organisation: organisation.clone(),
-            domain: config
-                .service
-                .domains
-                .first()
-                .map_or("nhs.net".to_owned(), |d| d.to_ascii_lowercase()),
-            create_accounts: org.is_none_or(|o| o.create_accounts),
-            blank_means_keep: org.is_none_or(|o| o.blank_means_keep),
-            name_change_new_address: org.is_some_and(|o| o.name_change_new_address),
-        }
-    }
 }
 
 /// The keys an index must be built for, for these rows.
@@ -163,7 +144,8 @@ fn plan_row(
     let Some(org_info) = index.organisation(org) else {
         return Err(format!(
             "Organisation \"{org}\" is not in the directory: organisations are set up in the \
-             portal"
+             portal (in the embedded directory, with `push-connector directory \
+             add-organisation {org} --name NAME`)"
         ));
     };
     let mut candidates: Vec<(String, &Account)> = Vec::new();

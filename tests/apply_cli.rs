@@ -1,5 +1,7 @@
 //! The run verbs through the binary, on the embedded SQLite directory in temporary folders.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -78,7 +80,7 @@ fn golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     if expected != actual {
-        let failed = path.with_extension("json.failed");
+        let failed = path.with_file_name(format!("{name}.failed"));
         std::fs::write(&failed, actual).unwrap();
         let diff = Command::new("diff")
             .arg("-u")
@@ -176,6 +178,13 @@ fn quick_start_applies_then_finds_nothing_to_do() {
     assert!(text.contains(",RXX0104,Mrs,Deborah,Evans,"));
     assert!(text.contains("\"Davies-Smith, Chloe (RXX)\",chloe.davies@nhs.net"));
     assert!(text.contains(",RXX0202,Ms,Zoë,Brontë,\"Brontë, Zoë (RXX)\",zoe.bronte@nhs.net,"));
+    // A created account's portal ID has the one shape every minted ID has (as serve's).
+    let created = text
+        .lines()
+        .find(|l| l.contains(",RXX0202,"))
+        .and_then(|l| l.split(',').next())
+        .unwrap();
+    assert!(common::is_minted_id(created), "{created}");
 
     // Runs are listed with their counts.
     let runs = json(&pc(dir.path(), &["runs", "--json"]));
@@ -183,6 +192,62 @@ fn quick_start_applies_then_finds_nothing_to_do() {
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["counts"]["created"], 3);
     assert_eq!(runs[1]["counts"]["unchanged"], 10);
+}
+
+/// The human plan: every update field by field, every create and every refusal, grouped,
+/// each group cut at `--limit` with the number left out.
+#[test]
+fn plan_lists_every_change_grouped() {
+    let dir = seeded();
+    let sub = samples().join("submission-rxx.csv");
+    let sub = sub.to_str().unwrap();
+    let o = pc(dir.path(), &["plan", sub]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let run = out.split_whitespace().nth(2).unwrap().trim_end_matches(':');
+    golden("plan-submission-rxx.txt", &out.replace(run, "RUN"));
+
+    let o = pc(dir.path(), &["plan", sub, "--limit", "1"]);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |heading: &str| lines.iter().position(|l| l.trim() == heading).unwrap();
+    let update = at("would update 3 rows:");
+    // The one row shown has two changed fields; the two other rows are counted.
+    assert!(lines[update + 1].contains("line 3, ben.carter@nhs.net (ID 1000002): JobTitle:"));
+    assert!(lines[update + 2].contains("line 3, ben.carter@nhs.net (ID 1000002): MobilePhone:"));
+    assert!(lines[update + 3].contains("… and 2 more rows"), "{out}");
+    let refused = at("refused 6 rows:");
+    assert!(
+        lines[refused + 1].contains("line 9, OfficePhone \"12345\":"),
+        "{out}"
+    );
+    assert!(lines[refused + 2].contains("… and 5 more rows"), "{out}");
+    assert!(!out.contains("line 10"), "{out}");
+}
+
+/// An export to a file is for Excel: UTF-8 with a BOM, so its accents read right; the command
+/// says what it wrote; and the file imports again as it is.
+#[test]
+fn an_export_file_has_a_bom_and_says_what_it_holds() {
+    let dir = seeded();
+    let o = pc(dir.path(), &["directory", "export", "out.csv"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o).trim(), "exported 20 accounts to out.csv");
+    let bytes = std::fs::read(dir.path().join("out.csv")).unwrap();
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBFID,ExternalSyncID,"),
+        "{:?}",
+        &bytes[..12]
+    );
+    let o = pc(dir.path(), &["directory", "import", "out.csv"]);
+    assert!(
+        stdout(&o).contains("20 accounts were already in the directory"),
+        "{}",
+        stdout(&o)
+    );
+    // To stdout, for a pipe: the CSV alone.
+    let o = pc(dir.path(), &["directory", "export"]);
+    assert!(o.stdout.starts_with(b"ID,"));
 }
 
 fn write_config(dir: &Path, text: &str) -> String {
@@ -200,10 +265,24 @@ fn held_run_waits_for_approval_or_rejection() {
     );
     let sub = samples().join("submission-rxx.csv");
     let sub = sub.to_str().unwrap();
+    // The preview runs the same guard: it says the run would be held, and why.
+    let preview = pc(dir.path(), &["--config", &config, "plan", sub, "--json"]);
+    assert_eq!(preview.status.code(), Some(1));
+    let preview = json(&preview);
+    assert_eq!(preview["status"], "held");
+    let text = stdout(&pc(dir.path(), &["--config", &config, "plan", sub]));
+    assert!(
+        text.contains("the real run would be HELD for approval, because:")
+            && text.contains("it would update 3 accounts of RXX, more than the limit of 2"),
+        "{text}"
+    );
     let o = pc(dir.path(), &["--config", &config, "apply", sub, "--json"]);
     assert_eq!(o.status.code(), Some(1));
     let v = json(&o);
     assert_eq!(v["status"], "held");
+    assert_eq!(v["held"], preview["held"]);
+    assert_eq!(v["counts"], preview["counts"]);
+    assert!(!v["held"].as_array().unwrap().is_empty());
     let run = v["run"].as_str().unwrap().to_owned();
     assert!(results(&v).iter().any(|(_, r)| r == "Held"));
     // Nothing changed yet.
@@ -248,6 +327,18 @@ fn held_run_waits_for_approval_or_rejection() {
         "{out}"
     );
     assert!(!out.contains(" created, "), "{out}");
+    // It lists what approving it would change.
+    assert!(out.contains("  would update 3 rows:"), "{out}");
+    assert!(
+        out.contains(
+            "line 4, chloe.davies@nhs.net (ID 1000003): LastName: \"Davies\" → \"Davies-Smith\""
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("  would create 3 rows:\n    line 6: grace.hughes@nhs.net, Grace Hughes"),
+        "{out}"
+    );
     let held = out
         .split_whitespace()
         .nth(2)

@@ -160,6 +160,19 @@ async fn apply_through_our_serve_then_nothing_to_do() {
     .await;
     assert_eq!(counts(&second), (0, 0, 10, 6, 0), "{second:#}");
     assert_eq!(with_external(&serve.url, SERVE_TOKEN, "RXX0200").await, 1);
+    // The account serve created has an ID of the one shape every minted ID has.
+    let r: Value = reqwest::Client::new()
+        .get(format!("{}/Users", serve.url))
+        .query(&[("filter", "externalId eq \"RXX0200\"")])
+        .bearer_auth(SERVE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["Resources"][0]["id"].as_str().unwrap();
+    assert!(common::is_minted_id(id), "{id}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -595,6 +595,7 @@ async fn a_credential_reads_and_changes_only_its_own_organisations() {
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", NHS_USER],
             "userName": format!("new.person.{}@nhs.net", org.to_lowercase()),
+            "externalId": format!("{org}NEW1"),
             "name": {"givenName": "New", "familyName": "Person"},
             NHS_USER: {"organisation": org}
         })

@@ -818,15 +818,24 @@ async fn a_write_the_service_account_may_not_make_fails_alone() {
     for (i, (dn, outcome)) in outcomes.iter().enumerate().skip(1) {
         assert_eq!(*dn, dns[i]);
         let why = outcome.as_ref().unwrap().as_ref().unwrap_err();
-        assert!(why.contains("may not write info, title"), "{why}");
+        assert!(
+            why.contains("info was written; the service account may not write title"),
+            "{why}"
+        );
     }
     let accounts = by_external(&d.accounts().await);
     assert_eq!(
         first(&ou.read(&dns[0]).await, "info"),
         Some(accounts[&guid].id.as_str())
     );
-    // One modify per entry: refused entries keep every attribute as it was.
-    assert_eq!(first(&ou.read(&dns[1]).await, "info"), None);
+    // The ID goes first, on its own: a right missing for another attribute does not keep
+    // the entry from being joined to its account.
+    for dn in &dns[1..] {
+        let values = ou.read(dn).await;
+        let guid = first(&values, "objectguid").unwrap();
+        assert_eq!(first(&values, "info"), Some(accounts[guid].id.as_str()));
+        assert_eq!(first(&values, "title"), None);
+    }
 
     // A delta tries the refused entries again, though nothing changed in them.
     let again = d.sync(SyncOptions::default()).await;
@@ -1050,5 +1059,437 @@ async fn the_sync_verb_dry_runs_applies_and_reports() {
     let unknown = run(&["sync", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("configured: ad"));
+    ou.remove().await;
+}
+
+/// The binary with a deployment's configuration and more environment (the variables of the
+/// configuration overlay).
+fn cli(
+    dir: &std::path::Path,
+    config: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_push-connector"));
+    command
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PUSH_CONNECTOR_CONFIG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn a_first_load_previews_as_held_and_approve_writes_the_ids_back() {
+    let mut ou = TestOu::new("first").await;
+    let names = ["Ann", "Ben", "Cat", "Dan"];
+    let users: Vec<User> = names
+        .iter()
+        .map(|n| user(n, "First", &[("title", "Nurse")]))
+        .collect();
+    let dns = ou.add_users(&users).await;
+    let mut spec = Spec::new(&ou.dn);
+    // The guard as shipped, but for a floor below this OU's four people.
+    spec.guard = "floor = 1\n".to_owned();
+    let d = Deployment::new(&spec).await;
+    let dir = d.dir.path();
+    let config = dir.join("connector.toml");
+    let config = config.to_str().unwrap();
+    let pending = dir.join("pending");
+    let pending = pending.to_str().unwrap();
+
+    // The preview: held, with the numbers and reasons of the real run, and every value
+    // the approved run writes back, the new IDs included.
+    let dry = cli(
+        dir,
+        config,
+        &["sync", "ad", "--dry-run", "--json", "--out", pending],
+        &[],
+    );
+    assert_eq!(dry.status.code(), Some(1), "{}", text(&dry));
+    let preview = json(&dry);
+    let org = &preview["organisations"][0];
+    assert_eq!(org["status"], "held", "{preview}");
+    assert_eq!(org["counts"]["created"], 4);
+    let reasons = org["held"].as_array().unwrap();
+    assert!(
+        reasons[0]
+            .as_str()
+            .unwrap()
+            .contains("would create 4 of RXX's 0 accounts"),
+        "{reasons:?}"
+    );
+    let writes = preview["write_back"].as_array().unwrap();
+    assert_eq!(writes.len(), 4, "{preview}");
+    for (w, dn) in writes.iter().zip(&dns) {
+        assert_eq!(w["source"], dn.as_str());
+        assert_eq!(w["new_id"], true);
+        assert_eq!(w["values"]["info"], "(new ID)");
+        assert!(w["values"]["mail"].as_str().unwrap().contains('@'), "{w}");
+        assert_eq!(w["result"], "planned");
+    }
+    assert!(d.accounts().await.is_empty());
+    let summary = cli(
+        dir,
+        config,
+        &["sync", "ad", "--dry-run", "--out", pending],
+        &[],
+    );
+    let summary = text(&summary);
+    assert!(
+        summary.contains("the real run would be HELD for approval"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("write-back: 4 entries would be written (4 with the ID"),
+        "{summary}"
+    );
+
+    // The real run holds the same plan.
+    let held = json(&cli(dir, config, &["sync", "ad", "--json"], &[]));
+    let org = &held["organisations"][0];
+    assert_eq!(org["status"], "held");
+    assert_eq!(org["held"], preview["organisations"][0]["held"]);
+    assert_eq!(org["counts"], preview["organisations"][0]["counts"]);
+    let run = org["run"].as_str().unwrap().to_owned();
+    assert_eq!(first(&ou.read(&dns[0]).await, "info"), None);
+
+    // Approve applies it and writes the IDs back, in one step.
+    let approved = cli(dir, config, &["approve", &run, "--json"], &[]);
+    assert_eq!(approved.status.code(), Some(0), "{}", text(&approved));
+    let v = json(&approved);
+    assert_eq!(v["status"], "applied");
+    assert_eq!(v["counts"]["created"], 4);
+    let written: Vec<&str> = v["sync"]["write_back"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["result"] == "written")
+        .map(|w| w["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(written.len(), 4, "{v}");
+    let accounts = by_external(&d.accounts().await);
+    for dn in &dns {
+        let values = ou.read(dn).await;
+        let account = &accounts[first(&values, "objectguid").unwrap()];
+        assert_eq!(first(&values, "info"), Some(account.id.as_str()));
+        assert_eq!(first(&values, "mail"), account.get(Field::Email));
+    }
+    // The approved run counts as its plan did.
+    let runs = json(&cli(dir, config, &["runs", "--json"], &[]));
+    let approved_run = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == run.as_str())
+        .expect("the run");
+    assert_eq!(approved_run["status"], "applied");
+    assert_eq!(
+        approved_run["counts"],
+        preview["organisations"][0]["counts"]
+    );
+
+    // Renames: the applied run's counts equal its plan's, `renamed` included.
+    for dn in &dns[..2] {
+        ou.set(dn, &[("givenName", "Renamed")]).await;
+    }
+    let loose = [("PUSH_CONNECTOR__GUARD__FLOOR", "1000")];
+    let plan = json(&cli(
+        dir,
+        config,
+        &["sync", "ad", "--dry-run", "--json", "--out", pending],
+        &loose,
+    ));
+    assert_eq!(plan["organisations"][0]["counts"]["renamed"], 2, "{plan}");
+    let applied = json(&cli(dir, config, &["sync", "ad", "--json"], &loose));
+    let org = &applied["organisations"][0];
+    assert_eq!(org["status"], "applied");
+    assert_eq!(org["counts"], plan["organisations"][0]["counts"]);
+    let runs = json(&cli(dir, config, &["runs", "--json"], &[]));
+    let last = runs.as_array().unwrap().last().unwrap();
+    assert_eq!(last["id"], org["run"]);
+    assert_eq!(last["counts"], plan["organisations"][0]["counts"]);
+    ou.remove().await;
+}
+
+#[tokio::test]
+async fn check_finds_a_missing_base_dn_a_broken_filter_an_empty_scope_and_a_missing_right() {
+    let mut ou = TestOu::new("check").await;
+    let dns = ou
+        .add_users(&[user("Eve", "Check", &[]), user("Fay", "Check", &[])])
+        .await;
+    let d = Deployment::new(&Spec::new(&ou.dn)).await;
+    let dir = d.dir.path();
+    let config = dir.join("connector.toml");
+    let config = config.to_str().unwrap();
+    let source_lines = |out: &std::process::Output| -> String {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("source ad"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    let good = cli(dir, config, &["check"], &[]);
+    let lines = source_lines(&good);
+    assert!(
+        lines.contains(&format!("ok      source ad: base_dn {} exists", ou.dn)),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("ok      source ad: 2 entries in scope"),
+        "{lines}"
+    );
+    assert!(lines.contains("may write info, mail"), "{lines}");
+    assert!(!lines.contains("FAILED"), "{lines}");
+    assert!(
+        lines.contains("next sync ") && lines.contains("(Europe/London)"),
+        "{lines}"
+    );
+
+    let missing = format!("OU=Missing-{},{}", ou.tag, staff_ou());
+    let out = cli(
+        dir,
+        config,
+        &["check"],
+        &[("PUSH_CONNECTOR__SOURCE__0__LDAP__BASE_DN", &missing)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let lines = source_lines(&out);
+    assert!(
+        lines.contains(&format!(
+            "FAILED  source ad: base_dn {missing} cannot be read: rc=32"
+        )),
+        "{lines}"
+    );
+
+    let broken = "\"(&(objectClass=user)(sn=Check)\"";
+    let out = cli(
+        dir,
+        config,
+        &["check"],
+        &[("PUSH_CONNECTOR__SOURCE__0__LDAP__FILTER", broken)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let lines = source_lines(&out);
+    assert!(
+        lines.contains("FAILED  source ad:")
+            && lines
+                .contains("ldap.filter \"(&(objectClass=user)(sn=Check)\" is not an LDAP filter"),
+        "{lines}"
+    );
+    // `sync` says the same, naming the filter.
+    let out = cli(
+        dir,
+        config,
+        &["sync", "ad"],
+        &[("PUSH_CONNECTOR__SOURCE__0__LDAP__FILTER", broken)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("is not an LDAP filter"),
+        "{}",
+        text(&out)
+    );
+
+    // Every account disabled, and a filter that leaves disabled accounts out: 0 in scope.
+    for dn in &dns {
+        ou.set(dn, &[("userAccountControl", "546")]).await;
+    }
+    let enabled = "\"(&(objectCategory=person)(objectClass=user)\
+                   (!(userAccountControl:1.2.840.113556.1.4.803:=2)))\"";
+    let out = cli(
+        dir,
+        config,
+        &["check"],
+        &[("PUSH_CONNECTOR__SOURCE__0__LDAP__FILTER", enabled)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let lines = source_lines(&out);
+    assert!(
+        lines.contains("FAILED  source ad: no entry is in scope"),
+        "{lines}"
+    );
+
+    // A write-back attribute the service account may not write.
+    let out = cli(
+        dir,
+        config,
+        &["check"],
+        &[(
+            "PUSH_CONNECTOR__SOURCE__0__WRITE_BACK__EXTERNALSYNCID",
+            "title",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let lines = source_lines(&out);
+    assert!(
+        lines.contains(&format!(
+            "FAILED  source ad: {} may not write title of",
+            env("AD_BIND_DN")
+        )) && lines.contains("grant it write property on title"),
+        "{lines}"
+    );
+    ou.remove().await;
+}
+
+#[tokio::test]
+async fn ca_file_from_the_environment_plain_to_a_network_host_and_a_malformed_only() {
+    let ou = TestOu::new("env").await;
+    let mut spec = Spec::new(&ou.dn);
+    spec.url = env("AD_LDAPS_URL");
+    let d = Deployment::new(&spec).await;
+    let dir = d.dir.path();
+    // The same deployment with the CA only in the environment.
+    let text_config = std::fs::read_to_string(dir.join("connector.toml")).unwrap();
+    let without_ca: String = text_config
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!without_ca.contains("ca_file"));
+    let config = dir.join("no-ca.toml");
+    std::fs::write(&config, without_ca).unwrap();
+    let config = config.to_str().unwrap();
+    let ca = env("AD_CA_FILE");
+    let with_ca = [("PUSH_CONNECTOR__SOURCE__0__LDAP__CA_FILE", ca.as_str())];
+
+    let out = cli(dir, config, &["check"], &with_ca);
+    let lines = text(&out);
+    assert!(lines.contains("ok      source ad: ldaps://"), "{lines}");
+    // Bound over TLS and searched: the OU is empty.
+    assert!(
+        lines.contains("FAILED  source ad: no entry is in scope"),
+        "{lines}"
+    );
+    // Without it the DC's certificate is not trusted: the CA really came from there.
+    let out = cli(dir, config, &["check"], &[]);
+    assert!(text(&out).contains("FAILED  source ad:"), "{}", text(&out));
+
+    // tls = "plain" to an address that is not loopback is refused before connecting
+    // (192.0.2.0/24 is for documentation: nothing is sent there).
+    let out = cli(
+        dir,
+        config,
+        &["sync", "ad"],
+        &[
+            (
+                "PUSH_CONNECTOR__SOURCE__0__LDAP__URL",
+                "ldap://192.0.2.10:389",
+            ),
+            ("PUSH_CONNECTOR__SOURCE__0__LDAP__TLS", "plain"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("not a loopback address"),
+        "{}",
+        text(&out)
+    );
+    // To the suite's DC on loopback it is allowed.
+    let out = cli(
+        dir,
+        config,
+        &["sync", "ad", "--dry-run"],
+        &[
+            ("PUSH_CONNECTOR__SOURCE__0__LDAP__URL", &env("AD_URL")),
+            ("PUSH_CONNECTOR__SOURCE__0__LDAP__TLS", "plain"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // `--only` with text that is no objectGUID is refused, not read as nothing.
+    let out = cli(
+        dir,
+        config,
+        &["sync", "ad", "--only", "not-a-guid"],
+        &with_ca,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("\"not-a-guid\" is not an objectGUID"),
+        "{}",
+        text(&out)
+    );
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let out = cli(dir, config, &["sync", "ad", "--only", &unknown], &with_ca);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("(only the 1 entry asked for)"), "{said}");
+    assert!(
+        said.contains(&format!("not found in scope: {unknown}")),
+        "{said}"
+    );
+    ou.remove().await;
+}
+
+#[tokio::test]
+async fn entries_without_their_anchor_are_counted_and_reported() {
+    let mut ou = TestOu::new("anchor").await;
+    let dns = ou
+        .add_users(&[
+            user("Gus", "Anchor", &[("employeeID", "E-1")]),
+            user("Hex", "Anchor", &[]),
+        ])
+        .await;
+    let mut spec = Spec::new(&ou.dn);
+    spec.ldap = "anchor = \"employeeID\"\n".to_owned();
+    let mut d = Deployment::new(&spec).await;
+    let synced = d.sync(SyncOptions::default()).await;
+    assert_eq!(synced.without_anchor, 1);
+    assert_eq!(
+        rows(&synced),
+        [
+            (dns[0].clone(), RowResultKind::Created),
+            (dns[1].clone(), RowResultKind::Rejected)
+        ]
+    );
+    let refused = &synced.reports[1].message;
+    assert!(refused.contains("no value for employeeID"), "{refused}");
+
+    // Through the binary: in the summary, the JSON and the report.
+    let dir = d.dir.path();
+    let config = dir.join("connector.toml");
+    let config = config.to_str().unwrap();
+    let report = dir.join("report.csv");
+    let out = cli(
+        dir,
+        config,
+        &[
+            "sync",
+            "ad",
+            "--full",
+            "--json",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["without_anchor"], 1);
+    let csv = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        csv.contains(&dns[1]) && csv.contains("no value for employeeID"),
+        "{csv}"
+    );
+    let out = cli(dir, config, &["sync", "ad", "--full"], &[]);
+    let said = text(&out);
+    assert!(
+        said.contains("1 entry without the anchor attribute left out"),
+        "{said}"
+    );
     ou.remove().await;
 }

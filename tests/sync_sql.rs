@@ -418,6 +418,25 @@ async fn round_trip(b: Backend) {
     let first = d.delta().await;
     assert!(first.full && first.cursor_advanced, "{:?}", b.kind);
     assert_eq!(first.read, 6);
+    // `--only` text an integer anchor column cannot hold is refused, not read as nothing.
+    let source = d.source().await;
+    let why = source.anchor_problem("not-a-number").expect("refused");
+    assert!(why.contains("anchor column emp_no"), "{why}");
+    assert_eq!(source.anchor_problem("1002"), None);
+    // `check` counts the rows in scope; a `where` that keeps none counts 0.
+    let AnySource::Sql(mut sql) = source else {
+        panic!("a SQL source")
+    };
+    assert_eq!(sql.count_in_scope().await.unwrap(), 6);
+    let none = Deployment::new(
+        &b,
+        &format!("table = \"{table}\"\nanchor = \"emp_no\"\nwhere = \"1 = 0\""),
+    )
+    .await;
+    let AnySource::Sql(mut sql) = none.source().await else {
+        panic!("a SQL source")
+    };
+    assert_eq!(sql.count_in_scope().await.unwrap(), 0);
     let created = |id: &str| (id.to_owned(), RowResultKind::Created);
     assert_eq!(
         results(&first),

@@ -201,3 +201,34 @@ fn a_report_sent_back_without_its_two_columns_reads_as_the_original() {
     };
     assert_eq!(strip(&a), strip(&b));
 }
+
+/// Excel for Mac's "CSV (Macintosh)" ends lines with CR alone: each refused row is named by
+/// its own line, as in the LF and CRLF forms of the same file.
+#[test]
+fn cr_only_lf_and_crlf_files_name_the_same_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        "ExternalSyncID,FirstName,LastName,Organisation",
+        "A1,Ann,Lee,RXX",
+        "A2,,Ng,RXX",
+        "",
+        "A3,Cy,,RXX",
+    ];
+    for (name, end) in [("cr", "\r"), ("lf", "\n"), ("crlf", "\r\n")] {
+        let path = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&path, rows.join(end) + end).unwrap();
+        let (code, v) = validate_json(&path);
+        assert_eq!(code, 1, "{name}: {v}");
+        let lines: Vec<(u64, &str)> = v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["line"].as_u64().unwrap(), r["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            lines,
+            [(2, "valid"), (3, "refused"), (5, "refused")],
+            "{name}: {v}"
+        );
+    }
+}

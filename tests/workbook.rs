@@ -117,3 +117,126 @@ fn far_away_cells_cost_nothing_and_damage_is_refused() {
     let err = formats::read(&damaged, &Default::default()).unwrap_err();
     assert!(err.to_string().contains("workbook"), "{err}");
 }
+
+/// A staff list as people keep one: a title and a date above the header, a date column, and
+/// an ExternalSyncID Excel turned into a number with a fraction.
+fn titled_workbook(title_rows: u32) -> Vec<u8> {
+    use rust_xlsxwriter::{ExcelDateTime, Format};
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    for r in 0..title_rows {
+        sheet
+            .write_string(r, 0, format!("Staff list, part {}", r + 1))
+            .unwrap();
+    }
+    let h = title_rows + 1; // a blank row between the title and the header
+    for (c, name) in [
+        "ExternalSyncID",
+        "FirstName",
+        "LastName",
+        "Organisation",
+        "Notes",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(h, c as u16, *name).unwrap();
+    }
+    let date = Format::new().set_num_format("dd/mm/yyyy");
+    let stamp = Format::new().set_num_format("dd/mm/yyyy hh:mm");
+    sheet.write_string(h + 1, 0, "A1").unwrap();
+    sheet.write_string(h + 1, 1, "Ann").unwrap();
+    sheet.write_string(h + 1, 2, "Lee").unwrap();
+    sheet.write_string(h + 1, 3, "RXX").unwrap();
+    let day = ExcelDateTime::from_ymd(2024, 3, 1).unwrap();
+    sheet
+        .write_datetime_with_format(h + 1, 4, &day, &date)
+        .unwrap();
+    sheet.write_number(h + 2, 0, 342.5).unwrap();
+    sheet.write_string(h + 2, 1, "Bo").unwrap();
+    sheet.write_string(h + 2, 2, "Ng").unwrap();
+    sheet.write_string(h + 2, 3, "RXX").unwrap();
+    let at = ExcelDateTime::from_ymd(2024, 3, 1)
+        .unwrap()
+        .and_hms(9, 30, 0)
+        .unwrap();
+    sheet
+        .write_datetime_with_format(h + 2, 4, &at, &stamp)
+        .unwrap();
+    sheet.write_number(h + 3, 0, 342.0).unwrap();
+    sheet.write_string(h + 3, 1, "Cy").unwrap();
+    sheet.write_string(h + 3, 2, "Day").unwrap();
+    sheet.write_string(h + 3, 3, "RXX").unwrap();
+    book.save_to_buffer().unwrap()
+}
+
+#[test]
+fn a_title_above_the_header_dates_and_damaged_ids() {
+    let bytes = titled_workbook(2);
+    let sub = formats::read(&bytes, &Default::default()).expect("the header is found");
+    let lines: Vec<u64> = sub.rows.iter().map(|r| r.line).collect();
+    assert_eq!(
+        lines,
+        [5, 6, 7],
+        "header on line 4, below a title and a blank row"
+    );
+    assert!(
+        sub.warnings
+            .iter()
+            .any(|w| w.contains("the header is on line 4; line(s) 1 to 3")),
+        "{:?}",
+        sub.warnings
+    );
+    // Dates as dates; a time only where the cell has one.
+    assert_eq!(&sub.rows[0].cells[4], "2024-03-01");
+    assert_eq!(&sub.rows[1].cells[4], "2024-03-01 09:30");
+
+    // Through the binary: the fraction refused at its line and column, the whole number kept.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("staff.xlsx");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = common::run_in(dir.path(), &["validate", "--json", "staff.xlsx"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let refused: Vec<(u64, String, String)> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["issues"].as_array().unwrap().iter().map(move |i| {
+                (
+                    r["line"].as_u64().unwrap(),
+                    i["column"].as_str().unwrap().to_owned(),
+                    i["value"].as_str().unwrap().to_owned(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [(6, "ExternalSyncID".to_owned(), "342.5".to_owned())],
+        "{v}"
+    );
+    let text =
+        String::from_utf8_lossy(&common::run_in(dir.path(), &["validate", "staff.xlsx"]).stdout)
+            .into_owned();
+    assert!(
+        text.contains("is a number with a fraction, which no ID has"),
+        "{text}"
+    );
+
+    // No header in the first rows: the refusal says what the rows it tried hold.
+    std::fs::write(&path, titled_workbook(12)).unwrap();
+    let out = common::run_in(dir.path(), &["validate", "staff.xlsx"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("the header row (line 1) cannot be used"),
+        "{said}"
+    );
+    assert!(
+        said.contains("No row of the first 10 could be the header; they hold line 1: \"Staff list, part 1\"; line 2: \"Staff list, part 2\""),
+        "{said}"
+    );
+}

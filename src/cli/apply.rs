@@ -2,21 +2,23 @@
 //!
 //! Exit 0 when every row was created, updated or unchanged; 1 when some rows were refused
 //! or failed, or the run is held for approval (`approve RUN` / `reject RUN`); 2 on an error.
-//! `--json` prints `{"run","organisation","status":"applied"|"held"|"planned","rows":[…],
-//! "counts"}`; `--report PATH` writes the result report CSV.
+//! `--json` prints `{"run","organisation","status":"applied"|"held"|"planned","held":[…],
+//! "rows":[…],"counts"}` (`held`: why the run is, or for `plan` would be, held);
+//! `--report PATH` writes the result report CSV. `plan` guards its plan as `apply` would:
+//! a plan the real run would hold has status `held`, with the same numbers and reasons.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use push_connector::apply::{Context, RandomMinter};
+use push_connector::apply::RandomMinter;
 use push_connector::config::Config;
+use push_connector::deployment::{self, Deployment};
 use push_connector::pipeline;
-use push_connector::reconcile::Policy;
 use push_connector::report;
 
-use super::common;
+use super::{common, listing};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,103 +33,61 @@ pub struct Args {
     /// The organisation the file is for, when its rows name several.
     #[arg(long)]
     pub organisation: Option<String>,
+    /// At most this many rows per group in the listing of a plan (0: all of them).
+    #[arg(long, value_name = "N", default_value_t = listing::DEFAULT_LIMIT)]
+    pub limit: usize,
 }
 
 pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let validated = common::read_and_validate(config, &args.file)?;
+    let rt = common::runtime()?;
+    let deployment = rt.block_on(Deployment::open(config))?;
+    let validated = common::read_and_validate(config, &deployment.rules, &args.file)?;
     if !validated.results.iter().any(|r| r.is_valid()) {
         return nothing_to_apply(&validated, &args);
     }
     let org = common::organisation(&validated, args.organisation.as_deref())?;
-    let policy = Policy::from_config(config, &org);
-    let limits = config.guard.with(
-        &config
-            .organisation(org.as_str())
-            .map(|o| o.guard)
-            .unwrap_or_default(),
-    );
     let now = chrono::Utc::now();
-    let run_id = common::run_id(now);
-    let source = args.file.display().to_string();
+    let run_id = deployment::run_id(now);
+    let request = pipeline::Request {
+        results: &validated.results,
+        policy: deployment.policy(&org),
+        limits: deployment.guard_limits(&org),
+        run: run_id.clone(),
+        source: args.file.display().to_string(),
+        dry_run,
+        guarded: true,
+        supersede: Some("which applied the same file again"),
+    };
     let bar = common::progress(args.json || dry_run);
     let progress = |done: u64, total: u64| {
         bar.set_length(total);
         bar.set_position(done);
     };
-    let rt = common::runtime()?;
-    let submitted = rt.block_on(async {
-        let backends = common::open(config).await?;
-        let ctx = Context {
-            directory: &backends.directory,
-            state: &backends.state,
-            passwords: common::password_file(config),
-            progress: &progress,
-        };
-        let mut minter = RandomMinter;
-        let submitted = pipeline::submit(
-            &ctx,
-            &validated.results,
-            &policy,
-            &limits,
-            &run_id,
-            Some(&source),
-            dry_run,
-            &mut minter,
+    let submitted = rt
+        .block_on(pipeline::submit(
+            &deployment.context(&progress),
+            &request,
+            &mut RandomMinter,
             now,
-        )
-        .await
+        ))
         .context("applying the submission")?;
-        if !dry_run {
-            // The same file applied again: a run of it still held would apply an older plan.
-            let dropped = backends
-                .state
-                .supersede_held(
-                    org.as_str(),
-                    &run_id,
-                    |r| r.source.as_deref() == Some(source.as_str()),
-                    "which applied the same file again",
-                    now,
-                )
-                .await?;
-            for d in &dropped {
-                tracing::info!(run = %d, by = %run_id, "held run superseded");
-            }
-            anyhow::Ok((submitted, dropped))
-        } else {
-            anyhow::Ok((submitted, Vec::new()))
-        }
-    })?;
-    let (submitted, superseded) = submitted;
     bar.finish_and_clear();
 
     let held = !submitted.held.is_empty();
-    let (status, reports, counts) = match &submitted.applied {
-        Some(a) => ("applied", a.reports.clone(), a.counts),
-        None if held => (
-            "held",
-            submitted.plan.reports(true),
-            submitted.plan.counts(),
-        ),
-        None => (
-            "planned",
-            submitted.plan.reports(false),
-            submitted.plan.counts(),
-        ),
-    };
-    common::log_run(&run_id, org.as_str(), status, &counts);
+    let (status, reports, counts) = (submitted.status(), submitted.reports(), submitted.counts());
+    pipeline::log_run(&run_id, org.as_str(), status, &counts);
     if let Some(path) = &args.report {
         write_report_file(path, &validated.submission, &reports)?;
     }
     if args.json {
-        println!(
-            "{}",
-            common::json_output(&run_id, org.as_str(), status, &reports, &counts)
-        );
+        let mut v = common::json_output(&run_id, org.as_str(), status, &reports, &counts);
+        v["held"] = serde_json::json!(submitted.held);
+        println!("{v}");
     } else {
         for r in &submitted.resumed {
             println!("finished run {r}, which a stopped process had left half done");
         }
-        for r in &superseded {
+        for r in &submitted.superseded {
             println!("held run {r} of the same file is superseded by this one and dropped");
         }
         let verb = if dry_run { "plan" } else { "run" };
@@ -137,7 +97,16 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
             counts.summary_planned()
         };
         println!("{org}: {verb} {run_id}: {summary}");
-        if held {
+        if held && dry_run {
+            println!("  the real run would be HELD for approval, because:");
+            for reason in &submitted.held {
+                println!("    - {reason}");
+            }
+            println!(
+                "  `push-connector apply` holds it; then review it and apply it with \
+                 `push-connector approve RUN`, or drop it with `push-connector reject RUN`"
+            );
+        } else if held {
             println!("  HELD for approval, nothing was changed, because:");
             for reason in &submitted.held {
                 println!("    - {reason}");
@@ -147,7 +116,14 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
                  `push-connector reject {run_id}`"
             );
         }
-        common::print_attention(&reports);
+        if status == "applied" {
+            common::print_attention(&reports);
+        } else {
+            // Planned or held: every change it would make, grouped.
+            for line in listing::plan_lines(&submitted.plan, &validated.results, args.limit) {
+                println!("{line}");
+            }
+        }
         if let Some(path) = &args.report {
             println!("report: {}", path.display());
         }

@@ -1,7 +1,11 @@
 //! `check`: a preflight that connects to every configured system and says plainly what is
 //! wrong: the state database, the directory, the mailbox (maildir or IMAP login and inbox)
-//! and the outbox (folder or SMTP), sender verification (in `dkim` mode: does the DNS
-//! resolver answer), the nightly schedule, and each sync source (connect and bind). Exit 0 when all answer, 2 when any does not.
+//! and the outbox (folder or SMTP), the e-mail templates, sender verification (in `dkim`
+//! mode: does the DNS resolver answer), the nightly schedule, and each sync source: connect
+//! and bind, and for an AD source the base DN, the filter, the entries in scope (none is a
+//! problem) and the right to write each write-back attribute; for a SQL source the rows in
+//! scope. Times are said in one style, in the schedule's time zone. Exit 0 when all answer,
+//! 2 when any does not.
 
 use std::process::ExitCode;
 
@@ -9,12 +13,15 @@ use chrono::Utc;
 
 use push_connector::config::Config;
 use push_connector::directory::any::AnyDirectory;
+use push_connector::mail::compose::Composer;
 use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::{AnyOutbox, Outbox};
 use push_connector::mail::schedule::Schedule;
 use push_connector::mail::verify::Verifier;
+use push_connector::sources::ldap::preflight::Finding;
 use push_connector::sources::{AnySource, Source};
 use push_connector::store::StateDb;
+use push_connector::sync::mapping::Mapping;
 use push_connector::sync::schedule::SourceSchedule;
 
 use super::common;
@@ -89,6 +96,12 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => report("sender verification", Err(e.to_string())),
         }
         report(
+            "templates",
+            Composer::new(&config.mail)
+                .map(|_| Composer::templates_in_use(&config.mail))
+                .map_err(|e| e.to_string()),
+        );
+        report(
             "schedule",
             Schedule::from_config(&config.schedule)
                 .map(|s| format!("next nightly run {}", s.describe(s.next_after(Utc::now()))))
@@ -106,15 +119,53 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         for source in &config.sources {
-            let opened = AnySource::open(source).await.map_err(|e| e.to_string());
+            let what = format!("source {}", source.name);
             let next = SourceSchedule::from_config(source)
                 .ok()
-                .and_then(|s| s.next_after(Utc::now()))
-                .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                .and_then(|s| s.next_after(Utc::now()).map(|t| s.describe(t)))
+                .unwrap_or_else(|| "never".to_owned());
+            let mut opened = match AnySource::open(source).await {
+                Ok(s) => s,
+                Err(e) => {
+                    report(&what, Err(e.to_string()));
+                    continue;
+                }
+            };
             report(
-                &format!("source {}", source.name),
-                opened.map(|s| format!("{} (next sync {next})", s.describe())),
+                &what,
+                Ok(format!("{}; next sync {next}", opened.describe())),
             );
+            let ldap = match &mut opened {
+                AnySource::Ldap(ldap) => ldap,
+                AnySource::Sql(sql) => {
+                    match sql.count_in_scope().await {
+                        Ok(0) => report(
+                            &what,
+                            Err(
+                                "no row is in scope: a sync would read nothing. Check table \
+                                 and where"
+                                    .to_owned(),
+                            ),
+                        ),
+                        Ok(n) => report(&what, Ok(format!("{n} row(s) in scope"))),
+                        Err(e) => report(&what, Err(e.to_string())),
+                    }
+                    continue;
+                }
+            };
+            let write_back = Mapping::from_config(source).write_back_attributes();
+            match ldap.preflight(&write_back).await {
+                Ok(findings) => {
+                    for finding in findings {
+                        match finding {
+                            Finding::Ok(s) => report(&what, Ok(s)),
+                            Finding::Problem(e) => report(&what, Err(e)),
+                            Finding::Warning(w) => println!("WARNING {what}: {w}"),
+                        }
+                    }
+                }
+                Err(e) => report(&what, Err(e.to_string())),
+            }
         }
         failures
     });
@@ -156,6 +207,7 @@ fn warnings(config: &Config, local_accounts: Option<u64>) -> Vec<String> {
             o.code
         ));
     }
+    out.extend(push_connector::sources::config::warnings(&config.sources));
     if local_accounts == Some(0) {
         out.push(format!(
             "the embedded directory {} is empty: every row will create an account. Seed it \

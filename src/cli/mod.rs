@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod common;
 mod directory;
+mod listing;
 mod outbox;
 mod plan;
 mod reject;
@@ -99,12 +100,17 @@ pub fn init_logging(verbose: u8, service: bool, format: LogFormat) {
     }
 }
 
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    Config::load(path).context("loading the configuration")
+/// The configuration; for the verbs that use the mail passwords (`run`, `check`), one not
+/// set is reported with every other problem.
+fn load_config(path: Option<&std::path::Path>, secrets: bool) -> anyhow::Result<Config> {
+    Config::load_with_secrets(path, secrets).context("loading the configuration")
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(cli.config.as_deref());
+    let config = load_config(
+        cli.config.as_deref(),
+        matches!(cli.command, Command::Run(_) | Command::Check(_)),
+    );
     let format = config
         .as_ref()
         .map_or(LogFormat::Text, |c| c.service.log_format);

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use push_connector::config::Config;
+use push_connector::deployment::Deployment;
 use push_connector::pipeline;
 
 use super::common;
@@ -17,8 +18,8 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     common::runtime()?.block_on(async {
-        let backends = common::open(config).await?;
-        pipeline::reject(&backends.state, &args.run, chrono::Utc::now())
+        let deployment = Deployment::open(config).await?;
+        pipeline::reject(&deployment.state, &args.run, chrono::Utc::now())
             .await
             .with_context(|| format!("rejecting run {}", args.run))
     })?;

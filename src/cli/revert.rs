@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde_json::json;
 
-use push_connector::apply::{Context, RandomMinter};
+use push_connector::apply::RandomMinter;
 use push_connector::config::Config;
+use push_connector::deployment::Deployment;
 use push_connector::pipeline;
 
 use super::common;
@@ -25,20 +26,15 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let now = chrono::Utc::now();
-    let revert_run = common::run_id(now);
+    let revert_run = push_connector::deployment::run_id(now);
     let reverted = common::runtime()?.block_on(async {
-        let backends = common::open(config).await?;
-        let ctx = Context {
-            directory: &backends.directory,
-            state: &backends.state,
-            passwords: common::password_file(config),
-            progress: &|_, _| {},
-        };
+        let deployment = Deployment::open(config).await?;
+        let ctx = deployment.context(&|_, _| {});
         pipeline::revert(&ctx, &args.run, &revert_run, &mut RandomMinter, now)
             .await
             .with_context(|| format!("reverting run {}", args.run))
     })?;
-    common::log_run(
+    push_connector::pipeline::log_run(
         &revert_run,
         reverted.plan.organisation.as_str(),
         "reverted",

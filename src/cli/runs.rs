@@ -3,8 +3,9 @@
 
 use std::process::ExitCode;
 
-use push_connector::apply::{Context, RandomMinter};
+use push_connector::apply::RandomMinter;
 use push_connector::config::Config;
+use push_connector::deployment::Deployment;
 use push_connector::pipeline;
 
 use super::common;
@@ -18,15 +19,10 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let runs = common::runtime()?.block_on(async {
-        let backends = common::open(config).await?;
-        let ctx = Context {
-            directory: &backends.directory,
-            state: &backends.state,
-            passwords: common::password_file(config),
-            progress: &|_, _| {},
-        };
+        let deployment = Deployment::open(config).await?;
+        let ctx = deployment.context(&|_, _| {});
         pipeline::resume_unfinished(&ctx, &mut RandomMinter, chrono::Utc::now()).await?;
-        anyhow::Ok(backends.state.runs().await?)
+        anyhow::Ok(deployment.state.runs().await?)
     })?;
     if args.json {
         println!("{}", serde_json::to_string(&runs)?);

@@ -1,7 +1,8 @@
 //! `serve`: the SCIM 2.0 service over the embedded directory, until Ctrl-C or SIGTERM.
 //!
 //! In: `[serve] listen` (or `--listen`), the bearer token (`[serve] token`, from
-//! `PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`), the directory file, the code lists, and
+//! `PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`), the directory file, the state database
+//! (writes are validated and journalled as runs, like a file's), the rules, and
 //! `[serve] tls_cert` / `tls_key` for HTTPS, `[serve] clients` for the OAuth2 token endpoint,
 //! the organisations each credential may act for, and the request and connection limits.
 //! Out: one line on stdout naming the base URL
@@ -19,13 +20,13 @@ use push_connector::config::Config;
 use push_connector::config::ServeConfig;
 use push_connector::directory::local::LocalDirectory;
 use push_connector::scim::filter;
-use push_connector::scim::listen;
-use push_connector::scim::oauth::{Client, Issuer};
 use push_connector::scim::schema::CodeLists;
-use push_connector::scim::scope::Scope;
-use push_connector::scim::server::{self, RequestLimits, ServerState};
-use push_connector::scim::throttle::Throttle;
-use push_connector::scim::tls;
+use push_connector::serve::oauth::{Client, Issuer};
+use push_connector::serve::rules::Pipeline;
+use push_connector::serve::scope::Scope;
+use push_connector::serve::throttle::Throttle;
+use push_connector::serve::{self as server, RequestLimits, ServerState, listen, tls};
+use push_connector::store::StateDb;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -77,12 +78,25 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| {
                 format!("opening the directory {}", config.directory.path.display())
             })?;
+        let state_db = StateDb::open(&config.service.state_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the state database in {}",
+                    config.service.state_dir.display()
+                )
+            })?;
+        let pipeline = Pipeline {
+            rules: push_connector::deployment::rules(config, None).await?,
+            config: config.clone(),
+            state: state_db,
+        };
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
         let token_scope = Scope::from_codes(&config.serve.token_organisations);
-        let mut state = ServerState::new(directory, token, token_scope, codes);
+        let mut state = ServerState::new(directory, token, token_scope, codes, pipeline);
         state.https = tls.is_some();
         state.oauth = oauth;
         state.set_limits(request_limits(&config.serve));

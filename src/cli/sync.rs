@@ -3,32 +3,31 @@
 //! back.
 //!
 //! Exit 0 when every entry was created, updated or unchanged and every write-back succeeded;
-//! 1 when an entry was refused or failed, a write-back failed, or a run is held for approval
-//! (`approve RUN` / `reject RUN`); 2 on an error. `--dry-run` changes nothing and writes the
-//! pending changes as CSV and JSON (`--out`, default `<state_dir>/pending`). `--json` prints
-//! one object: `{"source","full","read","unchanged_in_source","cursor_advanced",
+//! 1 when an entry was refused (an entry without its anchor is refused) or failed, a
+//! write-back failed, an anchor asked for with `--only` is not found, or a run is held for
+//! approval (`approve RUN` / `reject RUN`); 2 on an error, such as an `--only` value that
+//! cannot be an anchor (not a GUID, for `objectGUID`). `--dry-run` changes nothing and
+//! writes the pending changes as CSV and JSON (`--out`, default `<state_dir>/pending`).
+//! `--json` prints one object: `{"source","full","read","unchanged_in_source",
+//! "without_anchor","not_found","cursor_advanced",
 //! "organisations":[{"organisation","run","status","held","counts"}],
 //! "rows":[{"line","source","result","message"}],
-//! "write_back":[{"line","source","values","result","message"}]}`.
+//! "write_back":[{"line","source","values","new_id","result","message"}]}`: a dry run guards
+//! its plan as the real run would (`status` `held` and the reasons in `held`) and lists
+//! every value the real run would write back, the ID of an account it would create as
+//! `(new ID)` (with `new_id` true).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::json;
 
-use push_connector::apply::{Context, RandomMinter};
 use push_connector::config::Config;
-use push_connector::report;
-use push_connector::sources::AnySource;
-use push_connector::sources::config::SourceConfig;
-use push_connector::store::SyncStore;
+use push_connector::deployment::{self, Deployment};
+use push_connector::report::{self, RowResultKind};
 use push_connector::sync::{self, SyncOptions, Synced, WriteBackRow};
-use push_connector::validate::Rules;
-
-use push_connector::directory::any::AnyDirectory;
-use push_connector::store::StateDb;
 
 use super::common;
 
@@ -75,7 +74,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         only: args.only.clone(),
     };
     let now = Utc::now();
-    let run_id = common::run_id(now);
+    let run_id = deployment::run_id(now);
     let bar = common::progress(args.json);
     let progress = |done: u64, total: u64| {
         bar.set_length(total);
@@ -83,22 +82,10 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     };
     let rt = common::runtime()?;
     let synced = rt.block_on(async {
-        let rules = common::rules(config).await?;
-        let backends = common::open(config).await?;
-        let store = backends.state.sync();
-        sync_source(
-            config,
-            source,
-            &rules,
-            &backends.directory,
-            &backends.state,
-            &store,
-            &options,
-            &run_id,
-            &progress,
-            now,
-        )
-        .await
+        let deployment = Deployment::open(config).await?;
+        sync::sync_configured(&deployment, source, &options, &run_id, &progress, now)
+            .await
+            .with_context(|| format!("syncing source \"{}\"", source.name))
     })?;
     bar.finish_and_clear();
 
@@ -117,7 +104,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", json_output(&source.name, &synced));
     } else {
-        print_summary(&source.name, &synced, args.dry_run);
+        print_summary(&source.name, &synced, &options);
         if let Some((csv, json)) = &pending {
             println!("pending changes: {} and {}", csv.display(), json.display());
         }
@@ -125,57 +112,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             println!("report: {}", path.display());
         }
     }
-    Ok(exit_code(&synced))
-}
-
-/// One sync of one source with the deployment's backends: what the verb and the `run`
-/// service's schedule share.
-#[allow(clippy::too_many_arguments)]
-pub async fn sync_source(
-    config: &Config,
-    source: &SourceConfig,
-    rules: &Rules,
-    directory: &AnyDirectory,
-    state: &StateDb,
-    store: &SyncStore,
-    options: &SyncOptions,
-    run_id: &str,
-    progress: &dyn Fn(u64, u64),
-    now: DateTime<Utc>,
-) -> anyhow::Result<Synced> {
-    let mut reader = AnySource::open(source)
-        .await
-        .with_context(|| format!("opening source \"{}\"", source.name))?;
-    let ctx = Context {
-        directory,
-        state,
-        passwords: common::password_file(config),
-        progress,
-    };
-    let mut minter = RandomMinter;
-    let synced = sync::sync(
-        config,
-        source,
-        &mut reader,
-        rules,
-        &ctx,
-        store,
-        options,
-        run_id,
-        &mut minter,
-        now,
-    )
-    .await
-    .with_context(|| format!("syncing source \"{}\"", source.name))?;
-    for o in &synced.organisations {
-        common::log_run(
-            &o.submitted.plan.run,
-            o.organisation.as_str(),
-            o.status(),
-            &o.counts(),
-        );
-    }
-    Ok(synced)
+    Ok(ExitCode::from(exit_code(&synced)))
 }
 
 /// The `Source` cell of a line: the entry's DN or anchor.
@@ -194,12 +131,35 @@ fn write_outcome(w: &WriteBackRow) -> (&'static str, String) {
     }
 }
 
-fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
+/// A write-back value as shown: the ID a planned create has yet to be given is `(new ID)`.
+fn shown_value<'a>(w: &WriteBackRow, value: &'a str) -> &'a str {
+    if w.new_id && value.is_empty() {
+        NEW_ID
+    } else {
+        value
+    }
+}
+
+/// How a preview shows the ID of an account the run would create.
+const NEW_ID: &str = "(new ID)";
+
+/// `1 entry`, `2 entries`.
+fn entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".to_owned()
+    } else {
+        format!("{n} entries")
+    }
+}
+
+pub(super) fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
     json!({
         "source": name,
         "full": synced.full,
         "read": synced.read,
         "unchanged_in_source": synced.unchanged_in_source,
+        "without_anchor": synced.without_anchor,
+        "not_found": synced.not_found,
         "cursor_advanced": synced.cursor_advanced,
         "organisations": synced.organisations.iter().map(|o| json!({
             "organisation": o.organisation.as_str(),
@@ -220,8 +180,9 @@ fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
                 "line": w.line,
                 "source": w.write.locator,
                 "values": w.write.values.iter()
-                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .map(|(k, v)| (k.clone(), json!(shown_value(w, v))))
                     .collect::<serde_json::Map<String, serde_json::Value>>(),
+                "new_id": w.new_id,
                 "result": result,
                 "message": message,
             })
@@ -229,13 +190,29 @@ fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
     })
 }
 
-fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
+pub(super) fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) {
+    let dry_run = options.dry_run;
+    let how = if !options.only.is_empty() {
+        format!("only the {} asked for", entries(options.only.len()))
+    } else if synced.full {
+        "full".to_owned()
+    } else {
+        "changes only".to_owned()
+    };
     println!(
-        "source {name}: {} read ({}), {} unchanged since last applied",
-        synced.read,
-        if synced.full { "full" } else { "changes only" },
-        synced.unchanged_in_source
+        "source {name}: {} read ({how}), {} unchanged since last applied",
+        synced.read, synced.unchanged_in_source
     );
+    if synced.without_anchor > 0 {
+        println!(
+            "  {} without the anchor attribute left out (they cannot be joined to an account; \
+             listed below as rejected)",
+            entries(synced.without_anchor)
+        );
+    }
+    if !synced.not_found.is_empty() {
+        println!("  not found in scope: {}", synced.not_found.join(", "));
+    }
     let verb = if dry_run { "plan" } else { "run" };
     for o in &synced.organisations {
         let counts = o.counts();
@@ -243,30 +220,59 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
             "{}: {verb} {}: {}",
             o.organisation,
             o.submitted.plan.run,
-            counts.summary()
+            if o.status() == "applied" {
+                counts.summary()
+            } else {
+                counts.summary_planned()
+            }
         );
-        if !o.submitted.held.is_empty() {
+        if !o.submitted.held.is_empty() && dry_run {
+            println!("  the real run would be HELD for approval, because:");
+            for reason in &o.submitted.held {
+                println!("    - {reason}");
+            }
+            println!(
+                "  `push-connector sync {name}` holds it as a run; review that, then \
+                 `push-connector approve RUN` applies it and writes the IDs back (or \
+                 `push-connector reject RUN` drops it)"
+            );
+        } else if !o.submitted.held.is_empty() {
             let run = &o.submitted.plan.run;
             println!("  HELD for approval, nothing was changed or written back, because:");
             for reason in &o.submitted.held {
                 println!("    - {reason}");
             }
             println!(
-                "  apply it with `push-connector approve {run}`, or drop it with \
-                 `push-connector reject {run}`; the next sync reads these changes again"
+                "  apply it with `push-connector approve {run}` (which then syncs the source \
+                 again to write the IDs back), or drop it with `push-connector reject {run}`; \
+                 the next sync reads these changes again"
             );
         }
     }
-    for r in &synced.reports {
-        if r.result.needs_attention() {
-            println!(
-                "  line {} ({}): {}: {}",
-                r.line,
-                locator(synced, r.line),
-                r.result.as_str(),
-                r.message
-            );
+    // Refused and failed rows each need action: all are listed. Held rows (a whole plan,
+    // on a first load) are listed up to SHOWN_WRITES; the report has them all.
+    let mut held_shown = 0;
+    for r in synced.reports.iter().filter(|r| r.result.needs_attention()) {
+        if r.result == RowResultKind::Held {
+            held_shown += 1;
+            if held_shown > SHOWN_WRITES {
+                continue;
+            }
         }
+        println!(
+            "  line {} ({}): {}: {}",
+            r.line,
+            locator(synced, r.line),
+            r.result.as_str(),
+            r.message
+        );
+    }
+    if held_shown > SHOWN_WRITES {
+        println!(
+            "  … and {} more held rows (every row is in the report: --report, or the pending \
+             CSV of a dry run)",
+            held_shown - SHOWN_WRITES
+        );
     }
     let (written, failed, planned) =
         synced
@@ -278,7 +284,36 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
                 None => (w, f, p + 1),
             });
     if planned > 0 {
-        println!("write-back: {planned} entr(ies) would be written");
+        let new_ids = synced.write_back.iter().filter(|w| w.new_id).count();
+        println!(
+            "write-back: {} would be written{}",
+            entries(planned),
+            if new_ids > 0 {
+                format!(" ({new_ids} with the ID of an account the run creates)")
+            } else {
+                String::new()
+            }
+        );
+        for w in synced.write_back.iter().take(SHOWN_WRITES) {
+            let values: Vec<String> = w
+                .write
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", shown_value(w, v)))
+                .collect();
+            println!(
+                "  line {} ({}): {}",
+                w.line,
+                w.write.locator,
+                values.join(", ")
+            );
+        }
+        if planned > SHOWN_WRITES {
+            println!(
+                "  … and {} more (every one is in the pending changes' JSON)",
+                planned - SHOWN_WRITES
+            );
+        }
     }
     if written + failed > 0 {
         println!("write-back: {written} written, {failed} failed");
@@ -306,14 +341,20 @@ fn print_summary(name: &str, synced: &Synced, dry_run: bool) {
     }
 }
 
-fn exit_code(synced: &Synced) -> ExitCode {
+/// Write-backs (and held rows) a summary lists one by one; the pending JSON and the report
+/// have them all.
+const SHOWN_WRITES: usize = 20;
+
+/// 0 when everything went through, 1 when something needs attention.
+pub(super) fn exit_code(synced: &Synced) -> u8 {
     let refused = synced.reports.iter().any(|r| r.result.needs_attention())
+        || !synced.not_found.is_empty()
         || synced.held()
         || synced
             .write_back
             .iter()
             .any(|w| matches!(w.outcome, Some(Err(_))));
-    ExitCode::from(u8::from(refused))
+    u8::from(refused)
 }
 
 fn write_report(path: &Path, synced: &Synced) -> anyhow::Result<()> {

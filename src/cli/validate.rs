@@ -13,9 +13,10 @@ use anyhow::Context;
 use serde_json::json;
 
 use push_connector::config::Config;
+use push_connector::deployment;
 use push_connector::formats::{self, Container, Layout};
 use push_connector::report;
-use push_connector::validate::{self, Rules};
+use push_connector::validate;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,7 +31,8 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
-    let rules = Rules::from_config(config).context("reading the code lists")?;
+    // The same rules as every other door: with a SCIM directory, its code lists too.
+    let rules = super::common::runtime()?.block_on(deployment::rules(config, None))?;
     // The size is checked before the file is read, and the read stops past the limit.
     let read = formats::read_file_bounded(&args.file, config.service.max_file_bytes as u64)
         .with_context(|| format!("reading {}", args.file.display()))?

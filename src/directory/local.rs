@@ -474,6 +474,67 @@ impl LocalDirectory {
         Ok(outcome)
     }
 
+    /// Adds an organisation (or, when it is there, sets its name if one is given) and any
+    /// units not yet known: what an administrator does once before an organisation's first
+    /// file or sync. Returns whether the organisation is new.
+    pub async fn set_organisation(
+        &self,
+        code: &OdsCode,
+        name: Option<&str>,
+        units: &[String],
+    ) -> Result<bool, DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        let added = sqlx::query(
+            "INSERT INTO organisations (code, name) VALUES (?, ?) ON CONFLICT (code) DO NOTHING",
+        )
+        .bind(code.as_str())
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !added && let Some(name) = name {
+            sqlx::query("UPDATE organisations SET name = ? WHERE code = ?")
+                .bind(name)
+                .bind(code.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for unit in units {
+            sqlx::query(
+                "INSERT INTO organisation_units (organisation, code) VALUES (?, ?)
+                 ON CONFLICT (organisation, code) DO NOTHING",
+            )
+            .bind(code.as_str())
+            .bind(unit)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// The organisations, with their names and units, by code.
+    pub async fn organisations(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, Vec<String>)>, DirectoryError> {
+        let orgs: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT code, name FROM organisations ORDER BY code")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(orgs.len());
+        for (code, name) in orgs {
+            let units: Vec<String> = sqlx::query_scalar(
+                "SELECT code FROM organisation_units WHERE organisation = ? ORDER BY code",
+            )
+            .bind(&code)
+            .fetch_all(&self.pool)
+            .await?;
+            out.push((code, name, units));
+        }
+        Ok(out)
+    }
+
     /// Creates organisations and units directly (for tests and the benchmark).
     pub async fn add_organisation(&self, code: &str, units: &[&str]) -> Result<(), DirectoryError> {
         sqlx::query("INSERT INTO organisations (code) VALUES (?) ON CONFLICT (code) DO NOTHING")

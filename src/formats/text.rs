@@ -229,6 +229,7 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
         encoding,
         bad_lines,
     } = decode(bytes)?;
+    let text = lone_cr_as_lf(text);
     let mut content = lines(&text).filter(|(_, l)| !l.trim().is_empty());
     let (mut header_at, mut header_line) = content.next().ok_or(ReadError::Empty)?;
     let connector = connector_line(header_line);
@@ -461,6 +462,29 @@ impl<'a> Records<'a> {
     }
 }
 
+/// A carriage return not followed by a line feed (Excel for Mac's "CSV (Macintosh)" ends
+/// every line so) as a line feed: the csv reader ends a record at either, and line numbers
+/// count line feeds, so CR, LF and CRLF files are numbered alike. One byte for one byte, so
+/// every offset stays where it was.
+fn lone_cr_as_lf(text: Cow<'_, str>) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let lone = |at: usize| bytes.get(at + 1) != Some(&b'\n');
+    if !memchr::memchr_iter(b'\r', bytes).any(lone) {
+        return text;
+    }
+    let mut out = bytes.to_vec();
+    for at in memchr::memchr_iter(b'\r', bytes) {
+        if lone(at) {
+            out[at] = b'\n';
+        }
+    }
+    // Only an ASCII byte was swapped for another: still UTF-8.
+    Cow::Owned(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
+}
+
 fn newlines(bytes: &[u8]) -> u64 {
     bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
@@ -595,6 +619,29 @@ mod tests {
         ));
         assert_eq!(sub.value_separator(), '|');
         assert_eq!(&sub.rows[0].cells[1], "A");
+    }
+
+    #[test]
+    fn cr_lf_and_crlf_files_are_numbered_alike() {
+        // A blank line, and a quoted cell holding a line break (the file's own).
+        for end in ["\n", "\r\n", "\r"] {
+            let rows = [
+                String::new(),
+                "1,A,B,RXX".to_owned(),
+                String::new(),
+                format!("2,\"C{end}c\",D,RXX"),
+                "3,E,F,RXX".to_owned(),
+            ];
+            let mut text = format!("{HEAD}{end}");
+            for r in rows {
+                text.push_str(&r);
+                text.push_str(end);
+            }
+            let sub = read_str(&text);
+            let lines: Vec<u64> = sub.rows.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [3, 5, 7], "{end:?}");
+            assert_eq!(&sub.rows[2].cells[1], "E");
+        }
     }
 
     #[test]

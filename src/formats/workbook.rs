@@ -57,7 +57,14 @@ fn cell_text(cell: &Data) -> (String, Option<String>) {
         Data::Float(f) => (format!("{f}"), None),
         Data::Bool(b) => ((if *b { "TRUE" } else { "FALSE" }).to_owned(), None),
         Data::DateTime(d) => match d.as_datetime() {
-            Some(dt) => (dt.to_string(), None),
+            // A date as a date; a time only when the cell has one.
+            Some(dt) if dt.time() == chrono::NaiveTime::MIN => {
+                (dt.format("%Y-%m-%d").to_string(), None)
+            }
+            Some(dt) if dt.format("%S").to_string() == "00" => {
+                (dt.format("%Y-%m-%d %H:%M").to_string(), None)
+            }
+            Some(dt) => (dt.format("%Y-%m-%d %H:%M:%S").to_string(), None),
             None => (d.as_f64().to_string(), None),
         },
         Data::Error(e) => (
@@ -220,12 +227,38 @@ fn range_rows(range: Range<Data>, limits: &Limits) -> Result<SheetRows, ReadErro
     Ok(out)
 }
 
+/// Rows tried as the header before the file is refused: a title, a date or a note may sit
+/// above it.
+const HEADER_SEARCH_ROWS: usize = 10;
+
+/// A number with a fraction in an ID column: no ID has one, so Excel has damaged it (a
+/// typed ID read as a number, a formula, a fill-down).
+fn fraction_in_id(cell: &Data, column: Option<&super::headers::Column>) -> Option<String> {
+    use crate::model::Field;
+    let Data::Float(f) = cell else { return None };
+    let is_id = matches!(
+        column,
+        Some(super::headers::Column::Field(
+            Field::Id | Field::ExternalSyncId
+        ))
+    );
+    (is_id && f.fract() != 0.0).then(|| {
+        "is a number with a fraction, which no ID has: the spreadsheet has changed it (an ID \
+         typed into a number cell, a formula or a fill-down); format the column as Text, type \
+         the ID again and send the file again"
+            .to_owned()
+    })
+}
+
 fn submission(
     rows: SheetRows,
     kind: WorkbookKind,
     limits: &Limits,
 ) -> Result<Submission, ReadError> {
     let mut header: Option<(StringRecord, super::HeaderMap)> = None;
+    // Rows above the header that could not be one: the first one's error, their lines.
+    let mut not_header: Option<ReadError> = None;
+    let mut above: Vec<(u64, String)> = Vec::new();
     let mut out = Vec::new();
     for (index, cells) in rows {
         let line = u64::from(index) + 1;
@@ -240,6 +273,11 @@ fn submission(
         let mut issues = Vec::new();
         for (col, cell) in cells.iter().enumerate() {
             let (text, problem) = cell_text(cell);
+            let problem = problem.or_else(|| {
+                header
+                    .as_ref()
+                    .and_then(|(_, map)| fraction_in_id(cell, map.columns.get(col)))
+            });
             if let (Some(message), Some((headers, _))) = (problem, &header) {
                 issues.push(RowIssue {
                     line,
@@ -258,8 +296,32 @@ fn submission(
                     .find(|&i| !record[i].trim().is_empty())
                     .map_or(0, |i| i + 1);
                 record.truncate(width);
-                let map = map_header_row(&record, line, limits)?;
-                header = Some((record, map));
+                match map_header_row(&record, line, limits) {
+                    Ok(mut map) => {
+                        if let Some(&(first, _)) = above.first() {
+                            map.warnings.push(format!(
+                                "the header is on line {line}; line(s) {first} to {} above it \
+                                 were read as a title and skipped",
+                                line - 1
+                            ));
+                        }
+                        header = Some((record, map));
+                    }
+                    Err(e @ ReadError::Limit { .. }) => return Err(e),
+                    Err(e) => {
+                        let found: Vec<String> = record
+                            .iter()
+                            .filter(|c| !c.trim().is_empty())
+                            .take(3)
+                            .map(|c| format!("\"{}\"", crate::report::shown(c)))
+                            .collect();
+                        above.push((line, found.join(", ")));
+                        not_header.get_or_insert(e);
+                        if above.len() >= HEADER_SEARCH_ROWS {
+                            break;
+                        }
+                    }
+                }
             }
             Some((headers, _)) => {
                 let extra = record.iter().skip(headers.len()).any(|c| !c.is_empty());
@@ -284,7 +346,9 @@ fn submission(
             }
         }
     }
-    let (headers, map) = header.ok_or(ReadError::NoHeader)?;
+    let Some((headers, map)) = header else {
+        return Err(no_header_found(not_header, &above));
+    };
     Ok(Submission {
         container: Container::Workbook(kind),
         layout: map.layout,
@@ -294,6 +358,25 @@ fn submission(
         rows: out,
         warnings: map.warnings,
     })
+}
+
+/// No row of the first ones is a header: the first row's reason, and what each row holds.
+fn no_header_found(first: Option<ReadError>, tried: &[(u64, String)]) -> ReadError {
+    let Some(ReadError::Headers { line, reason }) = first else {
+        return first.unwrap_or(ReadError::NoHeader);
+    };
+    let found: Vec<String> = tried
+        .iter()
+        .map(|(line, cells)| format!("line {line}: {cells}"))
+        .collect();
+    ReadError::Headers {
+        line,
+        reason: format!(
+            "{reason}. No row of the first {} could be the header; they hold {}",
+            tried.len(),
+            found.join("; ")
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The connector's e-mails, from the templates in `templates/` (built into the binary).
+//! The connector's e-mails, from the templates in `templates/` (built into the binary), or
+//! those of the folder `mail.templates` names (a server install's `/usr/share/…/templates`).
 //!
 //! In: a [`Reply`] (which e-mail, to whom, the values its templates show, an optional CSV)
 //! and the time (passed in). Out: a [`QueuedMail`]: the whole RFC 5322 message with a plain
@@ -63,6 +64,11 @@ pub enum ComposeError {
         name: String,
         source: minijinja::Error,
     },
+    #[error("reading the template {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("address \"{0}\" cannot be used: {1}")]
     Address(String, lettre::address::AddressError),
     #[error("building the e-mail: {0}")]
@@ -86,6 +92,27 @@ pub struct Reply<C: Serialize> {
     pub organisation: Option<String>,
 }
 
+/// A template of the folder, or `None` when the folder does not have it. Templates are
+/// small: one larger than 1 MiB is refused rather than read.
+fn read_template(path: &std::path::Path) -> Result<Option<String>, ComposeError> {
+    const MAX: u64 = 1024 * 1024;
+    let read = |path: &std::path::Path| -> std::io::Result<Option<String>> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(m) if m.len() > MAX => {
+                return Err(std::io::Error::other("larger than 1 MiB"));
+            }
+            Ok(_) => {}
+        }
+        std::fs::read_to_string(path).map(Some)
+    };
+    read(path).map_err(|source| ComposeError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// Renders replies.
 #[derive(Debug)]
 pub struct Composer {
@@ -98,9 +125,14 @@ impl Composer {
     pub fn new(config: &MailConfig) -> Result<Composer, ComposeError> {
         let mut env = Environment::new();
         for (name, text, html) in TEMPLATES {
-            for (suffix, source) in [("txt", text), ("html", html)] {
+            for (suffix, built_in) in [("txt", text), ("html", html)] {
                 let full = format!("{name}.{suffix}");
-                env.add_template_owned(full.clone(), *source)
+                let source = match &config.templates {
+                    Some(dir) => read_template(&dir.join(&full))?,
+                    None => None,
+                }
+                .unwrap_or_else(|| (*built_in).to_owned());
+                env.add_template_owned(full.clone(), source)
                     .map_err(|source| ComposeError::Template { name: full, source })?;
             }
         }
@@ -116,6 +148,24 @@ impl Composer {
             from,
             name: config.name.clone(),
         })
+    }
+
+    /// Where the templates come from, for `check`: the folder and how many of the
+    /// templates it holds.
+    pub fn templates_in_use(config: &MailConfig) -> String {
+        let Some(dir) = &config.templates else {
+            return "built in".to_owned();
+        };
+        let found = TEMPLATES
+            .iter()
+            .flat_map(|(name, _, _)| [format!("{name}.txt"), format!("{name}.html")])
+            .filter(|f| dir.join(f).is_file())
+            .count();
+        format!(
+            "{} ({found} of {} from there, the others built in)",
+            dir.display(),
+            TEMPLATES.len() * 2
+        )
     }
 
     /// The connector's own address.
@@ -304,6 +354,47 @@ mod tests {
         assert!(text.contains("Wednesday 4 June 2025 at 02:00"), "{text}");
         assert!(text.contains("the later file replaces this one"), "{text}");
         assert!(html.contains("<td>Rows refused</td><td>1</td>"), "{html}");
+    }
+
+    #[test]
+    fn a_template_folder_replaces_the_templates_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rejection.txt"),
+            "Local wording: {{ reason }} ({{ connector_name }})",
+        )
+        .unwrap();
+        let config = MailConfig {
+            templates: Some(dir.path().to_owned()),
+            ..MailConfig::default()
+        };
+        let (text, html) = Composer::new(&config)
+            .unwrap()
+            .render(
+                "rejection",
+                &json!({"subject": "s", "received_at": "now", "reason": "r"}),
+            )
+            .unwrap();
+        assert_eq!(text, "Local wording: r (Staff directory connector)");
+        // The HTML the folder does not have is the built-in one.
+        assert_eq!(
+            html,
+            composer()
+                .render(
+                    "rejection",
+                    &json!({"subject": "s", "received_at": "now", "reason": "r"})
+                )
+                .unwrap()
+                .1
+        );
+        assert!(
+            Composer::templates_in_use(&config)
+                .ends_with("(1 of 14 from there, the others built in)")
+        );
+
+        std::fs::write(dir.path().join("held.html"), "{% if %}").unwrap();
+        let err = Composer::new(&config).unwrap_err().to_string();
+        assert!(err.starts_with("template held.html:"), "{err}");
     }
 
     #[test]

@@ -180,6 +180,9 @@ pub struct MailConfig {
     pub dns_timeout_seconds: u64,
     /// Operators told about held runs (besides the sender).
     pub operators: Vec<String>,
+    /// A folder of e-mail templates (`acknowledgement.txt`, `acknowledgement.html`, …) used
+    /// instead of the built-in ones; a template the folder does not have stays built in.
+    pub templates: Option<std::path::PathBuf>,
 }
 
 impl Default for MailConfig {
@@ -198,6 +201,7 @@ impl Default for MailConfig {
             dns_servers: Vec::new(),
             dns_timeout_seconds: 5,
             operators: Vec::new(),
+            templates: None,
         }
     }
 }
@@ -315,6 +319,11 @@ pub fn problems(config: &Config) -> Vec<String> {
         {
             problems.push(format!("{name}: no file at {}", p.display()));
         }
+    }
+    if let Some(dir) = &config.mail.templates
+        && !dir.is_dir()
+    {
+        problems.push(format!("mail.templates: no folder at {}", dir.display()));
     }
     problems.extend(verification_problems(&config.mail));
     if !config.mail.address.contains('@') {

@@ -111,14 +111,20 @@ impl Schedule {
 
     /// A start as the sender reads it: `Tuesday 3 June 2025 at 02:00 (Europe/London)`.
     pub fn describe(&self, t: DateTime<Utc>) -> String {
-        let local = t.with_timezone(&self.zone);
-        format!(
-            "{} at {} ({})",
-            local.format("%A %-d %B %Y"),
-            local.format("%H:%M"),
-            self.zone.name()
-        )
+        describe_in(t, self.zone)
     }
+}
+
+/// A time as people read it, in a zone: `Tuesday 3 June 2025 at 02:00 (Europe/London)`.
+/// Every schedule says its times this way.
+pub fn describe_in(t: DateTime<Utc>, zone: Tz) -> String {
+    let local = t.with_timezone(&zone);
+    format!(
+        "{} at {} ({})",
+        local.format("%A %-d %B %Y"),
+        local.format("%H:%M"),
+        zone.name()
+    )
 }
 
 /// Whether `[at, at + hours)` meets 08:00–17:00 on any day.

@@ -3,7 +3,7 @@
 //!
 //! In: accounts, or SCIM JSON from a client or a portal. Out: SCIM JSON, or the account it
 //! describes. Shared by the SCIM directory backend (`directory::scim`, a client) and
-//! `push-connector serve` ([`server`], a service provider over the embedded directory).
+//! `push-connector serve` ([`crate::serve`], a service provider over the embedded directory).
 //!
 //! Mapping: `userName` = primary address, `externalId` = ExternalSyncID, `name.givenName` /
 //! `familyName` / `honorificPrefix` = FirstName / LastName / Title, `displayName`,
@@ -11,14 +11,8 @@
 //! status is Active or Pending; everything NHS-specific in the extension [`NHS_USER`].
 
 pub mod filter;
-pub mod listen;
-pub mod oauth;
 pub mod patch;
 pub mod schema;
-pub mod scope;
-pub mod server;
-pub mod throttle;
-pub mod tls;
 
 use serde_json::{Map, Value, json};
 

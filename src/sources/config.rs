@@ -85,9 +85,14 @@ pub enum LdapDelta {
 pub struct LdapConfig {
     /// `ldaps://host:636` or `ldap://host:389` (StartTLS unless `tls = "plain"`).
     pub url: String,
-    /// `auto` (default) or `plain`.
+    /// `auto` (default) or `plain` (an unencrypted `ldap://` URL: refused for a host that is
+    /// not loopback unless `allow_plain_over_network`; ignored with `ldaps://`).
     #[serde(default)]
     pub tls: LdapTls,
+    /// Allow `tls = "plain"` to a host that is not loopback (the password and the staff
+    /// data then cross the network unencrypted). Off by default.
+    #[serde(default)]
+    pub allow_plain_over_network: bool,
     /// PEM file of the CA that signed the server's certificate; the system's roots when unset.
     pub ca_file: Option<PathBuf>,
     /// The service account's DN (simple bind).
@@ -166,7 +171,7 @@ impl SourceConfig {
     ) -> Vec<(Field, String)> {
         names
             .iter()
-            .filter_map(|(name, value)| match Field::from_name(name) {
+            .filter_map(|(name, value)| match field_named(name) {
                 Some(f) => Some((f, value.clone())),
                 None => {
                     problems.push(format!(
@@ -178,6 +183,23 @@ impl SourceConfig {
             })
             .collect()
     }
+}
+
+/// The person field a mapping key names, in any case (an environment variable's key comes
+/// in lower case: `PUSH_CONNECTOR__SOURCE__0__WRITE_BACK__EXTERNALSYNCID`).
+pub fn field_named(name: &str) -> Option<Field> {
+    Field::ALL
+        .into_iter()
+        .find(|f| f.name().eq_ignore_ascii_case(name))
+}
+
+/// The value a mapping gives a field (`map`, `constant` or `write_back`), its key in any
+/// case.
+pub fn mapped(names: &BTreeMap<String, String>, field: Field) -> Option<&String> {
+    names
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(field.name()))
+        .map(|(_, v)| v)
 }
 
 /// Problems of the `[[source]]` sections, for [`crate::config::Config`]'s list.
@@ -215,9 +237,17 @@ pub fn problems(sources: &[SourceConfig]) -> Vec<String> {
                         "{at}: ldap.url must start with ldap:// or ldaps://"
                     ));
                 }
-                if l.bind_password.is_none() {
+                if l.tls == LdapTls::Plain
+                    && l.url.starts_with("ldap://")
+                    && !l.allow_plain_over_network
+                    && !is_loopback_url(&l.url)
+                {
                     problems.push(format!(
-                        "{at}: ldap.bind_password must be set (PUSH_CONNECTOR__SOURCE__N__LDAP__BIND_PASSWORD)"
+                        "{at}: ldap.tls = \"plain\" sends the password and the staff data \
+                         unencrypted, and {} is not a loopback address: use ldaps:// or \
+                         StartTLS (tls = \"auto\"), or set ldap.allow_plain_over_network = \
+                         true",
+                        l.url
                     ));
                 }
                 if l.page_size <= 0 {
@@ -258,4 +288,88 @@ pub fn problems(sources: &[SourceConfig]) -> Vec<String> {
         }
     }
     problems
+}
+
+/// What works but is probably not what the deployment means, for `check` and the logs.
+pub fn warnings(sources: &[SourceConfig]) -> Vec<String> {
+    sources
+        .iter()
+        .filter_map(|s| {
+            let l = s.ldap.as_ref()?;
+            (l.tls == LdapTls::Plain && l.url.to_ascii_lowercase().starts_with("ldaps://")).then(
+                || {
+                    format!(
+                        "source \"{}\": ldap.tls = \"plain\" is ignored: {} is TLS from the \
+                         first byte",
+                        s.name, l.url
+                    )
+                },
+            )
+        })
+        .collect()
+}
+
+/// Whether an `ldap://` or `ldaps://` URL names a loopback host (`localhost`, 127.0.0.0/8,
+/// `::1`).
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_urls_are_told_apart() {
+        for (url, loopback) in [
+            ("ldap://127.0.0.1:389", true),
+            ("ldap://127.8.9.10", true),
+            ("ldap://localhost", true),
+            ("ldap://[::1]:389/", true),
+            ("ldap://dc1.rxx.nhs.uk", false),
+            ("ldap://10.0.0.5:389", false),
+            ("ldap://127.0.0.1.example.com", false),
+            ("ldap://[2001:db8::1]", false),
+            ("ldap://localhost.evil.example", false),
+        ] {
+            assert_eq!(is_loopback_url(url), loopback, "{url}");
+        }
+    }
+
+    fn source(url: &str, extra: &str) -> SourceConfig {
+        toml::from_str(&format!(
+            "name = \"ad\"\norganisations = [\"RXX\"]\n[constant]\nOrganisation = \"RXX\"\n\
+             [ldap]\nurl = \"{url}\"\nbind_dn = \"CN=svc\"\nbase_dn = \"DC=x\"\n{extra}"
+        ))
+        .expect("source")
+    }
+
+    #[test]
+    fn plain_ldap_is_for_loopback_unless_allowed_and_ignored_with_ldaps() {
+        let plain = "tls = \"plain\"\n";
+        let p = problems(&[source("ldap://dc1.rxx.nhs.uk", plain)]);
+        assert!(
+            p.iter().any(|p| p.contains("not a loopback address")),
+            "{p:?}"
+        );
+        assert!(problems(&[source("ldap://127.0.0.1:389", plain)]).is_empty());
+        assert!(problems(&[source("ldap://dc1.rxx.nhs.uk", "")]).is_empty());
+        let allowed = format!("{plain}allow_plain_over_network = true\n");
+        assert!(problems(&[source("ldap://dc1.rxx.nhs.uk", &allowed)]).is_empty());
+        let ignored = source("ldaps://dc1.rxx.nhs.uk", plain);
+        assert!(problems(std::slice::from_ref(&ignored)).is_empty());
+        let w = warnings(&[ignored]);
+        assert!(w.len() == 1 && w[0].contains("is ignored"), "{w:?}");
+        assert!(warnings(&[source("ldap://127.0.0.1", plain)]).is_empty());
+    }
 }

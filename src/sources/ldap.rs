@@ -14,12 +14,14 @@
 //! needs "Replicating Directory Changes"), and those are then read whole by objectGUID.
 //! Either way our own write-back comes back once; the sync drops it by fingerprint.
 //!
-//! Entries without the anchor attribute cannot be joined to an account: they are left out,
-//! with a warning naming the DN.
+//! Entries without the anchor attribute cannot be joined to an account: they are left out
+//! of the batch's entries and given apart ([`Batch::without_anchor`]), for the sync to
+//! count and report, with a warning naming the DN.
 
 mod cursor;
 mod dirsync;
 mod filter;
+pub mod preflight;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -57,12 +59,20 @@ impl LdapSource {
             .filter(|p| !p.is_empty())
             .ok_or_else(|| {
                 SourceError::Config(format!(
-                    "ldap.bind_password for {} is empty",
+                    "ldap.bind_password for {} is not set or empty: set it in the file, or \
+                     in PUSH_CONNECTOR__SOURCE__N__LDAP__BIND_PASSWORD (or …_FILE), N being \
+                     the source's place among the [[source]] sections, from 0",
                     config.bind_dn
                 ))
             })?;
         let timeout = Duration::from_secs(config.timeout_seconds.max(1));
         let ldaps = config.url.to_ascii_lowercase().starts_with("ldaps://");
+        if ldaps && config.tls == LdapTls::Plain {
+            tracing::warn!(
+                url = %config.url,
+                "ldap.tls = \"plain\" is ignored: ldaps:// is TLS from the first byte"
+            );
+        }
         let mut settings = LdapConnSettings::new().set_conn_timeout(timeout);
         if ldaps || config.tls == LdapTls::Auto {
             let tls = crate::mail::tls::client_config(config.ca_file.as_deref())
@@ -197,7 +207,7 @@ impl LdapSource {
         // DirSync pass over the whole domain small.
         let asked = if full { &[][..] } else { attributes };
         let (mut changed, cookie) = self.dirsync(start.unwrap_or_default(), asked).await?;
-        let entries = if full {
+        let found = if full {
             self.search(&filter::search(&self.config, None), attributes)
                 .await?
         } else {
@@ -209,10 +219,12 @@ impl LdapSource {
             }
             entries
         };
+        let (entries, without_anchor) = split_anchorless(found);
         Ok(Batch {
             entries,
             cursor: Some(cursor::after_dirsync(&cookie, &scope)),
             full,
+            without_anchor,
         })
     }
 
@@ -275,7 +287,8 @@ impl LdapSource {
         }
     }
 
-    /// A paged subtree search under the base DN.
+    /// A paged subtree search under the base DN. Entries without the anchor come back with
+    /// an empty one (see [`split_anchorless`]).
     async fn search(
         &mut self,
         filter: &str,
@@ -303,11 +316,7 @@ impl LdapSource {
         let mut entries = Vec::new();
         loop {
             match stream.next().await {
-                Ok(Some(raw)) => {
-                    if let Some(entry) = source_entry(raw, &anchor) {
-                        entries.push(entry);
-                    }
-                }
+                Ok(Some(raw)) => entries.push(source_entry(raw, &anchor)),
                 Ok(None) => break,
                 Err(e) => return Err(self.read_error(e)),
             }
@@ -349,14 +358,29 @@ impl Source for LdapSource {
             },
             _ => None,
         };
-        let entries = self
+        let found = self
             .search(&filter::search(&self.config, from), attributes)
             .await?;
+        let (entries, without_anchor) = split_anchorless(found);
         Ok(Batch {
             entries,
             cursor: server.map(|s| cursor::after(&s, &scope)),
             full: from.is_none(),
+            without_anchor,
         })
+    }
+
+    fn anchor_problem(&self, anchor: &str) -> Option<String> {
+        if anchor.trim().is_empty() {
+            return Some("an anchor cannot be empty".to_owned());
+        }
+        (filter::is_guid_attribute(&self.config.anchor) && filter::guid_value(anchor).is_none())
+            .then(|| {
+                format!(
+                    "\"{anchor}\" is not an objectGUID (a GUID such as \
+                     9f0c2d6e-1b2a-4c3d-8e4f-5a6b7c8d9e0f)"
+                )
+            })
     }
 
     async fn read_anchors(
@@ -368,6 +392,8 @@ impl Source for LdapSource {
         for filter in filter::anchors(&self.config, anchors) {
             entries.extend(self.search(&filter, attributes).await?);
         }
+        // An entry found by its anchor has one.
+        entries.retain(|e| !e.anchor.is_empty());
         Ok(entries)
     }
 
@@ -394,9 +420,43 @@ impl Source for LdapSource {
     }
 }
 
-/// Writes one entry's values (one modify: all of them or none). `Err` only when the
-/// connection failed; the directory's refusal is the inner `Err`.
+/// Writes one entry's values: the first (the ID, or the value that keeps the entry joined
+/// to its account: [`WriteBack::values`] come in that order) in a modify of its own, then
+/// the others in one modify, so a right missing for one of them does not keep the ID from
+/// being written. `Err` only when the connection failed; the directory's refusal is the
+/// inner `Err` (saying what was written before it).
 async fn write_one(
+    ldap: &mut Ldap,
+    timeout: Duration,
+    target: &str,
+    write: &WriteBack,
+) -> Result<Result<(), String>, SourceError> {
+    let split = write.values.len().min(1);
+    let (first, rest) = write.values.split_at(split);
+    let first = WriteBack {
+        locator: write.locator.clone(),
+        values: first.to_vec(),
+    };
+    if let Err(why) = modify(ldap, timeout, target, &first).await? {
+        return Ok(Err(why));
+    }
+    if rest.is_empty() {
+        return Ok(Ok(()));
+    }
+    let rest = WriteBack {
+        locator: write.locator.clone(),
+        values: rest.to_vec(),
+    };
+    Ok(modify(ldap, timeout, target, &rest).await?.map_err(|why| {
+        format!(
+            "{} was written; {why}",
+            first.values.first().map_or("", |(a, _)| a.as_str())
+        )
+    }))
+}
+
+/// One modify of an entry: all of the values or none.
+async fn modify(
     ldap: &mut Ldap,
     timeout: Duration,
     target: &str,
@@ -450,8 +510,18 @@ fn binary_values(entry: SearchEntry) -> HashMap<String, Vec<Vec<u8>>> {
     values
 }
 
-/// A search result as a source entry; `None` (with a warning) when it has no anchor.
-fn source_entry(raw: ResultEntry, anchor: &str) -> Option<SourceEntry> {
+/// The entries with their anchor, and those without (with a warning naming each).
+fn split_anchorless(entries: Vec<SourceEntry>) -> (Vec<SourceEntry>, Vec<SourceEntry>) {
+    let (with, without): (Vec<SourceEntry>, Vec<SourceEntry>) =
+        entries.into_iter().partition(|e| !e.anchor.is_empty());
+    for e in &without {
+        tracing::warn!(dn = %e.locator, "entry without its anchor attribute left out");
+    }
+    (with, without)
+}
+
+/// A search result as a source entry; the anchor is empty when the entry has none.
+fn source_entry(raw: ResultEntry, anchor: &str) -> SourceEntry {
     let entry = SearchEntry::construct(raw);
     let locator = entry.dn.clone();
     let values: HashMap<String, Vec<String>> = binary_values(entry)
@@ -468,20 +538,16 @@ fn source_entry(raw: ResultEntry, anchor: &str) -> Option<SourceEntry> {
             (name, texts)
         })
         .collect();
-    let Some(anchor) = values
+    let anchor = values
         .get(anchor)
         .and_then(|v| v.first())
-        .filter(|a| !a.is_empty())
         .cloned()
-    else {
-        tracing::warn!(dn = %locator, anchor, "entry without its anchor attribute left out");
-        return None;
-    };
-    Some(SourceEntry {
+        .unwrap_or_default();
+    SourceEntry {
         locator,
         anchor,
         values,
-    })
+    }
 }
 
 /// An LDAP result code with its name and the server's text.

@@ -54,13 +54,18 @@ pub struct Batch {
     /// Whether every entry in scope was read (first run, `--full`, or a cursor the source
     /// could not use, such as another domain controller's).
     pub full: bool,
+    /// Entries in scope without a value for the anchor (their `anchor` is empty): they
+    /// cannot be joined to an account, so they are not planned, only reported.
+    pub without_anchor: Vec<SourceEntry>,
 }
 
 /// The portal's values to store in one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteBack {
     pub locator: String,
-    /// (attribute or column, value), only those that differ.
+    /// (attribute or column, value), only those that differ, in the order ID,
+    /// ExternalSyncID, Email: the first keeps the entry joined to its account, so an LDAP
+    /// source writes it on its own before the others.
     pub values: Vec<(String, String)>,
 }
 
@@ -92,6 +97,9 @@ pub trait Source {
         attributes: &[String],
         since: Option<&Cursor>,
     ) -> Result<Batch, SourceError>;
+    /// Why `anchor` cannot be an anchor of this source (text that is not a GUID, for
+    /// `objectGUID`), or `None` when it can.
+    fn anchor_problem(&self, anchor: &str) -> Option<String>;
     /// Reads the entries whose anchor is one of `anchors` (any text is taken literally).
     async fn read_anchors(
         &mut self,
@@ -131,6 +139,13 @@ impl Source for AnySource {
         match self {
             AnySource::Ldap(s) => s.describe(),
             AnySource::Sql(s) => s.describe(),
+        }
+    }
+
+    fn anchor_problem(&self, anchor: &str) -> Option<String> {
+        match self {
+            AnySource::Ldap(s) => s.anchor_problem(anchor),
+            AnySource::Sql(s) => s.anchor_problem(anchor),
         }
     }
 

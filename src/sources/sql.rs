@@ -183,6 +183,29 @@ impl SqlSource {
             }),
         })
     }
+
+    /// The rows in scope (the table, within `where`), for `check`: none means a sync would
+    /// read nothing, which is probably a mistake in `table` or `where`.
+    pub async fn count_in_scope(&mut self) -> Result<u64, SourceError> {
+        let shape = &self.shape;
+        let mut sql = format!(
+            "SELECT COUNT(*) FROM {}",
+            shape.dialect.quote_table(&shape.table.name)
+        );
+        if let Some(c) = &shape.condition {
+            sql.push_str(&format!(" WHERE ({c})"));
+        }
+        let counted = tokio::time::timeout(
+            shape.timeout,
+            sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql)).fetch_one(&mut self.conn),
+        )
+        .await;
+        match counted {
+            Err(_) => Err(shape.read_error(&shape.timed_out())),
+            Ok(Err(e)) => Err(shape.read_error(&e)),
+            Ok(Ok(n)) => Ok(u64::try_from(n).unwrap_or_default()),
+        }
+    }
 }
 
 /// The columns of a table or view, by a case-insensitive name (an exact match wins).
@@ -438,6 +461,17 @@ impl Source for SqlSource {
             entries,
             cursor,
             full: from.is_none(),
+            // A row without an anchor keeps an empty one: validation refuses it.
+            without_anchor: Vec::new(),
+        })
+    }
+
+    fn anchor_problem(&self, anchor: &str) -> Option<String> {
+        (!self.shape.anchor.may_hold(anchor)).then(|| {
+            format!(
+                "\"{anchor}\" cannot be a value of the anchor column {}",
+                self.shape.anchor.name
+            )
         })
     }
 

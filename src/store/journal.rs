@@ -114,7 +114,7 @@ impl StateDb {
         } else {
             sqlx::query(
                 "INSERT INTO runs (id, organisation, kind, source, status, created_at,
-                 unchanged, rejected) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 renamed, unchanged, rejected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&plan.run)
             .bind(plan.organisation.as_str())
@@ -122,6 +122,7 @@ impl StateDb {
             .bind(source)
             .bind(RunStatus::Applying.as_str())
             .bind(now.to_rfc3339())
+            .bind(counts.renamed as i64)
             .bind(counts.unchanged as i64)
             .bind(counts.rejected as i64)
             .execute(&mut *tx)
@@ -385,14 +386,27 @@ impl StateDb {
         let updated = count(Update, Done).fetch_one(&self.pool).await?;
         let failed = count(Create, Failed).fetch_one(&self.pool).await?
             + count(Update, Failed).fetch_one(&self.pool).await?;
+        // A rename is an update that changes the first or last name (as the plan counts it).
+        let renamed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT op) FROM journal WHERE run_id = ? AND kind = ?
+             AND state = ? AND field IN (?, ?)",
+        )
+        .bind(run)
+        .bind(Update.as_str())
+        .bind(Done.as_str())
+        .bind(Field::FirstName.name())
+        .bind(Field::LastName.name())
+        .fetch_one(&self.pool)
+        .await?;
         sqlx::query(
             "UPDATE runs SET status = ?, finished_at = ?, created = ?, updated = ?,
-             failed = ? WHERE id = ?",
+             renamed = ?, failed = ? WHERE id = ?",
         )
         .bind(RunStatus::Applied.as_str())
         .bind(now.to_rfc3339())
         .bind(created)
         .bind(updated)
+        .bind(renamed)
         .bind(failed)
         .bind(run)
         .execute(&self.pool)

@@ -61,8 +61,8 @@ impl StateDb {
         })?;
         sqlx::query(
             "INSERT INTO runs (id, organisation, kind, source, status, created_at, plan, note,
-             created, updated, unchanged, rejected)
-             VALUES (?, ?, 'apply', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created, updated, renamed, unchanged, rejected)
+             VALUES (?, ?, 'apply', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&plan.run)
         .bind(plan.organisation.as_str())
@@ -73,6 +73,7 @@ impl StateDb {
         .bind(reasons.join("; "))
         .bind(counts.created as i64)
         .bind(counts.updated as i64)
+        .bind(counts.renamed as i64)
         .bind(counts.unchanged as i64)
         .bind(counts.rejected as i64)
         .execute(&self.pool)
@@ -138,7 +139,8 @@ impl StateDb {
     ) -> Result<Vec<RunInfo>, StateError> {
         let sql = format!(
             "SELECT no, id, organisation, kind, source, status, created_at, finished_at, note,
-             created, updated, unchanged, rejected, failed FROM runs {filter} ORDER BY no"
+             created, updated, unchanged, rejected, failed, renamed FROM runs {filter}
+             ORDER BY no"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         if let Some(arg) = arg {
@@ -165,7 +167,7 @@ impl StateDb {
                     counts: Counts {
                         created: n(9)?,
                         updated: n(10)?,
-                        renamed: 0,
+                        renamed: n(14)?,
                         unchanged: n(11)?,
                         rejected: n(12)?,
                         failed: n(13)?,

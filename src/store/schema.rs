@@ -170,6 +170,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         PRIMARY KEY (address, day)
     );",
     ),
+    (
+        2,
+        "runs count renames",
+        "ALTER TABLE runs ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// The e-mail tables' earlier notes: (version in `mail_schema`, version in [`MIGRATIONS`]).

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::directory::Account;
 use crate::formats::{Column, Container, Layout, RawRow, Submission, TextEncoding};
 use crate::model::Field;
-use crate::sources::config::SourceConfig;
+use crate::sources::config::{SourceConfig, mapped};
 use crate::sources::{SourceEntry, WriteBack};
 
 /// Where a person field's value comes from.
@@ -45,9 +45,9 @@ impl Mapping {
     pub fn from_config(c: &SourceConfig) -> Mapping {
         let mut fields = Vec::new();
         for field in Field::ALL {
-            let value = if let Some(a) = c.map.get(field.name()) {
+            let value = if let Some(a) = mapped(&c.map, field) {
                 Some(Value::Attribute(a.to_ascii_lowercase()))
-            } else if let Some(v) = c.constant.get(field.name()) {
+            } else if let Some(v) = mapped(&c.constant, field) {
                 Some(Value::Constant(v.clone()))
             } else if field == Field::ExternalSyncId {
                 Some(Value::Anchor)
@@ -60,11 +60,7 @@ impl Mapping {
         }
         let write_back: Vec<(Field, String)> = Field::ALL
             .into_iter()
-            .filter_map(|f| {
-                c.write_back
-                    .get(f.name())
-                    .map(|a| (f, a.to_ascii_lowercase()))
-            })
+            .filter_map(|f| mapped(&c.write_back, f).map(|a| (f, a.to_ascii_lowercase())))
             .collect();
         let mut attributes: Vec<String> = fields
             .iter()
@@ -182,6 +178,16 @@ impl Mapping {
             locator: entry.locator.clone(),
             values,
         })
+    }
+
+    /// The attributes written back (lower case), in the order ID, ExternalSyncID, Email.
+    pub fn write_back_attributes(&self) -> Vec<String> {
+        self.write_back.iter().map(|(_, a)| a.clone()).collect()
+    }
+
+    /// Whether a field's value is written back.
+    pub fn writes_back_field(&self, field: Field) -> bool {
+        self.write_back.iter().any(|(f, _)| *f == field)
     }
 
     /// Whether anything is written back at all.

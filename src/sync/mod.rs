@@ -8,11 +8,16 @@
 //!
 //! Phases: read (delta from the stored cursor unless `full`, plus the entries a past run
 //! refused, failed or could not write back to, by anchor: a delta would not see them again
-//! until they change) → drop entries whose fingerprint is unchanged since they were last
-//! applied → map → validate → per organisation: plan, guard, apply → write back what
-//! differs → store fingerprints and the cursor, last. A run that stops at any point reads the same changes again next time (the
-//! journal has already finished its directory writes, so nothing is applied twice), and our
-//! own write-back never comes back as a change: the entry's fingerprint includes it.
+//! until they change; entries without an anchor become refused rows after the others) →
+//! drop entries whose fingerprint is unchanged since they were last applied → map →
+//! validate → per organisation: plan, guard, apply → write back what differs → store
+//! fingerprints and the cursor, last. A dry run guards its plan as the real run would
+//! (`held` says why it would be held) and lists every value the real run would write back,
+//! against the accounts as the plan leaves them (a new account's ID as
+//! [`WriteBackRow::new_id`]). A run that stops at any point reads the same changes again
+//! next time (the journal has already finished its directory writes, so nothing is applied
+//! twice), and our own write-back never comes back as a change: the entry's fingerprint
+//! includes it.
 
 pub mod mapping;
 pub mod schedule;
@@ -23,11 +28,13 @@ use chrono::{DateTime, Utc};
 
 use crate::apply::{ApplyError, Context, Minter};
 use crate::config::Config;
+use crate::directory::Account;
 use crate::directory::{Directory, DirectoryError};
 use crate::formats::Submission;
-use crate::model::OdsCode;
+use crate::model::{Field, OdsCode};
 use crate::pipeline::{self, Submitted};
-use crate::reconcile::{self, Policy};
+use crate::plan::Action;
+use crate::reconcile;
 use crate::report::{RowReport, RowResultKind, describe_issues};
 use crate::sources::config::SourceConfig;
 use crate::sources::{Source, SourceEntry, SourceError, WriteBack};
@@ -58,6 +65,9 @@ pub enum SyncError {
     State(#[from] StateError),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// Anchors asked for (`--only`) that cannot be anchors of the source: nothing is read.
+    #[error("not read: {}", .0.join("; "))]
+    BadAnchors(Vec<String>),
 }
 
 /// One organisation's part of a sync.
@@ -70,17 +80,11 @@ pub struct OrganisationRun {
 impl OrganisationRun {
     /// The run's counts: the plan's, with the failures of what was applied.
     pub fn counts(&self) -> crate::plan::Counts {
-        pipeline::counts(&self.submitted.plan, self.submitted.applied.as_ref())
+        self.submitted.counts()
     }
 
     pub fn status(&self) -> &'static str {
-        if !self.submitted.held.is_empty() {
-            "held"
-        } else if self.submitted.applied.is_some() {
-            "applied"
-        } else {
-            "planned"
-        }
+        self.submitted.status()
     }
 }
 
@@ -89,6 +93,9 @@ impl OrganisationRun {
 pub struct WriteBackRow {
     pub line: u64,
     pub write: WriteBack,
+    /// The row creates an account (planned, not yet applied): the ID it is given is
+    /// written back, and `write` holds an empty value for it until then.
+    pub new_id: bool,
     /// `None` while planned (dry run), `Some(Ok)` when written, `Some(Err(why))` when the
     /// source refused it.
     pub outcome: Option<Result<(), String>>,
@@ -111,6 +118,11 @@ pub struct Synced {
     pub write_back: Vec<WriteBackRow>,
     /// Whether the cursor moved on (false for dry runs, held runs and `only` runs).
     pub cursor_advanced: bool,
+    /// Entries read without their anchor: not planned (they cannot be joined to an
+    /// account), but given as refused rows after the others, so reports show them.
+    pub without_anchor: usize,
+    /// For an `only` read: the anchors asked for that no entry in scope has.
+    pub not_found: Vec<String>,
 }
 
 impl Synced {
@@ -147,17 +159,38 @@ pub async fn sync<S: Source, D: Directory>(
     let attributes = mapping.attributes();
 
     // Phase 1: read.
-    let (mut entries, cursor, full) = if options.only.is_empty() {
+    let mut not_found = Vec::new();
+    let (mut entries, cursor, full, without_anchor) = if options.only.is_empty() {
         let since = if options.full {
             None
         } else {
             store.cursor(name).await?
         };
         let batch = source.read(attributes, since.as_ref()).await?;
-        (batch.entries, batch.cursor, batch.full)
+        (
+            batch.entries,
+            batch.cursor,
+            batch.full,
+            batch.without_anchor,
+        )
     } else {
+        let bad: Vec<String> = options
+            .only
+            .iter()
+            .filter_map(|a| source.anchor_problem(a))
+            .collect();
+        if !bad.is_empty() {
+            return Err(SyncError::BadAnchors(bad));
+        }
         let entries = source.read_anchors(attributes, &options.only).await?;
-        (entries, None, false)
+        let found: HashSet<String> = entries.iter().map(|e| anchor_key(&e.anchor)).collect();
+        not_found = options
+            .only
+            .iter()
+            .filter(|a| !found.contains(&anchor_key(a)))
+            .cloned()
+            .collect();
+        (entries, None, false, Vec::new())
     };
     let seen = store.fingerprints(name).await?;
     if !full && options.only.is_empty() {
@@ -181,54 +214,59 @@ pub async fn sync<S: Source, D: Directory>(
     let unchanged_in_source = read - entries.len();
 
     // Phase 2: map and validate.
-    let submission = mapping.submission(&entries);
+    let mut submission = mapping.submission(&entries);
     let results = validate::validate(&submission, rules);
 
     // Phase 3: plan, guard and apply, one organisation at a time.
     let (groups, mut reports) = by_organisation(&results, source_config);
+    // Entries without an anchor: refused rows after the others (no entry index points at
+    // them, so they are neither written back nor remembered).
+    if !without_anchor.is_empty() {
+        let anchor = source_config
+            .ldap
+            .as_ref()
+            .map(|l| l.anchor.as_str())
+            .or(source_config.sql.as_ref().map(|s| s.anchor.as_str()))
+            .map_or_else(
+                || "the source's anchor".to_owned(),
+                |a| format!("{a} (the source's anchor)"),
+            );
+        let first = submission.rows.len() as u64 + 2;
+        let extra = mapping.submission(&without_anchor);
+        for (i, mut row) in extra.rows.into_iter().enumerate() {
+            row.line = first + i as u64;
+            reports.push(RowReport {
+                line: row.line,
+                result: RowResultKind::Rejected,
+                message: format!(
+                    "the entry has no value for {anchor}: it cannot be joined to an account, so it \
+                     was left out"
+                ),
+            });
+            submission.rows.push(row);
+        }
+    }
     let mut organisations = Vec::new();
     for (org, group) in groups {
-        let mut policy = Policy::from_config(config, &org);
+        let mut policy = crate::deployment::policy(config, &org);
         policy.create_accounts = source_config.create_accounts;
-        let limits = config.guard.with(
-            &config
-                .organisation(org.as_str())
-                .map(|o| o.guard)
-                .unwrap_or_default(),
-        );
         let run_id = if source_config.organisations.len() > 1 {
             format!("{run}-{org}")
         } else {
             run.to_owned()
         };
-        let label = format!("sync {name}");
-        if !options.dry_run {
-            ctx.state
-                .supersede_held(
-                    org.as_str(),
-                    &run_id,
-                    |r| r.source.as_deref() == Some(label.as_str()),
-                    "which read the source again",
-                    now,
-                )
-                .await?;
-        }
-        let submitted = pipeline::submit(
-            ctx,
-            &group,
-            &policy,
-            &limits,
-            &run_id,
-            Some(&label),
-            options.dry_run,
-            minter,
-            now,
-        )
-        .await?;
-        reports.extend(match &submitted.applied {
-            Some(a) => a.reports.clone(),
-            None => submitted.plan.reports(!submitted.held.is_empty()),
-        });
+        let request = pipeline::Request {
+            results: &group,
+            limits: crate::deployment::guard_limits(config, &org),
+            policy,
+            run: run_id,
+            source: format!("sync {name}"),
+            dry_run: options.dry_run,
+            guarded: true,
+            supersede: Some("which read the source again"),
+        };
+        let submitted = pipeline::submit(ctx, &request, minter, now).await?;
+        reports.extend(submitted.reports());
         organisations.push(OrganisationRun {
             organisation: org,
             submitted,
@@ -236,10 +274,11 @@ pub async fn sync<S: Source, D: Directory>(
     }
     reports.sort_by_key(|r| r.line);
 
-    // Phase 4: write back, for the organisations applied (planned only, in a dry run).
+    // Phase 4: write back, for the organisations applied. A dry run lists what the real
+    // run would write back, held or not (a held run writes back once approved).
     let write_orgs: Vec<&OrganisationRun> = organisations
         .iter()
-        .filter(|o| o.submitted.held.is_empty())
+        .filter(|o| options.dry_run || o.submitted.held.is_empty())
         .collect();
     let mut write_back = plan_write_back(
         &mapping,
@@ -248,6 +287,7 @@ pub async fn sync<S: Source, D: Directory>(
         &results,
         &write_orgs,
         config,
+        options.dry_run,
     )
     .await?;
     if !options.dry_run && !write_back.is_empty() {
@@ -267,6 +307,8 @@ pub async fn sync<S: Source, D: Directory>(
             reports,
             write_back,
             cursor_advanced: false,
+            without_anchor: without_anchor.len(),
+            not_found,
         });
     }
 
@@ -291,7 +333,18 @@ pub async fn sync<S: Source, D: Directory>(
         reports,
         write_back,
         cursor_advanced: advance && cursor.is_some(),
+        without_anchor: without_anchor.len(),
+        not_found,
     })
+}
+
+/// An anchor as `--only` anchors and read ones are compared: a GUID in any of its
+/// spellings (braces, upper case, no hyphens) as one, other text trimmed, in lower case.
+fn anchor_key(anchor: &str) -> String {
+    match uuid::Uuid::parse_str(anchor.trim()) {
+        Ok(guid) => guid.hyphenated().to_string(),
+        Err(_) => anchor.trim().to_lowercase(),
+    }
 }
 
 /// Valid rows grouped by the organisation they name; reports for the rows refused before
@@ -335,8 +388,12 @@ fn by_organisation(
     (groups, reports)
 }
 
-/// The write-back each row of the given organisations needs: the account its row joined
-/// (looked up again, so new accounts have their IDs) against the entry's values.
+/// The write-back each row of the given organisations needs, against the account its row
+/// joined. After an apply the accounts are looked up again, so new accounts have their IDs.
+/// For a preview (`preview`: a dry run, applied or held alike) each account is taken as the
+/// plan leaves it: the joined account with the planned changes made, or the account a
+/// create would make, whose ID the run has yet to mint ([`WriteBackRow::new_id`]); so the
+/// preview lists every value the real run would write back.
 async fn plan_write_back<D: Directory>(
     mapping: &Mapping,
     directory: &D,
@@ -344,19 +401,20 @@ async fn plan_write_back<D: Directory>(
     results: &[RowResult],
     organisations: &[&OrganisationRun],
     config: &Config,
+    preview: bool,
 ) -> Result<Vec<WriteBackRow>, DirectoryError> {
     if !mapping.writes_back() {
         return Ok(Vec::new());
     }
     let mut rows = Vec::new();
     for org in organisations {
-        let wanted: HashSet<u64> = org
+        let planned: HashMap<u64, &Action> = org
             .submitted
             .plan
             .rows
             .iter()
             .filter(|r| r.result().is_done())
-            .map(|r| r.line)
+            .map(|r| (r.line, &r.action))
             .collect();
         let failed: HashSet<u64> = org
             .submitted
@@ -368,10 +426,10 @@ async fn plan_write_back<D: Directory>(
             .collect();
         let group: Vec<RowResult> = results
             .iter()
-            .filter(|r| wanted.contains(&r.line) && !failed.contains(&r.line))
+            .filter(|r| planned.contains_key(&r.line) && !failed.contains(&r.line))
             .cloned()
             .collect();
-        let policy = Policy::from_config(config, &org.organisation);
+        let policy = crate::deployment::policy(config, &org.organisation);
         let index = directory
             .index_for(&reconcile::keys(&group, &policy))
             .await?;
@@ -379,19 +437,36 @@ async fn plan_write_back<D: Directory>(
             let RowOutcome::Valid(p) = &r.outcome else {
                 continue;
             };
-            let account =
+            let account: Option<Account> = if preview {
+                match planned.get(&r.line) {
+                    Some(Action::Create { account }) => Some((**account).clone()),
+                    Some(Action::Update { id, changes, .. }) => {
+                        index.by_id(id.as_str()).cloned().map(|mut a| {
+                            for c in changes {
+                                a.set(c.field, c.after.as_deref());
+                            }
+                            a
+                        })
+                    }
+                    Some(Action::Unchanged { id }) => index.by_id(id.as_str()).cloned(),
+                    Some(Action::Rejected) | None => None,
+                }
+            } else {
                 p.id.as_ref()
                     .and_then(|id| index.by_id(id.as_str()))
                     .or_else(|| {
                         index.by_external(org.organisation.as_str(), p.external_sync_id.as_str())
                     })
-                    .or_else(|| p.email.as_ref().and_then(|e| index.by_email(e.as_str())));
+                    .or_else(|| p.email.as_ref().and_then(|e| index.by_email(e.as_str())))
+                    .cloned()
+            };
             let entry = entries.get((r.line - 2) as usize);
             if let (Some(account), Some(entry)) = (account, entry)
-                && let Some(write) = mapping.write_back(entry, account)
+                && let Some(write) = mapping.write_back(entry, &account)
             {
                 rows.push(WriteBackRow {
                     line: r.line,
+                    new_id: account.id.as_str().is_empty() && mapping.writes_back_field(Field::Id),
                     write,
                     outcome: None,
                 });
@@ -436,3 +511,40 @@ fn fingerprints(
 
 #[cfg(test)]
 mod tests;
+
+/// One sync of a configured source with the deployment's backends: what the `sync` verb and
+/// the service's schedule share. Each organisation's run is logged in one line.
+pub async fn sync_configured(
+    deployment: &crate::deployment::Deployment<'_>,
+    source: &SourceConfig,
+    options: &SyncOptions,
+    run: &str,
+    progress: &dyn Fn(u64, u64),
+    now: DateTime<Utc>,
+) -> Result<Synced, SyncError> {
+    let mut reader = crate::sources::AnySource::open(source).await?;
+    let ctx = deployment.context(progress);
+    let mut minter = crate::apply::RandomMinter;
+    let synced = sync(
+        deployment.config,
+        source,
+        &mut reader,
+        &deployment.rules,
+        &ctx,
+        &deployment.sync,
+        options,
+        run,
+        &mut minter,
+        now,
+    )
+    .await?;
+    for o in &synced.organisations {
+        pipeline::log_run(
+            &o.submitted.plan.run,
+            o.organisation.as_str(),
+            o.status(),
+            &o.counts(),
+        );
+    }
+    Ok(synced)
+}

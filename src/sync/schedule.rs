@@ -77,6 +77,12 @@ impl SourceSchedule {
     }
 
     /// The first time the pattern fires strictly after `after`.
+    /// A time in the schedule's zone, as the nightly run's are said:
+    /// `Tuesday 24 November 2026 at 01:30 (Europe/London)`.
+    pub fn describe(&self, t: DateTime<Utc>) -> String {
+        crate::mail::schedule::describe_in(t, self.zone)
+    }
+
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
             .find_next_occurrence(&after.with_timezone(&self.zone), false)

@@ -13,6 +13,8 @@ use crate::store::StateDb;
 /// A directory in memory that counts changes like `uSNChanged`.
 struct Memory {
     entries: Vec<(u64, SourceEntry)>,
+    /// Entries in scope without an anchor (given apart by every full read).
+    anchorless: Vec<SourceEntry>,
     usn: u64,
     writes: usize,
 }
@@ -21,6 +23,7 @@ impl Memory {
     fn new(n: usize) -> Memory {
         let mut m = Memory {
             entries: Vec::new(),
+            anchorless: Vec::new(),
             usn: 0,
             writes: 0,
         };
@@ -86,7 +89,16 @@ impl Source for Memory {
                 .collect(),
             cursor: Some(Cursor(self.usn.to_string())),
             full: from.is_none(),
+            without_anchor: if from.is_none() {
+                self.anchorless.clone()
+            } else {
+                Vec::new()
+            },
         })
+    }
+
+    fn anchor_problem(&self, anchor: &str) -> Option<String> {
+        (!anchor.starts_with("guid-")).then(|| format!("{anchor} is not guid-N"))
     }
 
     async fn read_anchors(
@@ -186,6 +198,15 @@ fn now() -> DateTime<Utc> {
 
 impl Fixture {
     async fn sync(&mut self, source: &mut Memory, options: SyncOptions, run: &str) -> Synced {
+        self.try_sync(source, options, run).await.expect("sync")
+    }
+
+    async fn try_sync(
+        &mut self,
+        source: &mut Memory,
+        options: SyncOptions,
+        run: &str,
+    ) -> Result<Synced, SyncError> {
         let rules = Rules::from_config(&self.config).expect("rules");
         let ctx = Context {
             directory: &self.directory,
@@ -207,7 +228,6 @@ impl Fixture {
             now(),
         )
         .await
-        .expect("sync")
     }
 }
 
@@ -318,8 +338,41 @@ async fn a_dry_run_changes_nothing_and_lists_the_write_back() {
     assert_eq!(f.directory.count().await.expect("count"), 0);
     assert_eq!(source.writes, 0);
     assert!(f.store.cursor("ad").await.expect("cursor").is_none());
-    // New accounts have no ID yet: nothing to write back until they exist.
-    assert!(dry.write_back.is_empty());
+    // New accounts have no ID yet, but the real run writes one back to each, and their
+    // addresses: the preview lists both, the ID as a new one.
+    assert_eq!(dry.write_back.len(), 10);
+    for w in &dry.write_back {
+        assert!(w.new_id, "{w:?}");
+        assert_eq!(w.write.values[0], ("info".to_owned(), String::new()));
+        assert_eq!(w.write.values[1].0, "mail");
+        assert!(w.write.values[1].1.ends_with("@nhs.net"), "{w:?}");
+    }
+    let real = f.sync(&mut source, SyncOptions::default(), "r1b").await;
+    let written: Vec<(u64, Vec<&str>)> = real
+        .write_back
+        .iter()
+        .map(|w| {
+            (
+                w.line,
+                w.write.values.iter().map(|(a, _)| a.as_str()).collect(),
+            )
+        })
+        .collect();
+    let previewed: Vec<(u64, Vec<&str>)> = dry
+        .write_back
+        .iter()
+        .map(|w| {
+            (
+                w.line,
+                w.write.values.iter().map(|(a, _)| a.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(previewed, written);
+    assert!(real.write_back.iter().all(|w| !w.new_id));
+    // Back to a directory with nothing in it, for what follows.
+    let mut f = fixture("").await;
+    let mut source = Memory::new(10);
 
     f.sync(&mut source, SyncOptions::default(), "r2").await;
     source.entries[0].1.values.remove("info");
@@ -338,6 +391,47 @@ async fn a_dry_run_changes_nothing_and_lists_the_write_back() {
     assert_eq!(dry.write_back[0].outcome, None);
     assert_eq!(dry.write_back[0].write.values[0].0, "info");
     assert_eq!(source.value(0, "info"), None);
+}
+
+#[tokio::test]
+async fn a_dry_run_says_the_real_run_would_be_held_with_its_numbers() {
+    let mut f = fixture("").await;
+    f.config.guard.floor = 0;
+    f.config.guard.max_created = 5;
+    let mut source = Memory::new(8);
+    let dry = f
+        .sync(
+            &mut source,
+            SyncOptions {
+                dry_run: true,
+                ..SyncOptions::default()
+            },
+            "r1",
+        )
+        .await;
+    assert_eq!(dry.organisations[0].status(), "held");
+    assert!(dry.held());
+    assert_eq!(count(&dry, RowResultKind::Held), 8);
+    // Nothing is held in fact: no run is recorded.
+    assert!(f.state.run("r1").await.is_err());
+    // Every ID the approved run writes back is listed.
+    assert_eq!(dry.write_back.iter().filter(|w| w.new_id).count(), 8);
+
+    let real = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    assert_eq!(real.organisations[0].status(), "held");
+    assert_eq!(
+        dry.organisations[0].submitted.held,
+        real.organisations[0].submitted.held
+    );
+    assert_eq!(
+        dry.organisations[0].counts(),
+        real.organisations[0].counts()
+    );
+    assert!(
+        real.organisations[0].submitted.held[0].contains("would create 8 accounts"),
+        "{:?}",
+        real.organisations[0].submitted.held
+    );
 }
 
 #[tokio::test]
@@ -406,4 +500,146 @@ async fn creation_is_off_unless_configured_and_other_organisations_are_refused()
     assert_eq!(results(&synced), vec![RowResultKind::Rejected; 2]);
     assert!(synced.reports[1].message.contains("may only speak for RXX"));
     assert_eq!(f.directory.count().await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn an_applied_run_counts_what_its_plan_counted_renames_included() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(6);
+    f.sync(&mut source, SyncOptions::default(), "r1").await;
+    for i in 0..3 {
+        source.set(i, "givenname", &format!("Renamed{}", letters(i)));
+    }
+    source.set(3, "title", "Porter");
+    let synced = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    let org = &synced.organisations[0];
+    assert_eq!(org.status(), "applied");
+    let planned = org.submitted.plan.counts();
+    assert_eq!(planned.renamed, 3);
+    assert_eq!(planned.updated, 4);
+    assert_eq!(org.counts(), planned);
+    assert_eq!(f.state.run("r2").await.expect("run").counts, planned);
+}
+
+#[tokio::test]
+async fn entries_without_an_anchor_are_counted_and_reported_as_refused_rows() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(3);
+    source.anchorless.push(SourceEntry {
+        locator: "CN=No Anchor,OU=Staff".to_owned(),
+        anchor: String::new(),
+        values: [("givenname", "Nora"), ("sn", "Anchor")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), vec![v.to_owned()]))
+            .collect(),
+    });
+    let synced = f.sync(&mut source, SyncOptions::default(), "r1").await;
+    assert_eq!(synced.without_anchor, 1);
+    assert_eq!(
+        results(&synced),
+        [
+            RowResultKind::Created,
+            RowResultKind::Created,
+            RowResultKind::Created,
+            RowResultKind::Rejected
+        ]
+    );
+    let last = synced.reports.last().expect("a row");
+    assert!(
+        last.message
+            .contains("no value for the source's anchor: it cannot be joined"),
+        "{}",
+        last.message
+    );
+    let row = synced.submission.rows.last().expect("its row");
+    assert_eq!(row.line, last.line);
+    assert_eq!(row.cells.get(0), Some("CN=No Anchor,OU=Staff"));
+    // Only the three with anchors were written back and remembered.
+    assert_eq!(synced.write_back.len(), 3);
+    assert_eq!(f.directory.count().await.expect("count"), 3);
+}
+
+#[tokio::test]
+async fn only_refuses_text_that_cannot_be_an_anchor_and_names_what_it_did_not_find() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(3);
+    f.sync(&mut source, SyncOptions::default(), "r1").await;
+    let only = |anchors: &[&str]| SyncOptions {
+        only: anchors.iter().map(|a| a.to_string()).collect(),
+        ..SyncOptions::default()
+    };
+    let err = f
+        .try_sync(&mut source, only(&["guid-001", "not-a-guid"]), "r2")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, SyncError::BadAnchors(b) if b.len() == 1 && b[0].contains("not-a-guid")),
+        "{err}"
+    );
+    let synced = f
+        .sync(&mut source, only(&["guid-001", "guid-999"]), "r3")
+        .await;
+    assert_eq!(synced.read, 1);
+    assert_eq!(synced.not_found, ["guid-999"]);
+    // GUIDs compare in any spelling.
+    assert_eq!(
+        anchor_key("{9F0C2D6E-1B2A-4C3D-8E4F-5A6B7C8D9E0F}"),
+        anchor_key("9f0c2d6e1b2a4c3d8e4f5a6b7c8d9e0f")
+    );
+    assert_ne!(anchor_key("guid-001"), anchor_key("guid-002"));
+}
+
+#[tokio::test]
+async fn a_preview_lists_what_the_plan_fills_in_and_the_real_run_writes_back() {
+    let mut f = fixture("").await;
+    f.config.sources[0]
+        .write_back
+        .insert("ExternalSyncID".to_owned(), "employeeid".to_owned());
+    // An account the entry names by its ID, with no ExternalSyncID yet: the plan fills it
+    // in, and the real run then writes it back.
+    let org = OdsCode::new_unchecked("RXX");
+    let mut account = Account::new(
+        crate::model::PortalId::new_unchecked("P-OLD"),
+        crate::directory::Status::Active,
+        &org,
+    );
+    account.set(Field::FirstName, Some("Annea"));
+    account.set(Field::LastName, Some("Lee"));
+    account.set(Field::JobTitle, Some("Nurse"));
+    account.set(Field::Email, Some("annea.lee@nhs.net"));
+    f.directory
+        .insert_unchecked(&[account])
+        .await
+        .expect("insert");
+    let mut source = Memory::new(1);
+    source.set(0, "info", "P-OLD");
+    source.set(0, "mail", "annea.lee@nhs.net");
+    let dry = f
+        .sync(
+            &mut source,
+            SyncOptions {
+                dry_run: true,
+                ..SyncOptions::default()
+            },
+            "r1",
+        )
+        .await;
+    assert_eq!(results(&dry), [RowResultKind::Updated]);
+    let preview: Vec<(String, String)> = dry
+        .write_back
+        .iter()
+        .flat_map(|w| w.write.values.clone())
+        .collect();
+    assert_eq!(
+        preview,
+        [("employeeid".to_owned(), "guid-000".to_owned())],
+        "{dry:?}"
+    );
+    let real = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    let written: Vec<(String, String)> = real
+        .write_back
+        .iter()
+        .flat_map(|w| w.write.values.clone())
+        .collect();
+    assert_eq!(written, preview);
 }

@@ -138,6 +138,11 @@ pub fn counts(results: &[RowResult]) -> Counts {
 }
 
 /// Validates every row; the result has one entry per data row, in file order.
+/// An ODS code as rows give it (letters and digits, up to 10), upper-cased; or why not.
+pub fn ods_code(value: &str) -> Result<OdsCode, String> {
+    fields::check_ods(value.trim())
+}
+
 pub fn validate(sub: &Submission, rules: &Rules) -> Vec<RowResult> {
     let columns = sub.field_columns();
     let (mut results, refused_keys): (Vec<RowResult>, Vec<Option<Box<Keys>>>) = sub

@@ -113,8 +113,16 @@ pub fn uk_number_type(nsn: &str) -> Type {
         .unwrap_or(Type::Unknown)
 }
 
+/// An example number of a kind, for messages: a mobile for `MobilePhone`.
+fn example(kind: PhoneKind) -> &'static str {
+    match kind {
+        PhoneKind::Mobile => "07911 123456",
+        PhoneKind::Any => "0113 496 0000",
+    }
+}
+
 /// Takes a written number apart into its UK national significant number (no leading 0).
-fn national_digits(raw: &str) -> Result<String, String> {
+fn national_digits(raw: &str, kind: PhoneKind) -> Result<String, String> {
     let text = raw.trim();
     let plus = text.starts_with('+');
     // Digits in a fixed buffer: numbers are short, and this runs for every phone of a file.
@@ -158,7 +166,10 @@ fn national_digits(raw: &str) -> Result<String, String> {
         digits
     };
     if nsn.starts_with(b"0") {
-        return Err("does not have the digits of a UK number (e.g. 0113 496 0000)".to_owned());
+        return Err(format!(
+            "does not have the digits of a UK number (e.g. {})",
+            example(kind)
+        ));
     }
     if !(9..=10).contains(&nsn.len()) {
         return Err(format!(
@@ -173,7 +184,7 @@ fn national_digits(raw: &str) -> Result<String, String> {
 
 /// Normalises a UK number to E.164, or says why it cannot be one.
 pub fn normalise(raw: &str, kind: PhoneKind) -> Result<Phone, String> {
-    let nsn = national_digits(raw)?;
+    let nsn = national_digits(raw, kind)?;
     match (uk_number_type(&nsn), kind) {
         (Type::Unknown, _) if nsn.starts_with('7') => Err(
             "looks like a mobile number, but its range is not allocated to any UK network \
@@ -181,11 +192,11 @@ pub fn normalise(raw: &str, kind: PhoneKind) -> Result<Phone, String> {
              person's phone (a valid one looks like 07911 123456)"
                 .to_owned(),
         ),
-        (Type::Unknown, _) => Err(
+        (Type::Unknown, _) => Err(format!(
             "is not in a range allocated to UK numbers: check the number (a valid one looks \
-             like 0113 496 0000)"
-                .to_owned(),
-        ),
+             like {})",
+            example(kind)
+        )),
         (Type::Mobile | Type::FixedLineOrMobile, _) | (_, PhoneKind::Any) => {
             let mut e164 = String::with_capacity(3 + nsn.len());
             e164.push_str("+44");
@@ -204,6 +215,17 @@ pub fn normalise(raw: &str, kind: PhoneKind) -> Result<Phone, String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_mobile_error_gives_a_mobile_as_its_example() {
+        for raw in ["0011 111 1111", "0999 999 9999"] {
+            let mobile = normalise(raw, PhoneKind::Mobile).unwrap_err();
+            assert!(mobile.contains("07911 123456"), "{raw}: {mobile}");
+            assert!(!mobile.contains("0113"), "{raw}: {mobile}");
+            let office = normalise(raw, PhoneKind::Any).unwrap_err();
+            assert!(office.contains("0113 496 0000"), "{raw}: {office}");
+        }
+    }
 
     #[test]
     fn common_shapes_give_one_form() {

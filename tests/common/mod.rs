@@ -20,6 +20,16 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Whether `id` has the shape of a portal ID this service mints: a UUID, hyphenated, lower
+/// case (`3e2072aa-bb42-4047-bab2-bcccd54316eb`).
+pub fn is_minted_id(id: &str) -> bool {
+    id.len() == 36
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+        })
+}
+
 /// Compares `actual` with the golden file; `UPDATE_GOLDEN=1` rewrites it. On a mismatch the
 /// actual text is left beside it as `<name>.failed` and the test fails with both.
 pub fn assert_golden(path: &Path, actual: &str) {

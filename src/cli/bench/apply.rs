@@ -20,7 +20,6 @@ use push_connector::directory::{Account, Status};
 use push_connector::model::{ExternalSyncId, Field, OdsCode, Person, PortalId};
 use push_connector::pipeline;
 use push_connector::plan::{Action, Plan};
-use push_connector::reconcile::Policy;
 use push_connector::store::StateDb;
 use push_connector::validate::{RowOutcome, RowResult};
 
@@ -115,7 +114,7 @@ pub fn run(_config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         );
 
         let config = Config::default();
-        let policy = Policy::from_config(&config, &OdsCode::new_unchecked("RBIG"));
+        let policy = push_connector::deployment::policy(&config, &OdsCode::new_unchecked("RBIG"));
         let mut offset = 0usize;
         for (round, &rows) in args.rows.iter().enumerate() {
             let updates = rows * 9 / 10;

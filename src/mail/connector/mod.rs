@@ -30,7 +30,6 @@ use crate::formats::{self, Submission};
 use crate::model::OdsCode;
 use crate::pipeline;
 use crate::plan::{Counts, Plan};
-use crate::reconcile::Policy;
 use crate::report::{self, ReportRows, RowReport, RowResultKind};
 use crate::store::mail::{
     Folder, MailStore, NewMessage, NewSubmission, StoreError, StoredSubmission, SubmissionStatus,
@@ -279,12 +278,6 @@ pub fn refused_rows(results: &[RowResult], organisation: &OdsCode) -> Vec<RowRep
     }
     refused.sort_by_key(|r| r.line);
     refused
-}
-
-/// A new run's ID: time (passed in) and a random suffix, so IDs sort by time.
-pub fn run_id(now: DateTime<Utc>) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{}", now.format("%Y%m%d-%H%M%S"), &random[..6])
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {

@@ -79,7 +79,7 @@ impl<'a, D: Directory> Connector<'a, D> {
             tracing::info!(organisation = %org, sender = %s.sender, message_id = %s.message_id,
                 "submission superseded by a later one");
         }
-        let run = run_id(now);
+        let run = crate::deployment::run_id(now);
         self.store
             .advance(
                 latest.no,
@@ -104,29 +104,19 @@ impl<'a, D: Directory> Connector<'a, D> {
     ) -> Result<(), ConnectorError> {
         let (submission, results) = self.reread(s)?;
         let org = OdsCode::new_unchecked(s.organisation.clone());
-        let policy = Policy::from_config(self.config, &org);
-        let limits = self.config.guard.with(
-            &self
-                .config
-                .organisation(org.as_str())
-                .map(|o| o.guard)
-                .unwrap_or_default(),
-        );
-        let source = format!("e-mail from {} ({})", s.sender, s.file_name);
+        let request = pipeline::Request {
+            results: &results,
+            policy: crate::deployment::policy(self.config, &org),
+            limits: crate::deployment::guard_limits(self.config, &org),
+            run: run.to_owned(),
+            source: format!("e-mail from {} ({})", s.sender, s.file_name),
+            dry_run: false,
+            guarded: true,
+            supersede: None,
+        };
         let progress = |_: u64, _: u64| {};
         let ctx = self.context(&progress);
-        let submitted = pipeline::submit(
-            &ctx,
-            &results,
-            &policy,
-            &limits,
-            run,
-            Some(&source),
-            false,
-            minter,
-            now,
-        )
-        .await?;
+        let submitted = pipeline::submit(&ctx, &request, minter, now).await?;
         match &submitted.applied {
             Some(applied) => {
                 self.finish(
@@ -277,7 +267,9 @@ impl<'a, D: Directory> Connector<'a, D> {
         summary: &mut NightlySummary,
     ) -> Result<(), ConnectorError> {
         let Some(run) = s.run_id.clone() else {
-            return self.run(s, &run_id(now), minter, now, summary).await;
+            return self
+                .run(s, &crate::deployment::run_id(now), minter, now, summary)
+                .await;
         };
         let info = match self.state.run(&run).await {
             Err(StateError::NoSuchRun(_)) => {
@@ -302,7 +294,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                 let progress = |_: u64, _: u64| {};
                 let ctx = self.context(&progress);
                 pipeline::resume_unfinished(&ctx, minter, now).await?;
-                let (submission, planned) = self.replanned(s, &run, now).await?;
+                let (submission, planned) = self.replanned(s, &run).await?;
                 let reports = apply::reports(self.state, &planned, Planned::Again).await?;
                 let counts = counts_of(&reports);
                 let plan = Plan {
@@ -329,27 +321,14 @@ impl<'a, D: Directory> Connector<'a, D> {
         &self,
         s: &StoredSubmission,
         run: &str,
-        now: DateTime<Utc>,
     ) -> Result<(Submission, Plan), ConnectorError> {
         let (submission, results) = self.reread(s)?;
         let org = OdsCode::new_unchecked(s.organisation.clone());
-        let policy = Policy::from_config(self.config, &org);
-        let progress = |_: u64, _: u64| {};
-        let ctx = self.context(&progress);
-        let mut minter = apply::SequenceMinter::default();
-        let planned = pipeline::submit(
-            &ctx,
-            &results,
-            &policy,
-            &self.config.guard,
-            run,
-            None,
-            true,
-            &mut minter,
-            now,
-        )
-        .await?;
-        Ok((submission, planned.plan))
+        let policy = crate::deployment::policy(self.config, &org);
+        let (plan, _) = pipeline::plan(self.directory, run, &results, &policy)
+            .await
+            .map_err(ApplyError::from)?;
+        Ok((submission, plan))
     }
 
     /// Held runs decided since (`approve RUN` / `reject RUN`): the result or a "dropped"

@@ -51,14 +51,20 @@ pub fn check(config: &LdapConfig) -> Result<(), String> {
         .chain(config.matches.keys().map(String::as_str))
         .filter(|name| !is_attribute_name(name))
         .collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
+    if !bad.is_empty() {
+        return Err(format!(
             "not attribute names (ldap.anchor and the keys of ldap.match): \"{}\"",
             bad.join("\", \"")
-        ))
+        ));
     }
+    if ldap3::parse_filter(configured(config)).is_err() {
+        return Err(format!(
+            "ldap.filter {:?} is not an LDAP filter (RFC 4515: parentheses balanced, each \
+             item attribute=value, & | ! before their items)",
+            config.filter
+        ));
+    }
+    Ok(())
 }
 
 /// The configured filter, in parentheses when written without.
@@ -213,5 +219,31 @@ mod tests {
             bad.unwrap_err(),
             "not attribute names (ldap.anchor and the keys of ldap.match): \"x)(cn=*\", \"a=b\""
         );
+    }
+
+    #[test]
+    fn a_broken_filter_is_named() {
+        for good in [
+            "(&(objectCategory=person)(objectClass=user))",
+            "objectClass=user",
+            "(&(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))",
+        ] {
+            assert!(
+                check(&config(&format!("filter = {good:?}"))).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [
+            "(&(objectClass=user)",
+            "(objectClass=user))",
+            "(&(objectClass=user)(cn=a(b))",
+            "objectClass",
+        ] {
+            let why = check(&config(&format!("filter = {bad:?}"))).unwrap_err();
+            assert!(
+                why.contains(&format!("ldap.filter {bad:?} is not an LDAP filter")),
+                "{why}"
+            );
+        }
     }
 }

@@ -41,8 +41,8 @@ pub struct Client {
 pub struct Issuer {
     clients: Vec<Client>,
     lifetime: Duration,
-    /// Live tokens: when each expires and what it may act for.
-    tokens: Mutex<HashMap<String, (Instant, Scope)>>,
+    /// Live tokens: when each expires, what it may act for, and the client it was issued to.
+    tokens: Mutex<HashMap<String, (Instant, Scope, String)>>,
     throttle: Throttle,
 }
 
@@ -60,17 +60,23 @@ impl Issuer {
 
     /// The scope of `token`, when it was issued here and has not expired.
     pub fn accepts(&self, token: &str) -> Option<Scope> {
+        self.holder(token).map(|(scope, _)| scope)
+    }
+
+    /// The scope of `token` and the client it was issued to, when it was issued here and
+    /// has not expired.
+    pub fn holder(&self, token: &str) -> Option<(Scope, String)> {
         let now = Instant::now();
         let tokens = self.tokens.lock().ok()?;
-        let (until, scope) = tokens.get(token)?;
-        (now < *until).then(|| scope.clone())
+        let (until, scope, client) = tokens.get(token)?;
+        (now < *until).then(|| (scope.clone(), client.clone()))
     }
 
     fn authenticates(&self, id: &str, secret: &str) -> Option<Scope> {
         // Every client is compared, so the time taken does not tell which IDs exist.
         self.clients.iter().fold(None, |found, c| {
-            let matches = super::server::constant_time_eq(c.id.as_bytes(), id.as_bytes())
-                & super::server::constant_time_eq(c.secret.as_bytes(), secret.as_bytes());
+            let matches = super::auth::constant_time_eq(c.id.as_bytes(), id.as_bytes())
+                & super::auth::constant_time_eq(c.secret.as_bytes(), secret.as_bytes());
             if matches {
                 Some(c.scope.clone())
             } else {
@@ -79,7 +85,7 @@ impl Issuer {
         })
     }
 
-    fn issue(&self, scope: Scope) -> Option<String> {
+    fn issue(&self, scope: Scope, client: &str) -> Option<String> {
         let token = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -87,8 +93,11 @@ impl Issuer {
         );
         let now = Instant::now();
         let mut tokens = self.tokens.lock().ok()?;
-        tokens.retain(|_, (until, _)| *until > now);
-        tokens.insert(token.clone(), (now + self.lifetime, scope));
+        tokens.retain(|_, (until, _, _)| *until > now);
+        tokens.insert(
+            token.clone(),
+            (now + self.lifetime, scope, client.to_owned()),
+        );
         Some(token)
     }
 
@@ -159,7 +168,7 @@ impl Issuer {
             return unauthorised("unknown client or wrong secret");
         };
         self.throttle.succeeded(&Key::client(&id));
-        let Some(token) = self.issue(scope) else {
+        let Some(token) = self.issue(scope, &id) else {
             return (StatusCode::INTERNAL_SERVER_ERROR, "token store unavailable").into_response();
         };
         tracing::info!(client = %id, "issued a token");

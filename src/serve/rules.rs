@@ -1,0 +1,285 @@
+//! SCIM writes through the rules a file row goes through: the User becomes a one-row
+//! submission in the new format, is validated with the deployment's [`Rules`], reconciled and
+//! planned with the organisation's [`Policy`] ([`pipeline::plan`]), and applied through the
+//! journal ([`apply::apply_plan`]) under the organisation's lock, after finishing any run a
+//! stopped process left behind. The directory so holds only what the rules allow, whichever
+//! door the data came in by, and every write is a run that `runs` lists and `revert RUN`
+//! undoes.
+//!
+//! In: the account a User describes (with its portal ID when it exists), the organisation,
+//! and the source the journal names (`SCIM POST /v2/Users by …`). Out: the validated row, or
+//! 400 `invalidValue` whose detail names the SCIM attribute, then the reason a file row gets;
+//! then what the run did, or 400 `invalidValue` with the plan's reason (a create the policy
+//! does not allow, an organisation-unit move…). Not held by the size guard: a SCIM client
+//! waits for its answer, and one request changes at most one account (Bulk: one each).
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use csv::StringRecord;
+
+use super::{ScimError, Shared};
+use crate::apply::{self, Context, Minter, RandomMinter};
+use crate::config::Config;
+use crate::directory::Account;
+use crate::directory::local::LocalDirectory;
+use crate::formats::{Column, Container, Layout, Submission, TextEncoding};
+use crate::model::{Field, OdsCode, Person, PortalId};
+use crate::pipeline;
+use crate::plan::Action;
+use crate::report::{RowResultKind, describe_issues};
+use crate::scim::NHS_USER;
+use crate::store::StateDb;
+use crate::validate::{self, RowOutcome, RowResult, Rules};
+use axum::http::StatusCode;
+
+/// What a write is checked and journalled with: the deployment's rules and configuration
+/// (for each organisation's policy) and the state database.
+pub struct Pipeline {
+    pub rules: Rules,
+    pub config: Config,
+    pub state: StateDb,
+}
+
+impl Pipeline {
+    /// The initial-password file of new accounts (mode 0600), as for every run.
+    fn passwords(&self) -> PathBuf {
+        self.config.service.state_dir.join("initial-passwords.csv")
+    }
+}
+
+/// The line a SCIM write's row has, as the first data row of a file (the header is line 1).
+const LINE: u64 = 2;
+
+/// The SCIM attribute that carries a field.
+fn attribute(field: Field) -> String {
+    let nhs = |name: &str| format!("{NHS_USER}:{name}");
+    match field {
+        Field::Id => "id".to_owned(),
+        Field::ExternalSyncId => "externalId".to_owned(),
+        Field::Title => "name.honorificPrefix".to_owned(),
+        Field::FirstName => "name.givenName".to_owned(),
+        Field::LastName => "name.familyName".to_owned(),
+        Field::DisplayName => "displayName".to_owned(),
+        Field::Email => "userName".to_owned(),
+        Field::JobTitle => "title".to_owned(),
+        Field::Organisation => nhs("organisation"),
+        Field::OrganisationUnit => nhs("organisationUnit"),
+        Field::OfficePhone => "phoneNumbers[type eq \"work\"]".to_owned(),
+        Field::MobilePhone => "phoneNumbers[type eq \"mobile\"]".to_owned(),
+        Field::Fax => "phoneNumbers[type eq \"fax\"]".to_owned(),
+        Field::Pager => "phoneNumbers[type eq \"pager\"]".to_owned(),
+        Field::Notes => nhs("notes"),
+        Field::ClinicalRole => nhs("clinicalRoles"),
+        Field::ClinicalSpeciality => nhs("clinicalSpecialities"),
+        Field::WorkArea => nhs("workAreas"),
+    }
+}
+
+/// The one-row submission of an account, in the new format (column names as
+/// [`Field::name`], multi-valued cells joined with `;`); the ID cell holds `id`, or is
+/// blank for a new account.
+pub fn submission(account: &Account, id: Option<&PortalId>) -> Submission {
+    let headers: StringRecord = Field::ALL.iter().map(|f| f.name()).collect();
+    let cells: StringRecord = Field::ALL
+        .iter()
+        .map(|&f| match f {
+            Field::Id => id.map_or("", PortalId::as_str),
+            _ => account.get(f).unwrap_or_default(),
+        })
+        .collect();
+    Submission {
+        container: Container::Text {
+            encoding: TextEncoding::Utf8,
+            delimiter: b',',
+        },
+        layout: Layout::New,
+        connector: None,
+        headers,
+        columns: Field::ALL.iter().map(|&f| Column::Field(f)).collect(),
+        rows: vec![crate::formats::RawRow {
+            line: LINE,
+            cells,
+            issues: Vec::new(),
+        }],
+        warnings: Vec::new(),
+    }
+}
+
+/// The message of a refused row: each problem as `attribute: ` and what a file row with the
+/// same value is told (`Email "x@gmail.com" is …`), joined with `; `.
+pub fn refusal(result: &RowResult) -> String {
+    result
+        .issues()
+        .iter()
+        .map(|i| {
+            let field = Field::ALL.into_iter().find(|f| f.name() == i.column);
+            let said = describe_issues(std::slice::from_ref(i));
+            match field {
+                Some(f) => format!("{}: {said}", attribute(f)),
+                None => said,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Validates the account as a file row: the clean row, or 400 `invalidValue` with the
+/// validator's reasons.
+pub(super) fn validated(
+    rules: &Rules,
+    account: &Account,
+    id: Option<&PortalId>,
+) -> Result<(RowResult, Person), ScimError> {
+    let results = validate::validate(&submission(account, id), rules);
+    let Some(result) = results.into_iter().next() else {
+        return Err(ScimError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "validation gave no verdict",
+        ));
+    };
+    match &result.outcome {
+        RowOutcome::Valid(p) => {
+            let person = (**p).clone();
+            Ok((result, person))
+        }
+        RowOutcome::Refused(_) => Err(ScimError::new(
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+            refusal(&result),
+        )),
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Written {
+    Created(PortalId),
+    Updated,
+    Unchanged,
+}
+
+/// Remembers the portal IDs it mints (the new account's, for the answer).
+struct Recording {
+    inner: RandomMinter,
+    minted: Vec<PortalId>,
+}
+
+impl Minter for Recording {
+    fn portal_id(&mut self) -> PortalId {
+        let id = self.inner.portal_id();
+        self.minted.push(id.clone());
+        id
+    }
+
+    fn password(&mut self) -> String {
+        self.inner.password()
+    }
+}
+
+/// Plans and applies one validated row for `organisation` as a run whose source is
+/// `source`, under the organisation's lock (the caller holds the service's write lock).
+/// A refused plan is 400 `invalidValue` with the plan's reason and records no run; a row
+/// with nothing to change records none either. A write the directory refuses (a userName
+/// taken since the checks) is 409 `uniqueness`, as before.
+pub(super) async fn write(
+    s: &Shared,
+    organisation: &str,
+    row: RowResult,
+    source: &str,
+) -> Result<Written, ScimError> {
+    // The stages borrow what is not `Send` (the progress callback, the minter) across their
+    // awaits, and the lock waits for another process's run of the organisation (an
+    // `apply`): so they run on a blocking thread of their own, not on a request thread.
+    let (s, organisation, source) = (s.clone(), organisation.to_owned(), source.to_owned());
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(write_here(
+            &s.directory,
+            &s.pipeline,
+            &organisation,
+            row,
+            &source,
+        ))
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "SCIM write");
+        ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
+    })?
+}
+
+/// [`write`], on the thread that runs it.
+async fn write_here(
+    directory: &LocalDirectory,
+    pipeline: &Pipeline,
+    organisation: &str,
+    row: RowResult,
+    source: &str,
+) -> Result<Written, ScimError> {
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "SCIM write");
+        ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
+    };
+    let policy = crate::deployment::policy(&pipeline.config, &OdsCode::new_unchecked(organisation));
+    let state = &pipeline.state;
+    let _lock = state.lock(organisation).map_err(|e| internal(&e))?;
+    let progress = |_: u64, _: u64| {};
+    let ctx = Context {
+        directory,
+        state,
+        passwords: pipeline.passwords(),
+        progress: &progress,
+    };
+    let mut minter = Recording {
+        inner: RandomMinter,
+        minted: Vec::new(),
+    };
+    let now = Utc::now();
+    pipeline::resume_locked(&ctx, organisation, &mut minter, now)
+        .await
+        .map_err(|e| internal(&e))?;
+    minter.minted.clear();
+    let run = crate::deployment::run_id(now);
+    let (plan, _) = pipeline::plan(directory, &run, std::slice::from_ref(&row), &policy).await?;
+    let Some(planned) = plan.rows.first() else {
+        return Err(internal(&"the plan has no row"));
+    };
+    match &planned.action {
+        Action::Rejected => {
+            return Err(ScimError::new(
+                StatusCode::BAD_REQUEST,
+                Some("invalidValue"),
+                planned.message.clone(),
+            ));
+        }
+        Action::Unchanged { .. } => return Ok(Written::Unchanged),
+        Action::Create { .. } | Action::Update { .. } => {}
+    }
+    let created = matches!(planned.action, Action::Create { .. });
+    let applied = apply::apply_plan(&ctx, &plan, "apply", Some(source), &mut minter, now)
+        .await
+        .map_err(|e| internal(&e))?;
+    tracing::info!(run = %run, organisation, source, "SCIM write journalled");
+    if let Some(failed) = applied
+        .reports
+        .iter()
+        .find(|r| r.result == RowResultKind::Failed)
+    {
+        return Err(ScimError::new(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            failed.message.clone(),
+        ));
+    }
+    if created {
+        let id = minter
+            .minted
+            .first()
+            .cloned()
+            .ok_or_else(|| internal(&"no portal ID was minted"))?;
+        return Ok(Written::Created(id));
+    }
+    Ok(Written::Updated)
+}
