@@ -456,3 +456,35 @@ fn every_stored_name_reads_back_as_itself() {
         Err(StateError::Corrupt(_))
     ));
 }
+
+#[tokio::test]
+async fn a_database_that_counts_renames_keeps_its_versions_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = raw_pool(dir.path()).await;
+    exec(&old, OLD_VERSIONS).await;
+    exec(&old, OLD_RUNS).await;
+    exec(
+        &old,
+        "ALTER TABLE runs ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0;
+         INSERT INTO schema_migrations VALUES (1, 'runs and journal'), (2, 'runs count renames');
+         INSERT INTO runs (id, organisation, kind, status, created_at, updated, renamed)
+         VALUES ('r1', 'RXX', 'apply', 'applied', '2026-01-01T00:00:00+00:00', 3, 2);",
+    )
+    .await;
+    exec(
+        &old,
+        "CREATE TABLE mail_schema (version INTEGER PRIMARY KEY)",
+    )
+    .await;
+    exec(&old, OLD_MAIL_1).await;
+    exec(&old, OLD_MAIL_2).await;
+    exec(&old, "INSERT INTO mail_schema VALUES (1), (2)").await;
+    old.close().await;
+
+    let db = StateDb::open(dir.path()).await.unwrap();
+    assert_eq!(versions(&db).await, [1, 2, 101, 201, 202]);
+    let counts = db.run("r1").await.unwrap().counts;
+    assert_eq!((counts.updated, counts.renamed), (3, 2));
+    assert!(db.sync().fingerprints("ad").await.unwrap().is_empty());
+    assert_eq!(db.mail().summary().await.unwrap(), (0, 0, 0));
+}
