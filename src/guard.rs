@@ -68,7 +68,7 @@ pub fn check(plan: &Plan, accounts: u64, limits: &GuardConfig) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::{Account, Change, Status};
+    use crate::model::{Account, Change, Status};
     use crate::model::{Field, OdsCode, PortalId};
     use crate::plan::{Action, PlannedRow};
 

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::directory::{Account, Change};
+use crate::model::{Account, Change};
 use crate::model::{OdsCode, PortalId};
 use crate::report::{RowReport, RowResultKind};
 

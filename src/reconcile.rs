@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use crate::directory::{Account, Change, DirectoryIndex, Keys, Status, naming};
+use crate::model::{Account, Change, DirectoryIndex, Keys, Status, naming};
 use crate::model::{Field, OdsCode, Person, PortalId};
 use crate::plan::{Action, Plan, PlannedRow};
 use crate::report::describe_issues;
@@ -312,7 +312,7 @@ fn plan_create(
     p: &Person,
     index: &DirectoryIndex,
     policy: &Policy,
-    org: &crate::directory::OrganisationInfo,
+    org: &crate::model::OrganisationInfo,
     allocated: &mut HashSet<String>,
 ) -> Result<(Action, String), String> {
     let code = policy.organisation.as_str();

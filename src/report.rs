@@ -183,24 +183,7 @@ pub fn validation_rows(results: &[crate::validate::RowResult]) -> Vec<RowReport>
         .collect()
 }
 
-/// A value as a message quotes it: line breaks, tabs and other control characters written
-/// out (`\n`, `U+0007`), so that a message stays one line.
-pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
-    if !value.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(value);
-    }
-    let mut out = String::with_capacity(value.len() + 8);
-    for c in value.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("U+{:04X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
+pub use crate::model::shown;
 
 /// Issues of one row in one sentence each: `Column "value": reason`.
 pub fn describe_issues(issues: &[crate::model::RowIssue]) -> String {

@@ -25,7 +25,7 @@ use crate::mail::outbox::{AnyOutbox, Flushed, OutboxError};
 use crate::mail::schedule::{Schedule, ScheduleError};
 use crate::mail::verify::{Verifier, VerifyError};
 use crate::sources::config::SourceConfig;
-use crate::sync::schedule::{ScheduleError as SourceScheduleError, SourceSchedule};
+use crate::sources::schedule::{ScheduleError as SourceScheduleError, SourceSchedule};
 use crate::sync::{self, SyncError, SyncOptions, Synced};
 
 #[derive(Debug, thiserror::Error)]

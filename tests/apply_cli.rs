@@ -1,5 +1,8 @@
 //! The run verbs through the binary, on the embedded SQLite directory in temporary folders.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

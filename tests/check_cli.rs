@@ -1,6 +1,9 @@
 //! `check` on a deployment with nothing set up says so, plainly, and on a configured one
 //! does not.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 #[test]

@@ -6,6 +6,9 @@
 //! Needs root and dpkg. Without dpkg the test says so loudly and passes; as any other user
 //! it fails (it cannot install a package).
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! The embedded directory's batch writes and the journal's batch outcomes: a batch mixing
 //! every kind of operation ends as the same operations one at a time would leave it.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use push_connector::directory::Status;
 use push_connector::directory::local::LocalDirectory;
 use push_connector::directory::{Account, Change, Directory, Keys, NewAccount, Op, OpOutcome};

@@ -1,6 +1,9 @@
 //! The administrators' guide (docs/formats.md) says what the readers do: every column and
 //! alias its tables list is recognised as the field it names.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use push_connector::formats::{self, Column, Layout};

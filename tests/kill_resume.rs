@@ -1,6 +1,9 @@
 //! A run killed (SIGKILL) at random moments, many times, ends in the state of an
 //! uninterrupted run: same accounts, same fields, no duplicates.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

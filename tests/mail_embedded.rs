@@ -2,6 +2,9 @@
 //! binary: acknowledgement, nightly result, superseded files, refused senders and
 //! attachments, and a kill during intake.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -4,6 +4,9 @@
 //! organisation's file, replies the server refuses (5xx and 4xx), and a soak of 2,000 mixed
 //! messages through the long-running service. Endpoints come from `MAIL_*`.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 #[path = "common/mail.rs"]
 mod mail;

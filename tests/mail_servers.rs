@@ -9,6 +9,9 @@
 //! scripts/mail/up.sh); in `dkim` mode messages are signed with the test DNS server's keys
 //! (`DNS_*`, scripts/dns/up.sh).
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 #[path = "common/mail.rs"]
 mod mail;

@@ -1,6 +1,9 @@
 //! No input crashes the readers or validation: arbitrary bytes, and CSV-shaped noise with
 //! quotes, delimiters and line breaks in every position. Every data line is answered.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use push_connector::{formats, report, validate};
 

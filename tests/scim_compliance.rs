@@ -9,6 +9,9 @@
 //! - `object_deletion`: DELETE answers 405 because accounts are never deleted through this
 //!   service (RFC 7644 §3.2 lets a provider not offer a method; 405 is HTTP's answer).
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::process::Command;

@@ -3,6 +3,9 @@
 //! `scripts/scim/up.sh`; `scripts/test.sh` does it and exports `SCIM_URL` / `SCIM_TOKEN`).
 //! A small proxy in the test injects a lost create answer and a storm of 429s.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

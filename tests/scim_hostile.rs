@@ -4,6 +4,9 @@
 //! a directory of 100,000 accounts, credentials reaching for another organisation's people,
 //! and a guessing storm at the token endpoint. Hostile inputs are made here, not shipped.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::{Read as _, Write as _};

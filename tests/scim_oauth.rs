@@ -2,6 +2,9 @@
 //! `POST /oauth/token`, RFC 6749 §4.4) and the SCIM backend fetching, caching and renewing
 //! its bearer tokens (`[directory] token_url`, `client_id`, `client_secret`).
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! started by `scripts/proxy/up.sh` (`scripts/test.sh` does it and exports `PROXY_URL` and
 //! `PROXY_LOG`), in front of `push-connector serve`.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

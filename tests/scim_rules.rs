@@ -6,6 +6,9 @@
 //! `runs` lists and `revert RUN` undoes; and an organisation that does not allow creates
 //! refuses a POST as it refuses a file row.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! CA (`[directory] ca_file`), end to end through the binary. The CA and the server
 //! certificate are made here with the `openssl` command.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

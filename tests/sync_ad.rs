@@ -7,6 +7,9 @@
 //! removes it at the end; one reads the 1,000 seeded users of `OU=Staff` itself, which it
 //! tells apart from the others' users by their ODS code attribute.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 

@@ -4,6 +4,9 @@
 //! `MARIADB_URL` (`scripts/test.sh` sets them); without them the PostgreSQL and MariaDB tests
 //! fail and say so. Every test works on tables of its own.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -3,6 +3,9 @@
 //! `samples/messy/numeric-ids.xlsx` is made by [`numeric_ids_workbook`]; `UPDATE_GOLDEN=1`
 //! (or its absence) writes it again.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use push_connector::formats::{self, Container, WorkbookKind};

@@ -19,10 +19,10 @@ use push_connector::mail::outbox::{AnyOutbox, Outbox};
 use push_connector::mail::schedule::Schedule;
 use push_connector::mail::verify::Verifier;
 use push_connector::sources::ldap::preflight::Finding;
+use push_connector::sources::schedule::SourceSchedule;
 use push_connector::sources::{AnySource, Source};
 use push_connector::store::StateDb;
 use push_connector::sync::mapping::Mapping;
-use push_connector::sync::schedule::SourceSchedule;
 
 use super::common;
 

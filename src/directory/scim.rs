@@ -129,7 +129,7 @@ impl ScimDirectory {
             .user_agent(concat!("push-connector/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(config.concurrency);
         if let Some(ca) = &config.ca_file {
-            let tls = crate::mail::tls::client_config(Some(ca))
+            let tls = crate::net::tls::client_config(Some(ca))
                 .map_err(|e| DirectoryError::Scim(format!("directory.ca_file: {e}")))?;
             builder = builder.tls_backend_preconfigured(tls);
         }

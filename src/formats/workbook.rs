@@ -313,7 +313,7 @@ fn submission(
                             .iter()
                             .filter(|c| !c.trim().is_empty())
                             .take(3)
-                            .map(|c| format!("\"{}\"", crate::report::shown(c)))
+                            .map(|c| format!("\"{}\"", crate::model::shown(c)))
                             .collect();
                         above.push((line, found.join(", ")));
                         not_header.get_or_insert(e);

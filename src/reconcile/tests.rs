@@ -1,5 +1,5 @@
 use super::*;
-use crate::directory::OrganisationInfo;
+use crate::model::OrganisationInfo;
 use crate::model::{Email, ExternalSyncId};
 use crate::report::RowResultKind;
 use crate::validate::RowOutcome;

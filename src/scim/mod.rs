@@ -3,7 +3,7 @@
 //!
 //! In: accounts, or SCIM JSON from a client or a portal. Out: SCIM JSON, or the account it
 //! describes. Shared by the SCIM directory backend (`directory::scim`, a client) and
-//! `push-connector serve` ([`crate::serve`], a service provider over the embedded directory).
+//! `push-connector serve` (the `serve` module, a service provider over the embedded directory).
 //!
 //! Mapping: `userName` = primary address, `externalId` = ExternalSyncID, `name.givenName` /
 //! `familyName` / `honorificPrefix` = FirstName / LastName / Title, `displayName`,
@@ -16,7 +16,7 @@ pub mod schema;
 
 use serde_json::{Map, Value, json};
 
-use crate::directory::{Account, Status};
+use crate::model::{Account, Status};
 use crate::model::{Email, Field, OdsCode, PortalId};
 
 /// The core User schema (RFC 7643 §4.1).

@@ -208,7 +208,7 @@ fn nhs_schema(base: &str, codes: &CodeLists) -> Value {
     };
     let mut status = A::new("status", "Portal-owned status; never changed over SCIM.");
     status.mutability = "readOnly";
-    status.canonical = crate::directory::Status::ALL
+    status.canonical = crate::model::Status::ALL
         .iter()
         .map(|s| s.as_str().to_owned())
         .collect();

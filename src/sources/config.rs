@@ -283,7 +283,7 @@ pub fn problems(sources: &[SourceConfig]) -> Vec<String> {
                 ));
             }
         }
-        if let Err(e) = crate::sync::schedule::SourceSchedule::from_config(s) {
+        if let Err(e) = crate::sources::schedule::SourceSchedule::from_config(s) {
             problems.push(format!("{at}: {e}"));
         }
     }

@@ -75,7 +75,7 @@ impl LdapSource {
         }
         let mut settings = LdapConnSettings::new().set_conn_timeout(timeout);
         if ldaps || config.tls == LdapTls::Auto {
-            let tls = crate::mail::tls::client_config(config.ca_file.as_deref())
+            let tls = crate::net::tls::client_config(config.ca_file.as_deref())
                 .map_err(|e| SourceError::Config(format!("ldap.ca_file: {e}")))?;
             settings = settings.set_config(Arc::new(tls)).set_starttls(!ldaps);
         }

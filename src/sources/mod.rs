@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod ldap;
+pub mod schedule;
 pub mod sql;
 
 use std::collections::HashMap;

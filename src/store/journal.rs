@@ -12,8 +12,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::runs::{RunInfo, RunStatus};
 use super::{StateDb, StateError};
-use crate::directory::{Account, Change};
-use crate::model::{Field, PortalId};
+use crate::model::{Account, Change, Field, PortalId};
 use crate::plan::{Action, Counts, Plan};
 
 stored_enum! {

@@ -374,7 +374,7 @@ async fn an_upgrade_that_leaves_a_dangling_reference_is_refused_whole() {
 }
 
 fn one_update_plan(run: &str) -> crate::plan::Plan {
-    use crate::directory::Change;
+    use crate::model::Change;
     use crate::model::{OdsCode, PortalId};
     use crate::plan::{Action, Plan, PlannedRow};
     Plan {

@@ -20,7 +20,6 @@
 //! includes it.
 
 pub mod mapping;
-pub mod schedule;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -3,6 +3,8 @@
 //! the transfer encodings real clients write. Included with `#[path]` by the test files that
 //! need it, so the other test binaries do not build the IMAP and SMTP clients.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};

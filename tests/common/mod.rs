@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests: running the binary and golden files.
 
+// Test code: a failure is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 use super::{Listed, Mailbox, MailboxError};
 use crate::mail::config::{MailboxConfig, TlsMode};
-use crate::mail::tls;
+use crate::net::tls;
 use crate::store::mail::Folder;
 
 /// A connection, plain or TLS.

@@ -1,5 +1,5 @@
-//! TLS client settings for the servers the service connects to: mail servers and the SCIM
-//! portal (rustls with ring).
+//! TLS client settings for the servers the service connects to: mail servers, the SCIM
+//! portal and directory sources (rustls with ring).
 //!
 //! In: an optional PEM file of the CA that signed a server's certificate. Out: a rustls
 //! client configuration that trusts only that CA, or the platform's roots when none is given.

@@ -4,9 +4,16 @@
 //! [`Field`] enum naming every portal attribute, newtypes for identifiers so a swapped argument
 //! does not compile, and [`RowIssue`], a row problem with its position.
 
+mod account;
+mod index;
+pub mod naming;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use account::{Account, Change, NewAccount, Status};
+pub use index::{DirectoryIndex, Keys, OrganisationInfo};
 
 /// One attribute of a portal account, as the new submission format names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -247,4 +254,23 @@ pub struct RowIssue {
     pub value: String,
     /// What is wrong, in words a local administrator understands.
     pub message: String,
+}
+
+/// A value as a message quotes it: line breaks, tabs and other control characters written
+/// out (`\n`, `U+0007`), so that a message stays one line.
+pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("U+{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
