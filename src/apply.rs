@@ -99,6 +99,8 @@ fn password_from(bytes: &[u8]) -> String {
 pub struct Applied {
     pub counts: Counts,
     pub reports: Vec<RowReport>,
+    /// The portal ID minted for each row the plan creates: (line, ID).
+    pub created: Vec<(u64, PortalId)>,
 }
 
 /// The things apply works with.
@@ -128,10 +130,21 @@ pub async fn apply_plan<D: Directory>(
         .count();
     let minted: Vec<PortalId> = (0..creates).map(|_| minter.portal_id()).collect();
     ctx.state.journal(plan, kind, source, &minted, now).await?;
+    let created = plan
+        .rows
+        .iter()
+        .filter(|r| matches!(r.action, Action::Create { .. }))
+        .map(|r| r.line)
+        .zip(minted)
+        .collect();
     // Phases 2–4.
     let counts = write(ctx, &plan.run, minter, now).await?;
     let reports = reports(ctx.state, plan, Planned::AsApplied).await?;
-    Ok(Applied { counts, reports })
+    Ok(Applied {
+        counts,
+        reports,
+        created,
+    })
 }
 
 /// Finishes a journalled run that a stopped process left behind.

@@ -4,8 +4,80 @@
 //! (pass, or held with every reason). A measure holds a run only when it is above the floor
 //! and above either its count or its share of the organisation's accounts. Pure.
 
-use crate::config::GuardConfig;
+use serde::Deserialize;
+
 use crate::plan::Plan;
+
+/// Thresholds of the mass-change guard. A run is held when, for any measure, the number of
+/// accounts concerned is above `floor` and above either the count or the share of the
+/// organisation's accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// A run touching this many accounts or fewer (per measure) is never held.
+    pub floor: u64,
+    /// Most accounts one run may update before it is held.
+    pub max_updated: u64,
+    /// Largest share (0–1) of the organisation's accounts one run may update.
+    pub max_updated_share: f64,
+    /// Most accounts whose first or last name one run may change.
+    pub max_renamed: u64,
+    /// Largest share (0–1) of the organisation's accounts one run may rename.
+    pub max_renamed_share: f64,
+    /// Most accounts one run may create.
+    pub max_created: u64,
+    /// Largest share (0–1) of the organisation's existing accounts one run may create.
+    pub max_created_share: f64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            floor: 50,
+            max_updated: 5000,
+            max_updated_share: 0.2,
+            max_renamed: 500,
+            max_renamed_share: 0.05,
+            max_created: 5000,
+            max_created_share: 0.2,
+        }
+    }
+}
+
+/// Per-organisation changes to the guard; unset values fall back to `[guard]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardOverride {
+    /// See `[guard] floor`.
+    pub floor: Option<u64>,
+    /// See `[guard] max_updated`.
+    pub max_updated: Option<u64>,
+    /// See `[guard] max_updated_share`.
+    pub max_updated_share: Option<f64>,
+    /// See `[guard] max_renamed`.
+    pub max_renamed: Option<u64>,
+    /// See `[guard] max_renamed_share`.
+    pub max_renamed_share: Option<f64>,
+    /// See `[guard] max_created`.
+    pub max_created: Option<u64>,
+    /// See `[guard] max_created_share`.
+    pub max_created_share: Option<f64>,
+}
+
+impl GuardConfig {
+    /// These thresholds with an organisation's overrides applied.
+    pub fn with(self, o: &GuardOverride) -> GuardConfig {
+        GuardConfig {
+            floor: o.floor.unwrap_or(self.floor),
+            max_updated: o.max_updated.unwrap_or(self.max_updated),
+            max_updated_share: o.max_updated_share.unwrap_or(self.max_updated_share),
+            max_renamed: o.max_renamed.unwrap_or(self.max_renamed),
+            max_renamed_share: o.max_renamed_share.unwrap_or(self.max_renamed_share),
+            max_created: o.max_created.unwrap_or(self.max_created),
+            max_created_share: o.max_created_share.unwrap_or(self.max_created_share),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {

@@ -81,11 +81,15 @@ pub struct Request<'r> {
     /// Drop the organisation's held runs of the same source, saying why ("which applied the
     /// same file again"): approving them later would apply an older picture.
     pub supersede: Option<&'static str>,
+    /// Whether a plan with nothing to create or update (every row rejected or unchanged) is
+    /// still applied, and so recorded as a run. Off for a SCIM write: a refused or unchanged
+    /// User records no run, and the plan comes back unapplied for the channel to answer.
+    pub record_idle: bool,
 }
 
 /// Plans, guards and applies one organisation's rows. A dry run changes nothing and takes
 /// no lock; its plan is still guarded, so [`Submitted::held`] says why the real run would be
-/// held.
+/// held. Without [`Request::record_idle`], a plan with nothing to change is not applied.
 pub async fn submit<D: Directory>(
     ctx: &Context<'_, D>,
     request: &Request<'_>,
@@ -144,8 +148,16 @@ pub async fn submit<D: Directory>(
     } else if request.dry_run {
         return Ok(out);
     }
+    if !request.record_idle && !out.plan.rows.iter().any(changes) {
+        return Ok(out);
+    }
     out.applied = Some(apply::apply_plan(ctx, &out.plan, "apply", source, minter, now).await?);
     Ok(out)
+}
+
+/// Whether a planned row creates or updates an account.
+fn changes(row: &PlannedRow) -> bool {
+    matches!(row.action, Action::Create { .. } | Action::Update { .. })
 }
 
 /// Rows planned against one index: a large file is planned part by part, so the index (a
@@ -230,7 +242,7 @@ pub async fn resume_unfinished<D: Directory>(
 }
 
 /// As [`resume_unfinished`], for one organisation whose lock the caller holds.
-pub async fn resume_locked<D: Directory>(
+async fn resume_locked<D: Directory>(
     ctx: &Context<'_, D>,
     organisation: &str,
     minter: &mut dyn Minter,

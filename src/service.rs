@@ -81,7 +81,7 @@ impl<'a> Service<'a> {
     /// Checks what the service needs (secrets, schedules, templates) and builds it.
     pub fn new(deployment: &'a Deployment<'a>) -> Result<Service<'a>, ServiceError> {
         let config = deployment.config;
-        let missing = crate::mail::config::missing_secrets(config);
+        let missing = crate::mail::config::missing_secrets(&config.mailbox, &config.outbox);
         if !missing.is_empty() {
             return Err(ServiceError::MissingSecrets(missing));
         }

@@ -251,8 +251,9 @@ async fn every_value_a_file_row_refuses_is_refused_with_the_file_paths_message()
         let patch = json!({"schemas": [PATCH_OP], "Operations": [op]});
         let (status, body) = send(&h, reqwest::Method::PATCH, &existing_url, Some(&patch)).await;
         assert_eq!(status, 400, "PATCH {value}: {body}");
-        if field == Field::Organisation {
-            // Organisation is immutable: that refusal comes first, whatever the value.
+        if matches!(field, Field::Organisation | Field::ExternalSyncId) {
+            // Organisation and externalId are immutable: that refusal comes first, whatever
+            // the value.
             assert_eq!(body["scimType"], "mutability", "PATCH {value}: {body}");
         } else {
             assert_eq!(body["scimType"], "invalidValue", "PATCH {value}: {body}");
@@ -424,4 +425,87 @@ async fn an_organisation_that_does_not_allow_creates_refuses_a_post() {
     let (status, body) = send(&h, reqwest::Method::PATCH, &url, Some(&patch)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(runs(dir.path()).len(), 1);
+}
+
+/// A User is the whole record: a PATCH `remove` clears the attribute (not "blank means
+/// keep", as for a file cell); `externalId` is immutable (400 `mutability`, nothing
+/// changed, no run); a User in its organisation itself reads back with the organisation
+/// as its `organisationUnit`, and writing that back changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_is_the_whole_record_and_its_keys_are_immutable() {
+    let dir = tempfile::tempdir().unwrap();
+    common::import_samples(dir.path());
+    write_config(dir.path(), "");
+    let s = serve(dir.path());
+    let h = http();
+    let (status, created) = send(
+        &h,
+        reqwest::Method::POST,
+        &format!("{}/Users", s.url),
+        Some(&user_of(&valid_row())),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let url = created["meta"]["location"].as_str().unwrap().to_owned();
+    assert_eq!(created[NHS_USER]["organisationUnit"], "RXX", "{created}");
+    assert_eq!(created["title"], "Staff Nurse", "{created}");
+
+    let patch = |op: Value| json!({"schemas": [PATCH_OP], "Operations": [op]});
+    let (status, removed) = send(
+        &h,
+        reqwest::Method::PATCH,
+        &url,
+        Some(&patch(json!({"op": "remove", "path": "title"}))),
+    )
+    .await;
+    assert_eq!(status, 200, "{removed}");
+    assert!(removed.get("title").is_none(), "{removed}");
+    let (_, stored) = send(&h, reqwest::Method::GET, &url, None).await;
+    assert!(stored.get("title").is_none(), "{stored}");
+
+    let (status, body) = send(
+        &h,
+        reqwest::Method::PATCH,
+        &url,
+        Some(&patch(
+            json!({"op": "replace", "path": "externalId", "value": "RXX0999"}),
+        )),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["scimType"], "mutability", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("externalId is immutable"),
+        "{body}"
+    );
+    let (_, now) = send(&h, reqwest::Method::GET, &url, None).await;
+    assert_eq!(now, stored, "the refused PATCH changed the User");
+
+    // The unit as read back, written back: nothing to change.
+    let (status, same) = send(&h, reqwest::Method::PUT, &url, Some(&stored)).await;
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(same[NHS_USER]["organisationUnit"], "RXX", "{same}");
+    // Create, then the remove: two runs (neither the refusal nor the PUT recorded one).
+    assert_eq!(runs(dir.path()).len(), 2);
+
+    // The schema says so.
+    let (_, schema) = send(
+        &h,
+        reqwest::Method::GET,
+        &format!(
+            "{}/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+            s.url
+        ),
+        None,
+    )
+    .await;
+    let external = schema["attributes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == "externalId"))
+        .unwrap_or_else(|| panic!("{schema}"));
+    assert_eq!(external["required"], true, "{external}");
+    assert_eq!(external["mutability"], "immutable", "{external}");
 }

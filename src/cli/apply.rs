@@ -57,6 +57,7 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
         dry_run,
         guarded: true,
         supersede: Some("which applied the same file again"),
+        record_idle: true,
     };
     let bar = common::progress(args.json || dry_run);
     let progress = |done: u64, total: u64| {

@@ -117,9 +117,11 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
 
 /// The `Source` cell of a line: the entry's DN or anchor.
 fn locator(synced: &Synced, line: u64) -> &str {
-    line.checked_sub(2)
-        .and_then(|i| synced.submission.rows.get(usize::try_from(i).ok()?))
-        .and_then(|r| r.cells.get(0))
+    // The rows are in line order.
+    let rows = &synced.submission.rows;
+    rows.binary_search_by_key(&line, |r| r.line)
+        .ok()
+        .and_then(|i| rows[i].cells.get(0))
         .unwrap_or_default()
 }
 

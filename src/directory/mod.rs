@@ -9,6 +9,7 @@
 //! touch. The account types and the index are the core's, in [`crate::model`].
 
 pub mod any;
+pub mod config;
 pub mod local;
 pub mod portable;
 pub mod scim;

@@ -1,7 +1,7 @@
 //! The e-mail connector's configuration sections: `[mailbox]`, `[outbox]`, `[mail]` and
 //! `[schedule]`.
 //!
-//! In: TOML (through [`crate::config::Config`]). Out: typed sections whose defaults run the
+//! In: TOML (through the configuration's loader). Out: typed sections whose defaults run the
 //! embedded deployment (a maildir under `var/mail`, `.eml` files into `var/outbox`, nightly
 //! at 02:00 Europe/London), and the problems serde cannot express, for the config's list.
 
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::{Config, Secret};
+use crate::config::secret::Secret;
 
 /// How the sender of a message is verified when `require_dmarc_pass` is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -263,16 +263,16 @@ fn verification_problems(mail: &MailConfig) -> Vec<String> {
 /// The secrets the mailbox and outbox need that are not set. Asked only by what uses them
 /// (`run`, `check`), so that the operator verbs (`runs`, `approve`, `validate`, …) start
 /// without the mail passwords.
-pub fn missing_secrets(config: &Config) -> Vec<String> {
+pub fn missing_secrets(mailbox: &MailboxConfig, outbox: &OutboxConfig) -> Vec<String> {
     let mut missing = Vec::new();
-    if config.mailbox.kind == MailboxKind::Imap && config.mailbox.password.is_none() {
+    if mailbox.kind == MailboxKind::Imap && mailbox.password.is_none() {
         missing.push(
             "mailbox.password must be set for kind = \"imap\" \
              (PUSH_CONNECTOR__MAILBOX__PASSWORD or _FILE)"
                 .to_owned(),
         );
     }
-    let o = &config.outbox;
+    let o = outbox;
     if o.kind == OutboxKind::Smtp && o.user.is_some() && o.password.is_none() {
         missing.push(
             "outbox.password must be set when outbox.user is \
@@ -283,13 +283,22 @@ pub fn missing_secrets(config: &Config) -> Vec<String> {
     missing
 }
 
-/// Problems of these sections, for [`Config`]'s list.
-pub fn problems(config: &Config) -> Vec<String> {
+/// The sections of the e-mail channel, as the configuration holds them.
+#[derive(Debug, Clone, Copy)]
+pub struct Sections<'a> {
+    pub mail: &'a MailConfig,
+    pub mailbox: &'a MailboxConfig,
+    pub outbox: &'a OutboxConfig,
+    pub schedule: &'a ScheduleConfig,
+}
+
+/// Problems of these sections, for the configuration's list.
+pub fn problems(config: Sections<'_>) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(e) = crate::mail::schedule::Schedule::from_config(&config.schedule) {
+    if let Err(e) = crate::mail::schedule::Schedule::from_config(config.schedule) {
         problems.push(format!("schedule: {e}"));
     }
-    let m = &config.mailbox;
+    let m = config.mailbox;
     if m.kind == MailboxKind::Imap {
         if m.host.is_empty() {
             problems.push("mailbox.host must be set for kind = \"imap\"".to_owned());
@@ -301,7 +310,7 @@ pub fn problems(config: &Config) -> Vec<String> {
     if m.poll_seconds == 0 {
         problems.push("mailbox.poll_seconds must be at least 1".to_owned());
     }
-    let o = &config.outbox;
+    let o = config.outbox;
     if o.kind == OutboxKind::Smtp {
         if o.host.is_empty() {
             problems.push("outbox.host must be set for kind = \"smtp\"".to_owned());
@@ -325,7 +334,7 @@ pub fn problems(config: &Config) -> Vec<String> {
     {
         problems.push(format!("mail.templates: no folder at {}", dir.display()));
     }
-    problems.extend(verification_problems(&config.mail));
+    problems.extend(verification_problems(config.mail));
     if !config.mail.address.contains('@') {
         problems.push(format!(
             "mail.address \"{}\" is not an e-mail address",

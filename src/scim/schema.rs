@@ -124,6 +124,10 @@ fn user_schema(base: &str, codes: &CodeLists) -> Value {
     user_name.uniqueness = "server";
     let mut external = A::new("externalId", "The organisation's ExternalSyncID.");
     external.case_exact = true;
+    // Every account has one (a file row without it is refused, and so is a User), and it is
+    // never overwritten: a blank one is filled in once, then it must match.
+    external.required = true;
+    external.mutability = "immutable";
     let mut given = A::new("givenName", "First name.");
     given.required = true;
     let mut family = A::new("familyName", "Last name.");

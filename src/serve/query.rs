@@ -19,7 +19,7 @@ use crate::directory::{Account, Directory};
 use crate::model::PortalId;
 use crate::scim::filter::{self, Filter};
 use crate::scim::schema::MAX_RESULTS;
-use crate::scim::{LIST_RESPONSE, NHS_USER, user_json, with_meta};
+use crate::scim::{LIST_RESPONSE, NHS_USER, with_meta};
 
 /// Query parameters of a list (RFC 7644 §3.4.2).
 #[derive(Debug, Default, Deserialize)]
@@ -99,7 +99,7 @@ async fn list(
     let mut users: Vec<Value> = accounts
         .into_iter()
         .filter(|a| scope.allows(a.organisation()))
-        .map(|a| with_meta(user_json(&a), base))
+        .map(|a| with_meta(super::users::served(&a), base))
         .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
         .collect();
     users.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
@@ -156,7 +156,7 @@ async fn plain_page(
         .iter()
         .map(|a| {
             project(
-                with_meta(user_json(a), base),
+                with_meta(super::users::served(a), base),
                 q.attributes.as_deref(),
                 q.excluded_attributes.as_deref(),
             )

@@ -1,10 +1,10 @@
 //! SCIM writes through the rules a file row goes through: the User becomes a one-row
-//! submission in the new format, is validated with the deployment's [`Rules`], reconciled and
-//! planned with the organisation's [`Policy`] ([`pipeline::plan`]), and applied through the
-//! journal ([`apply::apply_plan`]) under the organisation's lock, after finishing any run a
-//! stopped process left behind. The directory so holds only what the rules allow, whichever
-//! door the data came in by, and every write is a run that `runs` lists and `revert RUN`
-//! undoes.
+//! submission in the new format, is validated with the deployment's [`Rules`], and goes
+//! through the driver every channel uses ([`pipeline::submit`]): reconciled and planned with
+//! the organisation's [`Policy`](crate::reconcile::Policy) and applied through the journal
+//! under the organisation's lock, after finishing any run a stopped process left behind.
+//! The directory so holds only what the rules allow, whichever door the data came in by,
+//! and every write is a run that `runs` lists and `revert RUN` undoes.
 //!
 //! In: the account a User describes (with its portal ID when it exists), the organisation,
 //! and the source the journal names (`SCIM POST /v2/Users by …`). Out: the validated row, or
@@ -13,13 +13,11 @@
 //! does not allow, an organisation-unit move…). Not held by the size guard: a SCIM client
 //! waits for its answer, and one request changes at most one account (Bulk: one each).
 
-use std::path::PathBuf;
-
 use chrono::Utc;
 use csv::StringRecord;
 
 use super::{ScimError, Shared};
-use crate::apply::{self, Context, Minter, RandomMinter};
+use crate::apply::{Context, Minter, RandomMinter};
 use crate::config::Config;
 use crate::directory::Account;
 use crate::directory::local::LocalDirectory;
@@ -34,18 +32,11 @@ use crate::validate::{self, RowOutcome, RowResult, Rules};
 use axum::http::StatusCode;
 
 /// What a write is checked and journalled with: the deployment's rules and configuration
-/// (for each organisation's policy) and the state database.
+/// (for each organisation's policy and the initial-password file) and the state database.
 pub struct Pipeline {
     pub rules: Rules,
     pub config: Config,
     pub state: StateDb,
-}
-
-impl Pipeline {
-    /// The initial-password file of new accounts (mode 0600), as for every run.
-    fn passwords(&self) -> PathBuf {
-        self.config.service.state_dir.join("initial-passwords.csv")
-    }
 }
 
 /// The line a SCIM write's row has, as the first data row of a file (the header is line 1).
@@ -210,7 +201,8 @@ pub(super) async fn write(
     })?
 }
 
-/// [`write`], on the thread that runs it.
+/// [`write`], on the thread that runs it: one submission through [`pipeline::submit`], as
+/// every channel's, unguarded and recording no run when nothing changes.
 async fn write_here(
     directory: &LocalDirectory,
     pipeline: &Pipeline,
@@ -222,31 +214,41 @@ async fn write_here(
         tracing::error!(error = %e, "SCIM write");
         ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
     };
-    let policy = crate::deployment::policy(&pipeline.config, &OdsCode::new_unchecked(organisation));
-    let state = &pipeline.state;
-    let _lock = state.lock(organisation).map_err(|e| internal(&e))?;
+    let code = OdsCode::new_unchecked(organisation);
+    let mut policy = crate::deployment::policy(&pipeline.config, &code);
+    // A User is the whole record (a PUT replaces it, a PATCH is applied to it first): an
+    // attribute it lacks was removed, not left out as a blank cell is.
+    policy.blank_means_keep = false;
+    let now = Utc::now();
+    let request = pipeline::Request {
+        results: std::slice::from_ref(&row),
+        policy,
+        limits: crate::deployment::guard_limits(&pipeline.config, &code),
+        run: crate::deployment::run_id(now),
+        source: source.to_owned(),
+        dry_run: false,
+        guarded: false,
+        supersede: None,
+        record_idle: false,
+    };
     let progress = |_: u64, _: u64| {};
     let ctx = Context {
         directory,
-        state,
-        passwords: pipeline.passwords(),
+        state: &pipeline.state,
+        passwords: crate::deployment::password_file(&pipeline.config),
         progress: &progress,
     };
     let mut minter = Recording {
         inner: RandomMinter,
         minted: Vec::new(),
     };
-    let now = Utc::now();
-    pipeline::resume_locked(&ctx, organisation, &mut minter, now)
+    let submitted = pipeline::submit(&ctx, &request, &mut minter, now)
         .await
         .map_err(|e| internal(&e))?;
-    minter.minted.clear();
-    let run = crate::deployment::run_id(now);
-    let (plan, _) = pipeline::plan(directory, &run, std::slice::from_ref(&row), &policy).await?;
-    let Some(planned) = plan.rows.first() else {
+    let Some(planned) = submitted.plan.rows.first() else {
         return Err(internal(&"the plan has no row"));
     };
-    match &planned.action {
+    let created = match &planned.action {
         Action::Rejected => {
             return Err(ScimError::new(
                 StatusCode::BAD_REQUEST,
@@ -255,13 +257,13 @@ async fn write_here(
             ));
         }
         Action::Unchanged { .. } => return Ok(Written::Unchanged),
-        Action::Create { .. } | Action::Update { .. } => {}
-    }
-    let created = matches!(planned.action, Action::Create { .. });
-    let applied = apply::apply_plan(&ctx, &plan, "apply", Some(source), &mut minter, now)
-        .await
-        .map_err(|e| internal(&e))?;
-    tracing::info!(run = %run, organisation, source, "SCIM write journalled");
+        Action::Create { .. } => true,
+        Action::Update { .. } => false,
+    };
+    let Some(applied) = &submitted.applied else {
+        return Err(internal(&"a change was planned but not applied"));
+    };
+    tracing::info!(run = %request.run, organisation, source, "SCIM write journalled");
     if let Some(failed) = applied
         .reports
         .iter()
@@ -274,9 +276,11 @@ async fn write_here(
         ));
     }
     if created {
+        // Runs a stopped process left behind are finished first and may mint IDs too; this
+        // run's one create mints last.
         let id = minter
             .minted
-            .first()
+            .last()
             .cloned()
             .ok_or_else(|| internal(&"no portal ID was minted"))?;
         return Ok(Written::Created(id));

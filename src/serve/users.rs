@@ -21,7 +21,7 @@ use super::{ScimError, ServerState, Shared, base, parse_json, scim};
 use crate::directory::{Account, Directory, Status};
 use crate::model::{Field, PortalId};
 use crate::scim::filter::quote;
-use crate::scim::{NHS_USER, account_from_user, patch, user_json, version_of, with_meta};
+use crate::scim::{NHS_USER, account_from_user, patch, version_of, with_meta};
 
 /// `attributes` / `excludedAttributes` of a GET.
 #[derive(Debug, Default, Deserialize)]
@@ -39,7 +39,7 @@ pub(super) async fn get_user(
     Query(p): Query<Projection>,
 ) -> Result<Response, ScimError> {
     let account = load(&s, &scope, &id).await?;
-    let user = with_meta(user_json(&account), &base(&s, &headers));
+    let user = with_meta(served(&account), &base(&s, &headers));
     let version = user["meta"]["version"]
         .as_str()
         .unwrap_or_default()
@@ -65,6 +65,20 @@ pub(super) async fn get_user(
 
 /// The User `id`, when it is in the scope: another organisation's User is "no User", as if
 /// it did not exist.
+/// The User of an account as this service shows it: [`crate::scim::user_json`], with the
+/// organisation as `organisationUnit` when the account is in the organisation itself (no
+/// unit), so a User written with its organisation as its unit reads back as it was written.
+pub(super) fn served(account: &Account) -> Value {
+    let mut user = crate::scim::user_json(account);
+    if account.get(Field::OrganisationUnit).is_none()
+        && let Some(ext) = user.get_mut(NHS_USER).and_then(Value::as_object_mut)
+        && let Some(org) = ext.get("organisation").cloned()
+    {
+        ext.insert("organisationUnit".into(), org);
+    }
+    user
+}
+
 async fn load(s: &ServerState, scope: &Scope, id: &str) -> Result<Account, ScimError> {
     s.directory
         .by_id(&PortalId::new_unchecked(id))
@@ -186,10 +200,7 @@ pub(super) async fn create(
         .collect();
     d.add_organisation(organisation, &units).await?;
     match rules::write(s, organisation, row, source).await? {
-        Written::Created(id) => Ok(with_meta(
-            user_json(&load(s, scope, id.as_str()).await?),
-            base,
-        )),
+        Written::Created(id) => Ok(with_meta(served(&load(s, scope, id.as_str()).await?), base)),
         Written::Updated | Written::Unchanged => Err(ScimError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
@@ -294,7 +305,7 @@ pub(super) async fn update(
 ) -> Result<Value, ScimError> {
     let _guard = s.writes.lock().await;
     let current = load(s, scope, id).await?;
-    let current_json = user_json(&current);
+    let current_json = served(&current);
     if let Some(wanted) = if_match {
         let version = version_of(&current_json);
         if !wanted
@@ -325,16 +336,29 @@ pub(super) async fn update(
     }
     may_act_for(scope, new.organisation())?;
     require_names(&new)?;
-    for (field, name) in [
-        (Field::Organisation, "organisation"),
-        (Field::OrganisationUnit, "organisationUnit"),
+    for (field, name, why) in [
+        (
+            Field::ExternalSyncId,
+            "externalId".to_owned(),
+            "it is the organisation's key of the person",
+        ),
+        (
+            Field::Organisation,
+            format!("{NHS_USER}:organisation"),
+            "people move by transfer in the portal",
+        ),
+        (
+            Field::OrganisationUnit,
+            format!("{NHS_USER}:organisationUnit"),
+            "people move by transfer in the portal",
+        ),
     ] {
         // Immutable (RFC 7644 §3.5.1): may be set once, then must match.
         if current.get(field).is_some() && new.get(field) != current.get(field) {
             return Err(ScimError::new(
                 StatusCode::BAD_REQUEST,
                 Some("mutability"),
-                format!("{NHS_USER}:{name} is immutable: people move by transfer in the portal"),
+                format!("{name} is immutable: {why}"),
             ));
         }
     }
@@ -354,7 +378,7 @@ pub(super) async fn update(
         Written::Unchanged => Ok(with_meta(current_json, base)),
         Written::Updated | Written::Created(_) => {
             let after = load(s, scope, id).await?;
-            Ok(with_meta(user_json(&after), base))
+            Ok(with_meta(served(&after), base))
         }
     }
 }

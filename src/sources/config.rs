@@ -1,6 +1,6 @@
 //! The `[[source]]` sections: directories and databases a sync reads staff from.
 //!
-//! In: TOML (through [`crate::config::Config`]). Out: one [`SourceConfig`] per source (its
+//! In: TOML (through the configuration's loader). Out: one [`SourceConfig`] per source (its
 //! connection under `[source.ldap]` or `[source.sql]`, the attribute mapping, the write-back
 //! targets, the schedule), and the problems serde cannot express, for the config's list.
 
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::Secret;
+use crate::config::secret::Secret;
 use crate::model::Field;
 
 /// One source of a directory sync.
@@ -202,7 +202,7 @@ pub fn mapped(names: &BTreeMap<String, String>, field: Field) -> Option<&String>
         .map(|(_, v)| v)
 }
 
-/// Problems of the `[[source]]` sections, for [`crate::config::Config`]'s list.
+/// Problems of the `[[source]]` sections, for the configuration's list.
 pub fn problems(sources: &[SourceConfig]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut names = std::collections::HashSet::new();

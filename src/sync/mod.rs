@@ -30,10 +30,10 @@ use crate::config::Config;
 use crate::directory::Account;
 use crate::directory::{Directory, DirectoryError};
 use crate::formats::Submission;
-use crate::model::{Field, OdsCode};
+use crate::model::{Field, Keys, OdsCode, PortalId};
 use crate::pipeline::{self, Submitted};
 use crate::plan::Action;
-use crate::reconcile;
+
 use crate::report::{RowReport, RowResultKind, describe_issues};
 use crate::sources::config::SourceConfig;
 use crate::sources::{Source, SourceEntry, SourceError, WriteBack};
@@ -215,6 +215,13 @@ pub async fn sync<S: Source, D: Directory>(
     // Phase 2: map and validate.
     let mut submission = mapping.submission(&entries);
     let results = validate::validate(&submission, rules);
+    // Each row's entry, by the row's line: the rows are the entries in order.
+    let entry_of: HashMap<u64, &SourceEntry> = submission
+        .rows
+        .iter()
+        .zip(&entries)
+        .map(|(row, entry)| (row.line, entry))
+        .collect();
 
     // Phase 3: plan, guard and apply, one organisation at a time.
     let (groups, mut reports) = by_organisation(&results, source_config);
@@ -263,6 +270,7 @@ pub async fn sync<S: Source, D: Directory>(
             dry_run: options.dry_run,
             guarded: true,
             supersede: Some("which read the source again"),
+            record_idle: true,
         };
         let submitted = pipeline::submit(ctx, &request, minter, now).await?;
         reports.extend(submitted.reports());
@@ -282,10 +290,8 @@ pub async fn sync<S: Source, D: Directory>(
     let mut write_back = plan_write_back(
         &mapping,
         ctx.directory,
-        &entries,
-        &results,
+        &entry_of,
         &write_orgs,
-        config,
         options.dry_run,
     )
     .await?;
@@ -312,7 +318,7 @@ pub async fn sync<S: Source, D: Directory>(
     }
 
     // Phase 5: remember, last.
-    let fingerprints = fingerprints(&mapping, &entries, &reports, &write_back);
+    let fingerprints = fingerprints(&mapping, &entry_of, &reports, &write_back);
     let advance =
         options.only.is_empty() && organisations.iter().all(|o| o.submitted.held.is_empty());
     store
@@ -396,10 +402,8 @@ fn by_organisation(
 async fn plan_write_back<D: Directory>(
     mapping: &Mapping,
     directory: &D,
-    entries: &[SourceEntry],
-    results: &[RowResult],
+    entries: &HashMap<u64, &SourceEntry>,
     organisations: &[&OrganisationRun],
-    config: &Config,
     preview: bool,
 ) -> Result<Vec<WriteBackRow>, DirectoryError> {
     if !mapping.writes_back() {
@@ -423,21 +427,39 @@ async fn plan_write_back<D: Directory>(
             .filter(|r| r.result == RowResultKind::Failed)
             .map(|r| r.line)
             .collect();
-        let group: Vec<RowResult> = results
+        // The account each row joined is the plan's (an update's or unchanged row's ID, a
+        // create's minted ID): looked up by that ID, never joined again.
+        let created: HashMap<u64, &PortalId> = org
+            .submitted
+            .applied
             .iter()
-            .filter(|r| planned.contains_key(&r.line) && !failed.contains(&r.line))
-            .cloned()
+            .flat_map(|a| &a.created)
+            .map(|(line, id)| (*line, id))
             .collect();
-        let policy = crate::deployment::policy(config, &org.organisation);
-        let index = directory
-            .index_for(&reconcile::keys(&group, &policy))
-            .await?;
-        for r in &group {
-            let RowOutcome::Valid(p) = &r.outcome else {
-                continue;
-            };
+        let lines: Vec<u64> = planned
+            .keys()
+            .copied()
+            .filter(|line| !failed.contains(line))
+            .collect();
+        let id_of = |line: u64| -> Option<&PortalId> {
+            match planned.get(&line)? {
+                Action::Update { id, .. } | Action::Unchanged { id } => Some(id),
+                Action::Create { .. } => created.get(&line).copied(),
+                Action::Rejected => None,
+            }
+        };
+        let keys = Keys {
+            ids: lines
+                .iter()
+                .filter_map(|l| id_of(*l))
+                .map(|id| id.to_string())
+                .collect(),
+            ..Keys::default()
+        };
+        let index = directory.index_for(&keys).await?;
+        for line in lines {
             let account: Option<Account> = if preview {
-                match planned.get(&r.line) {
+                match planned.get(&line) {
                     Some(Action::Create { account }) => Some((**account).clone()),
                     Some(Action::Update { id, changes, .. }) => {
                         index.by_id(id.as_str()).cloned().map(|mut a| {
@@ -451,20 +473,13 @@ async fn plan_write_back<D: Directory>(
                     Some(Action::Rejected) | None => None,
                 }
             } else {
-                p.id.as_ref()
-                    .and_then(|id| index.by_id(id.as_str()))
-                    .or_else(|| {
-                        index.by_external(org.organisation.as_str(), p.external_sync_id.as_str())
-                    })
-                    .or_else(|| p.email.as_ref().and_then(|e| index.by_email(e.as_str())))
-                    .cloned()
+                id_of(line).and_then(|id| index.by_id(id.as_str())).cloned()
             };
-            let entry = entries.get((r.line - 2) as usize);
-            if let (Some(account), Some(entry)) = (account, entry)
+            if let (Some(account), Some(entry)) = (account, entries.get(&line))
                 && let Some(write) = mapping.write_back(entry, &account)
             {
                 rows.push(WriteBackRow {
-                    line: r.line,
+                    line,
                     new_id: account.id.as_str().is_empty() && mapping.writes_back_field(Field::Id),
                     write,
                     outcome: None,
@@ -485,7 +500,7 @@ const RETRY: &str = "";
 /// failed write-backs are marked [`RETRY`], so they are tried again next run.
 fn fingerprints(
     mapping: &Mapping,
-    entries: &[SourceEntry],
+    entries: &HashMap<u64, &SourceEntry>,
     reports: &[RowReport],
     write_back: &[WriteBackRow],
 ) -> Vec<(String, String)> {
@@ -493,7 +508,7 @@ fn fingerprints(
     reports
         .iter()
         .filter_map(|r| {
-            let entry = entries.get(usize::try_from(r.line).ok()?.checked_sub(2)?)?;
+            let entry = *entries.get(&r.line)?;
             let applied = r.result.is_done();
             let fingerprint = match writes.get(&r.line) {
                 _ if !applied => RETRY.to_owned(),

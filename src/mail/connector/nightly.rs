@@ -113,6 +113,7 @@ impl<'a, D: Directory> Connector<'a, D> {
             dry_run: false,
             guarded: true,
             supersede: None,
+            record_idle: true,
         };
         let progress = |_: u64, _: u64| {};
         let ctx = self.context(&progress);

@@ -6,13 +6,16 @@
 //! problem found at once. With no file at all the defaults run the embedded deployment.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
 use serde::Deserialize;
 
 mod collect;
+pub mod secret;
+
+pub use crate::directory::config::{DirectoryBackend, DirectoryConfig};
+pub use crate::guard::{GuardConfig, GuardOverride};
+pub use secret::Secret;
 
 /// Environment variables that override the file start with this, then `SECTION__KEY`
 /// (array entries by index: `PUSH_CONNECTOR__ORGANISATIONS__0__CONNECTOR_KEY`).
@@ -47,71 +50,6 @@ pub struct Config {
     /// Directories and databases synced from (`sync NAME`, and on a schedule by `run`).
     #[serde(rename = "source")]
     pub sources: Vec<crate::sources::config::SourceConfig>,
-}
-
-/// Which directory backend runs are applied to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DirectoryBackend {
-    /// The embedded directory: an SQLite file (the portal stand-in).
-    Local,
-    /// The portal's SCIM 2.0 API (RFC 7643/7644).
-    Scim,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DirectoryConfig {
-    /// The backend: `local` (embedded SQLite directory) or `scim` (the portal's SCIM API).
-    pub backend: DirectoryBackend,
-    /// The embedded directory's database file (`local`; also what `serve` publishes).
-    pub path: PathBuf,
-    /// `scim`: the base URL of the SCIM API, up to and including `/v2`.
-    pub url: Option<String>,
-    /// `scim`: a bearer token (set it with `PUSH_CONNECTOR__DIRECTORY__TOKEN` or `…_FILE`).
-    pub token: Option<Secret>,
-    /// `scim`: OAuth2 token endpoint, for client credentials instead of a fixed token.
-    pub token_url: Option<String>,
-    /// `scim`: OAuth2 client ID.
-    pub client_id: Option<String>,
-    /// `scim`: OAuth2 client secret (`PUSH_CONNECTOR__DIRECTORY__CLIENT_SECRET[_FILE]`).
-    pub client_secret: Option<Secret>,
-    /// `scim`: OAuth2 scope to ask for, if the portal wants one.
-    pub scope: Option<String>,
-    /// `scim`: seconds one HTTP request may take.
-    pub timeout_seconds: u64,
-    /// `scim`: most requests in flight at once.
-    pub concurrency: usize,
-    /// `scim`: PEM file of the CA that signed the portal's certificate; only it is trusted
-    /// then (the platform's roots when unset).
-    pub ca_file: Option<PathBuf>,
-    /// `scim`: HTTP(S) proxy URL (`http://proxy:3128`); none when unset.
-    pub proxy: Option<String>,
-    /// `scim`: attempts of one request before its error counts (429, 5xx, timeouts).
-    pub retries: u32,
-    /// `scim`: send creates and updates through `/Bulk` when the portal offers it.
-    pub bulk: bool,
-}
-
-impl Default for DirectoryConfig {
-    fn default() -> Self {
-        DirectoryConfig {
-            backend: DirectoryBackend::Local,
-            path: PathBuf::from("var/directory.sqlite"),
-            url: None,
-            token: None,
-            token_url: None,
-            client_id: None,
-            client_secret: None,
-            scope: None,
-            timeout_seconds: 30,
-            concurrency: 8,
-            ca_file: None,
-            proxy: None,
-            retries: 6,
-            bulk: true,
-        }
-    }
 }
 
 /// `push-connector serve`: where it listens and the token its clients must send.
@@ -210,77 +148,6 @@ impl Default for ServeConfig {
     }
 }
 
-/// Thresholds of the mass-change guard. A run is held when, for any measure, the number of
-/// accounts concerned is above `floor` and above either the count or the share of the
-/// organisation's accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GuardConfig {
-    /// A run touching this many accounts or fewer (per measure) is never held.
-    pub floor: u64,
-    /// Most accounts one run may update before it is held.
-    pub max_updated: u64,
-    /// Largest share (0–1) of the organisation's accounts one run may update.
-    pub max_updated_share: f64,
-    /// Most accounts whose first or last name one run may change.
-    pub max_renamed: u64,
-    /// Largest share (0–1) of the organisation's accounts one run may rename.
-    pub max_renamed_share: f64,
-    /// Most accounts one run may create.
-    pub max_created: u64,
-    /// Largest share (0–1) of the organisation's existing accounts one run may create.
-    pub max_created_share: f64,
-}
-
-impl Default for GuardConfig {
-    fn default() -> Self {
-        GuardConfig {
-            floor: 50,
-            max_updated: 5000,
-            max_updated_share: 0.2,
-            max_renamed: 500,
-            max_renamed_share: 0.05,
-            max_created: 5000,
-            max_created_share: 0.2,
-        }
-    }
-}
-
-/// Per-organisation changes to the guard; unset values fall back to `[guard]`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GuardOverride {
-    /// See `[guard] floor`.
-    pub floor: Option<u64>,
-    /// See `[guard] max_updated`.
-    pub max_updated: Option<u64>,
-    /// See `[guard] max_updated_share`.
-    pub max_updated_share: Option<f64>,
-    /// See `[guard] max_renamed`.
-    pub max_renamed: Option<u64>,
-    /// See `[guard] max_renamed_share`.
-    pub max_renamed_share: Option<f64>,
-    /// See `[guard] max_created`.
-    pub max_created: Option<u64>,
-    /// See `[guard] max_created_share`.
-    pub max_created_share: Option<f64>,
-}
-
-impl GuardConfig {
-    /// These thresholds with an organisation's overrides applied.
-    pub fn with(self, o: &GuardOverride) -> GuardConfig {
-        GuardConfig {
-            floor: o.floor.unwrap_or(self.floor),
-            max_updated: o.max_updated.unwrap_or(self.max_updated),
-            max_updated_share: o.max_updated_share.unwrap_or(self.max_updated_share),
-            max_renamed: o.max_renamed.unwrap_or(self.max_renamed),
-            max_renamed_share: o.max_renamed_share.unwrap_or(self.max_renamed_share),
-            max_created: o.max_created.unwrap_or(self.max_created),
-            max_created_share: o.max_created_share.unwrap_or(self.max_created_share),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
@@ -370,17 +237,6 @@ fn yes() -> bool {
     true
 }
 
-/// A secret that never shows in logs or debug output.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub SecretString);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 /// Everything wrong with a configuration, found at once.
 #[derive(Debug, thiserror::Error)]
 #[error("the configuration {origin} cannot be used:\n  - {}", problems.join("\n  - "))]
@@ -464,7 +320,10 @@ impl Config {
         };
         problems.extend(config.problems());
         if secrets {
-            problems.extend(crate::mail::config::missing_secrets(&config));
+            problems.extend(crate::mail::config::missing_secrets(
+                &config.mailbox,
+                &config.outbox,
+            ));
         }
         if problems.is_empty() {
             Ok(config)
@@ -635,7 +494,7 @@ impl Config {
                 problems.push(format!("{name}.{key} must be between 0 and 1, not {share}"));
             }
         }
-        problems.extend(crate::mail::config::problems(self));
+        problems.extend(crate::mail::config::problems(self.mail_sections()));
         problems.extend(crate::sources::config::problems(&self.sources));
         problems
     }
@@ -646,6 +505,16 @@ impl Config {
     }
 
     /// The configuration of an organisation, by ODS code (any case).
+    /// The sections of the e-mail channel.
+    pub fn mail_sections(&self) -> crate::mail::config::Sections<'_> {
+        crate::mail::config::Sections {
+            mail: &self.mail,
+            mailbox: &self.mailbox,
+            outbox: &self.outbox,
+            schedule: &self.schedule,
+        }
+    }
+
     pub fn organisation(&self, code: &str) -> Option<&OrganisationConfig> {
         self.organisations
             .iter()
