@@ -20,7 +20,6 @@
 //! includes it.
 
 pub mod mapping;
-pub mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -38,11 +37,11 @@ use crate::plan::Action;
 use crate::report::{RowReport, RowResultKind, describe_issues};
 use crate::sources::config::SourceConfig;
 use crate::sources::{Source, SourceEntry, SourceError, WriteBack};
-use crate::state::StateError;
+use crate::store::StateError;
 use crate::validate::{self, RowOutcome, RowResult, Rules};
 
 use self::mapping::Mapping;
-use self::store::SyncStore;
+use crate::store::SyncStore;
 
 /// How one sync runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
