@@ -171,3 +171,38 @@ pub fn run_id(now: DateTime<Utc>) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{}-{}", now.format("%Y%m%d-%H%M%S"), &random[..6])
 }
+
+/// The configuration resolved into rules lives here, with the rest of the resolution, so that
+/// validation stays apart from the configuration.
+impl Rules {
+    /// The rules a configuration describes (reads its code-list files).
+    pub fn from_config(config: &Config) -> std::io::Result<Rules> {
+        let load = |path: &Option<std::path::PathBuf>| -> std::io::Result<Option<crate::validate::CodeList>> {
+            path.as_ref().map(crate::validate::CodeList::load).transpose()
+        };
+        Ok(Rules {
+            domains: config
+                .service
+                .domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            subdomains: config.service.include_subdomains,
+            titles: load(&config.validation.titles)?
+                .unwrap_or_else(crate::validate::CodeList::default_titles),
+            clinical_roles: load(&config.validation.clinical_roles)?,
+            clinical_specialities: load(&config.validation.clinical_specialities)?,
+            work_areas: load(&config.validation.work_areas)?,
+            connectors: config
+                .organisations
+                .iter()
+                .filter_map(|o| {
+                    o.connector
+                        .clone()
+                        .map(|c| (o.code.to_ascii_uppercase(), c))
+                })
+                .collect(),
+            limits: config.limits,
+        })
+    }
+}

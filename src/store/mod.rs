@@ -49,7 +49,6 @@ macro_rules! stored_enum {
 
 pub mod journal;
 pub mod mail;
-pub mod outbox;
 pub mod runs;
 mod schema;
 pub mod sqlite;
@@ -62,6 +61,7 @@ use sqlx::sqlite::SqlitePool;
 
 pub use journal::{DoneChange, JournalOp, OpKind, OpOutcomeRow, OpRecord, OpState};
 pub use mail::MailStore;
+pub use mail::outbox;
 pub use runs::{RunInfo, RunStatus};
 use sqlite::SqliteError;
 pub use sync::SyncStore;

@@ -18,7 +18,6 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::formats::{Limits, Submission, grouped, layout_header, unneutralise};
 use crate::model::{Email, ExternalSyncId, Field, OdsCode, Person, Phone, PortalId, RowIssue};
 use fields::{check_email, check_key, check_ods, check_portal_id};
@@ -61,38 +60,6 @@ impl Default for Rules {
             connectors: HashMap::new(),
             limits: Limits::default(),
         }
-    }
-}
-
-impl Rules {
-    /// The rules a configuration describes (reads its code-list files).
-    pub fn from_config(config: &Config) -> std::io::Result<Rules> {
-        let load = |path: &Option<std::path::PathBuf>| -> std::io::Result<Option<CodeList>> {
-            path.as_ref().map(CodeList::load).transpose()
-        };
-        Ok(Rules {
-            domains: config
-                .service
-                .domains
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
-            subdomains: config.service.include_subdomains,
-            titles: load(&config.validation.titles)?.unwrap_or_else(CodeList::default_titles),
-            clinical_roles: load(&config.validation.clinical_roles)?,
-            clinical_specialities: load(&config.validation.clinical_specialities)?,
-            work_areas: load(&config.validation.work_areas)?,
-            connectors: config
-                .organisations
-                .iter()
-                .filter_map(|o| {
-                    o.connector
-                        .clone()
-                        .map(|c| (o.code.to_ascii_uppercase(), c))
-                })
-                .collect(),
-            limits: config.limits,
-        })
     }
 }
 

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::mail::{MailStore, StoreError};
+use super::{MailStore, StoreError};
 
 /// An e-mail ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
