@@ -401,6 +401,19 @@ fn held_run_waits_for_approval_or_rejection() {
         runs.contains("rejected") && runs.contains("applied"),
         "{runs}"
     );
+    // An applied run cannot be approved or rejected again: a plain refusal saying it is
+    // applied, not a database that cannot be read.
+    for (verb, done) in [("approve", "approved"), ("reject", "rejected")] {
+        let o = pc(dir.path(), &["--config", &config, verb, &run]);
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "run {run} is applied: only a held run can be {done}"
+            )) && !err.contains("cannot read"),
+            "{verb}: {err}"
+        );
+    }
 }
 
 #[test]
