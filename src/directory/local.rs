@@ -1151,18 +1151,10 @@ async fn update_one<'c>(
     };
     let mut needed = Vec::new();
     for c in changes {
-        let now = account.get(c.field);
-        if now == c.after.as_deref() {
-            continue;
-        }
-        if now != c.before.as_deref() {
-            return Ok(Err(format!(
-                "{} of {} was changed in the directory since this run was planned (now \"{}\"): \
-                 nothing was changed on this account",
-                c.field,
-                account.describe(),
-                now.unwrap_or_default()
-            )));
+        match account.still_to_make(c) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(refusal) => return Ok(Err(refusal)),
         }
         if c.field == Field::Email
             && let Some(after) = &c.after

@@ -342,18 +342,10 @@ fn needed_changes<'a>(
     };
     let mut needed = Vec::new();
     for c in changes {
-        let now = current.get(c.field);
-        if now == c.after.as_deref() {
-            continue;
-        }
-        if now != c.before.as_deref() {
-            return Ok(Err(OpOutcome::Failed(format!(
-                "{} of {} was changed in the directory since this run was planned \
-                 (now \"{}\"): nothing was changed on this account",
-                c.field,
-                current.describe(),
-                now.unwrap_or_default()
-            ))));
+        match current.still_to_make(c) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(refusal) => return Ok(Err(OpOutcome::Failed(refusal))),
         }
         if matches!(c.field, Field::Organisation | Field::Id) {
             return Ok(Err(OpOutcome::Failed(format!(
