@@ -19,7 +19,7 @@ use crate::directory::{Directory, DirectoryError, NewAccount, Op, OpOutcome};
 use crate::model::PortalId;
 use crate::plan::{Action, Counts, Plan};
 use crate::report::{RowReport, RowResultKind};
-use crate::state::{JournalOp, OpRecord, StateDb, StateError};
+use crate::store::{JournalOp, OpKind, OpOutcomeRow, OpRecord, OpState, StateDb, StateError};
 
 /// Operations per directory batch (and per journal update).
 const BATCH: i64 = 5000;
@@ -139,7 +139,7 @@ pub async fn apply_plan<D: Directory>(
         .collect();
     // Phases 2–4.
     let counts = write(ctx, &plan.run, minter, now).await?;
-    let reports = reports(ctx.state, plan).await?;
+    let reports = reports(ctx.state, plan, Planned::AsApplied).await?;
     Ok(Applied {
         counts,
         reports,
@@ -283,38 +283,206 @@ fn write_passwords(
     Ok(())
 }
 
-/// The report rows of an applied plan: the plan's verdicts, with the journal's outcomes
-/// (the address a new account got, or why an operation failed).
-pub async fn reports(state: &StateDb, plan: &Plan) -> Result<Vec<RowReport>, StateError> {
-    let outcomes: HashMap<u64, _> = state
-        .notable_outcomes(&plan.run)
-        .await?
-        .into_iter()
-        .map(|o| (o.line, o))
-        .collect();
+/// Which plan a run's report rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planned {
+    /// The plan the run applied: its rows say already what each update does, so only the
+    /// creates (their address) and the operations not done add to them.
+    AsApplied,
+    /// The rows planned again once the run was over (its plan was lost with a stopped
+    /// process): what the run changed now plans as unchanged, so every outcome is laid over.
+    Again,
+}
+
+/// The report rows of a run: the plan's verdicts, with the journal's outcomes laid over
+/// them (the address a new account got, an update made, why an operation failed or is not
+/// done yet). The one place a journal becomes report rows.
+pub async fn reports(
+    state: &StateDb,
+    plan: &Plan,
+    planned: Planned,
+) -> Result<Vec<RowReport>, StateError> {
+    let outcomes = match planned {
+        Planned::AsApplied => state.notable_outcomes(&plan.run).await?,
+        Planned::Again => state.outcomes(&plan.run).await?,
+    };
+    let mut by_line: HashMap<u64, Vec<OpOutcomeRow>> = HashMap::new();
+    for o in outcomes {
+        by_line.entry(o.line).or_default().push(o);
+    }
     Ok(plan
         .reports(false)
         .into_iter()
         .map(|mut r| {
-            if let Some(o) = outcomes.get(&r.line) {
-                match o.state.as_str() {
-                    "done" if o.create => {
-                        r.message = o.address.clone().unwrap_or_default();
-                    }
-                    "failed" => {
-                        r.result = RowResultKind::Failed;
-                        r.message = o.message.clone().unwrap_or_default();
-                    }
-                    "intended" => {
-                        r.result = RowResultKind::Failed;
-                        r.message = "not applied yet: the run was interrupted and will be \
-                                     finished on the next start"
-                            .to_owned();
-                    }
-                    _ => {}
-                }
+            if let Some(ops) = by_line.get(&r.line) {
+                lay_over(&mut r, ops, planned);
             }
             r
         })
         .collect())
+}
+
+/// One row's report with its operations' outcomes: a failure says why, an operation not yet
+/// done says so, a create gives the address, an update done (when the plan did not say so).
+fn lay_over(r: &mut RowReport, ops: &[OpOutcomeRow], planned: Planned) {
+    if let Some(failed) = ops.iter().find(|o| o.state == OpState::Failed) {
+        r.result = RowResultKind::Failed;
+        r.message = failed.message.clone().unwrap_or_default();
+    } else if ops.iter().any(|o| o.state == OpState::Intended) {
+        r.result = RowResultKind::Failed;
+        r.message = "not applied yet: the run was interrupted and will be finished on the \
+                     next start"
+            .to_owned();
+    } else if let Some(created) = ops.iter().find(|o| o.kind == OpKind::Create) {
+        r.result = RowResultKind::Created;
+        r.message = created.address.clone().unwrap_or_default();
+    } else if let (Some(updated), Planned::Again) = (ops.first(), planned) {
+        r.result = RowResultKind::Updated;
+        r.message = format!("ID {}: updated", updated.account);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{Account, Change, Status};
+    use crate::model::{Field, OdsCode};
+    use crate::plan::PlannedRow;
+
+    fn row(line: u64, action: Action, message: &str) -> PlannedRow {
+        PlannedRow {
+            line,
+            action,
+            message: message.to_owned(),
+        }
+    }
+
+    fn update(id: &str) -> Action {
+        Action::Update {
+            id: PortalId::new_unchecked(id),
+            changes: vec![Change {
+                field: Field::JobTitle,
+                before: Some("Nurse".to_owned()),
+                after: Some("Sister".to_owned()),
+            }],
+            renamed: false,
+        }
+    }
+
+    fn unchanged(id: &str) -> Action {
+        Action::Unchanged {
+            id: PortalId::new_unchecked(id),
+        }
+    }
+
+    fn results(reports: &[RowReport]) -> Vec<(u64, &str, &str)> {
+        reports
+            .iter()
+            .map(|r| (r.line, r.result.as_str(), r.message.as_str()))
+            .collect()
+    }
+
+    /// A run of five operations: an update done, one refused, a create done, an update
+    /// not yet made; and a rejected row.
+    async fn journalled(state: &StateDb) -> Plan {
+        let mut account = Account::new(
+            PortalId::new_unchecked(""),
+            Status::Active,
+            &OdsCode::new_unchecked("RXX"),
+        );
+        account.set(Field::FirstName, Some("Ann"));
+        account.set(Field::LastName, Some("Lee"));
+        let plan = Plan {
+            run: "r1".to_owned(),
+            organisation: OdsCode::new_unchecked("RXX"),
+            rows: vec![
+                row(2, update("PA"), "JobTitle: Nurse → Sister"),
+                row(3, update("PB"), "JobTitle: Nurse → Sister"),
+                row(
+                    4,
+                    Action::Create {
+                        account: Box::new(account),
+                    },
+                    "new",
+                ),
+                row(5, update("PC"), "JobTitle: Nurse → Sister"),
+                row(6, Action::Rejected, "refused: no surname"),
+            ],
+        };
+        let minted = [PortalId::new_unchecked("PN")];
+        state
+            .journal(&plan, "apply", None, &minted, Utc::now())
+            .await
+            .unwrap();
+        let record = |op, done, account: Option<(&str, &str)>, message: Option<&str>| OpRecord {
+            op,
+            done,
+            account: account.map(|(id, a)| (id.to_owned(), Some(a.to_owned()))),
+            message: message.map(str::to_owned),
+        };
+        state
+            .record(
+                "r1",
+                &[
+                    record(0, true, None, None),
+                    record(1, false, None, Some("changed since the plan")),
+                    record(2, true, Some(("PN", "ann.lee@nhs.net")), None),
+                ],
+            )
+            .await
+            .unwrap();
+        plan
+    }
+
+    #[tokio::test]
+    async fn the_applied_plan_gets_the_journals_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDb::open(dir.path()).await.unwrap();
+        let plan = journalled(&state).await;
+        let rows = reports(&state, &plan, Planned::AsApplied).await.unwrap();
+        assert_eq!(
+            results(&rows),
+            [
+                (2, "Updated", "JobTitle: Nurse → Sister"),
+                (3, "Failed", "changed since the plan"),
+                (4, "Created", "ann.lee@nhs.net"),
+                (
+                    5,
+                    "Failed",
+                    "not applied yet: the run was interrupted and will be finished on the next \
+                     start"
+                ),
+                (6, "Rejected", "refused: no surname"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_planned_again_show_what_the_run_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDb::open(dir.path()).await.unwrap();
+        journalled(&state).await;
+        // Planned again after the run: what it changed is now unchanged.
+        let again = Plan {
+            run: "r1".to_owned(),
+            organisation: OdsCode::new_unchecked("RXX"),
+            rows: vec![
+                row(2, unchanged("PA"), "unchanged"),
+                row(3, update("PB"), "JobTitle: Nurse → Sister"),
+                row(4, unchanged("PN"), "unchanged"),
+                row(5, update("PC"), "JobTitle: Nurse → Sister"),
+                row(6, Action::Rejected, "refused: no surname"),
+            ],
+        };
+        let rows = reports(&state, &again, Planned::Again).await.unwrap();
+        let r = results(&rows);
+        assert_eq!(r[0], (2, "Updated", "ID PA: updated"));
+        assert_eq!(r[1], (3, "Failed", "changed since the plan"));
+        assert_eq!(r[2], (4, "Created", "ann.lee@nhs.net"));
+        assert_eq!(r[3].1, "Failed");
+        assert_eq!(r[4], (6, "Rejected", "refused: no surname"));
+        // Read as the applied plan instead, the done update would not show.
+        let as_applied = reports(&state, &again, Planned::AsApplied).await.unwrap();
+        assert_eq!(results(&as_applied)[0], (2, "Unchanged", "unchanged"));
+    }
 }

@@ -15,11 +15,9 @@ use crate::apply::Context;
 use crate::config::{Config, DirectoryBackend, GuardConfig};
 use crate::directory::DirectoryError;
 use crate::directory::any::AnyDirectory;
-use crate::mail::store::{MailStore, StoreError as MailStoreError};
 use crate::model::OdsCode;
 use crate::reconcile::Policy;
-use crate::state::{StateDb, StateError};
-use crate::sync::store::SyncStore;
+use crate::store::{MailStore, StateDb, StateError, SyncStore};
 use crate::validate::Rules;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +33,6 @@ pub enum DeploymentError {
     Scim { url: String, source: DirectoryError },
     #[error("opening the state database in {path}: {source}")]
     State { path: String, source: StateError },
-    #[error("opening the mail state in {path}: {source}")]
-    Mail {
-        path: String,
-        source: MailStoreError,
-    },
 }
 
 /// The configuration resolved, and the backends it names, open.
@@ -50,9 +43,9 @@ pub struct Deployment<'a> {
     pub directory: AnyDirectory,
     /// Runs and their journal.
     pub state: StateDb,
-    /// Messages, submissions and the outbox of the e-mail channel.
+    /// Messages, submissions and the outbox of the e-mail channel (on the state database).
     pub mail: MailStore,
-    /// Cursors and fingerprints of the sync channel.
+    /// Cursors and fingerprints of the sync channel (on the state database).
     pub sync: SyncStore,
 }
 
@@ -67,13 +60,8 @@ impl<'a> Deployment<'a> {
             source,
         };
         let state = StateDb::open(dir).await.map_err(state_error)?;
-        let sync = SyncStore::open(dir).await.map_err(state_error)?;
-        let mail = MailStore::open(dir)
-            .await
-            .map_err(|source| DeploymentError::Mail {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        let sync = state.sync();
+        let mail = state.mail();
         Ok(Deployment {
             config,
             rules,

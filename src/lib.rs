@@ -33,4 +33,4 @@ pub mod net;
 pub mod scim;
 pub mod serve;
 pub mod sources;
-pub mod state;
+pub mod store;

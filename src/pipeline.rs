@@ -19,7 +19,7 @@ use crate::model::{OdsCode, PortalId};
 use crate::plan::{Action, Counts, Plan, PlannedRow};
 use crate::reconcile::{self, Policy};
 use crate::report::RowReport;
-use crate::state::{RunStatus, StateError};
+use crate::store::{RunStatus, StateError};
 use crate::validate::RowResult;
 
 /// What became of a submission.
@@ -278,7 +278,7 @@ pub async fn approve<D: Directory>(
 
 /// Drops a held run.
 pub async fn reject(
-    state: &crate::state::StateDb,
+    state: &crate::store::StateDb,
     run: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StateError> {

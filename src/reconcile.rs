@@ -122,6 +122,13 @@ pub fn reconcile_part(
         .collect()
 }
 
+/// The refusal of a row for an organisation its channel may not change, whatever the
+/// channel: `scope` says what it may change ("this file is for RXX", "source \"ad\" may only
+/// speak for RXX").
+pub fn outside_scope(organisation: &OdsCode, scope: &str) -> String {
+    format!("Organisation \"{organisation}\": {scope}; a row for another organisation is refused")
+}
+
 /// Which key found an account.
 fn key_name(field: Field, value: &str) -> String {
     format!("{} \"{value}\"", field.name())
@@ -135,10 +142,9 @@ fn plan_row(
 ) -> Result<(Action, String), String> {
     let org = policy.organisation.as_str();
     if p.organisation != policy.organisation {
-        return Err(format!(
-            "Organisation \"{}\": this file is for {org}; a row for another organisation is \
-             refused",
-            p.organisation
+        return Err(outside_scope(
+            &p.organisation,
+            &format!("this file is for {org}"),
         ));
     }
     let Some(org_info) = index.organisation(org) else {

@@ -9,7 +9,7 @@ use push_connector::directory::local::LocalDirectory;
 use push_connector::directory::{Account, Change, Directory, Keys, NewAccount, Op, OpOutcome};
 use push_connector::model::{Field, OdsCode, PortalId};
 use push_connector::plan::{Action, Plan, PlannedRow};
-use push_connector::state::{OpRecord, StateDb};
+use push_connector::store::{OpRecord, StateDb};
 
 fn account(id: &str, ext: Option<&str>, email: &str) -> Account {
     let mut a = Account::new(

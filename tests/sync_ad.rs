@@ -27,9 +27,9 @@ use push_connector::report::RowResultKind;
 use push_connector::sources::config::LdapConfig;
 use push_connector::sources::ldap::LdapSource;
 use push_connector::sources::{Cursor, Source, SourceError, WriteBack};
-use push_connector::state::StateDb;
+use push_connector::store::StateDb;
+use push_connector::store::SyncStore;
 use push_connector::sync::mapping::Mapping;
-use push_connector::sync::store::SyncStore;
 use push_connector::sync::{self, SyncOptions, Synced};
 use push_connector::validate::Rules;
 

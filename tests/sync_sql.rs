@@ -22,8 +22,8 @@ use push_connector::report::RowResultKind;
 use push_connector::sources::config::SqlConfig;
 use push_connector::sources::sql::SqlSource;
 use push_connector::sources::{AnySource, Source, SourceError, WriteBack};
-use push_connector::state::StateDb;
-use push_connector::sync::store::SyncStore;
+use push_connector::store::StateDb;
+use push_connector::store::SyncStore;
 use push_connector::sync::{self, SyncOptions, Synced};
 use push_connector::validate::Rules;
 

@@ -33,7 +33,7 @@ fn composer() -> &'static Composer {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let msg = message::parse(data);
+    let msg = push_connector::mail::mime::parse(data);
     if let Some(from) = &msg.from {
         assert!(mime::is_plain_address(from), "{from:?} was taken as a sender");
         let reply = Reply {

@@ -17,12 +17,11 @@ use push_connector::mail::compose::Composer;
 use push_connector::mail::mailbox::{AnyMailbox, Mailbox};
 use push_connector::mail::outbox::{AnyOutbox, Outbox};
 use push_connector::mail::schedule::Schedule;
-use push_connector::mail::store::MailStore;
 use push_connector::mail::verify::Verifier;
 use push_connector::sources::ldap::preflight::Finding;
 use push_connector::sources::schedule::SourceSchedule;
 use push_connector::sources::{AnySource, Source};
-use push_connector::state::StateDb;
+use push_connector::store::StateDb;
 use push_connector::sync::mapping::Mapping;
 
 use super::common;
@@ -41,14 +40,15 @@ pub fn run(config: &Config, _args: Args) -> anyhow::Result<ExitCode> {
                 println!("FAILED  {what}: {e}");
             }
         };
-        let state = StateDb::open(&config.service.state_dir)
-            .await
-            .map(|_| format!("{}/state.sqlite", config.service.state_dir.display()))
-            .map_err(|e| e.to_string());
-        report("state", state);
-        let store = MailStore::open(&config.service.state_dir)
-            .await
-            .map_err(|e| e.to_string());
+        let state = StateDb::open(&config.service.state_dir).await;
+        report(
+            "state",
+            state
+                .as_ref()
+                .map(|_| format!("{}/state.sqlite", config.service.state_dir.display()))
+                .map_err(|e| e.to_string()),
+        );
+        let store = state.map(|s| s.mail()).map_err(|e| e.to_string());
         match &store {
             Ok(s) => report(
                 "mail state",

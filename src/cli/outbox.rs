@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use push_connector::config::Config;
-use push_connector::mail::store::{DeliveryState, MailStore};
+use push_connector::store::MailStore;
+use push_connector::store::outbox::DeliveryState;
 
 use super::common;
 

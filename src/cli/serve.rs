@@ -26,7 +26,7 @@ use push_connector::serve::rules::Pipeline;
 use push_connector::serve::scope::Scope;
 use push_connector::serve::throttle::Throttle;
 use push_connector::serve::{self as server, RequestLimits, ServerState, listen, tls};
-use push_connector::state::StateDb;
+use push_connector::store::StateDb;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod collect;
+mod env;
 pub mod secret;
 
 pub use crate::directory::config::{DirectoryBackend, DirectoryConfig};
 pub use crate::guard::{GuardConfig, GuardOverride};
+pub use crate::serve::config::{ServeClient, ServeConfig};
 pub use secret::Secret;
 
 /// Environment variables that override the file start with this, then `SECTION__KEY`
@@ -50,102 +52,6 @@ pub struct Config {
     /// Directories and databases synced from (`sync NAME`, and on a schedule by `run`).
     #[serde(rename = "source")]
     pub sources: Vec<crate::sources::config::SourceConfig>,
-}
-
-/// `push-connector serve`: where it listens and the token its clients must send.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServeConfig {
-    /// Address and port to listen on.
-    pub listen: String,
-    /// The bearer token clients must send (`PUSH_CONNECTOR__SERVE__TOKEN` or `…_FILE`).
-    pub token: Option<Secret>,
-    /// PEM file of the server certificate (leaf first, then intermediates): serve HTTPS.
-    /// Needs `tls_key`; plain HTTP when neither is set.
-    pub tls_cert: Option<PathBuf>,
-    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
-    pub tls_key: Option<PathBuf>,
-    /// OAuth2 clients that may get a bearer token from `POST /oauth/token` (client
-    /// credentials grant, RFC 6749 §4.4); no token endpoint when empty.
-    pub clients: Vec<ServeClient>,
-    /// Lifetime of the tokens `/oauth/token` issues, in seconds.
-    pub token_seconds: u64,
-    /// ODS codes of the organisations the fixed `token` may read and change (`["*"]`: all of
-    /// them, for the portal operator). Required with `token`: there is no unscoped default.
-    pub token_organisations: Vec<String>,
-    /// Longest `filter` accepted, in bytes (longer: 400 `invalidFilter`).
-    pub filter_max_length: usize,
-    /// Deepest nesting of a `filter`; each `(`, `[` and `not` is one level.
-    pub filter_max_depth: usize,
-    /// Most comparisons in one `filter`.
-    pub filter_max_terms: usize,
-    /// Most accounts one list or search may examine without an index (over it: 400
-    /// `tooMany`, naming the filters that are answered from an index).
-    pub scan_limit: usize,
-    /// Most such unindexed examinations running at once (others wait their turn), so the
-    /// memory they hold together stays within `parallel_scans` × `scan_limit` accounts.
-    pub parallel_scans: usize,
-    /// Seconds a client has to send a request's headers once the connection is open or the
-    /// previous answer went out.
-    pub header_timeout_seconds: u64,
-    /// Seconds a kept-alive connection may stay idle (no request in flight) before it is
-    /// closed.
-    pub idle_timeout_seconds: u64,
-    /// Seconds a client has to send a request's body.
-    pub body_timeout_seconds: u64,
-    /// Largest request body, in bytes (over it: 413).
-    pub max_body_bytes: usize,
-    /// Most connections open at once; over it the longest-idle connection is closed to
-    /// make room, or the new one when every connection has a request in flight.
-    pub max_connections: usize,
-    /// Failed `/oauth/token` attempts allowed per client ID, and per peer address, within
-    /// `token_failure_window_seconds`; beyond, 429 with `Retry-After`.
-    pub token_failures: u32,
-    /// The window over which `token_failures` are counted, in seconds; each further
-    /// refusal doubles the wait, up to 16 windows.
-    pub token_failure_window_seconds: u64,
-}
-
-/// One OAuth2 client of `serve`: its ID and its secret, given or read from the environment.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServeClient {
-    /// The `client_id`.
-    pub id: String,
-    /// The secret itself (prefer `secret_env`, which keeps it out of the file).
-    pub secret: Option<Secret>,
-    /// The environment variable holding the secret, read when `serve` starts.
-    pub secret_env: Option<String>,
-    /// ODS codes of the organisations this client may read and change (`["*"]`: all).
-    /// Required: a client without it is a configuration error.
-    #[serde(default)]
-    pub organisations: Vec<String>,
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        ServeConfig {
-            listen: "127.0.0.1:8080".to_owned(),
-            token: None,
-            tls_cert: None,
-            tls_key: None,
-            clients: Vec::new(),
-            token_seconds: 300,
-            token_organisations: Vec::new(),
-            filter_max_length: 4096,
-            filter_max_depth: 16,
-            filter_max_terms: 64,
-            scan_limit: 20_000,
-            parallel_scans: 4,
-            header_timeout_seconds: 10,
-            idle_timeout_seconds: 60,
-            body_timeout_seconds: 30,
-            max_body_bytes: 1024 * 1024,
-            max_connections: 512,
-            token_failures: 5,
-            token_failure_window_seconds: 60,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,7 +214,7 @@ impl Config {
         };
         let mut problems = Vec::new();
         for (key, value) in env {
-            if let Err(p) = apply_override(&mut table, key, value) {
+            if let Err(p) = env::apply_override(&mut table, key, value) {
                 problems.push(p);
             }
         }
@@ -332,24 +238,9 @@ impl Config {
         }
     }
 
-    /// What `serve` needs of its credentials: each names the organisations it may act for.
-    /// Asked by `serve` and `check` only, so that a token in the environment does not stop
-    /// the other verbs.
+    /// What `serve` needs of its credentials (see [`ServeConfig::scope_problems`]).
     pub fn serve_scope_problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for client in &self.serve.clients {
-            problems.extend(organisations_problem(
-                &format!("serve.clients: client {}", client.id),
-                &client.organisations,
-            ));
-        }
-        if self.serve.token.is_some() || !self.serve.token_organisations.is_empty() {
-            problems.extend(organisations_problem(
-                "serve.token_organisations (the organisations the fixed token may act for)",
-                &self.serve.token_organisations,
-            ));
-        }
-        problems
+        self.serve.scope_problems()
     }
 
     /// Checks that serde cannot express; all problems at once.
@@ -494,8 +385,16 @@ impl Config {
                 problems.push(format!("{name}.{key} must be between 0 and 1, not {share}"));
             }
         }
+        if let Err(e) = crate::mail::schedule::Schedule::from_config(&self.schedule) {
+            problems.push(format!("schedule: {e}"));
+        }
         problems.extend(crate::mail::config::problems(self.mail_sections()));
         problems.extend(crate::sources::config::problems(&self.sources));
+        for s in &self.sources {
+            if let Err(e) = crate::sources::schedule::SourceSchedule::from_config(s) {
+                problems.push(format!("source \"{}\": {e}", s.name));
+            }
+        }
         problems
     }
 
@@ -522,394 +421,5 @@ impl Config {
     }
 }
 
-/// What is wrong with a list of organisations a `serve` credential may act for, if anything.
-fn organisations_problem(name: &str, codes: &[String]) -> Option<String> {
-    if codes.is_empty() {
-        return Some(format!(
-            "{name}: organisations is required: list the ODS codes it may act for, e.g. \
-             [\"RXX\"], or [\"*\"] for all organisations (the portal operator)"
-        ));
-    }
-    let bad: Vec<&str> = codes
-        .iter()
-        .map(String::as_str)
-        .filter(|c| *c != "*" && (c.is_empty() || !c.chars().all(|x| x.is_ascii_alphanumeric())))
-        .collect();
-    if !bad.is_empty() {
-        return Some(format!("{name}: {bad:?} are not ODS codes (or \"*\")"));
-    }
-    if codes.len() > 1 && codes.iter().any(|c| c == "*") {
-        return Some(format!(
-            "{name}: \"*\" means all organisations; list nothing else with it"
-        ));
-    }
-    None
-}
-
-/// Settings whose own name ends in `_file` (a path): `…__CA_FILE` sets `ca_file`; it is not
-/// the `_FILE` form of a setting `ca`.
-const FILE_SETTINGS: &[&str] = &["ca_file"];
-
-/// The secret settings (a [`Secret`]): the only ones a `…_FILE` variable reads from a file.
-const SECRET_SETTINGS: &[&str] = &[
-    "bind_password",
-    "client_secret",
-    "connector_key",
-    "password",
-    "secret",
-    "token",
-    "url",
-];
-
-/// Sets `SECTION__KEY[__…]` in the table; `…_FILE` reads a secret's value from the named
-/// file. A setting whose own name ends in `_file` ([`FILE_SETTINGS`]) is set as it is; the
-/// `_FILE` form of any other setting that is not a secret is refused, saying why.
-fn apply_override(table: &mut toml::Table, key: &str, value: &str) -> Result<(), String> {
-    let path = &key[ENV_PREFIX.len()..];
-    let last = |p: &str| {
-        p.rsplit("__")
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-    };
-    let from_file = if FILE_SETTINGS.contains(&last(path).as_str()) {
-        None
-    } else {
-        path.strip_suffix("_FILE")
-    };
-    if let Some(p) = from_file
-        && !SECRET_SETTINGS.contains(&last(p).as_str())
-    {
-        return Err(format!(
-            "{key}: a name ending in _FILE reads a secret ({}) from a file, and {} is not a \
-             secret: set it by its own name, {ENV_PREFIX}{p}=VALUE",
-            SECRET_SETTINGS.join(", "),
-            last(p)
-        ));
-    }
-    let (path, parsed) = match from_file {
-        // A file holds a secret: its text as it is, even when it looks like a number.
-        Some(p) => (
-            p,
-            toml::Value::String(
-                std::fs::read_to_string(value)
-                    .map_err(|e| format!("{key}: cannot read {value}: {e}"))?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_owned(),
-            ),
-        ),
-        None => (
-            path,
-            format!("v = {value}")
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.to_owned())),
-        ),
-    };
-    let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
-    let parts: Vec<String> = parts
-        .into_iter()
-        .map(|p| {
-            if p == "organisations" {
-                "organisation".to_owned()
-            } else {
-                p
-            }
-        })
-        .collect();
-    set_path(table, &parts, parsed).map_err(|e| format!("{key}: {e}"))
-}
-
-fn set_path(table: &mut toml::Table, parts: &[String], value: toml::Value) -> Result<(), String> {
-    let (first, rest) = parts.split_first().ok_or("names no setting")?;
-    if rest.is_empty() {
-        table.insert(first.clone(), value);
-        return Ok(());
-    }
-    let entry = table
-        .entry(first.clone())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    match entry {
-        toml::Value::Table(t) => set_path(t, rest, value),
-        toml::Value::Array(items) => {
-            let index: usize = rest[0]
-                .parse()
-                .map_err(|_| format!("{first} is a list: give an index"))?;
-            match items.get_mut(index) {
-                Some(toml::Value::Table(t)) if rest.len() > 1 => set_path(t, &rest[1..], value),
-                _ => Err(format!("{first} has no entry {index}")),
-            }
-        }
-        _ => Err(format!("{first} is not a section")),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use secrecy::ExposeSecret;
-
-    #[test]
-    fn no_file_gives_the_embedded_defaults() {
-        let c = Config::load_with_env(None, &BTreeMap::new()).expect("defaults");
-        assert_eq!(c.service.domains, ["nhs.net"]);
-        assert!(c.organisations.is_empty());
-    }
-
-    #[test]
-    fn environment_overrides_file_and_reads_secrets_from_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(
-            &file,
-            "[service]\ndomains = [\"nhs.net\"]\n[[organisation]]\ncode = \"RXX\"\n",
-        )
-        .unwrap();
-        let secret = dir.path().join("key");
-        std::fs::write(&secret, "s3cret\n").unwrap();
-        let env = BTreeMap::from([
-            (
-                "PUSH_CONNECTOR__SERVICE__DOMAINS".to_owned(),
-                "[\"test.nhs.uk\"]".to_owned(),
-            ),
-            (
-                "PUSH_CONNECTOR__ORGANISATIONS__0__CONNECTOR_KEY_FILE".to_owned(),
-                secret.display().to_string(),
-            ),
-        ]);
-        let c = Config::load_with_env(Some(&file), &env).expect("loads");
-        assert_eq!(c.service.domains, ["test.nhs.uk"]);
-        let key = c.organisations[0].connector_key.as_ref().expect("key");
-        assert_eq!(key.0.expose_secret(), "s3cret");
-        assert_eq!(format!("{key:?}"), "[redacted]");
-    }
-
-    #[test]
-    fn settings_ending_in_file_are_set_from_the_environment_and_only_secrets_from_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(
-            &file,
-            "[[source]]\nname = \"ad\"\norganisations = [\"RXX\"]\n\
-             [source.ldap]\nurl = \"ldaps://dc1\"\nbind_dn = \"CN=svc\"\nbase_dn = \"DC=x\"\n\
-             bind_password = \"pw\"\n[source.constant]\nOrganisation = \"RXX\"\n",
-        )
-        .unwrap();
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, "not read while loading").unwrap();
-        let cert = dir.path().join("cert.pem");
-        std::fs::write(&cert, "").unwrap();
-        let ca_text = ca.display().to_string();
-        let env = BTreeMap::from([
-            (
-                "PUSH_CONNECTOR__SOURCE__0__LDAP__CA_FILE".to_owned(),
-                ca_text.clone(),
-            ),
-            (
-                "PUSH_CONNECTOR__DIRECTORY__CA_FILE".to_owned(),
-                ca_text.clone(),
-            ),
-            (
-                "PUSH_CONNECTOR__MAILBOX__CA_FILE".to_owned(),
-                ca_text.clone(),
-            ),
-            (
-                "PUSH_CONNECTOR__OUTBOX__CA_FILE".to_owned(),
-                ca_text.clone(),
-            ),
-            (
-                "PUSH_CONNECTOR__SERVE__TLS_CERT".to_owned(),
-                cert.display().to_string(),
-            ),
-            (
-                "PUSH_CONNECTOR__SERVE__TLS_KEY".to_owned(),
-                cert.display().to_string(),
-            ),
-        ]);
-        let c = Config::load_with_env(Some(&file), &env).expect("loads");
-        let ldap = c.sources[0].ldap.as_ref().expect("ldap");
-        assert_eq!(ldap.ca_file.as_deref(), Some(ca.as_path()));
-        assert_eq!(c.directory.ca_file.as_deref(), Some(ca.as_path()));
-        assert_eq!(c.mailbox.ca_file.as_deref(), Some(ca.as_path()));
-        assert_eq!(c.outbox.ca_file.as_deref(), Some(ca.as_path()));
-        assert_eq!(c.serve.tls_cert.as_deref(), Some(cert.as_path()));
-        assert_eq!(c.serve.tls_key.as_deref(), Some(cert.as_path()));
-
-        // A path is not a secret: its `_FILE` form is refused, and the message says so.
-        let env = BTreeMap::from([(
-            "PUSH_CONNECTOR__SERVE__TLS_KEY_FILE".to_owned(),
-            cert.display().to_string(),
-        )]);
-        let err = Config::load_with_env(Some(&file), &env)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("tls_key is not a secret")
-                && err.contains("PUSH_CONNECTOR__SERVE__TLS_KEY=VALUE"),
-            "{err}"
-        );
-    }
-
-    /// Every secret setting can be read from a file, and every setting whose name ends in
-    /// `_file` is set by that name: the lists match the configuration's fields.
-    #[test]
-    fn the_lists_of_secret_and_file_settings_match_the_fields() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut secrets = std::collections::BTreeSet::new();
-        let mut files = std::collections::BTreeSet::new();
-        let mut stack = vec![root];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                if path.extension().is_none_or(|e| e != "rs") {
-                    continue;
-                }
-                for line in std::fs::read_to_string(&path).unwrap().lines() {
-                    let Some((name, ty)) = line
-                        .trim()
-                        .strip_prefix("pub ")
-                        .and_then(|l| l.split_once(": "))
-                    else {
-                        continue;
-                    };
-                    if ty.starts_with("Secret") || ty.starts_with("Option<Secret>") {
-                        secrets.insert(name.to_owned());
-                    }
-                    if name.ends_with("_file") && ty.contains("PathBuf") {
-                        files.insert(name.to_owned());
-                    }
-                }
-            }
-        }
-        let want: std::collections::BTreeSet<String> =
-            SECRET_SETTINGS.iter().map(|s| s.to_string()).collect();
-        assert_eq!(secrets, want);
-        let want: std::collections::BTreeSet<String> =
-            FILE_SETTINGS.iter().map(|s| s.to_string()).collect();
-        assert_eq!(files, want);
-    }
-
-    #[test]
-    fn a_syntax_error_names_its_line_but_does_not_quote_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[serve]\ntoken = \"s3cr3t-value\" extra\n").unwrap();
-        let err = Config::load_with_env(Some(&path), &BTreeMap::new())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line 2"), "{err}");
-        assert!(!err.contains("s3cr3t"), "{err}");
-    }
-
-    #[test]
-    fn a_source_password_comes_from_the_environment_or_a_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(
-            &file,
-            "[[source]]\nname = \"ad\"\norganisations = [\"RXX\"]\n\
-             [source.ldap]\nurl = \"ldaps://dc1\"\nbind_dn = \"CN=svc\"\nbase_dn = \"DC=x\"\n\
-             [source.constant]\nOrganisation = \"RXX\"\n",
-        )
-        .unwrap();
-        // Only a sync needs the password: every other verb loads without it.
-        let without = Config::load_with_env(Some(&file), &BTreeMap::new()).expect("loads");
-        assert!(
-            without.sources[0]
-                .ldap
-                .as_ref()
-                .unwrap()
-                .bind_password
-                .is_none()
-        );
-        // A secret file holding digits is still a password, not a number.
-        let secret = dir.path().join("pw");
-        std::fs::write(&secret, "123456\n").unwrap();
-        let env = BTreeMap::from([(
-            "PUSH_CONNECTOR__SOURCE__0__LDAP__BIND_PASSWORD_FILE".to_owned(),
-            secret.display().to_string(),
-        )]);
-        let c = Config::load_with_env(Some(&file), &env).expect("loads");
-        let ldap = c.sources[0].ldap.as_ref().expect("ldap");
-        let pw = ldap.bind_password.as_ref().expect("password");
-        assert_eq!(pw.0.expose_secret(), "123456");
-    }
-
-    #[test]
-    fn all_problems_are_reported_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(
-            &file,
-            "[validation]\nwork_areas = \"/nonexistent\"\n[[organisation]]\ncode = \"R-X\"\n[[organisation]]\ncode = \"r-x\"\n",
-        )
-        .unwrap();
-        let err = Config::load_with_env(Some(&file), &BTreeMap::new()).unwrap_err();
-        assert_eq!(err.problems.len(), 4, "{err}");
-    }
-
-    #[test]
-    fn a_serve_credential_must_name_its_organisations() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(
-            &file,
-            "[serve]\nclients = [{ id = \"c\", secret = \"s\" }, \
-             { id = \"d\", secret = \"s\", organisations = [\"*\", \"RXX\"] }]\n",
-        )
-        .unwrap();
-        let env: BTreeMap<String, String> =
-            [("PUSH_CONNECTOR__SERVE__TOKEN".to_owned(), "t".to_owned())].into();
-        let config = Config::load_with_env(Some(&file), &env).expect("other verbs still start");
-        let problems = config.serve_scope_problems();
-        let text = problems.join("\n");
-        assert_eq!(problems.len(), 3, "{text}");
-        assert!(
-            text.contains("client c: organisations is required"),
-            "{text}"
-        );
-        assert!(text.contains("token_organisations"), "{text}");
-        assert!(text.contains("[\"*\"] for all organisations"), "{text}");
-        let mut env = env;
-        env.insert(
-            "PUSH_CONNECTOR__SERVE__TOKEN_ORGANISATIONS".to_owned(),
-            "[\"RXX\", \"ryy\"]".to_owned(),
-        );
-        std::fs::write(&file, "[serve]\nscan_limit = 0\n").unwrap();
-        let err = Config::load_with_env(Some(&file), &env).unwrap_err();
-        assert_eq!(err.problems, ["serve.scan_limit must be above 0"]);
-        std::fs::write(&file, "").unwrap();
-        let c = Config::load_with_env(Some(&file), &env).unwrap();
-        assert_eq!(c.serve.token_organisations, ["RXX", "ryy"]);
-        assert!(c.serve_scope_problems().is_empty());
-    }
-
-    #[test]
-    fn the_sample_configuration_loads() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cwd = std::env::current_dir().unwrap();
-        assert_eq!(cwd, root, "tests run in the crate folder");
-        let c = Config::load_with_env(Some(&root.join("samples/connector.toml")), &BTreeMap::new())
-            .expect("sample loads");
-        assert_eq!(c.organisations.len(), 2);
-        assert_eq!(c.directory.path, PathBuf::from("var/directory.sqlite"));
-        let rxx = c.guard.with(&c.organisations[0].guard);
-        assert_eq!(rxx.max_updated_share, 0.3);
-        assert_eq!(rxx.floor, 50);
-        assert!(!c.organisations[1].create_accounts);
-    }
-
-    #[test]
-    fn unknown_fields_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(&file, "[service]\ndomian = \"x\"\n").unwrap();
-        let err = Config::load_with_env(Some(&file), &BTreeMap::new()).unwrap_err();
-        assert!(err.to_string().contains("domian"), "{err}");
-    }
-}
+mod tests;

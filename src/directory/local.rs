@@ -11,14 +11,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::naming;
@@ -27,9 +22,10 @@ use super::{
     OrganisationInfo, Status,
 };
 use crate::model::{Email, Field, OdsCode, PortalId};
+use crate::store::sqlite::{self, Migration, SqliteError};
 
 /// Schema versions, applied in order, each once.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: &[Migration] = &[
     (
         1,
         "organisations, units, accounts, addresses, history",
@@ -217,8 +213,8 @@ fn json_array<I: IntoIterator<Item = S>, S: AsRef<str>>(values: I) -> String {
 impl LocalDirectory {
     /// Opens (creating when missing) the directory database and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<LocalDirectory, DirectoryError> {
-        let pool = open_sqlite(path).await?;
-        migrate(&pool, MIGRATIONS).await?;
+        let pool = sqlite::open(path).await?;
+        sqlite::migrate(&pool, MIGRATIONS).await?;
         Ok(LocalDirectory { pool })
     }
 
@@ -584,98 +580,17 @@ impl LocalDirectory {
     }
 }
 
-/// Opens an SQLite file for several processes at once: WAL, a generous busy timeout.
-///
-/// Durability: `synchronous = FULL`, so a commit returns only once its WAL frames are on
-/// disk. Apply depends on an order across two files (state, then directory, then state
-/// again): a run's journal must be durable before the directory write it describes, and a
-/// directory batch durable before its outcome is recorded as done. With `NORMAL`, SQLite
-/// syncs the WAL only at checkpoints: the order holds within one file and after a killed
-/// process (the operating system still writes the data), but a power cut could keep a later
-/// commit of one file and lose an earlier one of the other. Apply commits in batches of
-/// thousands of operations, so a sync per commit costs little.
-pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, DirectoryError> {
-    let io = |p: &Path| {
-        let path = p.display().to_string();
-        move |source| DirectoryError::Io { path, source }
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-        && !parent.exists()
-    {
-        // The folder holds personal data and connector keys: the service's owner only.
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-        restrict(parent, 0o700).map_err(io(parent))?;
-    }
-    if !path.exists() {
-        // Created empty and private before SQLite opens it; its -wal and -shm files take the
-        // database file's permissions.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .or_else(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => std::fs::File::open(path),
-                _ => Err(e),
-            })
-            .map_err(io(path))?;
-        restrict(path, 0o600).map_err(io(path))?;
-    }
-    let options = SqliteConnectOptions::from_str("sqlite:")?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(120))
-        // 64 MiB of page cache (the default is 2 MiB): large look-ups and batches of writes
-        // touch far more index pages than that, and re-reading them costs system time.
-        .pragma("cache_size", "-65536")
-        .foreign_keys(true);
-    Ok(SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await?)
-}
-
-#[cfg(unix)]
-fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn restrict(_: &Path, _: u32) -> std::io::Result<()> {
-    Ok(())
-}
-
-/// Applies the schema versions a database lacks, each in its own transaction.
-pub async fn migrate(
-    pool: &SqlitePool,
-    migrations: &[(i64, &str, &'static str)],
-) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-            version INTEGER PRIMARY KEY,
-            description TEXT NOT NULL
-        )",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-        .fetch_all(&mut *tx)
-        .await?;
-    for (version, description, sql) in migrations {
-        if applied.contains(version) {
-            continue;
+impl From<SqliteError> for DirectoryError {
+    fn from(e: SqliteError) -> DirectoryError {
+        match e {
+            SqliteError::Database(e) => DirectoryError::Database(e),
+            SqliteError::Io { path, source } => DirectoryError::Io {
+                path: path.display().to_string(),
+                source,
+            },
+            e @ SqliteError::ForeignKeys { .. } => DirectoryError::Corrupt(e.to_string()),
         }
-        sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, description) VALUES (?, ?)")
-            .bind(version)
-            .bind(*description)
-            .execute(&mut *tx)
-            .await?;
     }
-    tx.commit().await
 }
 
 #[derive(Default)]

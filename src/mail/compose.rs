@@ -16,7 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::config::MailConfig;
-use super::store::QueuedMail;
+use crate::store::outbox::QueuedMail;
 
 /// Every e-mail the connector sends: (name, plain text template, HTML template).
 const TEMPLATES: &[(&str, &str, &str)] = &[

@@ -250,7 +250,7 @@ fn verification_problems(mail: &MailConfig) -> Vec<String> {
         problems.push("mail.dns_timeout_seconds must be 1 to 60".to_owned());
     }
     for s in &mail.dns_servers {
-        if crate::mail::verify::parse_server(s).is_none() {
+        if parse_server(s).is_none() {
             problems.push(format!(
                 "mail.dns_servers: \"{s}\" is not an IP address with an optional port \
                  (\"127.0.0.1:53\")"
@@ -295,9 +295,6 @@ pub struct Sections<'a> {
 /// Problems of these sections, for the configuration's list.
 pub fn problems(config: Sections<'_>) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(e) = crate::mail::schedule::Schedule::from_config(config.schedule) {
-        problems.push(format!("schedule: {e}"));
-    }
     let m = config.mailbox;
     if m.kind == MailboxKind::Imap {
         if m.host.is_empty() {
@@ -342,4 +339,14 @@ pub fn problems(config: Sections<'_>) -> Vec<String> {
         ));
     }
     problems
+}
+
+/// A DNS server as `[mail] dns_servers` gives it: an IP address with an optional port (53).
+pub fn parse_server(s: &str) -> Option<std::net::SocketAddr> {
+    let s = s.trim();
+    s.parse::<std::net::SocketAddr>().ok().or_else(|| {
+        s.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+    })
 }

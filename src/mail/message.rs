@@ -5,7 +5,6 @@
 //! then either the organisations the sender may send for or a [`Refusal`] that says why
 //! not in words the sender can act on. Pure: no I/O.
 
-pub use super::mime::parse;
 use crate::config::Config;
 use crate::mail::verify::Verdict;
 use crate::model::OdsCode;
@@ -228,6 +227,7 @@ pub fn submission_file(msg: &Inbound, limit: usize) -> Result<&Attachment, Refus
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::mime::parse;
     use std::collections::BTreeMap;
 
     fn message(from: &str, extra_headers: &str, attachments: &[(&str, &str)]) -> Vec<u8> {

@@ -16,9 +16,9 @@
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{Encoding, Message, MessageParser, MessagePart, MimeHeaders, PartType};
-use sha2::{Digest, Sha256};
 
 use super::message::{Attachment, Inbound, SUBMISSION_EXTENSIONS};
+use crate::store::mail::content_key;
 
 /// How deep forwarded messages are searched for a file.
 pub const FORWARD_DEPTH: usize = 3;
@@ -76,20 +76,6 @@ pub fn parse(raw: &[u8]) -> Inbound {
         files,
         other_files,
     }
-}
-
-/// SHA-256 of the message's body (everything after its header block), hex. Two copies of one
-/// message that reached us by different routes differ in their trace headers, not here; a
-/// new message that reuses an old Message-ID differs here.
-pub fn content_key(raw: &[u8]) -> String {
-    let body = memchr::memmem::find(raw, b"\r\n\r\n")
-        .map(|i| &raw[i + 4..])
-        .or_else(|| memchr::memmem::find(raw, b"\n\n").map(|i| &raw[i + 2..]))
-        .unwrap_or(raw);
-    Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn unfold(value: &str) -> String {

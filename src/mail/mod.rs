@@ -6,8 +6,8 @@
 //! From address the sender's: our MTA's `Authentication-Results`, or DKIM and DMARC
 //! checked here) → `message` (sender, attachment, authorisation; pure) → `connector`
 //! (intake, nightly step, follow-up of held runs) → `compose` (templates → e-mails) →
-//! `outbox` (queue → files or SMTP). `store` keeps all of it durable in the state
-//! database; `schedule` says when the nightly run is due.
+//! `outbox` (queue → files or SMTP). The state database (`crate::store`: its `mail` and
+//! `outbox` modules) keeps all of it durable; `schedule` says when the nightly run is due.
 
 pub mod compose;
 pub mod config;
@@ -17,5 +17,4 @@ pub mod message;
 pub mod mime;
 pub mod outbox;
 pub mod schedule;
-pub mod store;
 pub mod verify;

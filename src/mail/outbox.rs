@@ -20,7 +20,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use super::config::{OutboxConfig, OutboxKind, TlsMode};
-use super::store::{MailStore, StoreError};
+use crate::store::mail::{MailStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -369,7 +369,7 @@ pub fn backoff(attempts: i64, cap_seconds: u64) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::store::{DeliveryState, QueuedMail};
+    use crate::store::outbox::{DeliveryState, QueuedMail};
 
     /// Refuses `refused@…` for good (550), `later@…` for now (450), delivers the rest.
     struct Picky;
@@ -417,7 +417,7 @@ mod tests {
         store.queue_for_test(&queue, now).await.unwrap();
         let out = flush(&store, &Picky, "c@x", now, false, 900).await.unwrap();
         assert_eq!((out.sent, out.failed, out.waiting), (1, 1, 1));
-        let by_to = |records: &[crate::mail::store::OutboxRecord], to: &str| {
+        let by_to = |records: &[crate::store::outbox::OutboxRecord], to: &str| {
             records
                 .iter()
                 .find(|r| r.recipients[0].starts_with(to))

@@ -16,7 +16,6 @@ pub mod authres;
 pub mod dkim;
 pub mod mta;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use mail_auth::MessageAuthenticator;
@@ -25,7 +24,7 @@ use mail_auth::hickory_resolver::config::{
 };
 use mail_auth::hickory_resolver::system_conf::read_system_conf;
 
-use super::config::{MailConfig, SenderVerification};
+use super::config::{MailConfig, SenderVerification, parse_server};
 
 /// Attempts per DNS query (each waits `[mail] dns_timeout_seconds`).
 pub const DNS_ATTEMPTS: usize = 2;
@@ -157,16 +156,6 @@ pub fn authenticator(
     opts.timeout = timeout;
     opts.attempts = DNS_ATTEMPTS;
     MessageAuthenticator::new(config, opts).map_err(|e| VerifyError::Resolver(e.to_string()))
-}
-
-/// `IP`, `IP:port` or `[IPv6]:port`; port 53 when none is given.
-pub fn parse_server(s: &str) -> Option<SocketAddr> {
-    let s = s.trim();
-    s.parse::<SocketAddr>().ok().or_else(|| {
-        s.parse::<std::net::IpAddr>()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, 53))
-    })
 }
 
 #[cfg(test)]

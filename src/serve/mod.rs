@@ -28,6 +28,7 @@
 
 mod auth;
 mod bulk;
+pub mod config;
 mod discovery;
 pub mod listen;
 pub mod oauth;

@@ -99,7 +99,7 @@ async fn list(
     let mut users: Vec<Value> = accounts
         .into_iter()
         .filter(|a| scope.allows(a.organisation()))
-        .map(|a| with_meta(super::users::served(&a), base))
+        .map(|a| with_meta(served(&a), base))
         .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
         .collect();
     users.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
@@ -156,7 +156,7 @@ async fn plain_page(
         .iter()
         .map(|a| {
             project(
-                with_meta(super::users::served(a), base),
+                with_meta(served(a), base),
                 q.attributes.as_deref(),
                 q.excluded_attributes.as_deref(),
             )
@@ -343,6 +343,20 @@ pub(super) fn project(mut user: Value, attributes: Option<&str>, excluded: Optio
             let k = k.to_ascii_lowercase();
             ["id", "schemas", "meta"].contains(&k.as_str()) || !drop.contains(&k)
         });
+    }
+    user
+}
+
+/// The User of an account as this service shows it: [`crate::scim::user_json`], with the
+/// organisation as `organisationUnit` when the account is in the organisation itself (no
+/// unit), so a User written with its organisation as its unit reads back as it was written.
+pub(super) fn served(account: &Account) -> Value {
+    let mut user = crate::scim::user_json(account);
+    if account.get(crate::model::Field::OrganisationUnit).is_none()
+        && let Some(ext) = user.get_mut(NHS_USER).and_then(Value::as_object_mut)
+        && let Some(org) = ext.get("organisation").cloned()
+    {
+        ext.insert("organisationUnit".into(), org);
     }
     user
 }

@@ -27,7 +27,7 @@ use crate::pipeline;
 use crate::plan::Action;
 use crate::report::{RowResultKind, describe_issues};
 use crate::scim::NHS_USER;
-use crate::state::StateDb;
+use crate::store::StateDb;
 use crate::validate::{self, RowOutcome, RowResult, Rules};
 use axum::http::StatusCode;
 

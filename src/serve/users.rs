@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::auth::Caller;
-use super::query::project;
+use super::query::{project, served};
 use super::rules::{self, Written};
 use super::scope::Scope;
 use super::{ScimError, ServerState, Shared, base, parse_json, scim};
@@ -65,20 +65,6 @@ pub(super) async fn get_user(
 
 /// The User `id`, when it is in the scope: another organisation's User is "no User", as if
 /// it did not exist.
-/// The User of an account as this service shows it: [`crate::scim::user_json`], with the
-/// organisation as `organisationUnit` when the account is in the organisation itself (no
-/// unit), so a User written with its organisation as its unit reads back as it was written.
-pub(super) fn served(account: &Account) -> Value {
-    let mut user = crate::scim::user_json(account);
-    if account.get(Field::OrganisationUnit).is_none()
-        && let Some(ext) = user.get_mut(NHS_USER).and_then(Value::as_object_mut)
-        && let Some(org) = ext.get("organisation").cloned()
-    {
-        ext.insert("organisationUnit".into(), org);
-    }
-    user
-}
-
 async fn load(s: &ServerState, scope: &Scope, id: &str) -> Result<Account, ScimError> {
     s.directory
         .by_id(&PortalId::new_unchecked(id))

@@ -202,7 +202,8 @@ pub fn mapped(names: &BTreeMap<String, String>, field: Field) -> Option<&String>
         .map(|(_, v)| v)
 }
 
-/// Problems of the `[[source]]` sections, for the configuration's list.
+/// Problems of the `[[source]]` sections' settings, for the configuration's list (their
+/// schedules are checked by `sources::schedule`).
 pub fn problems(sources: &[SourceConfig]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut names = std::collections::HashSet::new();
@@ -282,9 +283,6 @@ pub fn problems(sources: &[SourceConfig]) -> Vec<String> {
                     f.name()
                 ));
             }
-        }
-        if let Err(e) = crate::sources::schedule::SourceSchedule::from_config(s) {
-            problems.push(format!("{at}: {e}"));
         }
     }
     problems

@@ -20,7 +20,6 @@
 //! includes it.
 
 pub mod mapping;
-pub mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -38,11 +37,11 @@ use crate::plan::Action;
 use crate::report::{RowReport, RowResultKind, describe_issues};
 use crate::sources::config::SourceConfig;
 use crate::sources::{Source, SourceEntry, SourceError, WriteBack};
-use crate::state::StateError;
+use crate::store::StateError;
 use crate::validate::{self, RowOutcome, RowResult, Rules};
 
 use self::mapping::Mapping;
-use self::store::SyncStore;
+use crate::store::SyncStore;
 
 /// How one sync runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -377,11 +376,13 @@ fn by_organisation(
                 reports.push(RowReport {
                     line: r.line,
                     result: RowResultKind::Rejected,
-                    message: format!(
-                        "Organisation \"{}\": source \"{}\" may only speak for {}",
-                        p.organisation,
-                        source.name,
-                        allowed.join(", ")
+                    message: crate::reconcile::outside_scope(
+                        &p.organisation,
+                        &format!(
+                            "source \"{}\" may only speak for {}",
+                            source.name,
+                            allowed.join(", ")
+                        ),
                     ),
                 });
             }

@@ -8,7 +8,7 @@ use super::*;
 use crate::apply::SequenceMinter;
 use crate::directory::local::LocalDirectory;
 use crate::sources::{Batch, Cursor};
-use crate::state::StateDb;
+use crate::store::StateDb;
 
 /// A directory in memory that counts changes like `uSNChanged`.
 struct Memory {
@@ -457,7 +457,7 @@ async fn a_held_run_keeps_the_cursor_and_writes_nothing_back() {
     assert_eq!(count(&again, RowResultKind::Updated), 5);
     assert_eq!(source.writes, writes + 5);
     let r2 = f.state.run("r2").await.expect("run r2");
-    assert_eq!(r2.status, crate::state::RunStatus::Rejected);
+    assert_eq!(r2.status, crate::store::RunStatus::Rejected);
 }
 
 #[tokio::test]

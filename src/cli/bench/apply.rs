@@ -20,7 +20,7 @@ use push_connector::directory::{Account, Status};
 use push_connector::model::{ExternalSyncId, Field, OdsCode, Person, PortalId};
 use push_connector::pipeline;
 use push_connector::plan::{Action, Plan};
-use push_connector::state::StateDb;
+use push_connector::store::StateDb;
 use push_connector::validate::{RowOutcome, RowResult};
 
 use crate::cli::common;

@@ -79,7 +79,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         now: DateTime<Utc>,
         summary: &mut IntakeSummary,
     ) -> Result<(), ConnectorError> {
-        let msg = raw.map(message::parse);
+        let msg = raw.map(crate::mail::mime::parse);
         let content_key = msg
             .as_ref()
             .map(|m| m.content_key.clone())
@@ -119,7 +119,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         now: DateTime<Utc>,
         summary: &mut IntakeSummary,
     ) -> Result<(), ConnectorError> {
-        let msg = message::parse(&f.raw);
+        let msg = crate::mail::mime::parse(&f.raw);
         if let Some(folder) = self
             .store
             .known(&f.key, &msg.message_id, &msg.content_key)

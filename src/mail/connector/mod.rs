@@ -22,12 +22,8 @@ use super::mailbox::{Fetched, Mailbox, MailboxError};
 use super::message::{self, Inbound, Refusal};
 use super::outbox::{self, Flushed, Outbox, OutboxError};
 use super::schedule::Schedule;
-use super::store::{
-    Folder, MailStore, NewMessage, NewSubmission, QueuedMail, StoreError, StoredSubmission,
-    SubmissionStatus,
-};
 use super::verify::{Verdict, Verifier};
-use crate::apply::{self, ApplyError, Context, Minter};
+use crate::apply::{self, ApplyError, Context, Minter, Planned};
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::formats::{self, Submission};
@@ -35,7 +31,11 @@ use crate::model::OdsCode;
 use crate::pipeline;
 use crate::plan::{Counts, Plan};
 use crate::report::{self, ReportRows, RowReport, RowResultKind};
-use crate::state::{RunStatus, StateDb, StateError};
+use crate::store::mail::{
+    Folder, MailStore, NewMessage, NewSubmission, StoreError, StoredSubmission, SubmissionStatus,
+};
+use crate::store::outbox::QueuedMail;
+use crate::store::{RunStatus, StateDb, StateError};
 use crate::validate::{self, RowOutcome, RowResult, Rules};
 
 /// Refused lines listed in an acknowledgement's body (all of them are in its CSV).
@@ -268,10 +268,9 @@ pub fn refused_rows(results: &[RowResult], organisation: &OdsCode) -> Vec<RowRep
             refused.push(RowReport {
                 line: r.line,
                 result: RowResultKind::Rejected,
-                message: format!(
-                    "Organisation \"{}\": this file is for {organisation}; a row for another \
-                     organisation is not applied",
-                    p.organisation
+                message: crate::reconcile::outside_scope(
+                    &p.organisation,
+                    &format!("this file is for {organisation}"),
                 ),
             });
         }

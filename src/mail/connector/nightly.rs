@@ -295,7 +295,9 @@ impl<'a, D: Directory> Connector<'a, D> {
                 let progress = |_: u64, _: u64| {};
                 let ctx = self.context(&progress);
                 pipeline::resume_unfinished(&ctx, minter, now).await?;
-                let (submission, reports, counts) = self.rebuilt_reports(s, &run).await?;
+                let (submission, planned) = self.replanned(s, &run).await?;
+                let reports = apply::reports(self.state, &planned, Planned::Again).await?;
+                let counts = counts_of(&reports);
                 let plan = Plan {
                     run: run.clone(),
                     organisation: OdsCode::new_unchecked(s.organisation.clone()),
@@ -314,46 +316,20 @@ impl<'a, D: Directory> Connector<'a, D> {
         Ok(())
     }
 
-    /// The per-row results of a run whose plan was lost with a stopped process: the rows
-    /// planned again (what was applied now shows as unchanged), with the journal's outcomes
-    /// laid over them (created, updated, failed).
-    pub(super) async fn rebuilt_reports(
+    /// The rows of a run whose plan was lost with a stopped process, planned again: what was
+    /// applied now plans as unchanged, so the report lays the journal's outcomes over them.
+    pub(super) async fn replanned(
         &self,
         s: &StoredSubmission,
         run: &str,
-    ) -> Result<(Submission, Vec<RowReport>, Counts), ConnectorError> {
+    ) -> Result<(Submission, Plan), ConnectorError> {
         let (submission, results) = self.reread(s)?;
         let org = OdsCode::new_unchecked(s.organisation.clone());
         let policy = crate::deployment::policy(self.config, &org);
         let (plan, _) = pipeline::plan(self.directory, run, &results, &policy)
             .await
             .map_err(ApplyError::from)?;
-        let outcomes = self.state.outcomes(run).await?;
-        let mut reports = plan.reports(false);
-        for r in &mut reports {
-            let mine: Vec<_> = outcomes.iter().filter(|o| o.line == r.line).collect();
-            if let Some(failed) = mine.iter().find(|o| o.state == "failed") {
-                r.result = RowResultKind::Failed;
-                r.message = failed.message.clone().unwrap_or_default();
-            } else if let Some(created) = mine.iter().find(|o| o.create && o.state == "done") {
-                r.result = RowResultKind::Created;
-                r.message = created.address.clone().unwrap_or_default();
-            } else if mine.iter().any(|o| o.state == "done") {
-                r.result = RowResultKind::Updated;
-                r.message = format!("ID {}: updated", mine[0].account);
-            }
-        }
-        let mut counts = Counts::default();
-        for r in &reports {
-            match r.result {
-                RowResultKind::Created => counts.created += 1,
-                RowResultKind::Updated => counts.updated += 1,
-                RowResultKind::Unchanged => counts.unchanged += 1,
-                RowResultKind::Failed => counts.failed += 1,
-                _ => counts.rejected += 1,
-            }
-        }
-        Ok((submission, reports, counts))
+        Ok((submission, plan))
     }
 
     /// Held runs decided since (`approve RUN` / `reject RUN`): the result or a "dropped"
@@ -367,7 +343,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                 RunStatus::Applied | RunStatus::Reverted => {
                     let plan: Plan = serde_json::from_str(s.plan.as_deref().unwrap_or(""))
                         .map_err(|e| StoreError::Corrupt(format!("held plan of {run}: {e}")))?;
-                    let reports = apply::reports(self.state, &plan).await?;
+                    let reports = apply::reports(self.state, &plan, Planned::AsApplied).await?;
                     let (submission, _) = self.reread(&s)?;
                     self.finish(&s, &submission, &plan, &reports, info.counts, now)
                         .await?;
@@ -401,4 +377,19 @@ impl<'a, D: Directory> Connector<'a, D> {
         }
         Ok(done)
     }
+}
+
+/// A report's counts, from its rows.
+fn counts_of(reports: &[RowReport]) -> Counts {
+    let mut counts = Counts::default();
+    for r in reports {
+        match r.result {
+            RowResultKind::Created => counts.created += 1,
+            RowResultKind::Updated => counts.updated += 1,
+            RowResultKind::Unchanged => counts.unchanged += 1,
+            RowResultKind::Failed => counts.failed += 1,
+            _ => counts.rejected += 1,
+        }
+    }
+    counts
 }

@@ -19,8 +19,8 @@ use tokio::net::TcpStream;
 
 use super::{Listed, Mailbox, MailboxError};
 use crate::mail::config::{MailboxConfig, TlsMode};
-use crate::mail::store::Folder;
 use crate::net::tls;
+use crate::store::mail::Folder;
 
 /// A connection, plain or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}

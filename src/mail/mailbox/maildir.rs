@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Listed, Mailbox, MailboxError};
-use crate::mail::store::Folder;
+use crate::store::mail::Folder;
 
 pub struct Maildir {
     root: PathBuf,

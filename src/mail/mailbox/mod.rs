@@ -11,7 +11,7 @@ pub mod maildir;
 use std::time::Duration;
 
 use super::config::{MailboxConfig, MailboxKind};
-use super::store::Folder;
+use crate::store::mail::Folder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {

@@ -11,27 +11,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
-use crate::directory::local::{migrate, open_sqlite};
+use super::{StateDb, StateError};
 use crate::sources::Cursor;
-use crate::state::StateError;
-
-/// Schema versions of the sync tables (numbered apart from the run journal's).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    101,
-    "sync cursors and fingerprints",
-    "CREATE TABLE sync_sources (
-        source TEXT PRIMARY KEY,
-        cursor TEXT,
-        last_started TEXT,
-        last_finished TEXT
-    );
-    CREATE TABLE sync_seen (
-        source TEXT NOT NULL,
-        anchor TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        PRIMARY KEY (source, anchor)
-    );",
-)];
 
 #[derive(Debug, Clone)]
 pub struct SyncStore {
@@ -39,11 +20,14 @@ pub struct SyncStore {
 }
 
 impl SyncStore {
-    /// Opens the state database in the state folder, creating the sync tables when missing.
+    pub(super) fn new(pool: SqlitePool) -> SyncStore {
+        SyncStore { pool }
+    }
+
+    /// Opens the state database in the state folder (see [`StateDb::open`]) for its sync
+    /// tables alone.
     pub async fn open(state_dir: &Path) -> Result<SyncStore, StateError> {
-        let pool = open_sqlite(&state_dir.join("state.sqlite")).await?;
-        migrate(&pool, MIGRATIONS).await?;
-        Ok(SyncStore { pool })
+        Ok(StateDb::open(state_dir).await?.sync())
     }
 
     /// The cursor the last finished run left, if any.

@@ -1,126 +1,27 @@
 //! The e-mail connector's durable state, in the state database (`state.sqlite`) beside the
-//! runs and journal, with its own schema versions (`mail_schema`).
+//! runs and journal.
 //!
 //! In: messages as received (raw bytes, verdict, attachment), e-mails to send, run outcomes.
 //! Out: what is known of a message (so none is handled twice), each organisation's pending
-//! submissions, the outbox queue. Every intake step that must not be half done — storing a
+//! submissions; the outbox queue is [`super::outbox`]. Every intake step that must not be half done — storing a
 //! message, its submission and its reply — is one transaction.
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
-use crate::directory::local::open_sqlite;
-
-const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        "CREATE TABLE mail_messages (
-        no INTEGER PRIMARY KEY,
-        mailbox_key TEXT NOT NULL UNIQUE,
-        message_id TEXT NOT NULL UNIQUE,
-        sender TEXT,
-        subject TEXT NOT NULL,
-        sent_date TEXT,
-        received_at TEXT NOT NULL,
-        raw BLOB NOT NULL,
-        verdict TEXT NOT NULL,
-        reason TEXT,
-        folder TEXT NOT NULL,
-        filed INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE mail_submissions (
-        no INTEGER PRIMARY KEY,
-        message_no INTEGER NOT NULL UNIQUE REFERENCES mail_messages (no),
-        organisation TEXT NOT NULL,
-        sender TEXT NOT NULL,
-        message_id TEXT NOT NULL,
-        file_name TEXT NOT NULL,
-        file BLOB NOT NULL,
-        received_at TEXT NOT NULL,
-        valid_rows INTEGER NOT NULL,
-        refused_rows INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        run_id TEXT,
-        plan TEXT,
-        updated_at TEXT NOT NULL
-    );
-    CREATE INDEX mail_submissions_status ON mail_submissions (status, organisation);
-    CREATE TABLE mail_outbox (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,
-        organisation TEXT,
-        recipients TEXT NOT NULL,
-        message BLOB NOT NULL,
-        created_at TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at TEXT NOT NULL,
-        last_error TEXT,
-        sent_at TEXT
-    );
-    CREATE INDEX mail_outbox_due ON mail_outbox (sent_at, next_attempt_at);
-    CREATE TABLE mail_nightly (
-        no INTEGER PRIMARY KEY,
-        started_at TEXT NOT NULL,
-        finished_at TEXT
-    );",
-    ),
-    (
-        2,
-        // A Message-ID alone no longer makes a message known (senders reuse them): the
-        // content key joins it, so mail_messages is rebuilt without UNIQUE (message_id).
-        // Outbox e-mails get a delivery state; intake counts attempts per message; replies
-        // to unknown senders are limited per address and day.
-        "CREATE TABLE mail_messages_v2 (
-        no INTEGER PRIMARY KEY,
-        mailbox_key TEXT NOT NULL UNIQUE,
-        message_id TEXT NOT NULL,
-        content_key TEXT NOT NULL DEFAULT '',
-        sender TEXT,
-        subject TEXT NOT NULL,
-        sent_date TEXT,
-        received_at TEXT NOT NULL,
-        raw BLOB,
-        verdict TEXT NOT NULL,
-        reason TEXT,
-        folder TEXT NOT NULL,
-        filed INTEGER NOT NULL DEFAULT 0
-    );
-    INSERT INTO mail_messages_v2 (no, mailbox_key, message_id, sender, subject, sent_date,
-        received_at, raw, verdict, reason, folder, filed)
-        SELECT no, mailbox_key, message_id, sender, subject, sent_date, received_at, raw,
-        verdict, reason, folder, filed FROM mail_messages;
-    DROP TABLE mail_messages;
-    ALTER TABLE mail_messages_v2 RENAME TO mail_messages;
-    CREATE INDEX mail_messages_id ON mail_messages (message_id, content_key);
-    CREATE INDEX mail_messages_received ON mail_messages (received_at);
-    ALTER TABLE mail_outbox ADD COLUMN state TEXT NOT NULL DEFAULT 'waiting';
-    ALTER TABLE mail_outbox ADD COLUMN closed_reason TEXT;
-    ALTER TABLE mail_outbox ADD COLUMN operators_told INTEGER NOT NULL DEFAULT 0;
-    UPDATE mail_outbox SET state = 'sent' WHERE sent_at IS NOT NULL;
-    CREATE INDEX mail_outbox_state ON mail_outbox (state, next_attempt_at);
-    CREATE TABLE mail_attempts (
-        mailbox_key TEXT PRIMARY KEY,
-        attempts INTEGER NOT NULL,
-        last_error TEXT,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE mail_reply_limits (
-        address TEXT NOT NULL,
-        day TEXT NOT NULL,
-        PRIMARY KEY (address, day)
-    );",
-    ),
-];
+use super::outbox::{QueuedMail, enqueue};
+use super::{StateDb, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("mail state database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("mail state database: {0}")]
-    Open(#[from] crate::directory::DirectoryError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("mail state database holds a value it cannot read: {0}")]
     Corrupt(String),
 }
@@ -204,101 +105,6 @@ pub struct NewSubmission<'a> {
     pub refused_rows: u64,
 }
 
-/// An e-mail ready to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedMail {
-    pub kind: String,
-    pub organisation: Option<String>,
-    pub recipients: Vec<String>,
-    /// The whole message (RFC 5322 bytes).
-    pub message: Vec<u8>,
-}
-
-/// Where an e-mail of the outbox is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryState {
-    /// Not yet delivered; tried again when due.
-    Waiting,
-    Sent,
-    /// Refused for good by the server, or given up on.
-    Failed,
-    /// Dropped by an operator.
-    Dropped,
-}
-
-impl DeliveryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Waiting => "waiting",
-            DeliveryState::Sent => "sent",
-            DeliveryState::Failed => "failed",
-            DeliveryState::Dropped => "dropped",
-        }
-    }
-
-    fn parse(s: &str) -> Option<DeliveryState> {
-        Some(match s {
-            "waiting" => DeliveryState::Waiting,
-            "sent" => DeliveryState::Sent,
-            "failed" => DeliveryState::Failed,
-            "dropped" => DeliveryState::Dropped,
-            _ => return None,
-        })
-    }
-}
-
-/// An e-mail of the outbox as an operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct OutboxRecord {
-    pub id: i64,
-    pub kind: String,
-    pub organisation: Option<String>,
-    pub recipients: Vec<String>,
-    pub subject: String,
-    pub state: DeliveryState,
-    pub attempts: i64,
-    pub created_at: String,
-    pub next_attempt_at: String,
-    pub last_error: Option<String>,
-    /// Why it was dropped.
-    pub closed_reason: Option<String>,
-    pub sent_at: Option<String>,
-}
-
-/// The Subject of a message from its first bytes (as written by our composer: one line, or
-/// RFC 2047 words, which are shown as they are).
-fn subject_of(head: &[u8]) -> String {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let mut subject = String::new();
-    while let Some(line) = lines.next() {
-        if line.is_empty() {
-            break;
-        }
-        if let Some(rest) = line
-            .split_once(':')
-            .filter(|(n, _)| n.eq_ignore_ascii_case("subject"))
-            .map(|(_, v)| v)
-        {
-            subject.push_str(rest.trim());
-            for more in lines.by_ref() {
-                if more.starts_with([' ', '\t']) {
-                    subject.push(' ');
-                    subject.push_str(more.trim());
-                } else {
-                    break;
-                }
-            }
-            break;
-        }
-    }
-    mail_parser::MessageParser::default()
-        .parse(format!("Subject: {subject}\r\n\r\n").as_bytes())
-        .and_then(|m| m.subject().map(str::to_owned))
-        .unwrap_or(subject)
-}
-
 /// A stored submission.
 #[derive(Debug, Clone)]
 pub struct StoredSubmission {
@@ -314,80 +120,52 @@ pub struct StoredSubmission {
     pub plan: Option<String>,
 }
 
-/// An e-mail in the queue.
-#[derive(Debug, Clone)]
-pub struct OutboxEntry {
-    pub id: i64,
-    pub kind: String,
-    pub organisation: Option<String>,
-    pub recipients: Vec<String>,
-    pub message: Vec<u8>,
-    pub attempts: i64,
+/// A message's content key: SHA-256 of its body (everything after its header block), hex.
+/// It is what makes a message known again (with its Message-ID). Two copies of one
+/// message that reached us by different routes differ in their trace headers, not here; a
+/// new message that reuses an old Message-ID differs here.
+pub fn content_key(raw: &[u8]) -> String {
+    let body = memchr::memmem::find(raw, b"\r\n\r\n")
+        .map(|i| &raw[i + 4..])
+        .or_else(|| memchr::memmem::find(raw, b"\n\n").map(|i| &raw[i + 2..]))
+        .unwrap_or(raw);
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Messages stored before content keys were kept get theirs (see the schema's version 202).
+pub(super) async fn backfill_content_keys(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT no, raw FROM mail_messages WHERE content_key = '' AND raw IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (no, raw) in rows {
+        sqlx::query("UPDATE mail_messages SET content_key = ? WHERE no = ?")
+            .bind(content_key(&raw))
+            .bind(no)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
 pub struct MailStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl MailStore {
-    /// Opens (creating when missing) the state database in the state folder.
-    pub async fn open(state_dir: &Path) -> Result<MailStore, StoreError> {
-        let pool = open_sqlite(&state_dir.join("state.sqlite")).await?;
-        // Version 2 rebuilds a table others refer to: foreign keys are checked again after it
-        // (the pool has one connection, so the pragma holds for the transaction).
-        sqlx::query("PRAGMA foreign_keys = OFF")
-            .execute(&pool)
-            .await?;
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS mail_schema (version INTEGER PRIMARY KEY)")
-            .execute(&mut *tx)
-            .await?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM mail_schema")
-            .fetch_all(&mut *tx)
-            .await?;
-        for (version, sql) in MIGRATIONS {
-            if !applied.contains(version) {
-                sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO mail_schema (version) VALUES (?)")
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
-            .fetch_all(&mut *tx)
-            .await?;
-        if !broken.is_empty() {
-            return Err(StoreError::Corrupt(format!(
-                "{} rows refer to messages that are not there",
-                broken.len()
-            )));
-        }
-        tx.commit().await?;
-        sqlx::query("PRAGMA foreign_keys = ON")
-            .execute(&pool)
-            .await?;
-        let store = MailStore { pool };
-        store.backfill_content_keys().await?;
-        Ok(store)
+    pub(super) fn new(pool: SqlitePool) -> MailStore {
+        MailStore { pool }
     }
 
-    /// Messages stored before content keys were kept get theirs.
-    async fn backfill_content_keys(&self) -> Result<(), StoreError> {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT no, raw FROM mail_messages WHERE content_key = '' AND raw IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for (no, raw) in rows {
-            sqlx::query("UPDATE mail_messages SET content_key = ? WHERE no = ?")
-                .bind(super::mime::content_key(&raw))
-                .bind(no)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
+    /// Opens the state database in the state folder (see [`StateDb::open`]) for its mail
+    /// tables alone.
+    pub async fn open(state_dir: &Path) -> Result<MailStore, StoreError> {
+        Ok(StateDb::open(state_dir).await?.mail())
     }
 
     /// The folder of a message already stored: under this mailbox key, or with the same
@@ -649,199 +427,6 @@ impl MailStore {
         Ok(())
     }
 
-    /// E-mails not yet sent; with `due_only`, only those whose retry time has come.
-    pub async fn unsent(
-        &self,
-        now: DateTime<Utc>,
-        due_only: bool,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, organisation, recipients, message, attempts FROM mail_outbox
-             WHERE state = 'waiting' AND (? = 0 OR next_attempt_at <= ?)
-             ORDER BY next_attempt_at, id",
-        )
-        .bind(i64::from(due_only))
-        .bind(now.to_rfc3339())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let recipients: String = r.try_get("recipients")?;
-                Ok(OutboxEntry {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    organisation: r.try_get("organisation")?,
-                    recipients: serde_json::from_str(&recipients)
-                        .map_err(|e| StoreError::Corrupt(format!("outbox recipients: {e}")))?,
-                    message: r.try_get("message")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
-            .collect()
-    }
-
-    /// The earliest retry time of an unsent e-mail.
-    pub async fn next_retry(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let s: Option<String> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM mail_outbox WHERE state = 'waiting'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-            .map(|t| t.with_timezone(&Utc)))
-    }
-
-    pub async fn sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE mail_outbox SET sent_at = ?, attempts = attempts + 1, state = 'sent'
-             WHERE id = ?",
-        )
-        .bind(now.to_rfc3339())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?
-             WHERE id = ?",
-        )
-        .bind(error)
-        .bind(retry_at.to_rfc3339())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Gives up on an e-mail the server refused for good: it is failed, with the answer.
-    pub async fn gave_up(
-        &self,
-        id: i64,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?, state = 'failed',
-             next_attempt_at = ? WHERE id = ?",
-        )
-        .bind(error)
-        .bind(now.to_rfc3339())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Failed e-mails the operators have not yet been told of.
-    pub async fn failed_untold(&self) -> Result<Vec<OutboxRecord>, StoreError> {
-        self.records("WHERE state = 'failed' AND operators_told = 0")
-            .await
-    }
-
-    /// Notes that the operators have been told of a failed e-mail, queueing what tells them
-    /// in the same transaction.
-    pub async fn told(
-        &self,
-        id: i64,
-        notices: &[QueuedMail],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE mail_outbox SET operators_told = 1 WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        enqueue(&mut tx, notices, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The outbox, newest first: waiting and failed e-mails, and with `all` sent and dropped
-    /// ones too.
-    pub async fn outbox(&self, all: bool) -> Result<Vec<OutboxRecord>, StoreError> {
-        self.records(if all {
-            "ORDER BY id DESC"
-        } else {
-            "WHERE state IN ('waiting', 'failed') ORDER BY id DESC"
-        })
-        .await
-    }
-
-    pub async fn outbox_record(&self, id: i64) -> Result<Option<OutboxRecord>, StoreError> {
-        Ok(self
-            .records(&format!("WHERE id = {id}"))
-            .await?
-            .into_iter()
-            .next())
-    }
-
-    async fn records(&self, clause: &str) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, kind, organisation, recipients, state, attempts, created_at,
-             next_attempt_at, last_error, closed_reason, sent_at,
-             substr(message, 1, 4096) AS head FROM mail_outbox {clause}"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let recipients: String = r.try_get("recipients")?;
-                let state: String = r.try_get("state")?;
-                let head: Vec<u8> = r.try_get("head")?;
-                Ok(OutboxRecord {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    organisation: r.try_get("organisation")?,
-                    recipients: serde_json::from_str(&recipients)
-                        .map_err(|e| StoreError::Corrupt(format!("outbox recipients: {e}")))?,
-                    state: DeliveryState::parse(&state)
-                        .ok_or_else(|| StoreError::Corrupt(format!("outbox state {state}")))?,
-                    attempts: r.try_get("attempts")?,
-                    created_at: r.try_get("created_at")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    last_error: r.try_get("last_error")?,
-                    closed_reason: r.try_get("closed_reason")?,
-                    sent_at: r.try_get("sent_at")?,
-                    subject: subject_of(&head),
-                })
-            })
-            .collect()
-    }
-
-    /// Puts a failed or waiting e-mail back in the queue, due now.
-    pub async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE mail_outbox SET state = 'waiting', next_attempt_at = ?, operators_told = 0
-             WHERE id = ? AND state IN ('waiting', 'failed')",
-        )
-        .bind(now.to_rfc3339())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Drops a waiting or failed e-mail: it will not be sent.
-    pub async fn drop_mail(&self, id: i64, reason: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE mail_outbox SET state = 'dropped', closed_reason = ?
-             WHERE id = ? AND state IN ('waiting', 'failed')",
-        )
-        .bind(reason)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// Forgets the raw messages and files older than the retention periods: those of handled
     /// submissions (applied, superseded, dropped; a pending or held one is kept whatever its
     /// age) after `processed_days`, of rejected messages after `rejected_days`. The records
@@ -885,18 +470,6 @@ impl MailStore {
         Ok(rejected + processed)
     }
 
-    #[cfg(test)]
-    pub async fn queue_for_test(
-        &self,
-        mails: &[QueuedMail],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        enqueue(&mut tx, mails, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Counts for `check` and summaries: (messages, pending submissions, unsent e-mails).
     pub async fn summary(&self) -> Result<(i64, i64, i64), StoreError> {
         let row = sqlx::query(
@@ -908,30 +481,6 @@ impl MailStore {
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
     }
-}
-
-async fn enqueue(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    mails: &[QueuedMail],
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    for m in mails {
-        let recipients =
-            serde_json::to_string(&m.recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO mail_outbox (kind, organisation, recipients, message, created_at,
-             next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&m.kind)
-        .bind(m.organisation.as_deref())
-        .bind(recipients)
-        .bind(&m.message)
-        .bind(now.to_rfc3339())
-        .bind(now.to_rfc3339())
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,524 @@
+//! The journal of a run, in the state database: every change a run intends, written with
+//! its before-image before the directory is called, and how each operation ended.
+//!
+//! In: a plan (with the IDs minted for its new accounts), then the outcomes of its
+//! operations. Out: the operations still pending (for resume), each operation's outcome
+//! (for reports), the changes done (for revert). An operation's kind and state are typed
+//! ([`OpKind`], [`OpState`]) and stored as their names.
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt as _;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::runs::{RunInfo, RunStatus};
+use super::{StateDb, StateError};
+use crate::model::{Account, Change, Field, PortalId};
+use crate::plan::{Action, Counts, Plan};
+
+stored_enum! {
+    /// What a journalled operation does to the directory.
+    pub enum OpKind ("journal operation kind") {
+        Create = "create",
+        Update = "update",
+    }
+}
+
+stored_enum! {
+    /// Where a journalled operation is.
+    pub enum OpState ("journal state") {
+        /// Journalled; the directory may or may not have it yet (resume finds out).
+        Intended = "intended",
+        Done = "done",
+        /// The directory refused it; the message says why.
+        Failed = "failed",
+    }
+}
+
+/// One journalled operation, as resume replays it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalOp {
+    Create {
+        op: i64,
+        line: u64,
+        account: Box<Account>,
+    },
+    Update {
+        op: i64,
+        line: u64,
+        id: PortalId,
+        changes: Vec<Change>,
+    },
+}
+
+impl JournalOp {
+    pub fn op(&self) -> i64 {
+        match self {
+            JournalOp::Create { op, .. } | JournalOp::Update { op, .. } => *op,
+        }
+    }
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpRecord {
+    pub op: i64,
+    pub done: bool,
+    /// For a create: the account's ID and address as stored.
+    pub account: Option<(String, Option<String>)>,
+    pub message: Option<String>,
+}
+
+/// A field change a finished run made, for revert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoneChange {
+    pub line: u64,
+    pub account: PortalId,
+    pub change: Change,
+}
+
+/// One journalled operation's outcome, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpOutcomeRow {
+    pub line: u64,
+    pub kind: OpKind,
+    pub state: OpState,
+    pub account: String,
+    pub address: Option<String>,
+    pub message: Option<String>,
+}
+
+impl StateDb {
+    /// Journals a plan: every intended change with its before-image, and the run as
+    /// `applying`, in one transaction. New accounts carry the IDs minted for them.
+    pub async fn journal(
+        &self,
+        plan: &Plan,
+        kind: &str,
+        source: Option<&str>,
+        minted: &[PortalId],
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let counts = plan.counts();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existing: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = ?")
+            .bind(&plan.run)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if existing.is_some() {
+            sqlx::query("UPDATE runs SET status = ?, plan = NULL WHERE id = ?")
+                .bind(RunStatus::Applying.as_str())
+                .bind(&plan.run)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO runs (id, organisation, kind, source, status, created_at,
+                 renamed, unchanged, rejected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&plan.run)
+            .bind(plan.organisation.as_str())
+            .bind(kind)
+            .bind(source)
+            .bind(RunStatus::Applying.as_str())
+            .bind(now.to_rfc3339())
+            .bind(counts.renamed as i64)
+            .bind(counts.unchanged as i64)
+            .bind(counts.rejected as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        struct Entry<'a> {
+            op: i64,
+            line: u64,
+            kind: OpKind,
+            account: String,
+            field: Option<&'static str>,
+            before: Option<&'a str>,
+            after: Option<&'a str>,
+            payload: Option<String>,
+        }
+        // Entries are written 2,500 to a statement as they are made: a large plan's journal
+        // is never held in memory whole.
+        const CHUNK: usize = 2500;
+        async fn flush(
+            tx: &mut sqlx::Transaction<'static, Sqlite>,
+            run: &str,
+            first_seq: usize,
+            entries: &[Entry<'_>],
+        ) -> Result<(), StateError> {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO journal (run_id, seq, op, line, kind, account_id, field, \
+                 before_value, after_value, payload, state) ",
+            );
+            q.push_values(entries.iter().enumerate(), |mut b, (i, e)| {
+                b.push_bind(run.to_owned())
+                    .push_bind((first_seq + i) as i64)
+                    .push_bind(e.op)
+                    .push_bind(e.line as i64)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.account.clone())
+                    .push_bind(e.field)
+                    .push_bind(e.before.map(str::to_owned))
+                    .push_bind(e.after.map(str::to_owned))
+                    .push_bind(e.payload.clone())
+                    .push_bind(OpState::Intended.as_str());
+            });
+            q.build().execute(&mut **tx).await?;
+            Ok(())
+        }
+        let mut entries: Vec<Entry> = Vec::with_capacity(CHUNK);
+        let mut written = 0;
+        let mut minted = minted.iter();
+        for (op, row) in plan
+            .rows
+            .iter()
+            .filter(|r| r.changes_directory())
+            .enumerate()
+        {
+            if entries.len() >= CHUNK {
+                flush(&mut tx, &plan.run, written, &entries).await?;
+                written += entries.len();
+                entries.clear();
+            }
+            let op = op as i64;
+            match &row.action {
+                Action::Create { account } => {
+                    let id = minted
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| StateError::Unstorable {
+                            what: "the new accounts",
+                            reason: "fewer minted IDs than new accounts".to_owned(),
+                        })?;
+                    let mut account = (**account).clone();
+                    account.id = id.clone();
+                    account.set(Field::Id, Some(id.as_str()));
+                    let payload =
+                        serde_json::to_string(&account).map_err(|e| StateError::Unstorable {
+                            what: "a new account",
+                            reason: e.to_string(),
+                        })?;
+                    entries.push(Entry {
+                        op,
+                        line: row.line,
+                        kind: OpKind::Create,
+                        account: id.to_string(),
+                        field: None,
+                        before: None,
+                        after: None,
+                        payload: Some(payload),
+                    });
+                }
+                Action::Update { id, changes, .. } => {
+                    for c in changes {
+                        entries.push(Entry {
+                            op,
+                            line: row.line,
+                            kind: OpKind::Update,
+                            account: id.to_string(),
+                            field: Some(c.field.name()),
+                            before: c.before.as_deref(),
+                            after: c.after.as_deref(),
+                            payload: None,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        flush(&mut tx, &plan.run, written, &entries).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Operations of a run not yet done, from `from_op`, at most `limit` operations.
+    pub async fn pending(
+        &self,
+        run: &str,
+        from_op: i64,
+        limit: i64,
+    ) -> Result<Vec<JournalOp>, StateError> {
+        let rows = sqlx::query(
+            "SELECT op, line, kind, account_id, field, before_value, after_value, payload
+             FROM journal WHERE run_id = ? AND op >= ? AND op < ? AND state = ?
+             ORDER BY seq",
+        )
+        .bind(run)
+        .bind(from_op)
+        .bind(from_op + limit)
+        .bind(OpState::Intended.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut ops: Vec<JournalOp> = Vec::new();
+        for row in rows {
+            let op: i64 = row.try_get(0)?;
+            let line: i64 = row.try_get(1)?;
+            let line = line as u64;
+            let kind: OpKind = row.try_get::<&str, _>(2)?.parse()?;
+            let id: String = row.try_get(3)?;
+            if kind == OpKind::Create {
+                let payload: Option<String> = row.try_get(7)?;
+                let account: Account = serde_json::from_str(&payload.unwrap_or_default())
+                    .map_err(|e| StateError::Corrupt(format!("journal of {run}: {e}")))?;
+                ops.push(JournalOp::Create {
+                    op,
+                    line,
+                    account: Box::new(account),
+                });
+                continue;
+            }
+            let field: Option<String> = row.try_get(4)?;
+            let field = field
+                .as_deref()
+                .and_then(Field::from_name)
+                .ok_or_else(|| StateError::Corrupt(format!("journal of {run}: field")))?;
+            let change = Change {
+                field,
+                before: row.try_get(5)?,
+                after: row.try_get(6)?,
+            };
+            match ops.last_mut() {
+                Some(JournalOp::Update {
+                    op: last, changes, ..
+                }) if *last == op => changes.push(change),
+                _ => ops.push(JournalOp::Update {
+                    op,
+                    line,
+                    id: PortalId::new_unchecked(id),
+                    changes: vec![change],
+                }),
+            }
+        }
+        Ok(ops)
+    }
+
+    /// Number of operations journalled for a run.
+    pub async fn op_count(&self, run: &str) -> Result<i64, StateError> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(op) + 1 FROM journal WHERE run_id = ?")
+            .bind(run)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Records how operations ended, in one transaction: the outcomes go to a temporary
+    /// table, and one UPDATE driven by it (an index look-up per operation) marks the journal,
+    /// instead of a statement per operation.
+    pub async fn record(&self, run: &str, records: &[OpRecord]) -> Result<(), StateError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS outcomes (
+                op INTEGER PRIMARY KEY,
+                state TEXT NOT NULL,
+                message TEXT,
+                set_account INTEGER NOT NULL,
+                account_id TEXT,
+                address TEXT
+            )",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM temp.outcomes")
+            .execute(&mut *tx)
+            .await?;
+        for chunk in records.chunks(5000) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR REPLACE INTO temp.outcomes \
+                 (op, state, message, set_account, account_id, address) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                let (id, address) = match &r.account {
+                    Some((id, address)) => (Some(id.as_str()), address.as_deref()),
+                    None => (None, None),
+                };
+                b.push_bind(r.op)
+                    .push_bind(
+                        if r.done {
+                            OpState::Done
+                        } else {
+                            OpState::Failed
+                        }
+                        .as_str(),
+                    )
+                    .push_bind(r.message.as_deref())
+                    .push_bind(r.account.is_some())
+                    .push_bind(id)
+                    .push_bind(address);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        // A create's outcome also names the account and the address it got.
+        sqlx::query(
+            "UPDATE journal SET (state, message, account_id, after_value) = (
+                SELECT o.state, o.message,
+                    CASE WHEN o.set_account THEN o.account_id ELSE journal.account_id END,
+                    CASE WHEN o.set_account THEN o.address ELSE journal.after_value END
+                FROM temp.outcomes o WHERE o.op = journal.op)
+             WHERE run_id = ? AND op IN (SELECT op FROM temp.outcomes)",
+        )
+        .bind(run)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM temp.outcomes")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes a run: counts from its journal, status `applied`.
+    pub async fn finish(&self, run: &str, now: DateTime<Utc>) -> Result<Counts, StateError> {
+        let count = |kind: OpKind, state: OpState| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(DISTINCT op) FROM journal WHERE run_id = ? AND kind = ? AND state = ?",
+            )
+            .bind(run)
+            .bind(kind.as_str())
+            .bind(state.as_str())
+        };
+        use OpKind::{Create, Update};
+        use OpState::{Done, Failed};
+        let created = count(Create, Done).fetch_one(&self.pool).await?;
+        let updated = count(Update, Done).fetch_one(&self.pool).await?;
+        let failed = count(Create, Failed).fetch_one(&self.pool).await?
+            + count(Update, Failed).fetch_one(&self.pool).await?;
+        // A rename is an update that changes the first or last name (as the plan counts it).
+        let renamed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT op) FROM journal WHERE run_id = ? AND kind = ?
+             AND state = ? AND field IN (?, ?)",
+        )
+        .bind(run)
+        .bind(Update.as_str())
+        .bind(Done.as_str())
+        .bind(Field::FirstName.name())
+        .bind(Field::LastName.name())
+        .fetch_one(&self.pool)
+        .await?;
+        sqlx::query(
+            "UPDATE runs SET status = ?, finished_at = ?, created = ?, updated = ?,
+             renamed = ?, failed = ? WHERE id = ?",
+        )
+        .bind(RunStatus::Applied.as_str())
+        .bind(now.to_rfc3339())
+        .bind(created)
+        .bind(updated)
+        .bind(renamed)
+        .bind(failed)
+        .bind(run)
+        .execute(&self.pool)
+        .await?;
+        Ok(self.run(run).await?.counts)
+    }
+
+    /// Outcomes of a run's operations, one per operation, in journal order.
+    pub async fn outcomes(&self, run: &str) -> Result<Vec<OpOutcomeRow>, StateError> {
+        self.outcomes_where(run, "").await
+    }
+
+    /// As [`Self::outcomes`], but only the operations a report says more about than the
+    /// plan did (creates, and anything not done): for a large run of updates, a handful.
+    pub async fn notable_outcomes(&self, run: &str) -> Result<Vec<OpOutcomeRow>, StateError> {
+        self.outcomes_where(run, "AND (kind = ? OR state <> ?)")
+            .await
+    }
+
+    /// The outcomes `filter` picks: nothing, or `(kind = ? OR state <> ?)` bound to a
+    /// create and done.
+    async fn outcomes_where(
+        &self,
+        run: &str,
+        filter: &'static str,
+    ) -> Result<Vec<OpOutcomeRow>, StateError> {
+        let sql = format!(
+            "SELECT line, kind, state, account_id, after_value, message FROM journal
+             WHERE run_id = ? AND seq IN (SELECT MIN(seq) FROM journal WHERE run_id = ? GROUP BY op)
+             {filter} ORDER BY op"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run).bind(run);
+        if !filter.is_empty() {
+            q = q.bind(OpKind::Create.as_str()).bind(OpState::Done.as_str());
+        }
+        let mut rows = q.fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(r) = rows.try_next().await? {
+            let line: i64 = r.try_get(0)?;
+            out.push(OpOutcomeRow {
+                line: line as u64,
+                kind: r.try_get::<&str, _>(1)?.parse()?,
+                state: r.try_get::<&str, _>(2)?.parse()?,
+                account: r.try_get(3)?,
+                address: r.try_get(4)?,
+                message: r.try_get(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The field changes a run made, in journal order.
+    pub async fn done_changes(&self, run: &str) -> Result<Vec<DoneChange>, StateError> {
+        let rows = sqlx::query(
+            "SELECT line, account_id, field, before_value, after_value FROM journal
+             WHERE run_id = ? AND kind = ? AND state = ? ORDER BY seq",
+        )
+        .bind(run)
+        .bind(OpKind::Update.as_str())
+        .bind(OpState::Done.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let line: i64 = r.try_get(0)?;
+                let field: String = r.try_get(2)?;
+                Ok(DoneChange {
+                    line: line as u64,
+                    account: PortalId::new_unchecked(r.try_get::<String, _>(1)?),
+                    change: Change {
+                        field: Field::from_name(&field)
+                            .ok_or_else(|| StateError::Corrupt(format!("field {field}")))?,
+                        before: r.try_get(3)?,
+                        after: r.try_get(4)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Accounts a run created: (ID, address).
+    pub async fn created_by(&self, run: &str) -> Result<Vec<(String, Option<String>)>, StateError> {
+        let rows = sqlx::query(
+            "SELECT account_id, after_value FROM journal
+             WHERE run_id = ? AND kind = ? AND state = ? ORDER BY seq",
+        )
+        .bind(run)
+        .bind(OpKind::Create.as_str())
+        .bind(OpState::Done.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// The first run after `run` that changed this field of this account, if any.
+    pub async fn later_change(
+        &self,
+        run: &RunInfo,
+        account: &str,
+        field: Field,
+    ) -> Result<Option<String>, StateError> {
+        Ok(sqlx::query_scalar(
+            "SELECT r.id FROM journal j JOIN runs r ON r.id = j.run_id
+             WHERE j.account_id = ? AND j.field = ? AND j.state = ? AND r.no > ?
+             ORDER BY r.no LIMIT 1",
+        )
+        .bind(account)
+        .bind(field.name())
+        .bind(OpState::Done.as_str())
+        .bind(run.no)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}
