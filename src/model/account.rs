@@ -126,6 +126,27 @@ impl Account {
             None => format!("ID {}", self.id),
         }
     }
+
+    /// Compare-and-set of one change against the account as read now: `Ok(true)` when it is
+    /// still to make (the field holds its before-image), `Ok(false)` when it is already in
+    /// place, and `Err` with the refusal when the field was changed since the run was
+    /// planned. Every backend refuses in these words.
+    pub fn still_to_make(&self, change: &Change) -> Result<bool, String> {
+        let now = self.get(change.field);
+        if now == change.after.as_deref() {
+            return Ok(false);
+        }
+        if now != change.before.as_deref() {
+            return Err(format!(
+                "{} of {} was changed in the directory since this run was planned (now \"{}\"): \
+                 nothing was changed on this account",
+                change.field,
+                self.describe(),
+                now.unwrap_or_default()
+            ));
+        }
+        Ok(true)
+    }
 }
 
 fn field_index(field: Field) -> usize {
@@ -146,4 +167,46 @@ pub struct Change {
     pub field: Field,
     pub before: Option<String>,
     pub after: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(field: Field, before: Option<&str>, after: Option<&str>) -> Change {
+        Change {
+            field,
+            before: before.map(str::to_owned),
+            after: after.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_change_is_made_only_over_its_before_image() {
+        let mut a = Account::new(
+            PortalId::new_unchecked("7"),
+            Status::Active,
+            &OdsCode::new_unchecked("RXX"),
+        );
+        a.set(Field::Email, Some("anne.lee@nhs.net"));
+        a.set(Field::JobTitle, Some("Nurse"));
+        let to_make = change(Field::JobTitle, Some("Nurse"), Some("Sister"));
+        assert_eq!(a.still_to_make(&to_make), Ok(true));
+        let in_place = change(Field::JobTitle, Some("Porter"), Some("Nurse"));
+        assert_eq!(a.still_to_make(&in_place), Ok(false));
+        let from_nothing = change(Field::Notes, None, Some("x"));
+        assert_eq!(a.still_to_make(&from_nothing), Ok(true));
+        let stale = change(Field::JobTitle, Some("Porter"), Some("Sister"));
+        let refusal = a.still_to_make(&stale).unwrap_err();
+        assert_eq!(
+            refusal,
+            format!(
+                "{} of anne.lee@nhs.net (ID 7) was changed in the directory since this run was \
+                 planned (now \"Nurse\"): nothing was changed on this account",
+                Field::JobTitle
+            )
+        );
+        let cleared = change(Field::JobTitle, None, Some("Sister"));
+        assert!(a.still_to_make(&cleared).is_err());
+    }
 }
