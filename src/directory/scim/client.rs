@@ -7,35 +7,12 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use super::Failure;
 use super::ScimDirectory;
 use super::oauth::Auth;
-use crate::directory::DirectoryError;
 
 /// Longest wait honoured from a `Retry-After`.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
-
-/// What went wrong with one request, classified.
-#[derive(Debug)]
-pub(super) enum Failure {
-    /// May succeed if tried again (the request may or may not have taken effect).
-    Transient(String),
-    /// The portal refused this request (4xx other than 401/403/429).
-    Row(StatusCode, String),
-    /// Nothing further will work.
-    Systemic(String),
-}
-
-impl Failure {
-    pub(super) fn into_error(self) -> DirectoryError {
-        match self {
-            Failure::Transient(m) => {
-                DirectoryError::Scim(format!("the portal keeps failing, giving up: {m}"))
-            }
-            Failure::Row(s, m) => DirectoryError::Scim(format!("the portal answered {s}: {m}")),
-            Failure::Systemic(m) => DirectoryError::Scim(m),
-        }
-    }
-}
 
 impl ScimDirectory {
     /// One request, no retries. Returns status, body (Null when empty) and ETag.

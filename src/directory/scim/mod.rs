@@ -40,7 +40,7 @@ mod codec;
 mod discover;
 mod oauth;
 
-use client::{Failure, encode};
+use client::encode;
 use codec::{account_of, resources};
 pub use discover::Capabilities;
 use oauth::Auth;
@@ -548,5 +548,28 @@ impl Directory for ScimDirectory {
                 .ok_or_else(|| DirectoryError::Scim("an operation gave no outcome".into()))
             })
             .collect()
+    }
+}
+
+/// What went wrong with one request, classified.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// May succeed if tried again (the request may or may not have taken effect).
+    Transient(String),
+    /// The portal refused this request (4xx other than 401/403/429).
+    Row(StatusCode, String),
+    /// Nothing further will work.
+    Systemic(String),
+}
+
+impl Failure {
+    pub(super) fn into_error(self) -> DirectoryError {
+        match self {
+            Failure::Transient(m) => {
+                DirectoryError::Scim(format!("the portal keeps failing, giving up: {m}"))
+            }
+            Failure::Row(s, m) => DirectoryError::Scim(format!("the portal answered {s}: {m}")),
+            Failure::Systemic(m) => DirectoryError::Scim(m),
+        }
     }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::Failure;
 use super::ScimDirectory;
-use super::client::Failure;
 
 pub(super) enum Auth {
     None,
