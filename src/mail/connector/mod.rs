@@ -140,7 +140,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         Context {
             directory: self.directory,
             state: self.state,
-            passwords: self.config.service.state_dir.join("initial-passwords.csv"),
+            passwords: crate::deployment::password_file(self.config),
             progress,
         }
     }
