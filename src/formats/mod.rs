@@ -80,6 +80,23 @@ pub struct Submission {
 }
 
 impl Submission {
+    /// Rows a channel made itself (a sync's entries, a SCIM User) rather than read from a
+    /// file: UTF-8 text in the new layout's terms.
+    pub fn made(headers: StringRecord, columns: Vec<Column>, rows: Vec<RawRow>) -> Submission {
+        Submission {
+            container: Container::Text {
+                encoding: TextEncoding::Utf8,
+                delimiter: b',',
+            },
+            layout: Layout::New,
+            connector: None,
+            headers,
+            columns,
+            rows,
+            warnings: Vec::new(),
+        }
+    }
+
     /// The position of the column that gives `field`, if the file has one.
     pub fn column_of(&self, field: Field) -> Option<usize> {
         self.columns.iter().position(|c| *c == Column::Field(field))

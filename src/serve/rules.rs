@@ -21,7 +21,7 @@ use crate::apply::{Context, Minter, RandomMinter};
 use crate::config::Config;
 use crate::directory::Account;
 use crate::directory::local::LocalDirectory;
-use crate::formats::{Column, Container, Layout, Submission, TextEncoding};
+use crate::formats::{Column, Submission};
 use crate::model::{Field, OdsCode, Person, PortalId};
 use crate::pipeline;
 use crate::plan::Action;
@@ -79,22 +79,15 @@ pub fn submission(account: &Account, id: Option<&PortalId>) -> Submission {
             _ => account.get(f).unwrap_or_default(),
         })
         .collect();
-    Submission {
-        container: Container::Text {
-            encoding: TextEncoding::Utf8,
-            delimiter: b',',
-        },
-        layout: Layout::New,
-        connector: None,
+    Submission::made(
         headers,
-        columns: Field::ALL.iter().map(|&f| Column::Field(f)).collect(),
-        rows: vec![crate::formats::RawRow {
+        Field::ALL.iter().map(|&f| Column::Field(f)).collect(),
+        vec![crate::formats::RawRow {
             line: LINE,
             cells,
             issues: Vec::new(),
         }],
-        warnings: Vec::new(),
-    }
+    )
 }
 
 /// The message of a refused row: each problem as `attribute: ` and what a file row with the

@@ -10,7 +10,7 @@ use csv::StringRecord;
 use sha2::{Digest, Sha256};
 
 use crate::directory::Account;
-use crate::formats::{Column, Container, Layout, RawRow, Submission, TextEncoding};
+use crate::formats::{Column, RawRow, Submission};
 use crate::model::Field;
 use crate::sources::config::{SourceConfig, mapped};
 use crate::sources::{SourceEntry, WriteBack};
@@ -128,18 +128,7 @@ impl Mapping {
                 }
             })
             .collect();
-        Submission {
-            container: Container::Text {
-                encoding: TextEncoding::Utf8,
-                delimiter: b',',
-            },
-            layout: Layout::New,
-            connector: None,
-            headers,
-            columns,
-            rows,
-            warnings: Vec::new(),
-        }
+        Submission::made(headers, columns, rows)
     }
 
     /// A digest of everything the sync reads from an entry: equal fingerprints mean the
