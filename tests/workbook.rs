@@ -243,3 +243,19 @@ fn a_title_above_the_header_dates_and_damaged_ids() {
         "{said}"
     );
 }
+
+/// An ODS written by another tool (odfpy, as LibreOffice-compatible producers write it) is
+/// recognised as ODS, not taken for XLSX, and its text cells come through exactly.
+#[test]
+fn an_ods_written_by_another_tool_is_read_exactly() {
+    let bytes = std::fs::read(common::root().join("samples/messy/odfpy-written.ods")).unwrap();
+    let sub = formats::read(&bytes, &Rules::default().limits).unwrap();
+    assert_eq!(sub.container, Container::Workbook(WorkbookKind::Ods));
+    let results = validate::validate(&sub, &Rules::default());
+    assert!(results.iter().all(|r| r.is_valid()), "{results:?}");
+    let last = &sub.rows[2];
+    assert_eq!(last.line, 4);
+    assert_eq!(&last.cells[2], "Zo\u{eb}");
+    assert_eq!(&last.cells[3], "O\u{2019}Neill");
+    assert_eq!(&sub.rows[0].cells[6], "07911 023456");
+}
