@@ -159,6 +159,7 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
             external: vec![("RKK".to_owned(), "ea".to_owned())],
             emails: vec!["a@nhs.net".to_owned(), "d@nhs.net".to_owned()],
             stems: vec!["c@nhs.net".to_owned()],
+            near_external: Vec::new(),
             organisations: vec!["RKK".to_owned()],
         })
         .await
