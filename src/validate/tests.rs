@@ -247,3 +247,19 @@ fn a_cell_read_in_the_wrong_encoding_is_refused_and_never_kept() {
         assert!(r[0].is_valid(), "{ok}: {:?}", r[0]);
     }
 }
+
+#[test]
+fn the_benchmark_files_raise_no_encoding_alarm() {
+    // Accented names (Zoë, Siân, José, Łukasz, Brontë, Ó Súilleabháin) and "Mon–Wed" notes.
+    let file = crate::bench::submission(20_000, 7);
+    let sub = formats::read(&file, &Limits::default()).expect("readable");
+    let results = validate(&sub, &Rules::default());
+    assert_eq!(results.len(), 20_000);
+    let alarms = results
+        .iter()
+        .flat_map(|r| r.issues())
+        .filter(|i| i.message.ends_with(text::ENCODING_REMEDY))
+        .count();
+    assert_eq!(alarms, 0);
+    assert!(results.iter().filter(|r| r.is_valid()).count() > 19_000);
+}
