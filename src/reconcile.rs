@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use crate::model::{Account, Change, DirectoryIndex, Keys, Status, naming};
+use crate::model::{Account, Change, DirectoryIndex, Keys, Status, naming, numeric_key};
 use crate::model::{Field, OdsCode, Person, PortalId};
 use crate::plan::{Action, Plan, PlannedRow};
 use crate::report::describe_issues;
@@ -40,6 +40,10 @@ pub fn keys(results: &[RowResult], policy: &Policy) -> Keys {
             p.organisation.to_string(),
             p.external_sync_id.as_str().to_lowercase(),
         ));
+        if let Some(number) = numeric_key(p.external_sync_id.as_str()) {
+            keys.near_external
+                .push((p.organisation.to_string(), number));
+        }
         if let Some(e) = &p.email {
             keys.emails.push(e.to_string());
         }
@@ -134,6 +138,46 @@ fn key_name(field: Field, value: &str) -> String {
     format!("{} \"{value}\"", field.name())
 }
 
+/// The refusal of a row that joins no account while its ExternalSyncID reads as the same
+/// number as stored keys of its organisation (`123` for `000123`, `123.0` or `1.23E+11` for
+/// `123000000000`): a spreadsheet damaged the key, so creating an account would make a
+/// duplicate. Names every account the key most likely meant, and why.
+fn spreadsheet_damaged_key(p: &Person, index: &DirectoryIndex, org: &str) -> Option<String> {
+    let sent = p.external_sync_id.as_str();
+    let near = index.near_external(org, sent);
+    if near.is_empty() {
+        return None;
+    }
+    let digits = sent.bytes().all(|b| b.is_ascii_digit());
+    let stored_longer = near
+        .iter()
+        .all(|a| a.external_sync_id().is_some_and(|e| e.len() > sent.len()));
+    let why = if digits && stored_longer {
+        "Excel removes leading zeros when it opens a CSV"
+    } else if digits {
+        "it differs from a stored key only in its leading zeros"
+    } else if sent.contains(['E', 'e']) {
+        "Excel shortens a long number to scientific notation when it opens a CSV"
+    } else {
+        "a spreadsheet that reads an ID as a number writes it back with a decimal part"
+    };
+    let accounts: Vec<String> = near
+        .iter()
+        .map(|a| {
+            format!(
+                "the account with ExternalSyncID {} is {}",
+                a.external_sync_id().unwrap_or_default(),
+                a.describe()
+            )
+        })
+        .collect();
+    Some(format!(
+        "ExternalSyncID \"{sent}\" matches no account, and nothing was created: {why}; {}: \
+         format the column as text and send the file again",
+        accounts.join("; ")
+    ))
+}
+
 fn plan_row(
     p: &Person,
     index: &DirectoryIndex,
@@ -178,6 +222,9 @@ fn plan_row(
         candidates.push((key_name(Field::Email, email.as_str()), a));
     }
     let Some((first_key, account)) = candidates.first() else {
+        if let Some(refusal) = spreadsheet_damaged_key(p, index, org) {
+            return Err(refusal);
+        }
         return plan_create(p, index, policy, org_info, allocated);
     };
     if let Some((other_key, other)) = candidates.iter().find(|(_, a)| a.id != account.id) {

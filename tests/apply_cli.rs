@@ -549,3 +549,57 @@ fn importing_again_says_so_in_one_line() {
     );
     assert_eq!(out.lines().count(), 2, "{out}");
 }
+
+#[test]
+fn keys_a_spreadsheet_damaged_create_nothing_and_name_the_account_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("directory.csv"),
+        "ID,ExternalSyncID,FirstName,LastName,DisplayName,Email,Organisation,Status\n\
+         1000001,000123,Anne,Lee,\"Lee, Anne (RXX)\",anne.lee@nhs.net,RXX,Active\n\
+         1000002,456,Ben,Carter,\"Carter, Ben (RXX)\",ben.carter@nhs.net,RXX,Active\n",
+    )
+    .unwrap();
+    let o = pc(dir.path(), &["directory", "import", "directory.csv"]);
+    assert!(stdout(&o).contains("imported 2 accounts"), "{}", stdout(&o));
+    std::fs::write(
+        dir.path().join("excel.csv"),
+        "ExternalSyncID,FirstName,LastName,Organisation\n\
+         123,Anne,Lee,RXX\n456.0,Ben,Carter,RXX\n456,Ben,Carter,RXX\n",
+    )
+    .unwrap();
+    let o = pc(dir.path(), &["apply", "excel.csv", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v = json(&o);
+    assert_eq!(
+        results(&v),
+        [
+            (2, "Rejected".to_owned()),
+            (3, "Rejected".to_owned()),
+            (4, "Unchanged".to_owned())
+        ]
+    );
+    assert_eq!(v["counts"]["created"], 0);
+    let message = |line: usize| v["rows"][line]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message(0).contains(
+            "Excel removes leading zeros when it opens a CSV; the account with ExternalSyncID \
+             000123 is anne.lee@nhs.net (ID 1000001): format the column as text and send the \
+             file again"
+        ),
+        "{}",
+        message(0)
+    );
+    assert!(
+        message(1).contains("the account with ExternalSyncID 456 is ben.carter@nhs.net"),
+        "{}",
+        message(1)
+    );
+    let o = pc(dir.path(), &["directory", "export"]);
+    assert_eq!(
+        stdout(&o).lines().count(),
+        3,
+        "nothing created: {}",
+        stdout(&o)
+    );
+}

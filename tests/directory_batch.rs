@@ -7,7 +7,7 @@
 use push_connector::directory::Status;
 use push_connector::directory::local::LocalDirectory;
 use push_connector::directory::{Account, Change, Directory, Keys, NewAccount, Op, OpOutcome};
-use push_connector::model::{Field, OdsCode, PortalId};
+use push_connector::model::{Field, OdsCode, PortalId, numeric_key};
 use push_connector::plan::{Action, Plan, PlannedRow};
 use push_connector::store::{OpRecord, StateDb};
 
@@ -159,6 +159,7 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
             external: vec![("RKK".to_owned(), "ea".to_owned())],
             emails: vec!["a@nhs.net".to_owned(), "d@nhs.net".to_owned()],
             stems: vec!["c@nhs.net".to_owned()],
+            near_external: Vec::new(),
             organisations: vec!["RKK".to_owned()],
         })
         .await
@@ -383,4 +384,63 @@ async fn a_plan_made_in_parts_equals_one_made_whole() {
             "jo.brown7@nhs.net"
         ]
     );
+}
+
+#[tokio::test]
+async fn the_index_finds_the_stored_keys_a_damaged_number_meant_in_its_organisation_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = LocalDirectory::open(&dir.path().join("directory.sqlite"))
+        .await
+        .unwrap();
+    d.add_organisation("RKK", &[]).await.unwrap();
+    d.add_organisation("RLL", &[]).await.unwrap();
+    let mut elsewhere = Account::new(
+        PortalId::new_unchecked("PL"),
+        Status::Active,
+        &OdsCode::new_unchecked("RLL"),
+    );
+    elsewhere.set(Field::ExternalSyncId, Some("000123"));
+    elsewhere.set(Field::Email, Some("l@nhs.net"));
+    elsewhere.set(Field::FirstName, Some("Lee"));
+    elsewhere.set(Field::LastName, Some("Lane"));
+    d.insert_unchecked(&[
+        account("PA", Some("000123"), "a@nhs.net"),
+        account("PB", Some("0123"), "b@nhs.net"),
+        account("PC", Some("A0123"), "c@nhs.net"),
+        account("PD", Some("456"), "d@nhs.net"),
+        account("PE", Some("0456"), "e@nhs.net"),
+        elsewhere,
+    ])
+    .await
+    .unwrap();
+    let near = |org: &str, number: &str| Keys {
+        external: vec![("RKK".to_owned(), number.to_owned())],
+        near_external: vec![(org.to_owned(), numeric_key(number).unwrap())],
+        ..Keys::default()
+    };
+    let index = d.index_for(&near("RKK", "123")).await.unwrap();
+    let ids = |accounts: Vec<&Account>| -> Vec<String> {
+        accounts.iter().map(|a| a.id.to_string()).collect()
+    };
+    assert_eq!(ids(index.near_external("RKK", "123")), ["PA", "PB"]);
+    assert_eq!(ids(index.near_external("RKK", "123.0")), ["PA", "PB"]);
+    assert!(
+        index.near_external("RLL", "123").is_empty(),
+        "not asked for"
+    );
+    assert_eq!(index.len(), 2, "neither A0123 nor RLL's key is near");
+    // A key that joins exactly needs no near look-up: 0456 is not fetched for 456.
+    let index = d.index_for(&near("RKK", "456")).await.unwrap();
+    assert_eq!(index.len(), 1);
+    assert!(index.near_external("RKK", "456").is_empty());
+    let index = d.index_for(&near("RKK", "00456")).await.unwrap();
+    assert_eq!(ids(index.near_external("RKK", "00456")), ["PE", "PD"]);
+    let index = d
+        .index_for(&Keys {
+            near_external: vec![("RLL".to_owned(), "123".to_owned())],
+            ..Keys::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(index.near_external("RLL", "123")), ["PL"]);
 }

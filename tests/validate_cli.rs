@@ -101,6 +101,42 @@ fn legacy_windows_1252_file_keeps_its_accents() {
 }
 
 #[test]
+fn text_read_in_the_wrong_encoding_is_refused_per_cell_and_accents_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mojibake.csv");
+    std::fs::write(
+        &file,
+        "ExternalSyncID,FirstName,LastName,Organisation,Title\n\
+         E1,Zo\u{eb},M\u{fc}ller,RXX,Dr\n\
+         E2,Jos\u{c3}\u{a9},\u{d3} Briain,RXX,\n\
+         E3,Si\u{e2}n,O\u{e2}\u{20ac}\u{2122}Brien,RXX,\n\
+         E4,Ann,Le\u{fffd},RXX,\n",
+    )
+    .unwrap();
+    let (code, v) = validate_json(&file);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(row(&v, 2)["status"], "valid", "{v}");
+    for (line, column, value) in [
+        (3, "FirstName", "Jos\u{c3}\u{a9}"),
+        (4, "LastName", "O\u{e2}\u{20ac}\u{2122}Brien"),
+        (5, "LastName", "Le\u{fffd}"),
+    ] {
+        let issues = row(&v, line)["issues"].as_array().unwrap();
+        assert_eq!(issues.len(), 1, "line {line}: {issues:?}");
+        assert_eq!(issues[0]["column"], column);
+        assert_eq!(issues[0]["value"], value);
+        let message = issues[0]["message"].as_str().unwrap();
+        assert!(
+            message.ends_with(
+                "the file was saved in a different encoding than it was read in: \
+                 save it as CSV UTF-8"
+            ),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn a_file_in_neither_format_is_rejected_with_exit_2() {
     let (code, v) = validate_json(&messy("not-a-submission.csv"));
     assert_eq!(code, 2);

@@ -17,7 +17,57 @@ pub struct Keys {
     pub stems: Vec<String>,
     /// Organisations whose units and size the plan needs.
     pub organisations: Vec<String>,
+    /// (organisation, [`numeric_key`] of an ExternalSyncID): the stored keys of digits only
+    /// that read as the same number, so a key a spreadsheet damaged (`123` for `000123`,
+    /// `123.0` for `123`) finds the account it meant. A backend may leave these unanswered:
+    /// then only exact keys join, and nothing is refused for a near key.
+    pub near_external: Vec<(String, String)>,
 }
+
+/// A key as the number a spreadsheet reads it as, for finding the account a damaged key
+/// meant: digits with their leading zeros removed (`000123` → `123`), a whole number written
+/// with a fraction of zeros (`123.0` → `123`), or scientific notation that is a whole number
+/// (`1.23E+11` → `123000000000`). `None` for any other key, and for zero itself.
+pub fn numeric_key(key: &str) -> Option<String> {
+    let digits = if key.bytes().all(|b| b.is_ascii_digit()) {
+        key.to_owned()
+    } else if let Some((whole, fraction)) = key.split_once('.')
+        && !fraction.is_empty()
+        && fraction.bytes().all(|b| b == b'0')
+        && whole.bytes().all(|b| b.is_ascii_digit())
+    {
+        whole.to_owned()
+    } else {
+        scientific_whole(key)?
+    };
+    let trimmed = digits.trim_start_matches('0');
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+/// The digits of a whole number written in scientific notation (`1.23E+11`); at most
+/// [`MAX_NUMERIC_DIGITS`] of them, so a hostile exponent costs nothing.
+fn scientific_whole(key: &str) -> Option<String> {
+    let (mantissa, exponent) = key.split_once(['E', 'e'])?;
+    let exponent: usize = exponent
+        .strip_prefix('+')
+        .unwrap_or(exponent)
+        .parse()
+        .ok()?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let fraction = fraction.trim_end_matches('0');
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) {
+        return None;
+    }
+    let zeros = exponent.checked_sub(fraction.len())?;
+    if whole.len() + fraction.len() + zeros > MAX_NUMERIC_DIGITS {
+        return None;
+    }
+    Some(format!("{whole}{fraction}{}", "0".repeat(zeros)))
+}
+
+/// Longest key [`numeric_key`] reads from scientific notation (the longest accepted key).
+const MAX_NUMERIC_DIGITS: usize = 64;
 
 /// An organisation as the index knows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +85,8 @@ pub struct DirectoryIndex {
     by_id: HashMap<String, usize>,
     by_external: HashMap<(String, String), usize>,
     by_email: HashMap<String, usize>,
+    /// (organisation, [`numeric_key`]) of every stored ExternalSyncID of digits only.
+    by_numeric_external: HashMap<(String, String), Vec<usize>>,
     /// Addresses in use besides those of `accounts` (which `by_email` holds).
     taken: HashSet<String>,
     organisations: HashMap<String, OrganisationInfo>,
@@ -57,6 +109,14 @@ impl DirectoryIndex {
             self.by_external
                 .entry((account.organisation().to_owned(), ext.to_lowercase()))
                 .or_insert(i);
+            if ext.bytes().all(|b| b.is_ascii_digit())
+                && let Some(number) = numeric_key(ext)
+            {
+                self.by_numeric_external
+                    .entry((account.organisation().to_owned(), number))
+                    .or_default()
+                    .push(i);
+            }
         }
         for email in account
             .email()
@@ -91,6 +151,28 @@ impl DirectoryIndex {
             .map(|&i| &self.accounts[i])
     }
 
+    /// The accounts of `organisation` whose ExternalSyncID is of digits only, is not
+    /// `external`, and reads as the same number as `external` (see [`numeric_key`]): what a
+    /// spreadsheet's damage to `external` most likely meant. In stored-key order.
+    pub fn near_external(&self, organisation: &str, external: &str) -> Vec<&Account> {
+        let Some(number) = numeric_key(external) else {
+            return Vec::new();
+        };
+        let mut found: Vec<&Account> = self
+            .by_numeric_external
+            .get(&(organisation.to_owned(), number))
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.accounts[i])
+            .filter(|a| {
+                a.external_sync_id()
+                    .is_some_and(|ext| !ext.eq_ignore_ascii_case(external))
+            })
+            .collect();
+        found.sort_by_key(|a| a.external_sync_id().map(str::to_owned));
+        found
+    }
+
     pub fn by_email(&self, email: &str) -> Option<&Account> {
         self.by_email
             .get(&email.to_lowercase())
@@ -112,5 +194,32 @@ impl DirectoryIndex {
 
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_keys_read_keys_as_a_spreadsheet_does() {
+        for (key, number) in [
+            ("000123", Some("123")),
+            ("123", Some("123")),
+            ("123.0", Some("123")),
+            ("00123.00", Some("123")),
+            ("1.23E+11", Some("123000000000")),
+            ("1.23e11", Some("123000000000")),
+            ("1E+3", Some("1000")),
+            ("1.2345E+2", None),
+            ("1E+999", None),
+            ("123.5", None),
+            ("E123", None),
+            ("12a3", None),
+            ("0000", None),
+            ("", None),
+        ] {
+            assert_eq!(numeric_key(key).as_deref(), number, "{key}");
+        }
     }
 }

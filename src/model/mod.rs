@@ -13,7 +13,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use account::{Account, Change, NewAccount, Status};
-pub use index::{DirectoryIndex, Keys, OrganisationInfo};
+pub use index::{DirectoryIndex, Keys, OrganisationInfo, numeric_key};
 
 /// One attribute of a portal account, as the new submission format names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

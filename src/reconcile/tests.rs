@@ -361,3 +361,128 @@ fn creates_get_distinct_addresses_within_one_plan_and_rejected_rows_keep_reasons
     assert_eq!(account.get(Field::DisplayName), Some("Lee, Anne (RXX)"));
     assert_eq!(account.status, Status::Active);
 }
+
+/// An index of RXX holding keys of digits only, beside one of another organisation.
+fn numeric_index() -> DirectoryIndex {
+    let mut idx = DirectoryIndex::new(vec![
+        account(
+            "P1",
+            "RXX",
+            Some("000123"),
+            "anne.lee@nhs.net",
+            Status::Active,
+        ),
+        account(
+            "P2",
+            "RXX",
+            Some("123000000000"),
+            "bo.ng@nhs.net",
+            Status::Active,
+        ),
+        account("P3", "RXX", Some("456"), "cy.ray@nhs.net", Status::Active),
+        account("P4", "RXX", Some("0456"), "di.fox@nhs.net", Status::Active),
+        account(
+            "P5",
+            "RYY",
+            Some("000789"),
+            "ed.kay@nhs.net",
+            Status::Active,
+        ),
+        account(
+            "P6",
+            "RXX",
+            Some("A0123"),
+            "fay.orr@nhs.net",
+            Status::Active,
+        ),
+    ]);
+    for code in ["RXX", "RYY"] {
+        idx.add_organisation(code, OrganisationInfo::default());
+    }
+    idx
+}
+
+#[test]
+fn keys_a_spreadsheet_damaged_are_refused_naming_the_account_meant() {
+    // (sent ExternalSyncID, expected result, expected text in the message)
+    let cases = [
+        (
+            "123",
+            RowResultKind::Rejected,
+            "Excel removes leading zeros when it opens a CSV; the account with ExternalSyncID \
+             000123 is anne.lee@nhs.net (ID P1): format the column as text",
+        ),
+        (
+            "0123",
+            RowResultKind::Rejected,
+            "ExternalSyncID 000123 is anne.lee@nhs.net",
+        ),
+        (
+            "123.0",
+            RowResultKind::Rejected,
+            "writes it back with a decimal part; the account with ExternalSyncID 000123",
+        ),
+        (
+            "123000000000.0",
+            RowResultKind::Rejected,
+            "ExternalSyncID 123000000000 is bo.ng@nhs.net (ID P2)",
+        ),
+        (
+            "1.23E+11",
+            RowResultKind::Rejected,
+            "Excel shortens a long number to scientific notation",
+        ),
+        (
+            "00456",
+            RowResultKind::Rejected,
+            "differs from a stored key only in its leading zeros; the account with \
+             ExternalSyncID 0456 is di.fox@nhs.net (ID P4); the account with ExternalSyncID 456 \
+             is cy.ray@nhs.net (ID P3)",
+        ),
+        // An exact key joins as always: no refusal for its near neighbours.
+        ("456", RowResultKind::Updated, "cy.ray@nhs.net"),
+        ("000123", RowResultKind::Updated, "anne.lee@nhs.net"),
+        // Another organisation's key, a key with letters, another number: a new account.
+        ("789", RowResultKind::Created, ""),
+        ("0123A", RowResultKind::Created, ""),
+        ("1234", RowResultKind::Created, ""),
+        ("123.5", RowResultKind::Created, ""),
+    ];
+    for (sent, kind, text) in cases {
+        let mut p = person(sent);
+        p.first_name = "Zed".into();
+        let results = vec![RowResult {
+            line: 2,
+            outcome: RowOutcome::Valid(Box::new(p)),
+        }];
+        let plan = reconcile("r", &results, &numeric_index(), &policy());
+        let row = &plan.rows[0];
+        assert_eq!(row.result(), kind, "{sent}: {}", row.message);
+        assert!(row.message.contains(text), "{sent}: {}", row.message);
+        if kind == RowResultKind::Rejected {
+            assert!(
+                row.message.contains("nothing was created"),
+                "{}",
+                row.message
+            );
+        }
+    }
+}
+
+#[test]
+fn the_keys_of_a_file_ask_for_the_near_keys_of_numeric_ids() {
+    let rows: Vec<RowResult> = ["000123", "123.0", "E12", "1.23E+11"]
+        .iter()
+        .enumerate()
+        .map(|(i, ext)| RowResult {
+            line: i as u64 + 2,
+            outcome: RowOutcome::Valid(Box::new(person(ext))),
+        })
+        .collect();
+    let near = keys(&rows, &policy()).near_external;
+    let want: Vec<(String, String)> = [("RXX", "123"), ("RXX", "123"), ("RXX", "123000000000")]
+        .iter()
+        .map(|(o, n)| (o.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(near, want);
+}

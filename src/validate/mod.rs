@@ -352,6 +352,10 @@ impl RowCheck<'_> {
     fn cell(&mut self, field: Field) -> Option<String> {
         let index = self.columns[field.index()]?;
         let raw = unneutralise(self.cells.get(index)?);
+        if let Err(message) = text::check_encoding(raw) {
+            self.issue(field, raw, message);
+            return None;
+        }
         match text::clean(raw) {
             Ok(v) if v.is_empty() => None,
             Ok(v) => Some(v.into_owned()),

@@ -196,3 +196,70 @@ fn an_unknown_code_is_quoted_once_with_close_values() {
         ]
     );
 }
+
+#[test]
+fn a_cell_read_in_the_wrong_encoding_is_refused_and_never_kept() {
+    for (row, column, value) in [
+        (
+            "E1,Jos\u{c3}\u{a9},Lee,RXX,,,,,\n",
+            "FirstName",
+            "Jos\u{c3}\u{a9}",
+        ),
+        (
+            "E1,Ann,M\u{c3}\u{bc}ller,RXX,,,,,\n",
+            "LastName",
+            "M\u{c3}\u{bc}ller",
+        ),
+        (
+            "E1,Ann,Lee,RXX,,,,,Ward 1 \u{e2}\u{20ac}\u{201c} nights\n",
+            "WorkArea",
+            "Ward 1 \u{e2}\u{20ac}\u{201c} nights",
+        ),
+        (
+            "E1,Ann\u{c2}\u{a0}Marie,Lee,RXX,,,,,\n",
+            "FirstName",
+            "Ann\u{c2}\u{a0}Marie",
+        ),
+        ("E1,Ann,Le\u{fffd},RXX,,,,,\n", "LastName", "Le\u{fffd}"),
+    ] {
+        let r = check(row);
+        assert!(!r[0].is_valid(), "{row}");
+        let issues = r[0].issues();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(
+            (issues[0].column.as_str(), issues[0].value.as_str()),
+            (column, value)
+        );
+        assert_eq!(issues[0].line, 2);
+        assert!(
+            issues[0].message.ends_with(text::ENCODING_REMEDY),
+            "{issues:?}"
+        );
+    }
+    for ok in [
+        "Zo\u{eb}",
+        "Jos\u{e9}",
+        "M\u{fc}ller",
+        "\u{d3} Briain",
+        "Si\u{e2}n",
+    ] {
+        let r = check(&format!("E1,{ok},{ok},RXX,,,,,\n"));
+        assert!(r[0].is_valid(), "{ok}: {:?}", r[0]);
+    }
+}
+
+#[test]
+fn the_benchmark_files_raise_no_encoding_alarm() {
+    // Accented names (Zoë, Siân, José, Łukasz, Brontë, Ó Súilleabháin) and "Mon–Wed" notes.
+    let file = crate::bench::submission(20_000, 7);
+    let sub = formats::read(&file, &Limits::default()).expect("readable");
+    let results = validate(&sub, &Rules::default());
+    assert_eq!(results.len(), 20_000);
+    let alarms = results
+        .iter()
+        .flat_map(|r| r.issues())
+        .filter(|i| i.message.ends_with(text::ENCODING_REMEDY))
+        .count();
+    assert_eq!(alarms, 0);
+    assert!(results.iter().filter(|r| r.is_valid()).count() > 19_000);
+}

@@ -160,6 +160,69 @@ pub fn check_free_text(value: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// What every encoding refusal tells the sender to do.
+pub const ENCODING_REMEDY: &str =
+    "the file was saved in a different encoding than it was read in: save it as CSV UTF-8";
+
+/// Windows-1252's characters for the bytes 0x80 to 0x9F, in order; the five bytes it leaves
+/// undefined are read by lenient decoders as the C1 control of the same number.
+const CP1252_HIGH: [char; 32] = [
+    '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}',
+    '\u{2C6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8D}', '\u{17D}', '\u{8F}',
+    '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
+    '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}', '\u{17E}', '\u{178}',
+];
+
+/// The Windows-1252 byte a character is read from, for the characters of bytes 0x80 and up.
+fn cp1252_byte(c: char) -> Option<u8> {
+    match c as u32 {
+        0xA0..=0xFF => u8::try_from(c as u32).ok(),
+        _ => CP1252_HIGH
+            .iter()
+            .position(|&h| h == c)
+            .and_then(|i| u8::try_from(0x80 + i).ok()),
+    }
+}
+
+/// Refuses a value that carries the marks of text saved in one encoding and read in another:
+/// the replacement character U+FFFD (a character was lost), or a run of characters whose
+/// Windows-1252 bytes form one UTF-8 character (`Ã©` for `é`, `â€™` for `’`, `Â` and a
+/// no-break space for a no-break space). A lead byte must be followed by exactly the
+/// continuation bytes UTF-8 demands, so accented names (`Zoë`, `José`, `Ó Briain`) never match.
+/// Check the value as sent, before cleaning folds no-break spaces and straightens quotes.
+pub fn check_encoding(value: &str) -> Result<(), String> {
+    if value.contains('\u{FFFD}') {
+        return Err(format!(
+            "contains the replacement character '\u{FFFD}', so a character was lost: {ENCODING_REMEDY}"
+        ));
+    }
+    let chars: Vec<(usize, char)> = value.char_indices().collect();
+    for (i, &(start, lead)) in chars.iter().enumerate() {
+        let Some(first) = cp1252_byte(lead) else {
+            continue;
+        };
+        let width = match first {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => continue,
+        };
+        let Some(run) = chars.get(i..i + width) else {
+            continue;
+        };
+        let bytes: Option<Vec<u8>> = run.iter().map(|&(_, c)| cp1252_byte(c)).collect();
+        if bytes.is_some_and(|b| std::str::from_utf8(&b).is_ok()) {
+            let end = chars.get(i + width).map_or(value.len(), |&(e, _)| e);
+            let marks = value.get(start..end).unwrap_or_default();
+            return Err(format!(
+                "contains '{}', the mark of UTF-8 text read as Windows-1252: {ENCODING_REMEDY}",
+                marks.escape_debug()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Excel's scientific notation (`1.23457E+11`): the digits of an ID were lost on the way.
 pub fn is_scientific_notation(value: &str) -> bool {
     let Some((mantissa, exponent)) = value.split_once(['E', 'e']) else {
@@ -242,6 +305,59 @@ mod tests {
         }
         for ok in ["-", "---", "Ward 3 - nights", "Band 5", "x-ray"] {
             assert_eq!(check_free_text(ok, 64), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn text_read_in_the_wrong_encoding_is_refused() {
+        for (bad, marks) in [
+            ("JosÃ©", "Ã©"),
+            ("O\u{e2}\u{20ac}\u{2122}Brien", "\u{e2}\u{20ac}\u{2122}"),
+            ("ZoÃ«", "Ã«"),
+            ("Ã–zil", "Ã–"),
+            ("MÃ¼ller", "Ã¼"),
+            ("NÃºÃ±ez", "Ãº"),
+            (
+                "Ward 1 \u{e2}\u{20ac}\u{201c} nights",
+                "\u{e2}\u{20ac}\u{201c}",
+            ),
+            ("Ann\u{c2}\u{a0}Lee", "\u{c2}\\u{a0}"),
+            ("SiÃ¢n", "Ã¢"),
+            ("\u{c3}\u{b6}", "\u{c3}\u{b6}"),
+        ] {
+            let message = check_encoding(bad).unwrap_err();
+            assert!(message.contains(&format!("'{marks}'")), "{bad}: {message}");
+            assert!(message.ends_with(ENCODING_REMEDY), "{message}");
+        }
+        let lost = check_encoding("Jos\u{FFFD}").unwrap_err();
+        assert!(lost.contains("replacement character"), "{lost}");
+        assert!(lost.ends_with(ENCODING_REMEDY));
+    }
+
+    #[test]
+    fn real_accented_text_is_not_taken_for_the_wrong_encoding() {
+        for ok in [
+            "Zoë",
+            "José",
+            "Müller",
+            "Ó Briain",
+            "Siân",
+            "Renée",
+            "Núñez",
+            "Ødegård",
+            "Straße",
+            "Ångström",
+            "Đặng",
+            "Σοφία",
+            "李",
+            "Ward 1 – nights",
+            "O’Brien",
+            "£5 — ©",
+            "ÂÃ",
+            "Ã",
+            "",
+        ] {
+            assert_eq!(check_encoding(ok), Ok(()), "{ok}");
         }
     }
 

@@ -12,7 +12,7 @@
 //! Here: the type, its opening and the reads. Writes (apply) are in `write`, import,
 //! export and organisations in `admin`, the schema's versions in `schema`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use futures_util::TryStreamExt as _;
@@ -23,7 +23,7 @@ use super::{
     Account, Directory, DirectoryError, DirectoryIndex, Keys, Op, OpOutcome, OrganisationInfo,
     Status,
 };
-use crate::model::{Email, Field, OdsCode, PortalId};
+use crate::model::{Email, Field, OdsCode, PortalId, numeric_key};
 use crate::store::sqlite::{self, SqliteError};
 
 /// The account columns in [`Field::ALL`] order, `status` second.
@@ -319,6 +319,54 @@ impl From<SqliteError> for DirectoryError {
         }
     }
 }
+impl LocalDirectory {
+    /// Adds the accounts whose ExternalSyncID is of digits only and reads as the same number
+    /// as a near key of `keys` ([`numeric_key`]), for the near keys whose number no account
+    /// in `found` already has: a file whose keys all join costs no query. One scan of the
+    /// organisation's accounts per [`KEY_CHUNK`] keys.
+    async fn near_external(
+        &self,
+        keys: &Keys,
+        found: &mut Vec<Account>,
+    ) -> Result<(), DirectoryError> {
+        let joined: HashSet<(&str, String)> = found
+            .iter()
+            .filter_map(|a| Some((a.organisation(), numeric_key(a.external_sync_id()?)?)))
+            .collect();
+        let mut near: Vec<&(String, String)> = keys
+            .near_external
+            .iter()
+            .filter(|(org, number)| !joined.contains(&(org.as_str(), number.clone())))
+            .collect();
+        near.sort_unstable();
+        near.dedup();
+        let mut more = Vec::new();
+        for same_org in near.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in same_org.chunks(KEY_CHUNK) {
+                aggregated_accounts(
+                    &self.pool,
+                    concat!(
+                        "SELECT ",
+                        account_json!(),
+                        " FROM accounts a WHERE a.organisation = ?
+                           AND a.external_sync_key NOT GLOB '*[^0-9]*'
+                           AND ltrim(a.external_sync_key, '0')
+                               IN (SELECT value FROM json_each(?))"
+                    ),
+                    &[
+                        chunk[0].0.clone(),
+                        json_array(chunk.iter().map(|k| k.1.as_str())),
+                    ],
+                    &mut more,
+                )
+                .await?;
+            }
+        }
+        found.append(&mut more);
+        Ok(())
+    }
+}
+
 impl Directory for LocalDirectory {
     async fn index_for(&self, keys: &Keys) -> Result<DirectoryIndex, DirectoryError> {
         let mut accounts = Vec::new();
@@ -359,6 +407,7 @@ impl Directory for LocalDirectory {
                 .await?;
             }
         }
+        self.near_external(keys, &mut accounts).await?;
         for chunk in keys.emails.chunks(KEY_CHUNK) {
             aggregated_accounts(
                 &self.pool,
