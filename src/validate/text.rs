@@ -201,8 +201,12 @@ pub fn check_encoding(value: &str) -> Result<(), String> {
         let Some(first) = cp1252_byte(lead) else {
             continue;
         };
+        // Only the leads a mis-read file carries: Latin-1 and Latin Extended-A (`Ã`, `Â`,
+        // `Ä`, `Å`), Greek and Cyrillic (`Î`–`Ñ`), and every 3- and 4-byte lead (`â€™`,
+        // emoji). The other capitals (`Ú`, `Ó`, `Ø`, `É`…) start real names, and what they
+        // would decode to (Arabic, Hebrew, IPA) is no mark: `Úša` is a name, not `ښa`.
         let width = match first {
-            0xC2..=0xDF => 2,
+            0xC2..=0xC5 | 0xCE..=0xD1 => 2,
             0xE0..=0xEF => 3,
             0xF0..=0xF4 => 4,
             _ => continue,
@@ -345,6 +349,10 @@ mod tests {
             "Renée",
             "Núñez",
             "Ødegård",
+            "Úša",
+            "Leź",
+            "Óš",
+            "Ø‰",
             "Straße",
             "Ångström",
             "Đặng",
