@@ -227,3 +227,39 @@ fn plain_ldap_to_a_host_that_is_not_loopback_is_refused_and_ignored_with_ldaps()
         "{text}"
     );
 }
+
+/// A reader that stops early (`push-connector validate … | head -1`) ends the verb quietly,
+/// as for any Unix program: no panic on stderr.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    // Enough rows that the output cannot fit in the pipe's buffer.
+    let mut csv = String::from("ExternalSyncID,FirstName,LastName,Organisation\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!("E{i},Ann,Lee,RXX!\n"));
+    }
+    std::fs::write(dir.path().join("big.csv"), csv).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_push-connector"))
+        .args(["validate", "big.csv"])
+        .current_dir(dir.path())
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    let _ = stdout.read(&mut first).unwrap();
+    drop(stdout);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.code(), Some(141), "{err}");
+}
