@@ -164,23 +164,14 @@ pub fn check_free_text(value: &str, max: usize) -> Result<(), String> {
 pub const ENCODING_REMEDY: &str =
     "the file was saved in a different encoding than it was read in: save it as CSV UTF-8";
 
-/// Windows-1252's characters for the bytes 0x80 to 0x9F, in order; the five bytes it leaves
-/// undefined are read by lenient decoders as the C1 control of the same number.
-const CP1252_HIGH: [char; 32] = [
-    '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}',
-    '\u{2C6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8D}', '\u{17D}', '\u{8F}',
-    '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
-    '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}', '\u{17E}', '\u{178}',
-];
-
-/// The Windows-1252 byte a character is read from, for the characters of bytes 0x80 and up.
+/// The Windows-1252 byte a character is read from, for the characters of bytes 0x80 and up
+/// (the same table the text reader decodes with).
 fn cp1252_byte(c: char) -> Option<u8> {
-    match c as u32 {
-        0xA0..=0xFF => u8::try_from(c as u32).ok(),
-        _ => CP1252_HIGH
-            .iter()
-            .position(|&h| h == c)
-            .and_then(|i| u8::try_from(0x80 + i).ok()),
+    let mut utf8 = [0u8; 4];
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(c.encode_utf8(&mut utf8));
+    match *bytes {
+        [b] if !unmappable && b >= 0x80 => Some(b),
+        _ => None,
     }
 }
 
@@ -191,6 +182,10 @@ fn cp1252_byte(c: char) -> Option<u8> {
 /// continuation bytes UTF-8 demands, so accented names (`Zoë`, `José`, `Ó Briain`) never match.
 /// Check the value as sent, before cleaning folds no-break spaces and straightens quotes.
 pub fn check_encoding(value: &str) -> Result<(), String> {
+    // Most cells: nothing to look at, and nothing allocated.
+    if value.is_ascii() {
+        return Ok(());
+    }
     if value.contains('\u{FFFD}') {
         return Err(format!(
             "contains the replacement character '\u{FFFD}', so a character was lost: {ENCODING_REMEDY}"
