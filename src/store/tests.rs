@@ -488,3 +488,20 @@ async fn a_database_that_counts_renames_keeps_its_versions_and_counts() {
     assert!(db.sync().fingerprints("ad").await.unwrap().is_empty());
     assert_eq!(db.mail().summary().await.unwrap(), (0, 0, 0));
 }
+
+/// The schema copied above is the one that shipped: a version that has shipped is never
+/// changed (the list is only appended to), so the copies and the list must agree.
+#[test]
+fn the_versions_that_shipped_are_never_changed() {
+    let words = |sql: &str| sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shipped = |version: i64| {
+        schema::MIGRATIONS
+            .iter()
+            .find(|m| m.0 == version)
+            .map(|m| words(m.2))
+    };
+    assert_eq!(shipped(1), Some(words(OLD_RUNS)));
+    assert_eq!(shipped(101), Some(words(OLD_SYNC)));
+    assert_eq!(shipped(201), Some(words(OLD_MAIL_1)));
+    assert_eq!(shipped(202), Some(words(OLD_MAIL_2)));
+}
