@@ -35,19 +35,7 @@ impl Deployment {
         )
         .unwrap();
         let d = Deployment { dir };
-        let out = d.run(&[
-            "directory",
-            "import",
-            common::root()
-                .join("samples/directory.csv")
-                .to_str()
-                .unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::import_samples(d.path());
         d
     }
 

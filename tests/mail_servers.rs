@@ -52,19 +52,7 @@ impl Deployment {
             mail: mail.to_owned(),
         };
         d.configure(smtp_port);
-        let out = d.run(&[
-            "directory",
-            "import",
-            common::root()
-                .join("samples/directory.csv")
-                .to_str()
-                .unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::import_samples(d.dir.path());
         d
     }
 
