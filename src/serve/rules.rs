@@ -17,7 +17,7 @@ use chrono::Utc;
 use csv::StringRecord;
 
 use super::{ScimError, Shared};
-use crate::apply::{Context, Minter, RandomMinter};
+use crate::apply::{Context, RandomMinter};
 use crate::config::Config;
 use crate::directory::Account;
 use crate::directory::local::LocalDirectory;
@@ -144,24 +144,6 @@ pub(super) enum Written {
     Unchanged,
 }
 
-/// Remembers the portal IDs it mints (the new account's, for the answer).
-struct Recording {
-    inner: RandomMinter,
-    minted: Vec<PortalId>,
-}
-
-impl Minter for Recording {
-    fn portal_id(&mut self) -> PortalId {
-        let id = self.inner.portal_id();
-        self.minted.push(id.clone());
-        id
-    }
-
-    fn password(&mut self) -> String {
-        self.inner.password()
-    }
-}
-
 /// Plans and applies one validated row for `organisation` as a run whose source is
 /// `source`, under the organisation's lock (the caller holds the service's write lock).
 /// A refused plan is 400 `invalidValue` with the plan's reason and records no run; a row
@@ -231,11 +213,7 @@ async fn write_here(
         passwords: crate::deployment::password_file(&pipeline.config),
         progress: &progress,
     };
-    let mut minter = Recording {
-        inner: RandomMinter,
-        minted: Vec::new(),
-    };
-    let submitted = pipeline::submit(&ctx, &request, &mut minter, now)
+    let submitted = pipeline::submit(&ctx, &request, &mut RandomMinter, now)
         .await
         .map_err(|e| internal(&e))?;
     let Some(planned) = submitted.plan.rows.first() else {
@@ -269,12 +247,11 @@ async fn write_here(
         ));
     }
     if created {
-        // Runs a stopped process left behind are finished first and may mint IDs too; this
-        // run's one create mints last.
-        let id = minter
-            .minted
-            .last()
-            .cloned()
+        // The ID this run minted for its one create (not one a resumed run minted).
+        let id = applied
+            .created
+            .first()
+            .map(|(_, id)| id.clone())
             .ok_or_else(|| internal(&"no portal ID was minted"))?;
         return Ok(Written::Created(id));
     }
