@@ -2,11 +2,14 @@
 //!
 //! In: a [`Plan`], the organisation's account count and its thresholds. Out: a [`Verdict`]
 //! (pass, or held with every reason). A measure holds a run only when it is above the floor
-//! and above either its count or its share of the organisation's accounts. Pure.
+//! and above either its count or its share of the organisation's accounts; a field measure
+//! (the accounts on which one field's value is replaced or cleared) holds a run above the
+//! floor and above its share, tighter for the identity-bearing fields. Pure.
 
 use serde::Deserialize;
 
-use crate::plan::Plan;
+use crate::model::Field;
+use crate::plan::{Action, Plan};
 
 /// Thresholds of the mass-change guard. A run is held when, for any measure, the number of
 /// accounts concerned is above `floor` and above either the count or the share of the
@@ -28,7 +31,22 @@ pub struct GuardConfig {
     pub max_created: u64,
     /// Largest share (0–1) of the organisation's existing accounts one run may create.
     pub max_created_share: f64,
+    /// Largest share (0–1) of the organisation's accounts on which one run may replace or
+    /// clear the value of any one field (filling a blank field is not counted).
+    pub max_field_share: f64,
+    /// The same for the identity-bearing fields ([`IDENTITY_FIELDS`]: names, display name,
+    /// e-mail), which people and other systems recognise an account by.
+    pub max_identity_field_share: f64,
 }
+
+/// The fields people and other systems recognise an account by: a mistake in one of them
+/// on many accounts renames people or moves their mail, so their field measure is tighter.
+pub const IDENTITY_FIELDS: [Field; 4] = [
+    Field::FirstName,
+    Field::LastName,
+    Field::DisplayName,
+    Field::Email,
+];
 
 impl Default for GuardConfig {
     fn default() -> Self {
@@ -40,6 +58,8 @@ impl Default for GuardConfig {
             max_renamed_share: 0.05,
             max_created: 5000,
             max_created_share: 0.2,
+            max_field_share: 0.1,
+            max_identity_field_share: 0.05,
         }
     }
 }
@@ -62,6 +82,10 @@ pub struct GuardOverride {
     pub max_created: Option<u64>,
     /// See `[guard] max_created_share`.
     pub max_created_share: Option<f64>,
+    /// See `[guard] max_field_share`.
+    pub max_field_share: Option<f64>,
+    /// See `[guard] max_identity_field_share`.
+    pub max_identity_field_share: Option<f64>,
 }
 
 impl GuardConfig {
@@ -75,6 +99,10 @@ impl GuardConfig {
             max_renamed_share: o.max_renamed_share.unwrap_or(self.max_renamed_share),
             max_created: o.max_created.unwrap_or(self.max_created),
             max_created_share: o.max_created_share.unwrap_or(self.max_created_share),
+            max_field_share: o.max_field_share.unwrap_or(self.max_field_share),
+            max_identity_field_share: o
+                .max_identity_field_share
+                .unwrap_or(self.max_identity_field_share),
         }
     }
 }
@@ -119,8 +147,7 @@ pub fn check(plan: &Plan, accounts: u64, limits: &GuardConfig) -> Verdict {
         if n <= limits.floor {
             continue;
         }
-        // Share of the organisation, computed in integers: n / accounts > share.
-        let share_limit = (share * accounts as f64).floor() as u64;
+        let share_limit = share_limit(share, accounts);
         if n > max {
             reasons.push(format!(
                 "it would {verb} {n} accounts of {}, more than the limit of {max}",
@@ -134,7 +161,66 @@ pub fn check(plan: &Plan, accounts: u64, limits: &GuardConfig) -> Verdict {
             ));
         }
     }
+    for (field, n) in replaced_per_field(plan) {
+        let identity = IDENTITY_FIELDS.contains(&field);
+        let share = if identity {
+            limits.max_identity_field_share
+        } else {
+            limits.max_field_share
+        };
+        if n <= limits.floor || n <= share_limit(share, accounts) {
+            continue;
+        }
+        reasons.push(format!(
+            "it would replace or clear {} on {n} of {}'s {accounts} accounts, more than {}% \
+             for {}",
+            field.name(),
+            plan.organisation,
+            percent(share),
+            if identity {
+                "a field accounts are known by"
+            } else {
+                "one field"
+            }
+        ));
+    }
     Verdict { reasons }
+}
+
+/// A share of the organisation as a count, in integers: n / accounts > share ⇔ n > this.
+fn share_limit(share: f64, accounts: u64) -> u64 {
+    (share * accounts as f64).floor() as u64
+}
+
+/// A share as a percentage, without a fraction when it has none (`5`, `2.5`).
+fn percent(share: f64) -> String {
+    let p = share * 100.0;
+    if (p - p.round()).abs() < 1e-9 {
+        format!("{p:.0}")
+    } else {
+        format!("{p:.1}")
+    }
+}
+
+/// For each field, the accounts on which the plan replaces or clears a value (a blank
+/// filled in is not counted), in field order.
+fn replaced_per_field(plan: &Plan) -> Vec<(Field, u64)> {
+    let mut counts = [0u64; Field::ALL.len()];
+    for row in &plan.rows {
+        if let Action::Update { changes, .. } = &row.action {
+            for change in changes.iter().filter(|c| c.before.is_some()) {
+                if let Some(i) = Field::ALL.iter().position(|f| *f == change.field) {
+                    counts[i] += 1;
+                }
+            }
+        }
+    }
+    Field::ALL
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| *n > 0)
+        .map(|(f, n)| (*f, n))
+        .collect()
 }
 
 #[cfg(test)]
@@ -192,6 +278,8 @@ mod tests {
             max_renamed_share: 0.05,
             max_created: 50,
             max_created_share: 0.5,
+            max_field_share: 1.0,
+            max_identity_field_share: 1.0,
         };
         // (updates, renames, creates, accounts, held)
         let cases = [
@@ -209,5 +297,92 @@ mod tests {
             let v = check(&plan(u, r, c), accounts, &limits);
             assert_eq!(v.held(), held, "{u} {r} {c} of {accounts}: {:?}", v.reasons);
         }
+    }
+
+    /// A plan of `n` updates, each changing `field` from `before` to a new value.
+    fn field_plan(field: Field, n: u64, before: Option<&str>) -> Plan {
+        let mut p = plan(0, 0, 0);
+        p.rows = (0..n)
+            .map(|i| PlannedRow {
+                line: i + 2,
+                action: Action::Update {
+                    id: PortalId::new_unchecked(format!("P{i}")),
+                    changes: vec![Change {
+                        field,
+                        before: before.map(str::to_owned),
+                        after: Some(format!("new {i}")),
+                    }],
+                    renamed: false,
+                },
+                message: String::new(),
+            })
+            .collect();
+        p
+    }
+
+    #[test]
+    fn one_field_replaced_on_too_many_accounts_holds_naming_the_field() {
+        let limits = GuardConfig {
+            floor: 5,
+            max_updated_share: 1.0,
+            max_renamed_share: 1.0,
+            max_field_share: 0.1,
+            max_identity_field_share: 0.05,
+            ..GuardConfig::default()
+        };
+        // (field, accounts changed, value before, organisation size, held)
+        let cases = [
+            (Field::MobilePhone, 10, Some("07700 900123"), 100, false), // exactly 10%
+            (Field::MobilePhone, 11, Some("07700 900123"), 100, true),  // above 10%
+            (Field::MobilePhone, 11, None, 100, false), // filling blanks is not counted
+            (Field::JobTitle, 5, Some("Nurse"), 10, false), // at the floor
+            (Field::JobTitle, 6, Some("Nurse"), 10, true),
+            (Field::Email, 6, Some("a@nhs.net"), 100, true), // identity: above 5%
+            (Field::Email, 5, Some("a@nhs.net"), 100, false), // the floor still applies
+            (Field::DisplayName, 51, Some("Lee, Anne"), 1000, true),
+            (Field::DisplayName, 50, Some("Lee, Anne"), 1000, false), // exactly 5%
+            (Field::Notes, 50, Some("x"), 1000, false), // an ordinary field: 5% is fine
+        ];
+        for (field, n, before, accounts, held) in cases {
+            let v = check(&field_plan(field, n, before), accounts, &limits);
+            assert_eq!(
+                v.held(),
+                held,
+                "{field:?} x{n} of {accounts}: {:?}",
+                v.reasons
+            );
+            if held {
+                assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
+                assert!(
+                    v.reasons[0].contains(&format!(
+                        "replace or clear {} on {n} of RXX's {accounts} accounts",
+                        field.name()
+                    )),
+                    "{:?}",
+                    v.reasons
+                );
+            }
+        }
+        let v = check(&field_plan(Field::LastName, 6, Some("Lee")), 100, &limits);
+        assert_eq!(
+            v.reasons,
+            [
+                "it would replace or clear LastName on 6 of RXX's 100 accounts, more than 5% \
+              for a field accounts are known by"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_organisation_override_changes_the_field_shares() {
+        let o = GuardOverride {
+            max_field_share: Some(0.5),
+            max_identity_field_share: Some(0.01),
+            ..GuardOverride::default()
+        };
+        let limits = GuardConfig::default().with(&o);
+        assert_eq!(limits.max_field_share, 0.5);
+        assert_eq!(limits.max_identity_field_share, 0.01);
+        assert_eq!(limits.floor, GuardConfig::default().floor);
     }
 }

@@ -603,3 +603,51 @@ fn keys_a_spreadsheet_damaged_create_nothing_and_name_the_account_meant() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_run_that_replaces_one_field_on_too_many_accounts_is_held_naming_it() {
+    let dir = seeded();
+    // Four of RXX's twelve accounts get a new job title: each row on its own is a plain
+    // update, together a third of the organisation's job titles replaced.
+    let mut file = String::from("ExternalSyncID,FirstName,LastName,JobTitle,Organisation\n");
+    for (key, first, last) in [
+        ("RXX0001", "Anne", "Lee"),
+        ("RXX0002", "Ben", "Carter"),
+        ("RXX0003", "Chloe", "Davies"),
+        ("RXX0007", "George", "Harris"),
+    ] {
+        file.push_str(&format!("{key},{first},{last},Locum,RXX\n"));
+    }
+    let sub = dir.path().join("titles.csv");
+    std::fs::write(&sub, file).unwrap();
+    let sub = sub.to_str().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[guard]\nfloor = 2\nmax_updated_share = 1.0\nmax_field_share = 0.25\n\
+         [[organisation]]\ncode = \"RXX\"\n",
+    );
+    let o = pc(dir.path(), &["--config", &config, "apply", sub, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v = json(&o);
+    assert_eq!(v["status"], "held");
+    assert_eq!(
+        v["held"],
+        serde_json::json!([
+            "it would replace or clear JobTitle on 4 of RXX's 12 accounts, more than 25% for one field"
+        ])
+    );
+    let export = stdout(&pc(dir.path(), &["directory", "export"]));
+    assert!(!export.contains("Locum"), "nothing changed while held");
+
+    // The organisation's own share lets the same file through.
+    let config = write_config(
+        dir.path(),
+        "[guard]\nfloor = 2\nmax_updated_share = 1.0\nmax_field_share = 0.25\n\
+         [[organisation]]\ncode = \"RXX\"\n[organisation.guard]\nmax_field_share = 0.5\n",
+    );
+    let o = pc(dir.path(), &["--config", &config, "apply", sub, "--json"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert_eq!(json(&o)["counts"]["updated"], 4);
+    let export = stdout(&pc(dir.path(), &["directory", "export"]));
+    assert_eq!(export.matches(",Locum,").count(), 4);
+}

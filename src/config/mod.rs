@@ -69,6 +69,9 @@ pub struct ServiceConfig {
     pub max_file_bytes: usize,
     /// Log lines as `text` (default) or `json` (one JSON object a line).
     pub log_format: LogFormat,
+    /// An organisation that has sent no accepted file and had no sync or run for this many
+    /// days gets one reminder to its administrators, and the operators a notice (0: never).
+    pub stale_after_days: u32,
 }
 
 /// How log lines are written.
@@ -90,6 +93,7 @@ impl Default for ServiceConfig {
             state_dir: PathBuf::from("var"),
             max_file_bytes: 35 * 1024 * 1024,
             log_format: LogFormat::Text,
+            stale_after_days: 35,
         }
     }
 }
@@ -137,6 +141,9 @@ pub struct OrganisationConfig {
     /// This organisation's changes to the `[guard]` thresholds.
     #[serde(default)]
     pub guard: GuardOverride,
+    /// This organisation's `[service] stale_after_days`.
+    #[serde(default)]
+    pub stale_after_days: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -370,13 +377,25 @@ impl Config {
                 "max_created_share",
                 Some(g.max_created_share),
             ),
+            (
+                "guard".to_owned(),
+                "max_field_share",
+                Some(g.max_field_share),
+            ),
+            (
+                "guard".to_owned(),
+                "max_identity_field_share",
+                Some(g.max_identity_field_share),
+            ),
         ];
         for org in &self.organisations {
             let name = format!("organisation {} guard", org.code);
             let o = &org.guard;
             shares.push((name.clone(), "max_updated_share", o.max_updated_share));
             shares.push((name.clone(), "max_renamed_share", o.max_renamed_share));
-            shares.push((name, "max_created_share", o.max_created_share));
+            shares.push((name.clone(), "max_created_share", o.max_created_share));
+            shares.push((name.clone(), "max_field_share", o.max_field_share));
+            shares.push((name, "max_identity_field_share", o.max_identity_field_share));
         }
         for (name, key, share) in shares {
             if let Some(share) = share

@@ -453,6 +453,7 @@ async fn a_held_run_keeps_the_cursor_and_writes_nothing_back() {
     // The next sync reads the same changes again, and the held run gives way to it.
     f.config.guard.max_updated = 5000;
     f.config.guard.max_updated_share = 1.0;
+    f.config.guard.max_field_share = 1.0;
     let again = f.sync(&mut source, SyncOptions::default(), "r3").await;
     assert_eq!(count(&again, RowResultKind::Updated), 5);
     assert_eq!(source.writes, writes + 5);
