@@ -2,8 +2,9 @@
 //!
 //! Each pass: read the mailbox (intake), follow up runs approved or rejected since, run the
 //! nightly step when its window is due, sync the sources that are due, send what is queued
-//! (retrying with backoff), apply the retention periods (once an hour), then wait for new
-//! mail, the next nightly window, the next sync or the next retry, whichever comes first.
+//! (retrying with backoff), apply the retention periods and remind organisations that have
+//! gone quiet (once an hour), then wait for new mail, the next nightly window, the next sync
+//! or the next retry, whichever comes first.
 //! A step that fails is logged and the loop goes on: a server that is down now may be back
 //! at the next pass. [`Service::once`] is one pass for cron.
 //!
@@ -19,7 +20,7 @@ use crate::apply::RandomMinter;
 use crate::deployment::{self, Deployment};
 use crate::directory::any::AnyDirectory;
 use crate::mail::compose::{ComposeError, Composer};
-use crate::mail::connector::{Connector, ConnectorError, IntakeSummary, NightlySummary};
+use crate::mail::connector::{Connector, ConnectorError, IntakeSummary, NightlySummary, Reminded};
 use crate::mail::mailbox::{AnyMailbox, Mailbox};
 use crate::mail::outbox::{AnyOutbox, Flushed, OutboxError};
 use crate::mail::schedule::{Schedule, ScheduleError};
@@ -55,6 +56,8 @@ pub enum ServiceError {
     Flush(ConnectorError),
     #[error("retention: {0}")]
     Purge(ConnectorError),
+    #[error("reminding quiet organisations: {0}")]
+    Quiet(ConnectorError),
 }
 
 /// What one pass did.
@@ -66,6 +69,8 @@ pub struct Pass {
     /// One result per source synced.
     pub syncs: Vec<(String, Result<Synced, SyncError>)>,
     pub flushed: Flushed,
+    /// Organisations reminded that they have sent nothing for a while.
+    pub quiet: Vec<Reminded>,
 }
 
 /// The service over one deployment.
@@ -143,7 +148,12 @@ impl<'a> Service<'a> {
             .await
             .map_err(ServiceError::Flush)?;
         c.purge(Utc::now()).await.map_err(ServiceError::Purge)?;
+        let quiet = c
+            .remind_quiet(Utc::now())
+            .await
+            .map_err(ServiceError::Quiet)?;
         Ok(Pass {
+            quiet,
             intake,
             nightly: nightly_summary,
             syncs,
@@ -208,6 +218,9 @@ impl<'a> Service<'a> {
             *purged_at = Some(std::time::Instant::now());
             if let Err(e) = c.purge(Utc::now()).await {
                 tracing::error!(error = %e, "retention purge failed");
+            }
+            if let Err(e) = c.remind_quiet(Utc::now()).await {
+                tracing::error!(error = %e, "reminding quiet organisations failed");
             }
         }
     }

@@ -41,6 +41,11 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
         include_str!("../../templates/held.html"),
     ),
     (
+        "quiet",
+        include_str!("../../templates/quiet.txt"),
+        include_str!("../../templates/quiet.html"),
+    ),
+    (
         "result",
         include_str!("../../templates/result.txt"),
         include_str!("../../templates/result.html"),
@@ -78,8 +83,8 @@ pub enum ComposeError {
 /// One e-mail to compose.
 #[derive(Debug, Clone)]
 pub struct Reply<C: Serialize> {
-    /// Which template: `acknowledgement`, `rejection`, `superseded`, `held`, `result`,
-    /// `dropped`.
+    /// Which template: `acknowledgement`, `rejection`, `superseded`, `held`, `quiet`,
+    /// `result`, `dropped`.
     pub kind: &'static str,
     pub to: Vec<String>,
     pub subject: String,
@@ -389,7 +394,7 @@ mod tests {
         );
         assert!(
             Composer::templates_in_use(&config)
-                .ends_with("(1 of 14 from there, the others built in)")
+                .ends_with("(1 of 16 from there, the others built in)")
         );
 
         std::fs::write(dir.path().join("held.html"), "{% if %}").unwrap();

@@ -175,6 +175,19 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         "runs count renames",
         "ALTER TABLE runs ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        210,
+        "reminders to organisations that have sent nothing for a while",
+        // One row per organisation the service has seen: when it was first seen (the start
+        // of its quiet period if it never sends anything) and the quiet period its last
+        // reminder was about, so each period gets one reminder.
+        "CREATE TABLE organisation_reminders (
+        organisation TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        reminded_at TEXT,
+        reminded_since TEXT
+    );",
+    ),
 ];
 
 /// The e-mail tables' earlier notes: (version in `mail_schema`, version in [`MIGRATIONS`]).

@@ -11,6 +11,9 @@
 
 pub(crate) mod intake;
 mod nightly;
+mod quiet;
+
+pub use quiet::Reminded;
 
 use std::collections::BTreeSet;
 

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
+pub mod activity;
 pub mod outbox;
 
 use self::outbox::{QueuedMail, enqueue};
