@@ -13,6 +13,7 @@ use crate::model::{Account, Change, DirectoryIndex, Keys, Status, naming, numeri
 use crate::model::{Field, OdsCode, Person, PortalId};
 use crate::plan::{Action, Plan, PlannedRow};
 use crate::report::describe_issues;
+use crate::report::mistakes::DAMAGED_KEY_REMEDY;
 use crate::validate::{RowOutcome, RowResult};
 
 /// How one organisation's connector behaves.
@@ -173,7 +174,7 @@ fn spreadsheet_damaged_key(p: &Person, index: &DirectoryIndex, org: &str) -> Opt
         .collect();
     Some(format!(
         "ExternalSyncID \"{sent}\" matches no account, and nothing was created: {why}; {}: \
-         format the column as text and send the file again",
+         {DAMAGED_KEY_REMEDY}",
         accounts.join("; ")
     ))
 }

@@ -5,6 +5,8 @@
 //! formulas are prefixed with `'`; the readers undo that, so a report with the two extra columns
 //! removed can be sent again as it is.
 
+pub mod mistakes;
+
 use std::collections::HashMap;
 use std::io::Write;
 

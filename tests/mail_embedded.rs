@@ -214,8 +214,18 @@ fn acknowledgement_then_nightly_result_with_per_row_results() {
     assert_eq!(ack.to, "admin@rxx.nhs.uk");
     assert_eq!(ack.in_reply_to.as_deref(), Some("m1@rxx"));
     assert!(ack.text.contains("Rows read: 16"), "{}", ack.text);
+    // Checked against the directory as it is now: the mover, the leaver, the keys naming
+    // two people and the unit move are refused already, beside the two invalid lines.
     assert!(
-        ack.text.contains("Rows accepted for the nightly run: 14"),
+        ack.text.contains("Rows accepted for the nightly run: 10"),
+        "{}",
+        ack.text
+    );
+    assert!(
+        ack.text.contains(
+            "Rows refused: 6 (4 of them by the directory as it is now: the nightly run checks \
+             them again)"
+        ),
         "{}",
         ack.text
     );
@@ -237,9 +247,12 @@ fn acknowledgement_then_nightly_result_with_per_row_results() {
     let (name, refused) = ack.attachment.expect("refused lines CSV");
     assert_eq!(name, "refused-lines-staff.csv");
     let refused = results(&refused);
-    assert_eq!(refused.len(), 2);
-    assert_eq!(refused["RXX0203"], "Rejected");
-    assert_eq!(refused["RXX0204"], "Rejected");
+    assert_eq!(refused.len(), 6, "{refused:?}");
+    for key in [
+        "RXX0203", "RXX0204", "RYY0002", "RXX0006", "RXX0008", "RXX0010",
+    ] {
+        assert_eq!(refused[key], "Rejected", "{key}");
+    }
     assert_eq!(
         d.export(),
         before,
@@ -983,4 +996,103 @@ fn a_rejection_never_quotes_the_connector_key() {
     );
     assert!(mail.subject.contains("[connector key]"), "{}", mail.subject);
     assert!(!raw.contains("S3cretKey42"), "{raw}");
+}
+
+/// Accounts whose ExternalSyncIDs are numbers with leading zeros, as an HR system keeps them.
+fn import_numeric_keys(d: &Deployment) {
+    let csv = "ID,ExternalSyncID,Title,FirstName,LastName,DisplayName,Email,JobTitle,Organisation,\
+               OrganisationUnit,OfficePhone,MobilePhone,Fax,Pager,Notes,ClinicalRole,\
+               ClinicalSpeciality,WorkArea,Status,SecondaryEmails\n\
+               3000001,000123,Mr,Omar,Shah,\"Shah, Omar (RXX)\",omar.shah@nhs.net,Porter,RXX,,,,,,,,,,Active,\n\
+               3000002,004567,Ms,Rosa,Diaz,\"Diaz, Rosa (RXX)\",rosa.diaz@nhs.net,Cook,RXX,,,,,,,,,,Active,\n";
+    std::fs::write(d.path().join("numeric.csv"), csv).unwrap();
+    let out = d.run(&["directory", "import", "numeric.csv"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("imported 2 accounts"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_file_excel_damaged_is_answered_under_one_heading_per_mistake_and_changes_nothing() {
+    let d = Deployment::new();
+    import_numeric_keys(&d);
+    let before = d.export();
+    // As Excel saves it after opening the CSV: leading zeros gone from the keys; and a name
+    // typed in UTF-8 but read as Windows-1252 somewhere on the way ("José" as "JosÃ©").
+    let file = "ExternalSyncID,FirstName,LastName,JobTitle,Organisation\r\n\
+                123,Omar,Shah,Senior Porter,RXX\r\n\
+                4567,Rosa,Diaz,Head Cook,RXX\r\n\
+                RXX0300,JosÃ©,Martins,Porter,RXX\r\n\
+                RXX0301,Nia,Rees,Porter,RXX\r\n";
+    d.deliver(
+        "1.a",
+        &message(
+            "admin@rxx.nhs.uk",
+            "excel@rxx",
+            &[("staff.csv", file.as_bytes())],
+        ),
+    );
+    let out = d.once(false);
+    assert!(out.contains("intake: 1 accepted, 0 rejected"), "{out}");
+    let ack = read_mail(&d.outbox()[0]);
+    let text = &ack.text;
+    assert!(
+        text.contains("Rows accepted for the nightly run: 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Keys damaged by a spreadsheet: nothing was created for them (2 lines: 2, 3)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("Format the ExternalSyncID column as Text"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the account with ExternalSyncID 000123 is omar.shah@nhs.net"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Text in the wrong encoding (1 line: 4)"),
+        "{text}"
+    );
+    assert!(text.contains("CSV UTF-8 (Comma delimited)"), "{text}");
+    assert!(
+        ack.html.contains("<h3>Keys damaged by a spreadsheet"),
+        "{}",
+        ack.html
+    );
+
+    // The nightly run creates only the sound row, and its result says the same.
+    let out = d.once(true);
+    assert!(out.contains("RXX: run"), "{out}");
+    let result = read_mail(&d.outbox()[1]);
+    assert!(result.text.contains("Created:   1"), "{}", result.text);
+    assert!(
+        result.text.contains(
+            "Keys damaged by a spreadsheet: nothing was created for them (2 lines: 2, 3)"
+        ),
+        "{}",
+        result.text
+    );
+    assert!(
+        result
+            .text
+            .contains("Text in the wrong encoding (1 line: 4)"),
+        "{}",
+        result.text
+    );
+    let after = d.export();
+    assert!(!after.contains("Ã"), "a mis-read name was written: {after}");
+    assert!(after.contains(",RXX0301,"), "{after}");
+    assert_eq!(
+        after.lines().count(),
+        before.lines().count() + 1,
+        "only the sound row made an account"
+    );
+    assert!(after.contains(",000123,Mr,Omar,Shah,") && after.contains(",Porter,"));
 }

@@ -161,8 +161,7 @@ pub fn check_free_text(value: &str, max: usize) -> Result<(), String> {
 }
 
 /// What every encoding refusal tells the sender to do.
-pub const ENCODING_REMEDY: &str =
-    "the file was saved in a different encoding than it was read in: save it as CSV UTF-8";
+pub use crate::report::mistakes::ENCODING_REMEDY;
 
 /// The Windows-1252 byte a character is read from, for the characters of bytes 0x80 and up
 /// (the same table the text reader decodes with).

@@ -174,8 +174,9 @@ impl<'a, D: Directory> Connector<'a, D> {
                     .submissions(Some(a.organisation.as_str()), SubmissionStatus::Pending)
                     .await?
                     .pop();
+                let preview = self.preview(&a, now).await;
                 let ack = self
-                    .acknowledgement(&msg, &a, Ack::Accepted(replaces.as_ref()), now)
+                    .acknowledgement(&msg, &a, Ack::Accepted(replaces.as_ref()), &preview, now)
                     .await?;
                 let sub = NewSubmission {
                     organisation: a.organisation.as_str(),
@@ -216,7 +217,13 @@ impl<'a, D: Directory> Connector<'a, D> {
                     .await?
                     .pop();
                 let ack = self
-                    .acknowledgement(&msg, &a, Ack::NothingApplies(earlier.as_ref()), now)
+                    .acknowledgement(
+                        &msg,
+                        &a,
+                        Ack::NothingApplies(earlier.as_ref()),
+                        &Preview::default(),
+                        now,
+                    )
                     .await?;
                 let reason = "no row of the file can be applied".to_owned();
                 self.store
@@ -334,8 +341,57 @@ impl<'a, D: Directory> Connector<'a, D> {
             file,
             rows: results.len(),
             submission,
+            results,
             refused,
         })
+    }
+
+    /// The nightly run's verdict on the accepted rows against the directory as it is now (a
+    /// dry run: nothing changes, no lock is taken): the rows it would refuse and why it
+    /// would be held. A directory that cannot be asked now leaves the preview out; the
+    /// file is still accepted.
+    pub(super) async fn preview(&self, a: &Accepted<'_>, now: DateTime<Utc>) -> Preview {
+        let request = pipeline::Request {
+            results: &a.results,
+            policy: crate::deployment::policy(self.config, &a.organisation),
+            limits: crate::deployment::guard_limits(self.config, &a.organisation),
+            run: "preview".to_owned(),
+            source: format!("e-mail from {} ({})", a.sender, a.file.name),
+            dry_run: true,
+            guarded: true,
+            supersede: None,
+            record_idle: false,
+        };
+        let progress = |_: u64, _: u64| {};
+        let ctx = self.context(&progress);
+        match pipeline::submit(&ctx, &request, &mut apply::RandomMinter, now).await {
+            Ok(submitted) => {
+                let validation: BTreeSet<u64> = a.refused.iter().map(|r| r.line).collect();
+                let refused = submitted
+                    .plan
+                    .rows
+                    .iter()
+                    .filter(|r| {
+                        r.result() == RowResultKind::Rejected && !validation.contains(&r.line)
+                    })
+                    .map(|r| RowReport {
+                        line: r.line,
+                        result: RowResultKind::Rejected,
+                        message: r.message.clone(),
+                    })
+                    .collect();
+                Preview {
+                    checked: true,
+                    refused,
+                    held: submitted.held,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(organisation = %a.organisation, error = %e,
+                    "the directory could not be asked for a preview; acknowledged without it");
+                Preview::default()
+            }
+        }
     }
 
     /// The acknowledgement, naming the organisation's pending file: the one this file
@@ -345,16 +401,20 @@ impl<'a, D: Directory> Connector<'a, D> {
         msg: &Inbound,
         a: &Accepted<'_>,
         ack: Ack<'_>,
+        preview: &Preview,
         now: DateTime<Utc>,
     ) -> Result<QueuedMail, ConnectorError> {
         let refused_file = format!("refused-lines-{}.csv", stem(&a.file.name));
         let budget = self.config.mail.max_reply_bytes;
-        let (attachment, attached) = if a.refused.is_empty() {
+        let mut all_refused: Vec<RowReport> = a.refused.clone();
+        all_refused.extend(preview.refused.iter().cloned());
+        all_refused.sort_by_key(|r| r.line);
+        let (attachment, attached) = if all_refused.is_empty() {
             (None, 0)
         } else {
             let (csv, attached) = report::write_report_within(
                 &a.submission,
-                &a.refused,
+                &all_refused,
                 ReportRows::Reported,
                 budget / 2,
             )?;
@@ -364,7 +424,11 @@ impl<'a, D: Directory> Connector<'a, D> {
             )
         };
         let org = a.organisation.to_string();
-        let lines = body_lines(&a.refused);
+        let mistakes: Vec<_> = report::mistakes::gather(&all_refused)
+            .iter()
+            .map(|m| m.shown())
+            .collect();
+        let lines = body_lines(&all_refused);
         let (nothing_applies, pending) = match ack {
             Ack::Accepted(p) => (false, p),
             Ack::NothingApplies(p) => (true, p),
@@ -386,13 +450,17 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "organisation_name": self.organisation_name(&org),
                     "received_at": self.local(now),
                     "rows": a.rows,
-                    "valid": a.rows - a.refused.len(),
-                    "refused": a.refused.len(),
+                    "valid": a.rows - all_refused.len(),
+                    "refused": all_refused.len(),
+                    "refused_by_directory": preview.refused.len(),
+                    "previewed": preview.checked,
+                    "would_hold": preview.held,
+                    "mistakes": mistakes,
                     "nothing_applies": nothing_applies,
                     "earlier_file": earlier,
                     "earlier_at": earlier_at,
                     "refused_lines": lines,
-                    "more_refused": a.refused.len().saturating_sub(LINES_IN_BODY),
+                    "more_refused": all_refused.len().saturating_sub(LINES_IN_BODY),
                     "refused_file": refused_file,
                     "attached_refused": attached,
                     "next_run": self.schedule.describe(self.schedule.next_after(now)),
@@ -489,6 +557,17 @@ pub(super) fn shorten(text: &str, max: usize) -> String {
         None => text.to_owned(),
         Some((i, _)) => format!("{}…", &text[..i]),
     }
+}
+
+/// What the directory as it is now says of an accepted file (see `Connector::preview`).
+#[derive(Debug, Default)]
+pub(super) struct Preview {
+    /// Whether the directory was asked.
+    pub checked: bool,
+    /// Rows valid in themselves that the nightly run would refuse.
+    pub refused: Vec<RowReport>,
+    /// Why the nightly run would be held.
+    pub held: Vec<String>,
 }
 
 /// Which acknowledgement, with the organisation's latest pending file, if any.

@@ -124,6 +124,8 @@ struct Accepted<'m> {
     organisation: OdsCode,
     file: &'m message::Attachment,
     submission: Submission,
+    /// The file's rows as validated.
+    results: Vec<RowResult>,
     rows: usize,
     refused: Vec<RowReport>,
 }

@@ -181,6 +181,10 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "report_file": report_file,
                     "rows": submission.rows.len(),
                     "attached_rows": attached,
+                    "mistakes": report::mistakes::gather(&attention)
+                        .iter()
+                        .map(|m| m.shown())
+                        .collect::<Vec<_>>(),
                     "attention_lines": intake::body_lines(&attention),
                     "more_attention": attention.len().saturating_sub(LINES_IN_BODY),
                 }),
