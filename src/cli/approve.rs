@@ -59,7 +59,9 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("approving run {}", args.run))?
             .source;
         let ctx = deployment.context(&progress);
-        let (plan, applied) = pipeline::approve(&ctx, &args.run, &mut RandomMinter, now)
+        let approver = common::operator();
+        let (plan, applied) =
+            pipeline::approve(&ctx, &args.run, approver.as_deref(), &mut RandomMinter, now)
             .await
             .with_context(|| format!("approving run {}", args.run))?;
         anyhow::Ok((plan, applied, label))

@@ -175,6 +175,22 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         "runs count renames",
         "ALTER TABLE runs ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        3,
+        "runs record their provenance; sync runs their lines' entries",
+        // A run before this keeps its free-text `source` only (its channel is NULL).
+        "ALTER TABLE runs ADD COLUMN channel TEXT;
+    ALTER TABLE runs ADD COLUMN source_name TEXT;
+    ALTER TABLE runs ADD COLUMN sender TEXT;
+    ALTER TABLE runs ADD COLUMN approved_by TEXT;
+    ALTER TABLE runs ADD COLUMN applied_at TEXT;
+    CREATE TABLE run_entries (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        line INTEGER NOT NULL,
+        entry TEXT NOT NULL,
+        PRIMARY KEY (run_id, line)
+    );",
+    ),
 ];
 
 /// The e-mail tables' earlier notes: (version in `mail_schema`, version in [`MIGRATIONS`]).
