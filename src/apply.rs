@@ -175,6 +175,7 @@ async fn write<D: Directory>(
                 .map(|p| match p {
                     JournalOp::Create { account, .. } => Op::Create(NewAccount {
                         account: (**account).clone(),
+                        run: run.to_owned(),
                     }),
                     JournalOp::Update { id, changes, .. } => Op::Update {
                         id: id.clone(),
