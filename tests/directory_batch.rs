@@ -150,7 +150,10 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
     // A creation is in the history too, with the run that made it.
     let pn = d.history("PN").await.unwrap();
     assert_eq!(pn.len(), 1);
-    assert_eq!((pn[0].0.as_str(), pn[0].3.as_deref()), ("created", Some("r1")));
+    assert_eq!(
+        (pn[0].0.as_str(), pn[0].3.as_deref()),
+        ("created", Some("r1"))
+    );
 
     // Applying the same batch again changes nothing and duplicates nothing.
     let again = d.apply(&ops).await.unwrap();

@@ -59,7 +59,9 @@ fn history_shows_each_change_with_its_run_channel_file_and_line() {
     let d = dir.path();
     std::fs::write(
         d.join("first.csv"),
-        format!("{HEADER}RXX0002,Ben,Carter,Charge Nurse,RXX\nRXX0001,Anne,Lee,Clinical Lead,RXX\n"),
+        format!(
+            "{HEADER}RXX0002,Ben,Carter,Charge Nurse,RXX\nRXX0001,Anne,Lee,Clinical Lead,RXX\n"
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -189,24 +191,33 @@ fn a_created_account_shows_its_initial_values_and_an_approval_keeps_the_file() {
     let dir = seeded();
     let d = dir.path();
     // Creating 2 accounts in RXX is over a guard of 1: the run is held, then approved.
-    std::fs::write(
-        d.join("c.toml"),
-        "[guard]\nfloor = 1\nmax_created = 1\n",
-    )
-    .unwrap();
+    std::fs::write(d.join("c.toml"), "[guard]\nfloor = 1\nmax_created = 1\n").unwrap();
     std::fs::write(
         d.join("new.csv"),
         format!("{HEADER}RXX0300,Nia,Roberts,Porter,RXX\nRXX0301,Omar,Shah,Porter,RXX\n"),
     )
     .unwrap();
-    let o = pc(d, &["--config", "c.toml", "apply", "new.csv", "--json"], "ops");
+    let o = pc(
+        d,
+        &["--config", "c.toml", "apply", "new.csv", "--json"],
+        "ops",
+    );
     let held: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(held["status"], "held", "{held}");
     let run = held["run"].as_str().unwrap();
     let o = pc(d, &["--config", "c.toml", "approve", run], "alice");
     assert!(o.status.success(), "{o:?}");
 
-    let v = json_of(d, &["--config", "c.toml", "history", "nia.roberts@nhs.net", "--json"]);
+    let v = json_of(
+        d,
+        &[
+            "--config",
+            "c.toml",
+            "history",
+            "nia.roberts@nhs.net",
+            "--json",
+        ],
+    );
     let changes = v["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{v:#}");
     let c = &changes[0];
@@ -219,7 +230,10 @@ fn a_created_account_shows_its_initial_values_and_an_approval_keeps_the_file() {
         !c.to_string().to_lowercase().contains("password"),
         "never the initial password: {c}"
     );
-    assert_eq!((c["file"].clone(), c["line"].clone()), (json!("new.csv"), json!(2)));
+    assert_eq!(
+        (c["file"].clone(), c["line"].clone()),
+        (json!("new.csv"), json!(2))
+    );
     assert_eq!(c["channel"], "file");
     assert_eq!(c["run"], run);
     assert_eq!(c["approved_by"], "alice");

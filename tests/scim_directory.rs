@@ -179,7 +179,11 @@ async fn apply_through_our_serve_then_nothing_to_do() {
     let by_email = history("ben.carter@nhs.net");
     let changes = by_email["changes"].as_array().unwrap();
     let fields: Vec<&Value> = changes.iter().map(|c| &c["field"]).collect();
-    assert_eq!(fields, [&json!("JobTitle"), &json!("MobilePhone")], "{by_email:#}");
+    assert_eq!(
+        fields,
+        [&json!("JobTitle"), &json!("MobilePhone")],
+        "{by_email:#}"
+    );
     let file = samples().join("submission-rxx.csv");
     for c in changes {
         assert_eq!(c["channel"], "file", "{c}");

@@ -323,10 +323,7 @@ async fn a_write_is_stored_normalised_journalled_and_revertible() {
         assert_eq!(run["counts"][count], 1, "{run}");
     }
     // The account's history names the channel, the request and the client of each write.
-    let out = common::run_in(
-        dir.path(),
-        &["--config", "c.toml", "history", id, "--json"],
-    );
+    let out = common::run_in(dir.path(), &["--config", "c.toml", "history", id, "--json"]);
     assert!(out.status.success(), "{out:?}");
     let history: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(history["account"]["matched_by"], "ID", "{history}");

@@ -479,7 +479,13 @@ async fn round_trip(b: Backend) {
         .iter()
         .find(|c| c["field"] == "JobTitle")
         .unwrap_or_else(|| panic!("{history:#}"));
-    assert_eq!((&job["before"], &job["after"]), (&serde_json::json!("Porter"), &serde_json::json!("Staff Nurse")));
+    assert_eq!(
+        (&job["before"], &job["after"]),
+        (
+            &serde_json::json!("Porter"),
+            &serde_json::json!("Staff Nurse")
+        )
+    );
     for c in changes {
         assert_eq!(c["channel"], "sync", "{c}");
         assert_eq!(c["sync_source"], "hr", "{c}");

@@ -62,8 +62,8 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         let approver = common::operator();
         let (plan, applied) =
             pipeline::approve(&ctx, &args.run, approver.as_deref(), &mut RandomMinter, now)
-            .await
-            .with_context(|| format!("approving run {}", args.run))?;
+                .await
+                .with_context(|| format!("approving run {}", args.run))?;
         anyhow::Ok((plan, applied, label))
     })?;
     bar.finish_and_clear();

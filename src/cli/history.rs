@@ -126,7 +126,12 @@ async fn find(d: &Deployment<'_>, args: &Args) -> anyhow::Result<(Account, Match
         (None, None) => {
             // The SCIM backend is asked organisation by organisation: those configured and
             // those runs were recorded for.
-            let mut orgs: Vec<String> = d.config.organisations.iter().map(|o| o.code.clone()).collect();
+            let mut orgs: Vec<String> = d
+                .config
+                .organisations
+                .iter()
+                .map(|o| o.code.clone())
+                .collect();
             orgs.extend(d.state.run_organisations().await?);
             orgs.sort();
             orgs.dedup();

@@ -39,8 +39,8 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             &mut RandomMinter,
             now,
         )
-            .await
-            .with_context(|| format!("reverting run {}", args.run))
+        .await
+        .with_context(|| format!("reverting run {}", args.run))
     })?;
     push_connector::pipeline::log_run(
         &revert_run,

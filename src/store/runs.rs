@@ -198,11 +198,7 @@ impl StateDb {
                         rejected: n(12)?,
                         failed: n(13)?,
                     },
-                    provenance: provenance(
-                        r.try_get(15)?,
-                        r.try_get(16)?,
-                        r.try_get(17)?,
-                    )?,
+                    provenance: provenance(r.try_get(15)?, r.try_get(16)?, r.try_get(17)?)?,
                     approved_by: r.try_get(18)?,
                 })
             })

@@ -519,13 +519,17 @@ async fn a_database_that_counts_renames_keeps_its_versions_and_counts() {
         }
     );
     // A run recorded now keeps its typed provenance and per-line entries beside the old.
-    let mut p = crate::model::Provenance::sync(
-        "rxx-sql",
-        [(2, "42".to_owned())].into_iter().collect(),
-    );
-    db.journal(&one_update_plan("r3"), "apply", Some(&p), &[], chrono::Utc::now())
-        .await
-        .unwrap();
+    let mut p =
+        crate::model::Provenance::sync("rxx-sql", [(2, "42".to_owned())].into_iter().collect());
+    db.journal(
+        &one_update_plan("r3"),
+        "apply",
+        Some(&p),
+        &[],
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     let new_run = db.run("r3").await.unwrap();
     assert_eq!(new_run.source.as_deref(), Some("sync rxx-sql"));
     p.entries.clear();

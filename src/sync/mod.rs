@@ -133,10 +133,7 @@ impl Synced {
 }
 
 /// Each row's source entry, for the run's provenance: the entry's DN, or the SQL row's key.
-fn entries_of(
-    rows: &[RowResult],
-    entry_of: &HashMap<u64, &SourceEntry>,
-) -> BTreeMap<u64, String> {
+fn entries_of(rows: &[RowResult], entry_of: &HashMap<u64, &SourceEntry>) -> BTreeMap<u64, String> {
     rows.iter()
         .filter_map(|r| Some((r.line, entry_of.get(&r.line)?.locator.clone())))
         .collect()
