@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::directory::{Directory, DirectoryError, NewAccount, Op, OpOutcome};
-use crate::model::PortalId;
+use crate::model::{PortalId, Provenance};
 use crate::plan::{Action, Counts, Plan};
 use crate::report::{RowReport, RowResultKind};
 use crate::store::{JournalOp, OpKind, OpOutcomeRow, OpRecord, OpState, StateDb, StateError};
@@ -118,7 +118,7 @@ pub async fn apply_plan<D: Directory>(
     ctx: &Context<'_, D>,
     plan: &Plan,
     kind: &str,
-    source: Option<&str>,
+    source: Option<&Provenance>,
     minter: &mut dyn Minter,
     now: DateTime<Utc>,
 ) -> Result<Applied, ApplyError> {
@@ -175,6 +175,7 @@ async fn write<D: Directory>(
                 .map(|p| match p {
                     JournalOp::Create { account, .. } => Op::Create(NewAccount {
                         account: (**account).clone(),
+                        run: run.to_owned(),
                     }),
                     JournalOp::Update { id, changes, .. } => Op::Update {
                         id: id.clone(),

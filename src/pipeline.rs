@@ -15,7 +15,7 @@ use crate::apply::{self, Applied, ApplyError, Context, Minter};
 use crate::config::GuardConfig;
 use crate::directory::{Change, Directory, DirectoryError, OrganisationInfo};
 use crate::guard;
-use crate::model::{OdsCode, PortalId};
+use crate::model::{OdsCode, PortalId, Provenance};
 use crate::plan::{Action, Counts, Plan, PlannedRow};
 use crate::reconcile::{self, Policy};
 use crate::report::RowReport;
@@ -70,9 +70,9 @@ pub struct Request<'r> {
     pub policy: Policy,
     pub limits: GuardConfig,
     pub run: String,
-    /// Where the rows came from, recorded with the run ("e-mail from …", "sync NAME", a file
-    /// path).
-    pub source: String,
+    /// Where the rows came from (the channel, the file or source, the sender, each line's
+    /// source entry), recorded with the run and shown in every account's history.
+    pub source: Provenance,
     /// Plan only: nothing is changed and no lock is taken.
     pub dry_run: bool,
     /// Whether the size guard applies (off for a channel that must answer at once, such as
@@ -99,7 +99,8 @@ pub async fn submit<D: Directory>(
     let policy = &request.policy;
     let org = policy.organisation.to_string();
     let run = request.run.as_str();
-    let source = Some(request.source.as_str());
+    let source = Some(&request.source);
+    let described = request.source.describe();
     let _lock = if request.dry_run {
         None
     } else {
@@ -121,7 +122,13 @@ pub async fn submit<D: Directory>(
         if let Some(why) = request.supersede {
             out.superseded = ctx
                 .state
-                .supersede_held(&org, run, |r| r.source.as_deref() == source, why, now)
+                .supersede_held(
+                    &org,
+                    run,
+                    |r| r.source.as_deref() == Some(described.as_str()),
+                    why,
+                    now,
+                )
                 .await?;
             for d in &out.superseded {
                 tracing::info!(run = %d, by = %run, "held run superseded");
@@ -259,10 +266,12 @@ async fn resume_locked<D: Directory>(
 }
 
 /// Applies a held run as it was planned (field changes are compare-and-set, so a field
-/// changed since the plan fails rather than being overwritten).
+/// changed since the plan fails rather than being overwritten). The run keeps the
+/// provenance it was held with; `approver`, when known, is recorded as who approved it.
 pub async fn approve<D: Directory>(
     ctx: &Context<'_, D>,
     run: &str,
+    approver: Option<&str>,
     minter: &mut dyn Minter,
     now: DateTime<Utc>,
 ) -> Result<(Plan, Applied), ApplyError> {
@@ -271,8 +280,11 @@ pub async fn approve<D: Directory>(
     resume_locked(ctx, plan.organisation.as_str(), minter, now).await?;
     let plan = ctx.state.held_plan(run).await?;
     let info = ctx.state.run(run).await?;
+    if let Some(approver) = approver {
+        ctx.state.approved_by(run, approver).await?;
+    }
     let applied =
-        apply::apply_plan(ctx, &plan, "apply", info.source.as_deref(), minter, now).await?;
+        apply::apply_plan(ctx, &plan, "apply", info.provenance.as_ref(), minter, now).await?;
     Ok((plan, applied))
 }
 
@@ -305,11 +317,13 @@ pub struct Reverted {
     pub created: Vec<(String, Option<String>)>,
 }
 
-/// Restores every field a run changed, except where a later run changed it since.
+/// Restores every field a run changed, except where a later run changed it since. The
+/// revert's changes have the provenance "revert of `run`", by `operator` when known.
 pub async fn revert<D: Directory>(
     ctx: &Context<'_, D>,
     run: &str,
     revert_run: &str,
+    operator: Option<&str>,
     minter: &mut dyn Minter,
     now: DateTime<Utc>,
 ) -> Result<Reverted, ApplyError> {
@@ -371,7 +385,7 @@ pub async fn revert<D: Directory>(
         organisation: OdsCode::new_unchecked(info.organisation.clone()),
         rows,
     };
-    let source = format!("revert of {run}");
+    let source = Provenance::revert(run, operator.map(str::to_owned));
     let applied = apply::apply_plan(ctx, &plan, "revert", Some(&source), minter, now).await?;
     for r in applied
         .reports

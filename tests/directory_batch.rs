@@ -86,9 +86,13 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
             "PA",
             vec![change(Field::JobTitle, Some("Sister"), Some("Matron"))],
         ),
-        Op::Create(NewAccount { account: new }),
+        Op::Create(NewAccount {
+            account: new,
+            run: "r1".to_owned(),
+        }),
         Op::Create(NewAccount {
             account: account("PX", Some("ea"), "x@nhs.net"),
+            run: "r1".to_owned(),
         }),
     ];
     let outcomes = d.apply(&ops).await.unwrap();
@@ -143,6 +147,13 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
     // History: every change made, none of the refused ones.
     assert_eq!(d.history("PA").await.unwrap().len(), 2);
     assert!(d.history("PC").await.unwrap().is_empty());
+    // A creation is in the history too, with the run that made it.
+    let pn = d.history("PN").await.unwrap();
+    assert_eq!(pn.len(), 1);
+    assert_eq!(
+        (pn[0].0.as_str(), pn[0].3.as_deref()),
+        ("created", Some("r1"))
+    );
 
     // Applying the same batch again changes nothing and duplicates nothing.
     let again = d.apply(&ops).await.unwrap();

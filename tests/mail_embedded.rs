@@ -303,6 +303,34 @@ fn acknowledgement_then_nightly_result_with_per_row_results() {
     assert_eq!(got, expected, "{report}");
     assert_ne!(d.export(), before, "the nightly run changed the directory");
 
+    // Ben Carter's history names the channel, the administrator, the attachment and line.
+    let out = d.run(&["history", "ben.carter@nhs.net", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changes = history["changes"].as_array().unwrap();
+    let fields: Vec<&str> = changes
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["JobTitle", "MobilePhone"], "{history:#}");
+    assert_eq!(changes[0]["after"], "Senior Staff Nurse");
+    for c in changes {
+        assert_eq!(c["channel"], "e-mail", "{c}");
+        assert_eq!(c["sender"], "admin@rxx.nhs.uk", "{c}");
+        assert_eq!(c["file"], "staff.csv", "{c}");
+        assert_eq!(c["line"], 3, "{c}");
+        assert!(
+            result.subject.ends_with(c["run"].as_str().unwrap()),
+            "the result e-mail's run: {c}"
+        );
+    }
+    let out = d.run(&["history", "ben.carter@nhs.net"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("    e-mail from admin@rxx.nhs.uk, staff.csv line 3"),
+        "{text}"
+    );
+
     // A second nightly step has nothing to do and sends nothing.
     let out = d.once(true);
     assert!(out.contains("no submission waiting"), "{out}");

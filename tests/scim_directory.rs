@@ -162,6 +162,39 @@ async fn apply_through_our_serve_then_nothing_to_do() {
     )
     .await;
     assert_eq!(counts(&second), (0, 0, 10, 6, 0), "{second:#}");
+    // The history reads this side's journal: the SCIM directory keeps none of ours.
+    let history = |key: &str| {
+        let o = Command::new(BIN)
+            .arg("--config")
+            .arg(dir.path().join("connector.toml"))
+            .args(["history", key, "--json"])
+            .current_dir(dir.path())
+            .env_remove("PUSH_CONNECTOR_CONFIG")
+            .env("PUSH_CONNECTOR__DIRECTORY__TOKEN", SERVE_TOKEN)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let by_email = history("ben.carter@nhs.net");
+    let changes = by_email["changes"].as_array().unwrap();
+    let fields: Vec<&Value> = changes.iter().map(|c| &c["field"]).collect();
+    assert_eq!(
+        fields,
+        [&json!("JobTitle"), &json!("MobilePhone")],
+        "{by_email:#}"
+    );
+    let file = samples().join("submission-rxx.csv");
+    for c in changes {
+        assert_eq!(c["channel"], "file", "{c}");
+        assert_eq!(c["file"], json!(file.display().to_string()), "{c}");
+        assert_eq!(c["line"], 3, "{c}");
+        assert_eq!(c["run"], first["run"], "{c}");
+    }
+    // An ExternalSyncID is looked for in the organisations runs were recorded for.
+    let by_key = history("RXX0002");
+    assert_eq!(by_key["account"]["matched_by"], "ExternalSyncID");
+    assert_eq!(by_key["changes"], by_email["changes"]);
     assert_eq!(with_external(&serve.url, SERVE_TOKEN, "RXX0200").await, 1);
     // The account serve created has an ID of the one shape every minted ID has.
     let r: Value = reqwest::Client::new()

@@ -322,6 +322,30 @@ async fn a_write_is_stored_normalised_journalled_and_revertible() {
         assert_eq!(run["organisation"], "RXX", "{run}");
         assert_eq!(run["counts"][count], 1, "{run}");
     }
+    // The account's history names the channel, the request and the client of each write.
+    let out = common::run_in(dir.path(), &["--config", "c.toml", "history", id, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let history: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(history["account"]["matched_by"], "ID", "{history}");
+    let changes = history["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{history:#}");
+    assert_eq!(changes[0]["field"], "created");
+    assert_eq!(changes[0]["values"]["JobTitle"], "Staff Nurse");
+    assert_eq!(changes[1]["field"], "JobTitle");
+    assert_eq!(
+        (&changes[1]["before"], &changes[1]["after"]),
+        (&json!("Staff Nurse"), &json!("Ward Manager"))
+    );
+    for (change, request) in [
+        (&changes[0], "POST /v2/Users".to_owned()),
+        (&changes[1], format!("PATCH /v2/Users/{id}")),
+    ] {
+        assert_eq!(change["channel"], "scim", "{change}");
+        assert_eq!(change["sender"], "the fixed token", "{change}");
+        assert_eq!(change["entry"], json!(request), "{change}");
+        assert_eq!(change["file"], Value::Null, "{change}");
+    }
+    assert_eq!(changes[1]["run"], listed[1]["id"]);
     // New accounts' passwords go to the 0600 file, as for every run.
     let passwords = dir.path().join("var/initial-passwords.csv");
     let passwords = if passwords.exists() {

@@ -360,6 +360,19 @@ impl Deployment {
             .unwrap_or_else(|| panic!("no account for {anchor}"))
     }
 
+    /// `history ACCOUNT --json` through the binary, on this deployment.
+    fn history(&self, account: &str) -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_push-connector"))
+            .arg("--config")
+            .arg(self.dir.path().join("connector.toml"))
+            .args(["history", account, "--json"])
+            .env_remove("PUSH_CONNECTOR_CONFIG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     async fn cursor(&self) -> Option<String> {
         self.store.cursor("hr").await.unwrap().map(|c| c.0)
     }
@@ -457,6 +470,31 @@ async fn round_trip(b: Backend) {
         d.account("1002").await.get(Field::JobTitle),
         Some("Staff Nurse")
     );
+    // Each change's history names the sync source and the row's key.
+    let history = d.history("1002");
+    let changes = history["changes"].as_array().unwrap();
+    assert_eq!(history["account"]["id"], "OLD0001", "{history:#}");
+    assert_eq!(history["account"]["matched_by"], "ExternalSyncID");
+    let job = changes
+        .iter()
+        .find(|c| c["field"] == "JobTitle")
+        .unwrap_or_else(|| panic!("{history:#}"));
+    assert_eq!(
+        (&job["before"], &job["after"]),
+        (
+            &serde_json::json!("Porter"),
+            &serde_json::json!("Staff Nurse")
+        )
+    );
+    for c in changes {
+        assert_eq!(c["channel"], "sync", "{c}");
+        assert_eq!(c["sync_source"], "hr", "{c}");
+        assert_eq!(c["entry"], "1002", "{c}");
+        assert_eq!(c["run"], "sync-1", "{c}");
+    }
+    let created = d.history("1004");
+    assert_eq!(created["changes"][0]["field"], "created", "{created:#}");
+    assert_eq!(created["changes"][0]["entry"], "1004", "{created:#}");
     assert_eq!(
         d.account("9999").await.get(Field::JobTitle),
         Some("Cleaner")

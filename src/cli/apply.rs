@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use push_connector::apply::RandomMinter;
 use push_connector::config::Config;
 use push_connector::deployment::{self, Deployment};
+use push_connector::model::Provenance;
 use push_connector::pipeline;
 use push_connector::report;
 
@@ -53,7 +54,7 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
         policy: deployment.policy(&org),
         limits: deployment.guard_limits(&org),
         run: run_id.clone(),
-        source: args.file.display().to_string(),
+        source: Provenance::file(args.file.display().to_string()),
         dry_run,
         guarded: true,
         supersede: Some("which applied the same file again"),

@@ -59,9 +59,11 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("approving run {}", args.run))?
             .source;
         let ctx = deployment.context(&progress);
-        let (plan, applied) = pipeline::approve(&ctx, &args.run, &mut RandomMinter, now)
-            .await
-            .with_context(|| format!("approving run {}", args.run))?;
+        let approver = common::operator();
+        let (plan, applied) =
+            pipeline::approve(&ctx, &args.run, approver.as_deref(), &mut RandomMinter, now)
+                .await
+                .with_context(|| format!("approving run {}", args.run))?;
         anyhow::Ok((plan, applied, label))
     })?;
     bar.finish_and_clear();

@@ -131,3 +131,12 @@ pub fn print_attention(reports: &[RowReport]) {
         }
     }
 }
+
+/// The operator running a command, as the system names them (`USER`, else `LOGNAME`): a
+/// revert's provenance and the record of who approved a held run.
+pub fn operator() -> Option<String> {
+    ["USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.trim().is_empty())
+}

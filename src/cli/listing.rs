@@ -110,7 +110,7 @@ fn change(c: &Change) -> String {
     )
 }
 
-fn value(v: Option<&str>) -> String {
+pub(super) fn value(v: Option<&str>) -> String {
     match v.filter(|v| !v.is_empty()) {
         Some(v) => format!("\"{}\"", shown(v)),
         None => "(blank)".to_owned(),

@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod common;
 mod directory;
+mod history;
 mod listing;
 mod outbox;
 mod plan;
@@ -58,6 +59,9 @@ pub enum Command {
     Runs(runs::Args),
     /// Restore the fields a run changed.
     Revert(revert::Args),
+    /// Every change made to one account (by ID, e-mail or ExternalSyncID), and where each
+    /// came from.
+    History(history::Args),
     /// The embedded directory: import and export.
     #[command(subcommand)]
     Directory(directory::Command),
@@ -128,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reject(args) => reject::run(&config, args),
         Command::Runs(args) => runs::run(&config, args),
         Command::Revert(args) => revert::run(&config, args),
+        Command::History(args) => history::run(&config, args),
         Command::Directory(command) => directory::run(&config, command),
         Command::Bench(command) => bench::run(&config, command),
         Command::Run(args) => run::run(&config, args),

@@ -30,9 +30,17 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let reverted = common::runtime()?.block_on(async {
         let deployment = Deployment::open(config).await?;
         let ctx = deployment.context(&|_, _| {});
-        pipeline::revert(&ctx, &args.run, &revert_run, &mut RandomMinter, now)
-            .await
-            .with_context(|| format!("reverting run {}", args.run))
+        let operator = common::operator();
+        pipeline::revert(
+            &ctx,
+            &args.run,
+            &revert_run,
+            operator.as_deref(),
+            &mut RandomMinter,
+            now,
+        )
+        .await
+        .with_context(|| format!("reverting run {}", args.run))
     })?;
     push_connector::pipeline::log_run(
         &revert_run,

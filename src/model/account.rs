@@ -159,6 +159,8 @@ pub struct NewAccount {
     /// The account with every field set, its ID minted before the create (so a retried
     /// create can be recognised) and its preferred address.
     pub account: Account,
+    /// The run creating it, for the directory's history.
+    pub run: String,
 }
 
 /// One field change, with the value it replaces (the before-image).

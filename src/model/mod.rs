@@ -7,6 +7,7 @@
 mod account;
 mod index;
 pub mod naming;
+mod provenance;
 
 use std::fmt;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use account::{Account, Change, NewAccount, Status};
 pub use index::{DirectoryIndex, Keys, OrganisationInfo, numeric_key};
+pub use provenance::{Channel, Provenance};
 
 /// One attribute of a portal account, as the new submission format names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

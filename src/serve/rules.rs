@@ -7,7 +7,7 @@
 //! and every write is a run that `runs` lists and `revert RUN` undoes.
 //!
 //! In: the account a User describes (with its portal ID when it exists), the organisation,
-//! and the source the journal names (`SCIM POST /v2/Users by …`). Out: the validated row, or
+//! and the provenance the run records (the request and the client). Out: the validated row, or
 //! 400 `invalidValue` whose detail names the SCIM attribute, then the reason a file row gets;
 //! then what the run did, or 400 `invalidValue` with the plan's reason (a create the policy
 //! does not allow, an organisation-unit move…). Not held by the size guard: a SCIM client
@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::directory::Account;
 use crate::directory::local::LocalDirectory;
 use crate::formats::{Column, Submission};
-use crate::model::{Field, OdsCode, Person, PortalId};
+use crate::model::{Field, OdsCode, Person, PortalId, Provenance};
 use crate::pipeline;
 use crate::plan::Action;
 use crate::report::{RowResultKind, describe_issues};
@@ -153,12 +153,12 @@ pub(super) async fn write(
     s: &Shared,
     organisation: &str,
     row: RowResult,
-    source: &str,
+    source: &Provenance,
 ) -> Result<Written, ScimError> {
     // The stages borrow what is not `Send` (the progress callback, the minter) across their
     // awaits, and the lock waits for another process's run of the organisation (an
     // `apply`): so they run on a blocking thread of their own, not on a request thread.
-    let (s, organisation, source) = (s.clone(), organisation.to_owned(), source.to_owned());
+    let (s, organisation, source) = (s.clone(), organisation.to_owned(), source.clone());
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         handle.block_on(write_here(
@@ -183,7 +183,7 @@ async fn write_here(
     pipeline: &Pipeline,
     organisation: &str,
     row: RowResult,
-    source: &str,
+    source: &Provenance,
 ) -> Result<Written, ScimError> {
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "SCIM write");
@@ -200,7 +200,7 @@ async fn write_here(
         policy,
         limits: crate::deployment::guard_limits(&pipeline.config, &code),
         run: crate::deployment::run_id(now),
-        source: source.to_owned(),
+        source: source.clone(),
         dry_run: false,
         guarded: false,
         supersede: None,
@@ -234,7 +234,7 @@ async fn write_here(
     let Some(applied) = &submitted.applied else {
         return Err(internal(&"a change was planned but not applied"));
     };
-    tracing::info!(run = %request.run, organisation, source, "SCIM write journalled");
+    tracing::info!(run = %request.run, organisation, source = %source.describe(), "SCIM write journalled");
     if let Some(failed) = applied
         .reports
         .iter()

@@ -19,7 +19,7 @@ use super::rules::{self, Written};
 use super::scope::Scope;
 use super::{ScimError, ServerState, Shared, base, parse_json, scim};
 use crate::directory::{Account, Directory, Status};
-use crate::model::{Field, PortalId};
+use crate::model::{Field, PortalId, Provenance};
 use crate::scim::filter::quote;
 use crate::scim::{NHS_USER, account_from_user, patch, version_of, with_meta};
 
@@ -94,9 +94,10 @@ fn holder(scope: &Scope, other: &Account) -> String {
     }
 }
 
-/// How the journal names a write's source: `SCIM POST /v2/Users by OAuth2 client x`.
-pub(super) fn source(method: &str, path: &str, caller: &Caller) -> String {
-    format!("SCIM {method} /v2/{path} by {}", caller.0)
+/// A write's provenance: the request (`POST /v2/Users`) and the client that made it (the
+/// fixed token, or `OAuth2 client x`); the run's source reads `SCIM POST /v2/Users by …`.
+pub(super) fn source(method: &str, path: &str, caller: &Caller) -> Provenance {
+    Provenance::scim(format!("{method} /v2/{path}"), caller.0.clone())
 }
 
 pub(super) async fn create_user(
@@ -146,7 +147,7 @@ pub(super) async fn create(
     scope: &Scope,
     body: &Value,
     base: &str,
-    source: &str,
+    source: &Provenance,
 ) -> Result<Value, ScimError> {
     let account = account_from_user(body, PortalId::new_unchecked(""), Status::Active)?;
     may_act_for(scope, account.organisation())?;
@@ -238,7 +239,7 @@ async fn changed_user(
     headers: &HeaderMap,
     id: &str,
     body: &Bytes,
-    source: &str,
+    source: &Provenance,
     how: fn(&Value) -> Update<'_>,
 ) -> Result<Response, ScimError> {
     let body = parse_json(body)?;
@@ -287,7 +288,7 @@ pub(super) async fn update(
     how: Update<'_>,
     if_match: Option<String>,
     base: &str,
-    source: &str,
+    source: &Provenance,
 ) -> Result<Value, ScimError> {
     let _guard = s.writes.lock().await;
     let current = load(s, scope, id).await?;

@@ -12,7 +12,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::runs::{RunInfo, RunStatus};
 use super::{StateDb, StateError};
-use crate::model::{Account, Change, Field, PortalId};
+use crate::model::{Account, Change, Field, PortalId, Provenance};
 use crate::plan::{Action, Counts, Plan};
 
 stored_enum! {
@@ -94,7 +94,7 @@ impl StateDb {
         &self,
         plan: &Plan,
         kind: &str,
-        source: Option<&str>,
+        source: Option<&Provenance>,
         minted: &[PortalId],
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
@@ -105,27 +105,36 @@ impl StateDb {
             .fetch_optional(&mut *tx)
             .await?;
         if existing.is_some() {
-            sqlx::query("UPDATE runs SET status = ?, plan = NULL WHERE id = ?")
+            sqlx::query("UPDATE runs SET status = ?, plan = NULL, applied_at = ? WHERE id = ?")
                 .bind(RunStatus::Applying.as_str())
+                .bind(now.to_rfc3339())
                 .bind(&plan.run)
                 .execute(&mut *tx)
                 .await?;
         } else {
             sqlx::query(
-                "INSERT INTO runs (id, organisation, kind, source, status, created_at,
-                 renamed, unchanged, rejected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, organisation, kind, source, channel, source_name,
+                 sender, status, created_at, applied_at, renamed, unchanged, rejected)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&plan.run)
             .bind(plan.organisation.as_str())
             .bind(kind)
-            .bind(source)
+            .bind(source.map(Provenance::describe))
+            .bind(source.map(|p| p.channel.as_str()))
+            .bind(source.map(|p| p.name.as_str()))
+            .bind(source.and_then(|p| p.sender.as_deref()))
             .bind(RunStatus::Applying.as_str())
+            .bind(now.to_rfc3339())
             .bind(now.to_rfc3339())
             .bind(counts.renamed as i64)
             .bind(counts.unchanged as i64)
             .bind(counts.rejected as i64)
             .execute(&mut *tx)
             .await?;
+        }
+        if let Some(p) = source {
+            super::runs::write_entries(&mut tx, &plan.run, p).await?;
         }
         struct Entry<'a> {
             op: i64,

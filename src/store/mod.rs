@@ -47,6 +47,7 @@ macro_rules! stored_enum {
     };
 }
 
+pub mod history;
 pub mod journal;
 pub mod mail;
 pub mod runs;
@@ -59,6 +60,7 @@ use std::path::{Path, PathBuf};
 
 use sqlx::sqlite::SqlitePool;
 
+pub use history::{HistoryChange, HistoryEntry};
 pub use journal::{DoneChange, JournalOp, OpKind, OpOutcomeRow, OpRecord, OpState};
 pub use mail::MailStore;
 pub use mail::outbox;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{StateDb, StateError};
+use crate::model::{Channel, Provenance};
 use crate::plan::{Counts, Plan};
 
 stored_enum! {
@@ -37,6 +38,13 @@ pub struct RunInfo {
     pub finished_at: Option<String>,
     pub note: Option<String>,
     pub counts: Counts,
+    /// The run's provenance as its channel gave it (without the per-line entries, which
+    /// stay in the state database); `None` for a run recorded before runs kept one, whose
+    /// `source` is all there is.
+    #[serde(skip)]
+    pub provenance: Option<Provenance>,
+    /// Who approved the run, when it was held and the approver is known.
+    pub approved_by: Option<String>,
     #[serde(skip)]
     pub(super) no: i64,
 }
@@ -50,23 +58,27 @@ impl StateDb {
     pub async fn hold(
         &self,
         plan: &Plan,
-        source: Option<&str>,
+        source: Option<&Provenance>,
         reasons: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
         let counts = plan.counts();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let plan_json = serde_json::to_string(plan).map_err(|e| StateError::Unstorable {
             what: "the held plan",
             reason: e.to_string(),
         })?;
         sqlx::query(
-            "INSERT INTO runs (id, organisation, kind, source, status, created_at, plan, note,
-             created, updated, renamed, unchanged, rejected)
-             VALUES (?, ?, 'apply', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (id, organisation, kind, source, channel, source_name, sender,
+             status, created_at, plan, note, created, updated, renamed, unchanged, rejected)
+             VALUES (?, ?, 'apply', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&plan.run)
         .bind(plan.organisation.as_str())
-        .bind(source)
+        .bind(source.map(Provenance::describe))
+        .bind(source.map(|p| p.channel.as_str()))
+        .bind(source.map(|p| p.name.as_str()))
+        .bind(source.and_then(|p| p.sender.as_deref()))
         .bind(RunStatus::Held.as_str())
         .bind(now.to_rfc3339())
         .bind(plan_json)
@@ -76,8 +88,22 @@ impl StateDb {
         .bind(counts.renamed as i64)
         .bind(counts.unchanged as i64)
         .bind(counts.rejected as i64)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(p) = source {
+            write_entries(&mut tx, &plan.run, p).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records who approved a held run.
+    pub async fn approved_by(&self, run: &str, approver: &str) -> Result<(), StateError> {
+        sqlx::query("UPDATE runs SET approved_by = ? WHERE id = ?")
+            .bind(approver)
+            .bind(run)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -139,8 +165,8 @@ impl StateDb {
     ) -> Result<Vec<RunInfo>, StateError> {
         let sql = format!(
             "SELECT no, id, organisation, kind, source, status, created_at, finished_at, note,
-             created, updated, unchanged, rejected, failed, renamed FROM runs {filter}
-             ORDER BY no"
+             created, updated, unchanged, rejected, failed, renamed, channel, source_name,
+             sender, approved_by FROM runs {filter} ORDER BY no"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         if let Some(arg) = arg {
@@ -172,6 +198,8 @@ impl StateDb {
                         rejected: n(12)?,
                         failed: n(13)?,
                     },
+                    provenance: provenance(r.try_get(15)?, r.try_get(16)?, r.try_get(17)?)?,
+                    approved_by: r.try_get(18)?,
                 })
             })
             .collect()
@@ -213,4 +241,45 @@ impl StateDb {
             .await?;
         Ok(())
     }
+}
+
+/// A run's provenance from its stored columns: none for a run recorded before runs kept
+/// one (no channel).
+pub(super) fn provenance(
+    channel: Option<String>,
+    name: Option<String>,
+    sender: Option<String>,
+) -> Result<Option<Provenance>, StateError> {
+    let Some(channel) = channel else {
+        return Ok(None);
+    };
+    let channel = Channel::parse(&channel)
+        .ok_or_else(|| StateError::Corrupt(format!("run channel {channel:?}")))?;
+    Ok(Some(Provenance {
+        channel,
+        name: name.unwrap_or_default(),
+        sender,
+        entries: Default::default(),
+    }))
+}
+
+/// Stores a run's per-line source entries (kept if already stored: an approved run's
+/// were written when it was held).
+pub(super) async fn write_entries(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    run: &str,
+    provenance: &Provenance,
+) -> Result<(), StateError> {
+    let entries: Vec<(&u64, &String)> = provenance.entries.iter().collect();
+    for chunk in entries.chunks(5000) {
+        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
+            sqlx::QueryBuilder::new("INSERT OR IGNORE INTO run_entries (run_id, line, entry) ");
+        q.push_values(chunk, |mut b, (line, entry)| {
+            b.push_bind(run.to_owned())
+                .push_bind(**line as i64)
+                .push_bind((*entry).clone());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }

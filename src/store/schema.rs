@@ -176,6 +176,22 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         "ALTER TABLE runs ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0;",
     ),
     (
+        3,
+        "runs record their provenance; sync runs their lines' entries",
+        // A run before this keeps its free-text `source` only (its channel is NULL).
+        "ALTER TABLE runs ADD COLUMN channel TEXT;
+    ALTER TABLE runs ADD COLUMN source_name TEXT;
+    ALTER TABLE runs ADD COLUMN sender TEXT;
+    ALTER TABLE runs ADD COLUMN approved_by TEXT;
+    ALTER TABLE runs ADD COLUMN applied_at TEXT;
+    CREATE TABLE run_entries (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        line INTEGER NOT NULL,
+        entry TEXT NOT NULL,
+        PRIMARY KEY (run_id, line)
+    );",
+    ),
+    (
         210,
         "reminders to organisations that have sent nothing for a while",
         // One row per organisation the service has seen: when it was first seen (the start

@@ -238,7 +238,7 @@ async fn a_database_written_before_one_schema_list_opens_and_upgrades() {
     old.close().await;
 
     let db = StateDb::open(dir.path()).await.unwrap();
-    assert_eq!(versions(&db).await, [1, 2, 101, 201, 202, 210]);
+    assert_eq!(versions(&db).await, [1, 2, 3, 101, 201, 202, 210]);
     let names: Vec<String> = tables(&db.pool).await.into_iter().map(|t| t.1).collect();
     assert!(!names.contains(&"mail_schema".to_owned()), "{names:?}");
 
@@ -277,7 +277,7 @@ async fn a_database_written_before_one_schema_list_opens_and_upgrades() {
     assert_eq!(tables(&db.pool).await, tables(&new.pool).await);
     drop(db);
     let again = StateDb::open(dir.path()).await.unwrap();
-    assert_eq!(versions(&again).await, [1, 2, 101, 201, 202, 210]);
+    assert_eq!(versions(&again).await, [1, 2, 3, 101, 201, 202, 210]);
     assert_eq!(again.runs().await.unwrap().len(), 1);
 }
 
@@ -313,7 +313,7 @@ async fn a_database_with_the_first_mail_tables_only_gets_the_rest() {
 
     // Version 202 rebuilds the messages table the submissions refer to: the reference holds.
     let db = StateDb::open(dir.path()).await.unwrap();
-    assert_eq!(versions(&db).await, [1, 2, 101, 201, 202, 210]);
+    assert_eq!(versions(&db).await, [1, 2, 3, 101, 201, 202, 210]);
     let mail = db.mail();
     let key = crate::store::mail::content_key(RAW);
     assert_eq!(
@@ -468,7 +468,13 @@ async fn a_database_that_counts_renames_keeps_its_versions_and_counts() {
         "ALTER TABLE runs ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0;
          INSERT INTO schema_migrations VALUES (1, 'runs and journal'), (2, 'runs count renames');
          INSERT INTO runs (id, organisation, kind, status, created_at, updated, renamed)
-         VALUES ('r1', 'RXX', 'apply', 'applied', '2026-01-01T00:00:00+00:00', 3, 2);",
+         VALUES ('r1', 'RXX', 'apply', 'applied', '2026-01-01T00:00:00+00:00', 3, 2);
+         INSERT INTO runs (id, organisation, kind, source, status, created_at, updated)
+         VALUES ('r2', 'RXX', 'apply', 'e-mail from admin@rxx.nhs.uk (staff.csv)', 'applied',
+         '2026-01-02T00:00:00+00:00', 1);
+         INSERT INTO journal (run_id, seq, op, line, kind, account_id, field, before_value,
+         after_value, state) VALUES ('r2', 0, 0, 4, 'update', 'P1', 'JobTitle', 'Nurse',
+         'Sister', 'done');",
     )
     .await;
     exec(
@@ -482,9 +488,58 @@ async fn a_database_that_counts_renames_keeps_its_versions_and_counts() {
     old.close().await;
 
     let db = StateDb::open(dir.path()).await.unwrap();
-    assert_eq!(versions(&db).await, [1, 2, 101, 201, 202, 210]);
+    assert_eq!(versions(&db).await, [1, 2, 3, 101, 201, 202, 210]);
     let counts = db.run("r1").await.unwrap().counts;
     assert_eq!((counts.updated, counts.renamed), (3, 2));
+    // A run recorded before runs kept their provenance shows its source as it was written.
+    let old_run = db.run("r2").await.unwrap();
+    assert_eq!(
+        old_run.source.as_deref(),
+        Some("e-mail from admin@rxx.nhs.uk (staff.csv)")
+    );
+    assert_eq!((old_run.provenance, old_run.approved_by), (None, None));
+    let history = db.history("P1").await.unwrap();
+    assert_eq!(history.len(), 1);
+    let h = &history[0];
+    assert_eq!(
+        (h.run.as_str(), h.line, h.at.as_str()),
+        ("r2", 4, "2026-01-02T00:00:00+00:00")
+    );
+    assert_eq!(
+        h.source.as_deref(),
+        Some("e-mail from admin@rxx.nhs.uk (staff.csv)")
+    );
+    assert_eq!((&h.provenance, &h.entry), (&None, &None));
+    assert_eq!(
+        h.change,
+        HistoryChange::Field {
+            field: Field::JobTitle,
+            before: Some("Nurse".to_owned()),
+            after: Some("Sister".to_owned()),
+        }
+    );
+    // A run recorded now keeps its typed provenance and per-line entries beside the old.
+    let mut p =
+        crate::model::Provenance::sync("rxx-sql", [(2, "42".to_owned())].into_iter().collect());
+    db.journal(
+        &one_update_plan("r3"),
+        "apply",
+        Some(&p),
+        &[],
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let new_run = db.run("r3").await.unwrap();
+    assert_eq!(new_run.source.as_deref(), Some("sync rxx-sql"));
+    p.entries.clear();
+    assert_eq!(new_run.provenance, Some(p));
+    let entry: String =
+        sqlx::query_scalar("SELECT entry FROM run_entries WHERE run_id = 'r3' AND line = 2")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(entry, "42");
     assert!(db.sync().fingerprints("ad").await.unwrap().is_empty());
     assert_eq!(db.mail().summary().await.unwrap(), (0, 0, 0));
 }

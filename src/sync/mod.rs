@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::directory::Account;
 use crate::directory::{Directory, DirectoryError};
 use crate::formats::Submission;
-use crate::model::{Field, Keys, OdsCode, PortalId};
+use crate::model::{Field, Keys, OdsCode, PortalId, Provenance};
 use crate::pipeline::{self, Submitted};
 use crate::plan::Action;
 
@@ -130,6 +130,13 @@ impl Synced {
             .iter()
             .any(|o| !o.submitted.held.is_empty())
     }
+}
+
+/// Each row's source entry, for the run's provenance: the entry's DN, or the SQL row's key.
+fn entries_of(rows: &[RowResult], entry_of: &HashMap<u64, &SourceEntry>) -> BTreeMap<u64, String> {
+    rows.iter()
+        .filter_map(|r| Some((r.line, entry_of.get(&r.line)?.locator.clone())))
+        .collect()
 }
 
 /// Runs one sync of one source. `run` is the base of the run IDs (one per organisation).
@@ -266,7 +273,7 @@ pub async fn sync<S: Source, D: Directory>(
             limits: crate::deployment::guard_limits(config, &org),
             policy,
             run: run_id,
-            source: format!("sync {name}"),
+            source: Provenance::sync(name, entries_of(&group, &entry_of)),
             dry_run: options.dry_run,
             guarded: true,
             supersede: Some("which read the source again"),

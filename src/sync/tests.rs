@@ -644,3 +644,59 @@ async fn a_preview_lists_what_the_plan_fills_in_and_the_real_run_writes_back() {
         .collect();
     assert_eq!(written, preview);
 }
+
+#[tokio::test]
+async fn each_change_names_its_source_and_entry_and_an_approval_keeps_them() {
+    let mut f = fixture("").await;
+    f.config.guard.floor = 0;
+    f.config.guard.max_created = 2;
+    let mut source = Memory::new(3);
+    let held = f.sync(&mut source, SyncOptions::default(), "r1").await;
+    assert!(held.held());
+    let ctx = Context {
+        directory: &f.directory,
+        state: &f.state,
+        passwords: f._dir.path().join("initial-passwords.csv"),
+        progress: &|_, _| {},
+    };
+    let (_, applied) = crate::pipeline::approve(&ctx, "r1", Some("alice"), &mut f.minter, now())
+        .await
+        .expect("approve");
+    assert_eq!(applied.counts.created, 3);
+    // The next sync writes the IDs back; then one entry changes.
+    f.config.guard.floor = 100_000;
+    f.sync(&mut source, SyncOptions::default(), "r2").await;
+    source.set(1, "title", "Sister");
+    let delta = f.sync(&mut source, SyncOptions::default(), "r3").await;
+    assert_eq!(count(&delta, RowResultKind::Updated), 1);
+
+    let id = source.value(1, "info").expect("ID written back").to_owned();
+    let history = f.state.history(&id).await.expect("history");
+    let seen: Vec<_> = history
+        .iter()
+        .map(|h| {
+            (
+                h.run.as_str(),
+                h.provenance.as_ref().map(|p| (p.channel, p.name.as_str())),
+                h.entry.as_deref(),
+                h.approved_by.as_deref(),
+            )
+        })
+        .collect();
+    let ad = Some((crate::model::Channel::Sync, "ad"));
+    let dn = Some("CN=Person 001,OU=Staff");
+    assert_eq!(
+        seen,
+        [("r1", ad, dn, Some("alice")), ("r3", ad, dn, None)],
+        "{history:#?}"
+    );
+    assert!(matches!(
+        &history[1].change,
+        crate::store::HistoryChange::Field { field: Field::JobTitle, before, after }
+            if before.as_deref() == Some("Nurse") && after.as_deref() == Some("Sister")
+    ));
+    assert_eq!(
+        f.state.run("r1").await.expect("run").source.as_deref(),
+        Some("sync ad")
+    );
+}

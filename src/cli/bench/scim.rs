@@ -281,7 +281,12 @@ async fn backend(
     for part in accounts.chunks(BATCH) {
         let ops: Vec<Op> = part
             .iter()
-            .map(|a| Op::Create(NewAccount { account: a.clone() }))
+            .map(|a| {
+                Op::Create(NewAccount {
+                    account: a.clone(),
+                    run: String::new(),
+                })
+            })
             .collect();
         for outcome in directory.apply(&ops).await? {
             match outcome {

@@ -199,7 +199,7 @@ impl LocalDirectory {
                                 field: "created",
                                 before: None,
                                 after: a.email().map(str::to_owned),
-                                run: String::new(),
+                                run: new.run.clone(),
                             });
                             created.push(a.clone());
                             OpOutcome::Created(a)

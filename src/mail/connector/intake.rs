@@ -356,7 +356,7 @@ impl<'a, D: Directory> Connector<'a, D> {
             policy: crate::deployment::policy(self.config, &a.organisation),
             limits: crate::deployment::guard_limits(self.config, &a.organisation),
             run: "preview".to_owned(),
-            source: format!("e-mail from {} ({})", a.sender, a.file.name),
+            source: crate::model::Provenance::email(&a.sender, &a.file.name),
             dry_run: true,
             guarded: true,
             supersede: None,

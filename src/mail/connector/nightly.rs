@@ -109,7 +109,7 @@ impl<'a, D: Directory> Connector<'a, D> {
             policy: crate::deployment::policy(self.config, &org),
             limits: crate::deployment::guard_limits(self.config, &org),
             run: run.to_owned(),
-            source: format!("e-mail from {} ({})", s.sender, s.file_name),
+            source: crate::model::Provenance::email(&s.sender, &s.file_name),
             dry_run: false,
             guarded: true,
             supersede: None,
