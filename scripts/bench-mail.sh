@@ -3,7 +3,10 @@
 #   arrival -> acknowledgement: `run --once` on one message with an N-row attachment
 #                               (read, check, validate, store, file, write the reply);
 #   nightly start -> report:    `run --once --now` applying it (N new accounts, guard
-#                               raised so the run is not held) and writing the result e-mail.
+#                               raised so the run is not held) and writing the result e-mail;
+#   the peer:                   `apply` of the same file in a fresh folder, so the ratio
+#                               nightly / apply is the e-mail path's own cost.
+# Each with its peak memory (GNU time).
 # Usage: scripts/bench-mail.sh [PROFILE] [ROWS...]   (PROFILE: release (default) or debug)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,12 +44,28 @@ open(f"{d}/var/mail/inbox/new/1.bench", "w").write(msg)
 PY
     (cd "$dir" && printf 'ID,ExternalSyncID,FirstName,LastName,Email,Organisation,Status\n1,X1,A,B,a.b@nhs.net,RXX,Active\n' > seed.csv \
         && "$bin" --config c.toml directory import seed.csv >/dev/null)
-    t0=$(date +%s.%N)
-    (cd "$dir" && "$bin" --config c.toml run --once >/dev/null 2>&1)
-    t1=$(date +%s.%N)
-    (cd "$dir" && "$bin" --config c.toml run --once --now > out.txt 2>/dev/null)
-    t2=$(date +%s.%N)
-    printf '%7d rows: arrival -> acknowledgement %6.2f s; nightly start -> result e-mail %6.2f s (%s)\n' \
-        "$n" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(grep -o 'applied: .*' "$dir/out.txt")"
-    rm -rf "$dir"
+    # Each step under GNU time: elapsed seconds and peak resident memory (KiB).
+    timed() { /usr/bin/time -f '%e %M' -o "$dir/time" "$@" >"$dir/out.txt" 2>/dev/null; cat "$dir/time"; }
+    read -r ack_s ack_kib < <(cd "$dir" && timed "$bin" --config c.toml run --once)
+    read -r night_s night_kib < <(cd "$dir" && timed "$bin" --config c.toml run --once --now)
+    applied=$(grep -o 'applied: .*' "$dir/out.txt" || true)
+    # The peer, in the same run: the same file applied by `apply` in a fresh folder (the
+    # same pipeline without the mailbox, the state of the e-mail and the result e-mail).
+    peer=$(mktemp -d)
+    cp "$dir/c.toml" "$dir/seed.csv" "$peer/"
+    python3 - "$dir/var/mail" "$peer/staff.csv" <<'PY'
+import sys, email, glob
+from email import policy
+path = glob.glob(f"{sys.argv[1]}/*/cur/*") + glob.glob(f"{sys.argv[1]}/*/new/*")
+msg = email.message_from_binary_file(open(path[0], "rb"), policy=policy.default)
+part = next(p for p in msg.iter_attachments())
+open(sys.argv[2], "wb").write(part.get_payload(decode=True))
+PY
+    (cd "$peer" && "$bin" --config c.toml directory import seed.csv >/dev/null)
+    read -r apply_s apply_kib < <(cd "$peer" && timed "$bin" --config c.toml apply staff.csv)
+    printf '%7d rows: arrival -> acknowledgement %6.2f s (%4.0f MiB); nightly start -> result e-mail %6.2f s (%4.0f MiB, %6.0f rows/s); apply of the same file %6.2f s (%4.0f MiB): nightly / apply %4.2f (%s)\n' \
+        "$n" "$ack_s" "$(echo "$ack_kib / 1024" | bc -l)" "$night_s" "$(echo "$night_kib / 1024" | bc -l)" \
+        "$(echo "$n / $night_s" | bc -l)" "$apply_s" "$(echo "$apply_kib / 1024" | bc -l)" \
+        "$(echo "$night_s / $apply_s" | bc -l)" "$applied"
+    rm -rf "$dir" "$peer"
 done
