@@ -16,6 +16,10 @@ pub(super) async fn insert_accounts(
     accounts: &[Account],
 ) -> Result<(), DirectoryError> {
     const COLUMNS: usize = 20;
+    // In key order, so each statement walks the primary key's B-tree forwards instead of
+    // jumping between its pages for random IDs.
+    let mut accounts: Vec<&Account> = accounts.iter().collect();
+    accounts.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     for chunk in accounts.chunks(MAX_BINDS / COLUMNS) {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO accounts (id, status, external_sync_key, external_sync_id, title, \
@@ -33,7 +37,7 @@ pub(super) async fn insert_accounts(
         });
         q.build().execute(&mut **tx).await?;
     }
-    let addresses: Vec<(String, &str, bool)> = accounts
+    let mut addresses: Vec<(String, &str, bool)> = accounts
         .iter()
         .flat_map(|a| {
             a.email()
@@ -46,6 +50,7 @@ pub(super) async fn insert_accounts(
                 )
         })
         .collect();
+    addresses.sort_unstable();
     for chunk in addresses.chunks(MAX_BINDS / 4) {
         let mut q: QueryBuilder<Sqlite> =
             QueryBuilder::new("INSERT INTO addresses (address, stem, account_id, is_primary) ");
