@@ -51,6 +51,11 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
         include_str!("../../templates/dropped.html"),
     ),
     (
+        "command",
+        include_str!("../../templates/command.txt"),
+        include_str!("../../templates/command.html"),
+    ),
+    (
         "undelivered",
         include_str!("../../templates/undelivered.txt"),
         include_str!("../../templates/undelivered.html"),
@@ -79,7 +84,7 @@ pub enum ComposeError {
 #[derive(Debug, Clone)]
 pub struct Reply<C: Serialize> {
     /// Which template: `acknowledgement`, `rejection`, `superseded`, `held`, `result`,
-    /// `dropped`.
+    /// `dropped`, `command` (the answer to a `CONFIRM`/`CANCEL` reply), `undelivered`.
     pub kind: &'static str,
     pub to: Vec<String>,
     pub subject: String,

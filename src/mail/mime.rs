@@ -35,6 +35,7 @@ pub fn parse(raw: &[u8]) -> Inbound {
             sender_problem: None,
             automatic: None,
             subject: String::new(),
+            written: String::new(),
             date: None,
             files: Vec::new(),
             other_files: Vec::new(),
@@ -72,10 +73,63 @@ pub fn parse(raw: &[u8]) -> Inbound {
         from,
         sender_problem,
         subject: msg.subject().unwrap_or_default().to_owned(),
+        written: written(&msg),
         date: msg.date().map(|d| d.to_rfc3339()),
         files,
         other_files,
     }
+}
+
+/// How much of a message's text is kept for reading a command from it.
+pub const WRITTEN_BYTES: usize = 64 * 1024;
+
+/// The text of the message's first body part: a plain-text part as it is, an HTML part (a
+/// message with no plain-text alternative) cut where the client put the quoted original
+/// (Outlook's `divRplyFwdMsg` and `appendonsend`, Gmail's `gmail_quote`, Thunderbird's
+/// `moz-cite-prefix`, any `<blockquote>`), as text.
+fn written(msg: &Message<'_>) -> String {
+    let Some(part) = msg
+        .text_body
+        .first()
+        .and_then(|&i| msg.parts.get(i as usize))
+    else {
+        return String::new();
+    };
+    let mut text = match &part.body {
+        PartType::Text(t) => t.to_string(),
+        PartType::Html(h) => {
+            let lower = h.to_ascii_lowercase();
+            let cut = [
+                "id=\"divrplyfwdmsg\"",
+                "id=\"appendonsend\"",
+                "class=\"gmail_quote",
+                "class=\"moz-cite-prefix\"",
+                "<blockquote",
+            ]
+            .iter()
+            .filter_map(|m| {
+                let at = lower.find(m)?;
+                // The tag the marker is in starts the original.
+                Some(if m.starts_with('<') {
+                    at
+                } else {
+                    lower[..at].rfind('<').unwrap_or(at)
+                })
+            })
+            .min()
+            .unwrap_or(h.len());
+            mail_parser::decoders::html::html_to_text(&h[..cut])
+        }
+        _ => String::new(),
+    };
+    if text.len() > WRITTEN_BYTES {
+        let mut end = WRITTEN_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 fn unfold(value: &str) -> String {
