@@ -4,8 +4,9 @@
 //! In: the subject and the text the sender wrote (the plain-text part, or the HTML part cut
 //! before its quoted original, see [`crate::mail::mime`]). Out: the command, or none. Only
 //! what the sender wrote counts: quoted lines (`> …`), everything from the quoted original's
-//! header (Outlook's `-----Original Message-----` and `From:` block, the `On … wrote:` line
-//! of Thunderbird, Apple Mail and Gmail) and the signature (`-- `) on are ignored, since the
+//! header (Outlook's `-----Original Message-----` and `From:` block) and the signature
+//! (`-- `, "Sent from my …") on are ignored, as is the `On … wrote:` line of Thunderbird,
+//! Apple Mail and Gmail above their `>`-quoted original, since the
 //! e-mail being answered itself carries the code. The command is looked for in the first
 //! [`LINES_LOOKED_AT`] lines the sender wrote, then in the subject (after `Re:` and the like).
 //! Pure: no I/O.
@@ -56,7 +57,7 @@ fn written_lines(text: &str) -> Vec<&str> {
         if starts_original(line, next) {
             break;
         }
-        if line.is_empty() || line.starts_with('>') {
+        if line.is_empty() || line.starts_with('>') || attribution(line, next) {
             continue;
         }
         out.push(*line);
@@ -73,9 +74,15 @@ fn starts_original(line: &str, next: &str) -> bool {
         || (line.len() >= 8 && line.chars().all(|c| c == '_'))
         || lower.starts_with("from:")
         || lower.starts_with("sent from my")
-        // "On Tue, 2 Dec 2026 at 04:00, Connector <…> wrote:", which clients wrap.
-        || (lower.starts_with("on ")
-            && (lower.ends_with("wrote:") || next.to_ascii_lowercase().ends_with("wrote:")))
+}
+
+/// Whether a line is (part of) the "On Tue, 2 Dec 2026 at 04:00, Connector <…> wrote:" line
+/// above `>`-quoted text, which clients wrap: skipped, since the sender may write below the
+/// quote too.
+fn attribution(line: &str, next: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    lower.ends_with("wrote:")
+        || (lower.starts_with("on ") && next.to_ascii_lowercase().ends_with("wrote:"))
 }
 
 /// A subject without its `Re:`, `RE:`, `AW:`, `Fwd:`, `[EXTERNAL]` prefixes.
@@ -152,6 +159,12 @@ mod tests {
         let outlook_old = format!(
             "Cancel abcde-fghjk\n\n-----Original Message-----\nFrom: connector\n{NOTICE}"
         );
+        let quoted = |text: &str| {
+            text.lines()
+                .map(|l| format!("> {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         let thunderbird = format!(
             "On 02/12/2026 04:00, Staff directory connector wrote:\n{}\nconfirm ABCDEFGHJK\n",
             NOTICE
@@ -166,7 +179,12 @@ mod tests {
         );
         let gmail_wrapped = format!(
             "Hello,\n\nCONFIRM ABCDE-FGHJK.\n\nThanks\n\nOn Wed, 2 Dec 2026 at 04:00, Staff \
-             directory connector <\nconnector@connector.test> wrote:\n\n{NOTICE}"
+             directory connector <\nconnector@connector.test> wrote:\n\n{}",
+            quoted(NOTICE)
+        );
+        let thunderbird_top = format!(
+            "Cancel ABCDE-FGHJK\n\nOn 02/12/2026 04:00, Staff directory connector wrote:\n{}",
+            quoted(NOTICE)
         );
         let bottom_posted = format!(
             "> {}\n\nCANCEL ABCDE-FGHJK\n-- \nJo Bloggs\nCONFIRM ZZZZZ-ZZZZZ\n",
@@ -179,6 +197,8 @@ mod tests {
             ("thunderbird", "Re: x", &thunderbird, confirm("ABCDEFGHJK")),
             ("apple mail", "Re: x", &apple, confirm("ABCDEFGHJK")),
             ("gmail", "Re: x", &gmail_wrapped, confirm("ABCDEFGHJK")),
+            ("thunderbird top", "Re: x", &thunderbird_top, cancel("ABCDEFGHJK")),
+            ("attribution only", "Re: x", &format!("On Tue someone wrote:\n{}", quoted(NOTICE)), None),
             ("bottom-posted", "Re: x", &bottom_posted, cancel("ABCDEFGHJK")),
             ("bold from html", "Re: x", html_as_text, confirm("ABCDEFGHJK")),
             ("subject only", "RE: AW: confirm ABCDE-FGHJK", "", confirm("ABCDEFGHJK")),
