@@ -113,7 +113,9 @@ impl GuardConfig {
 pub enum Confirmers {
     /// Only an operator (`approve RUN`): administrators may not confirm runs (`max` unset)
     /// or not runs this large.
-    Operator { max: Option<u64> },
+    Operator {
+        max: Option<u64>,
+    },
     OneAdministrator,
     TwoAdministrators,
 }
@@ -231,22 +233,41 @@ mod tests {
         let cases = [
             (None, None, 10, Confirmers::Operator { max: None }),
             (Some(100), None, 100, Confirmers::OneAdministrator),
-            (Some(100), None, 101, Confirmers::Operator { max: Some(100) }),
+            (
+                Some(100),
+                None,
+                101,
+                Confirmers::Operator { max: Some(100) },
+            ),
             (Some(100), Some(20), 20, Confirmers::OneAdministrator),
             (Some(100), Some(20), 21, Confirmers::TwoAdministrators),
-            (Some(100), Some(20), 101, Confirmers::Operator { max: Some(100) }),
+            (
+                Some(100),
+                Some(20),
+                101,
+                Confirmers::Operator { max: Some(100) },
+            ),
             (None, Some(20), 21, Confirmers::Operator { max: None }),
         ];
         for (max, two, changed, expected) in cases {
-            assert_eq!(limits(max, two).confirmers(changed), expected, "{max:?} {two:?} {changed}");
+            assert_eq!(
+                limits(max, two).confirmers(changed),
+                expected,
+                "{max:?} {two:?} {changed}"
+            );
         }
         let org = GuardOverride {
             admin_confirm_max: Some(5),
             ..GuardOverride::default()
         };
-        assert_eq!(limits(Some(100), Some(2)).with(&org).admin_confirm_max, Some(5));
         assert_eq!(
-            limits(Some(100), Some(2)).with(&org).admin_confirm_two_person_above,
+            limits(Some(100), Some(2)).with(&org).admin_confirm_max,
+            Some(5)
+        );
+        assert_eq!(
+            limits(Some(100), Some(2))
+                .with(&org)
+                .admin_confirm_two_person_above,
             Some(2)
         );
     }

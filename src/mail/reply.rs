@@ -54,7 +54,7 @@ fn written_lines(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     for (i, line) in all.iter().enumerate() {
         let next = all.get(i + 1).copied().unwrap_or("");
-        if starts_original(line, next) {
+        if starts_original(line) {
             break;
         }
         if line.is_empty() || line.starts_with('>') || attribution(line, next) {
@@ -66,7 +66,7 @@ fn written_lines(text: &str) -> Vec<&str> {
 }
 
 /// Whether a line starts the quoted original or the signature.
-fn starts_original(line: &str, next: &str) -> bool {
+fn starts_original(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();
     line == "--"
         || line.starts_with("-- ")
@@ -156,9 +156,8 @@ mod tests {
              <connector@connector.test>\r\nSent: 02 December 2026 04:00\r\nTo: Jo Bloggs\r\n\
              Subject: Held for approval\r\n\r\n{NOTICE}"
         );
-        let outlook_old = format!(
-            "Cancel abcde-fghjk\n\n-----Original Message-----\nFrom: connector\n{NOTICE}"
-        );
+        let outlook_old =
+            format!("Cancel abcde-fghjk\n\n-----Original Message-----\nFrom: connector\n{NOTICE}");
         let quoted = |text: &str| {
             text.lines()
                 .map(|l| format!("> {l}"))
@@ -192,25 +191,82 @@ mod tests {
         );
         let html_as_text = "**CONFIRM** ABCDE-FGHJK\n\nJo\n";
         let cases: &[(&str, &str, &str, Option<Command>)] = &[
-            ("outlook", "RE: Held for approval", &outlook, confirm("ABCDEFGHJK")),
+            (
+                "outlook",
+                "RE: Held for approval",
+                &outlook,
+                confirm("ABCDEFGHJK"),
+            ),
             ("outlook 2010", "RE: x", &outlook_old, cancel("ABCDEFGHJK")),
             ("thunderbird", "Re: x", &thunderbird, confirm("ABCDEFGHJK")),
             ("apple mail", "Re: x", &apple, confirm("ABCDEFGHJK")),
             ("gmail", "Re: x", &gmail_wrapped, confirm("ABCDEFGHJK")),
-            ("thunderbird top", "Re: x", &thunderbird_top, cancel("ABCDEFGHJK")),
-            ("attribution only", "Re: x", &format!("On Tue someone wrote:\n{}", quoted(NOTICE)), None),
-            ("bottom-posted", "Re: x", &bottom_posted, cancel("ABCDEFGHJK")),
-            ("bold from html", "Re: x", html_as_text, confirm("ABCDEFGHJK")),
-            ("subject only", "RE: AW: confirm ABCDE-FGHJK", "", confirm("ABCDEFGHJK")),
-            ("external tag", "[EXTERNAL] Re: CANCEL abcdefghjk", "Thanks", cancel("ABCDEFGHJK")),
+            (
+                "thunderbird top",
+                "Re: x",
+                &thunderbird_top,
+                cancel("ABCDEFGHJK"),
+            ),
+            (
+                "attribution only",
+                "Re: x",
+                &format!("On Tue someone wrote:\n{}", quoted(NOTICE)),
+                None,
+            ),
+            (
+                "bottom-posted",
+                "Re: x",
+                &bottom_posted,
+                cancel("ABCDEFGHJK"),
+            ),
+            (
+                "bold from html",
+                "Re: x",
+                html_as_text,
+                confirm("ABCDEFGHJK"),
+            ),
+            (
+                "subject only",
+                "RE: AW: confirm ABCDE-FGHJK",
+                "",
+                confirm("ABCDEFGHJK"),
+            ),
+            (
+                "external tag",
+                "[EXTERNAL] Re: CANCEL abcdefghjk",
+                "Thanks",
+                cancel("ABCDEFGHJK"),
+            ),
             ("no code", "Re: x", "CONFIRM\n", confirm("")),
             // The quoted notice's own code is never taken.
-            ("only quoted", "RE: Held for approval", &format!("Thanks, looks fine.\n\n\
-              -----Original Message-----\n{NOTICE}"), None),
-            ("quoted lines", "Re: x", &format!("> CONFIRM QQQQQ-QQQQQ\nok\n"), None),
+            (
+                "only quoted",
+                "RE: Held for approval",
+                &format!(
+                    "Thanks, looks fine.\n\n\
+              -----Original Message-----\n{NOTICE}"
+                ),
+                None,
+            ),
+            (
+                "quoted lines",
+                "Re: x",
+                &format!("> CONFIRM QQQQQ-QQQQQ\nok\n"),
+                None,
+            ),
             ("signature", "Re: x", "ok\n-- \nCONFIRM QQQQQ-QQQQQ\n", None),
-            ("prose", "Re: x", "Please confirm the changes are right.\n", None),
-            ("too far down", "Re: x", "a\nb\nc\nd\ne\nCONFIRM ABCDE-FGHJK\n", None),
+            (
+                "prose",
+                "Re: x",
+                "Please confirm the changes are right.\n",
+                None,
+            ),
+            (
+                "too far down",
+                "Re: x",
+                "a\nb\nc\nd\ne\nCONFIRM ABCDE-FGHJK\n",
+                None,
+            ),
             ("a file's subject", "staff list", "Please apply.", None),
         ];
         for (client, subject, body, expected) in cases {

@@ -215,11 +215,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         let Some(no) = code.submission_no else {
             return Err(StoreError::Corrupt(format!("code {} names no file", code.no)).into());
         };
-        let (name, status, received) = self
-            .store
-            .submission_state(no)
-            .await?
-            .unwrap_or_default();
+        let (name, status, received) = self.store.submission_state(no).await?.unwrap_or_default();
         if !self.store.claim_code(code.no, sender, now).await? {
             return Ok(Decision::refused(
                 "the code was already used: each code works once".into(),

@@ -223,15 +223,20 @@ impl<'a, D: Directory> Connector<'a, D> {
         let org = &s.organisation;
         let counts = plan.counts();
         let changed = counts.created + counts.updated;
-        let confirmers = crate::deployment::guard_limits(self.config, &plan.organisation)
-            .confirmers(changed);
+        let confirmers =
+            crate::deployment::guard_limits(self.config, &plan.organisation).confirmers(changed);
         let mut to = vec![s.sender.clone()];
         let mut others: Vec<String> = Vec::new();
         if confirmers == Confirmers::TwoAdministrators {
             others = self
                 .config
                 .organisation(org)
-                .map(|o| o.administrators.iter().map(|a| a.trim().to_owned()).collect())
+                .map(|o| {
+                    o.administrators
+                        .iter()
+                        .map(|a| a.trim().to_owned())
+                        .collect()
+                })
                 .unwrap_or_default();
         }
         for op in others.iter().chain(&self.config.mail.operators) {

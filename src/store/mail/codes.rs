@@ -229,11 +229,13 @@ impl MailStore {
             return Ok(None);
         };
         let now_s = now.to_rfc3339();
-        sqlx::query("UPDATE mail_submissions SET status = 'withdrawn', updated_at = ? WHERE no = ?")
-            .bind(&now_s)
-            .bind(submission_no)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE mail_submissions SET status = 'withdrawn', updated_at = ? WHERE no = ?",
+        )
+        .bind(&now_s)
+        .bind(submission_no)
+        .execute(&mut *tx)
+        .await?;
         let older: Vec<String> = sqlx::query_scalar(
             "UPDATE mail_submissions SET status = 'superseded', updated_at = ?
              WHERE organisation = ? AND status = 'pending' AND no < ? RETURNING file_name",
@@ -400,12 +402,27 @@ mod tests {
         assert!(raw.iter().all(|h| !h.contains(&code.replace('-', ""))));
         assert!(store.find_code(&mint([2; 16])).await.unwrap().is_none());
 
-        assert!(store.claim_code(found.no, "admin@rxx.nhs.uk", now).await.unwrap());
-        assert!(!store.claim_code(found.no, "other@rxx.nhs.uk", now).await.unwrap());
+        assert!(
+            store
+                .claim_code(found.no, "admin@rxx.nhs.uk", now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .claim_code(found.no, "other@rxx.nhs.uk", now)
+                .await
+                .unwrap()
+        );
         let used = store.find_code(&code).await.unwrap().unwrap();
         assert_eq!(used.used.unwrap().1, "admin@rxx.nhs.uk");
         store.release_code(found.no).await.unwrap();
-        assert!(store.claim_code(found.no, "other@rxx.nhs.uk", now).await.unwrap());
+        assert!(
+            store
+                .claim_code(found.no, "other@rxx.nhs.uk", now)
+                .await
+                .unwrap()
+        );
 
         // Withdrawing the file also takes the older file it had replaced; only once.
         let older = store.withdraw(pending[1].no, now).await.unwrap().unwrap();
