@@ -497,4 +497,38 @@ mod tests {
         assert_eq!(content_key(a), content_key(b));
         assert_ne!(content_key(a), content_key(c));
     }
+
+    #[test]
+    fn the_written_text_is_the_plain_part_or_the_html_before_its_quoted_original() {
+        let head = "From: a@rxx.nhs.uk\r\nSubject: RE: Held\r\nMIME-Version: 1.0\r\n";
+        let alternative = format!(
+            "{head}Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nCONFIRM ABCDE-FGHJK\r\n--b\r\n\
+             Content-Type: text/html\r\n\r\n<p>other</p>\r\n--b--\r\n"
+        );
+        assert_eq!(
+            parse(alternative.as_bytes()).written.trim(),
+            "CONFIRM ABCDE-FGHJK"
+        );
+        // Outlook on the web, HTML only: the original (with its own code) after the marker.
+        let outlook = format!(
+            "{head}Content-Type: text/html\r\n\r\n<html><body><div>Cancel ABCDE-FGHJK</div>\
+             <div id=\"appendonsend\"></div><hr><div id=\"divRplyFwdMsg\">From: connector\
+             </div><div>CONFIRM QQQQQ-QQQQQ</div></body></html>\r\n"
+        );
+        let written = parse(outlook.as_bytes()).written;
+        assert!(written.contains("Cancel ABCDE-FGHJK"), "{written}");
+        assert!(!written.contains("QQQQQ"), "{written}");
+        // Gmail and Thunderbird HTML: the original in a blockquote.
+        let gmail = format!(
+            "{head}Content-Type: text/html\r\n\r\n<div dir=\"ltr\">CONFIRM ABCDE-FGHJK</div>\
+             <br><div class=\"gmail_quote\"><blockquote>CANCEL QQQQQ-QQQQQ</blockquote></div>\r\n"
+        );
+        let written = parse(gmail.as_bytes()).written;
+        assert_eq!(
+            crate::mail::reply::command("Re: Held", &written).map(|c| c.code),
+            Some("ABCDEFGHJK".to_owned())
+        );
+        assert!(!written.contains("QQQQQ"), "{written}");
+    }
 }
