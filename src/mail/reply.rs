@@ -248,12 +248,7 @@ mod tests {
                 ),
                 None,
             ),
-            (
-                "quoted lines",
-                "Re: x",
-                &format!("> CONFIRM QQQQQ-QQQQQ\nok\n"),
-                None,
-            ),
+            ("quoted lines", "Re: x", "> CONFIRM QQQQQ-QQQQQ\nok\n", None),
             ("signature", "Re: x", "ok\n-- \nCONFIRM QQQQQ-QQQQQ\n", None),
             (
                 "prose",
