@@ -394,7 +394,7 @@ mod tests {
         );
         assert!(
             Composer::templates_in_use(&config)
-                .ends_with("(1 of 14 from there, the others built in)")
+                .ends_with("(1 of 16 from there, the others built in)")
         );
 
         std::fs::write(dir.path().join("held.html"), "{% if %}").unwrap();
