@@ -14,21 +14,7 @@
 /// How many of the lines the sender wrote (blank ones aside) are looked at.
 pub const LINES_LOOKED_AT: usize = 5;
 
-/// What the reply asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Confirm,
-    Cancel,
-}
-
-impl Verb {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Confirm => "confirm",
-            Verb::Cancel => "cancel",
-        }
-    }
-}
+pub use crate::store::mail::Verb;
 
 /// A command and the code as written (upper-cased, without `-` and spaces), possibly empty.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -71,7 +71,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         let record = CommandRecord {
             message_id: msg.message_id.clone(),
             sender: msg.from.clone(),
-            command: cmd.verb.as_str().to_owned(),
+            command: cmd.verb,
             code_no: d.code.as_ref().map(|c| c.no),
             organisation: d.code.as_ref().map(|c| c.organisation.clone()),
             run_id: d.code.as_ref().and_then(|c| c.run_id.clone()),

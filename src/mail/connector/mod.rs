@@ -83,7 +83,9 @@ impl ConnectorError {
 /// What an intake pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IntakeSummary {
+    /// Files taken, and replies whose command was acted on (`CONFIRM`/`CANCEL`).
     pub accepted: usize,
+    /// Messages refused, and replies whose command was refused or not acted on.
     pub rejected: usize,
     /// Messages found already stored (a stop between storing and filing), now filed.
     pub refiled: usize,

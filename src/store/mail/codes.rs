@@ -31,6 +31,16 @@ stored_enum! {
 }
 
 stored_enum! {
+    /// What a reply asks for.
+    pub enum Verb ("reply command") {
+        /// `CONFIRM <code>`: approve the held run.
+        Confirm = "confirm",
+        /// `CANCEL <code>`: drop the held run, or withdraw the waiting file.
+        Cancel = "cancel",
+    }
+}
+
+stored_enum! {
     /// What became of a reply.
     pub enum CommandOutcome ("command outcome") {
         /// The held run was approved and applied.
@@ -106,8 +116,7 @@ pub struct StoredCode {
 pub struct CommandRecord {
     pub message_id: String,
     pub sender: Option<String>,
-    /// `confirm` or `cancel`.
-    pub command: String,
+    pub command: Verb,
     pub code_no: Option<i64>,
     pub organisation: Option<String>,
     pub run_id: Option<String>,
@@ -280,7 +289,7 @@ impl MailStore {
         .bind(now.to_rfc3339())
         .bind(&record.message_id)
         .bind(record.sender.as_deref())
-        .bind(&record.command)
+        .bind(record.command.as_str())
         .bind(record.code_no)
         .bind(record.organisation.as_deref())
         .bind(record.run_id.as_deref())
@@ -309,10 +318,11 @@ impl MailStore {
         rows.iter()
             .map(|r| {
                 let outcome: String = r.try_get("outcome")?;
+                let command: String = r.try_get("command")?;
                 Ok(CommandRecord {
                     message_id: r.try_get("message_id")?,
                     sender: r.try_get("sender")?,
-                    command: r.try_get("command")?,
+                    command: command.parse()?,
                     code_no: r.try_get("code_no")?,
                     organisation: r.try_get("organisation")?,
                     run_id: r.try_get("run_id")?,
@@ -438,7 +448,7 @@ mod tests {
         let record = CommandRecord {
             message_id: "r1".into(),
             sender: Some("admin@rxx.nhs.uk".into()),
-            command: "confirm".into(),
+            command: Verb::Confirm,
             code_no: Some(found.no),
             organisation: Some("RXX".into()),
             run_id: None,

@@ -16,7 +16,7 @@ use sqlx::sqlite::SqlitePool;
 pub mod codes;
 pub mod outbox;
 
-pub use self::codes::{CodePurpose, CommandOutcome, CommandRecord, NewCode, StoredCode};
+pub use self::codes::{CodePurpose, CommandOutcome, CommandRecord, NewCode, StoredCode, Verb};
 use self::outbox::{QueuedMail, enqueue};
 use super::{StateDb, StateError};
 
