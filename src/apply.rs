@@ -37,10 +37,13 @@ pub enum ApplyError {
     },
 }
 
-/// Where new portal IDs and initial passwords come from (randomness, passed in).
+/// Where new portal IDs, initial passwords and the one-time codes of e-mails come from
+/// (randomness, passed in).
 pub trait Minter {
     fn portal_id(&mut self) -> PortalId;
     fn password(&mut self) -> String;
+    /// Random bytes for a `CONFIRM`/`CANCEL` code (see `store::mail::codes::mint`).
+    fn code_bytes(&mut self) -> [u8; 16];
 }
 
 /// IDs and passwords from the operating system's random source. A portal ID this service
@@ -57,6 +60,10 @@ impl Minter for RandomMinter {
 
     fn password(&mut self) -> String {
         password_from(uuid::Uuid::new_v4().as_bytes())
+    }
+
+    fn code_bytes(&mut self) -> [u8; 16] {
+        *uuid::Uuid::new_v4().as_bytes()
     }
 }
 
@@ -75,6 +82,11 @@ impl Minter for SequenceMinter {
 
     fn password(&mut self) -> String {
         password_from(&self.next.to_le_bytes())
+    }
+
+    fn code_bytes(&mut self) -> [u8; 16] {
+        self.next += 1;
+        u128::from(self.next).to_le_bytes()
     }
 }
 

@@ -37,6 +37,14 @@ pub struct GuardConfig {
     /// The same for the identity-bearing fields ([`IDENTITY_FIELDS`]: names, display name,
     /// e-mail), which people and other systems recognise an account by.
     pub max_identity_field_share: f64,
+    /// Largest held run (accounts it would create or update) an administrator of the
+    /// organisation may approve by replying `CONFIRM <code>` to the held notice; unset, only
+    /// an operator approves (`approve RUN`). Administrators may always drop a held run with
+    /// `CANCEL <code>`.
+    pub admin_confirm_max: Option<u64>,
+    /// A held run changing more accounts than this needs the `CONFIRM` of two different
+    /// administrators of the organisation (within `admin_confirm_max`); unset, one is enough.
+    pub admin_confirm_two_person_above: Option<u64>,
 }
 
 /// The fields people and other systems recognise an account by: a mistake in one of them
@@ -60,6 +68,8 @@ impl Default for GuardConfig {
             max_created_share: 0.2,
             max_field_share: 0.1,
             max_identity_field_share: 0.05,
+            admin_confirm_max: None,
+            admin_confirm_two_person_above: None,
         }
     }
 }
@@ -86,6 +96,10 @@ pub struct GuardOverride {
     pub max_field_share: Option<f64>,
     /// See `[guard] max_identity_field_share`.
     pub max_identity_field_share: Option<f64>,
+    /// See `[guard] admin_confirm_max`.
+    pub admin_confirm_max: Option<u64>,
+    /// See `[guard] admin_confirm_two_person_above`.
+    pub admin_confirm_two_person_above: Option<u64>,
 }
 
 impl GuardConfig {
@@ -103,8 +117,35 @@ impl GuardConfig {
             max_identity_field_share: o
                 .max_identity_field_share
                 .unwrap_or(self.max_identity_field_share),
+            admin_confirm_max: o.admin_confirm_max.or(self.admin_confirm_max),
+            admin_confirm_two_person_above: o
+                .admin_confirm_two_person_above
+                .or(self.admin_confirm_two_person_above),
         }
     }
+
+    /// Who may approve a held run changing `changed` accounts by reply: none (an operator
+    /// must), one administrator, or two different ones.
+    pub fn confirmers(&self, changed: u64) -> Confirmers {
+        match (self.admin_confirm_max, self.admin_confirm_two_person_above) {
+            (Some(max), _) if changed > max => Confirmers::Operator { max: Some(max) },
+            (None, _) => Confirmers::Operator { max: None },
+            (Some(_), Some(above)) if changed > above => Confirmers::TwoAdministrators,
+            _ => Confirmers::OneAdministrator,
+        }
+    }
+}
+
+/// Who may approve a held run by reply (see [`GuardConfig::confirmers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmers {
+    /// Only an operator (`approve RUN`): administrators may not confirm runs (`max` unset)
+    /// or not runs this large.
+    Operator {
+        max: Option<u64>,
+    },
+    OneAdministrator,
+    TwoAdministrators,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +310,55 @@ mod tests {
     }
 
     #[test]
+    fn who_may_confirm_a_held_run_by_reply() {
+        let limits = |max, two| GuardConfig {
+            admin_confirm_max: max,
+            admin_confirm_two_person_above: two,
+            ..GuardConfig::default()
+        };
+        let cases = [
+            (None, None, 10, Confirmers::Operator { max: None }),
+            (Some(100), None, 100, Confirmers::OneAdministrator),
+            (
+                Some(100),
+                None,
+                101,
+                Confirmers::Operator { max: Some(100) },
+            ),
+            (Some(100), Some(20), 20, Confirmers::OneAdministrator),
+            (Some(100), Some(20), 21, Confirmers::TwoAdministrators),
+            (
+                Some(100),
+                Some(20),
+                101,
+                Confirmers::Operator { max: Some(100) },
+            ),
+            (None, Some(20), 21, Confirmers::Operator { max: None }),
+        ];
+        for (max, two, changed, expected) in cases {
+            assert_eq!(
+                limits(max, two).confirmers(changed),
+                expected,
+                "{max:?} {two:?} {changed}"
+            );
+        }
+        let org = GuardOverride {
+            admin_confirm_max: Some(5),
+            ..GuardOverride::default()
+        };
+        assert_eq!(
+            limits(Some(100), Some(2)).with(&org).admin_confirm_max,
+            Some(5)
+        );
+        assert_eq!(
+            limits(Some(100), Some(2))
+                .with(&org)
+                .admin_confirm_two_person_above,
+            Some(2)
+        );
+    }
+
+    #[test]
     fn thresholds_hold_only_above_floor_and_limit() {
         let limits = GuardConfig {
             floor: 5,
@@ -280,6 +370,7 @@ mod tests {
             max_created_share: 0.5,
             max_field_share: 1.0,
             max_identity_field_share: 1.0,
+            ..GuardConfig::default()
         };
         // (updates, renames, creates, accounts, held)
         let cases = [

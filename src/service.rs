@@ -125,7 +125,7 @@ impl<'a> Service<'a> {
         let now = Utc::now();
         let c = &self.connector;
         let intake = c
-            .intake(&mut self.mailbox, now)
+            .intake(&mut self.mailbox, &mut RandomMinter, now)
             .await
             .map_err(ServiceError::Intake)?;
         c.follow_up(now).await.map_err(ServiceError::FollowUp)?;
@@ -193,7 +193,7 @@ impl<'a> Service<'a> {
     async fn pass(&mut self, started: DateTime<Utc>, purged_at: &mut Option<std::time::Instant>) {
         let now = Utc::now();
         let c = &self.connector;
-        if let Err(e) = c.intake(&mut self.mailbox, now).await {
+        if let Err(e) = c.intake(&mut self.mailbox, &mut RandomMinter, now).await {
             tracing::error!(error = %e, "intake pass failed");
         }
         if let Err(e) = c.follow_up(now).await {

@@ -282,7 +282,7 @@ fn the_debian_package_installs_runs_as_its_user_and_purges() {
     let checked = ok(&mut as_service(&["check"]), Duration::from_secs(120));
     assert!(
         checked.contains(
-            "ok      templates: /usr/share/push-connector/templates (14 of 14 from there"
+            "ok      templates: /usr/share/push-connector/templates (18 of 18 from there"
         ),
         "{checked}"
     );

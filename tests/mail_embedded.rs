@@ -1124,3 +1124,141 @@ fn a_file_excel_damaged_is_answered_under_one_heading_per_mistake_and_changes_no
     );
     assert!(after.contains(",000123,Mr,Omar,Shah,") && after.contains(",Porter,"));
 }
+
+/// A reply to one of the connector's e-mails, as Thunderbird writes it.
+fn reply_to(from: &str, id: &str, to: &Mail, command: &str) -> Vec<u8> {
+    let quoted: String = to.text.lines().map(|l| format!("> {l}\r\n")).collect();
+    format!(
+        "From: <{from}>\r\nTo: connector@connector.test\r\nSubject: Re: {}\r\n\
+         Message-ID: <{id}>\r\nDate: Wed, 2 Dec 2026 09:00:00 +0000\r\n\
+         Content-Type: text/plain; charset=UTF-8\r\n\r\n{command}\r\n\r\n\
+         On 02/12/2026 04:00, Staff directory connector wrote:\r\n{quoted}",
+        to.subject
+    )
+    .into_bytes()
+}
+
+#[test]
+fn replies_to_a_held_notice_are_refused_for_what_they_may_not_do_and_cancel_drops_the_run() {
+    let d = Deployment::new();
+    let config = d.path().join("connector.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("[guard]\nfloor = 0\nmax_updated = 0\nmax_created = 0\nmax_renamed = 0\n");
+    std::fs::write(&config, toml).unwrap();
+    d.deliver(
+        "1.file",
+        &message(
+            "admin@rxx.nhs.uk",
+            "f1@rxx",
+            &[("staff.csv", &sample_csv())],
+        ),
+    );
+    d.once(false);
+    let out = d.once(true);
+    assert!(out.contains("HELD"), "{out}");
+    let held = d
+        .outbox()
+        .iter()
+        .map(|p| read_mail(p))
+        .find(|m| m.subject.starts_with("Held"))
+        .expect("held notice");
+    let run = held.subject.rsplit("run ").next().unwrap().to_owned();
+    // Administrators may not confirm runs here (no admin_confirm_max): only CANCEL is offered.
+    assert!(!held.text.contains("CONFIRM "), "{}", held.text);
+    let at = held.text.find("CANCEL ").unwrap();
+    let code: String = held.text[at + 7..].chars().take(11).collect();
+    let before = d.export();
+    let db = d.path().join("var/state.sqlite");
+    let sql = |q: &str| {
+        let q = q.to_owned();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            })
+    };
+
+    let mut n = 0;
+    let mut answer = |d: &Deployment, from: &str, command: &str| -> Option<Mail> {
+        n += 1;
+        let sent = d.outbox().len();
+        d.deliver(
+            &format!("{n}.reply"),
+            &reply_to(from, &format!("r{n}@x"), &held, command),
+        );
+        d.once(false);
+        let files = d.outbox();
+        assert!(files.len() <= sent + 1, "one answer at most");
+        files.get(sent).map(|p| read_mail(p))
+    };
+    let cases = [
+        (
+            "admin@rxx.nhs.uk",
+            format!("CONFIRM {code}"),
+            "may not approve runs by reply",
+        ),
+        (
+            "stranger@evil.test",
+            format!("CONFIRM {code}"),
+            "is not an authorised connector administrator",
+        ),
+        ("admin@rxx.nhs.uk", "CONFIRM".to_owned(), "has no code"),
+    ];
+    for (from, command, why) in &cases {
+        let a = answer(&d, from, command).unwrap_or_else(|| panic!("{from} {command} answered"));
+        assert_eq!(a.to, *from);
+        assert!(a.subject.starts_with("Not done"), "{}", a.subject);
+        assert!(a.text.contains(why), "{why}: {}", a.text);
+        assert_eq!(d.export(), before);
+    }
+    // A stranger is answered once a day, whatever they send.
+    assert!(answer(&d, "stranger@evil.test", &format!("CANCEL {code}")).is_none());
+
+    // Expired: refused, the run stays held.
+    sql("UPDATE mail_codes SET expires_at = '2000-01-01T00:00:00+00:00'");
+    let a = answer(&d, "admin@rxx.nhs.uk", &format!("CANCEL {code}")).unwrap();
+    assert!(a.text.contains("the code expired"), "{}", a.text);
+    let runs = String::from_utf8_lossy(&d.run(&["runs"]).stdout).into_owned();
+    assert!(runs.contains("held"), "{runs}");
+    sql("UPDATE mail_codes SET expires_at = '2999-01-01T00:00:00+00:00'");
+
+    // CANCEL drops the run: answered, and the sender gets the "not applied" e-mail.
+    let sent = d.outbox().len();
+    d.deliver(
+        "9.cancel",
+        &reply_to(
+            "admin@rxx.nhs.uk",
+            "cancel@x",
+            &held,
+            &format!("cancel {code}"),
+        ),
+    );
+    d.once(false);
+    let mails: Vec<Mail> = d.outbox()[sent..].iter().map(|p| read_mail(p)).collect();
+    let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+    assert!(
+        subjects.iter().any(|s| s.starts_with("Dropped: run")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.starts_with("Not applied")),
+        "{subjects:?}"
+    );
+    assert_eq!(d.export(), before);
+    let runs = String::from_utf8_lossy(&d.run(&["runs"]).stdout).into_owned();
+    assert!(runs.contains("rejected"), "{runs}");
+    assert!(
+        runs.contains("rejected by reply from admin@rxx.nhs.uk"),
+        "{runs}"
+    );
+    assert!(runs.contains(&run), "{runs}");
+}

@@ -125,7 +125,10 @@ async fn a_quiet_organisation_is_reminded_once_per_quiet_period() {
     .unwrap();
     let mut mailbox = AnyMailbox::from_config(&config.mailbox);
     let t2 = t1 + Duration::days(10);
-    let intake = c.intake(&mut mailbox, t2).await.unwrap();
+    let intake = c
+        .intake(&mut mailbox, &mut push_connector::apply::RandomMinter, t2)
+        .await
+        .unwrap();
     assert_eq!(intake.accepted, 1, "{intake:?}");
     assert!(
         c.remind_quiet(t2 + Duration::days(30))

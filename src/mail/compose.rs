@@ -56,6 +56,11 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
         include_str!("../../templates/dropped.html"),
     ),
     (
+        "command",
+        include_str!("../../templates/command.txt"),
+        include_str!("../../templates/command.html"),
+    ),
+    (
         "undelivered",
         include_str!("../../templates/undelivered.txt"),
         include_str!("../../templates/undelivered.html"),
@@ -84,7 +89,7 @@ pub enum ComposeError {
 #[derive(Debug, Clone)]
 pub struct Reply<C: Serialize> {
     /// Which template: `acknowledgement`, `rejection`, `superseded`, `held`, `quiet`,
-    /// `result`, `dropped`.
+    /// `result`, `dropped`, `command` (the answer to a `CONFIRM`/`CANCEL` reply), `undelivered`.
     pub kind: &'static str,
     pub to: Vec<String>,
     pub subject: String,
@@ -394,7 +399,7 @@ mod tests {
         );
         assert!(
             Composer::templates_in_use(&config)
-                .ends_with("(1 of 16 from there, the others built in)")
+                .ends_with("(1 of 18 from there, the others built in)")
         );
 
         std::fs::write(dir.path().join("held.html"), "{% if %}").unwrap();

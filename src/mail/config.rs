@@ -180,6 +180,9 @@ pub struct MailConfig {
     pub dns_timeout_seconds: u64,
     /// Operators told about held runs (besides the sender).
     pub operators: Vec<String>,
+    /// Days a `CONFIRM`/`CANCEL` code of a held notice or an acknowledgement can be used
+    /// (it ends sooner once its run or file is decided).
+    pub confirm_code_days: u32,
     /// A folder of e-mail templates (`acknowledgement.txt`, `acknowledgement.html`, …) used
     /// instead of the built-in ones; a template the folder does not have stays built in.
     pub templates: Option<std::path::PathBuf>,
@@ -201,6 +204,7 @@ impl Default for MailConfig {
             dns_servers: Vec::new(),
             dns_timeout_seconds: 5,
             operators: Vec::new(),
+            confirm_code_days: 7,
             templates: None,
         }
     }

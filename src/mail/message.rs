@@ -35,6 +35,9 @@ pub struct Inbound {
     /// Why the message was sent by a machine (auto-reply, bounce, list), when it was.
     pub automatic: Option<String>,
     pub subject: String,
+    /// What the sender wrote in the message's text (its plain-text part, or its HTML part
+    /// cut before the quoted original), at most [`crate::mail::mime::WRITTEN_BYTES`].
+    pub written: String,
     /// The Date header as RFC 3339, when readable.
     pub date: Option<String>,
     /// Attachments of a submission type, in message order.

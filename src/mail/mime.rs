@@ -35,6 +35,7 @@ pub fn parse(raw: &[u8]) -> Inbound {
             sender_problem: None,
             automatic: None,
             subject: String::new(),
+            written: String::new(),
             date: None,
             files: Vec::new(),
             other_files: Vec::new(),
@@ -72,10 +73,63 @@ pub fn parse(raw: &[u8]) -> Inbound {
         from,
         sender_problem,
         subject: msg.subject().unwrap_or_default().to_owned(),
+        written: written(&msg),
         date: msg.date().map(|d| d.to_rfc3339()),
         files,
         other_files,
     }
+}
+
+/// How much of a message's text is kept for reading a command from it.
+pub const WRITTEN_BYTES: usize = 64 * 1024;
+
+/// The text of the message's first body part: a plain-text part as it is, an HTML part (a
+/// message with no plain-text alternative) cut where the client put the quoted original
+/// (Outlook's `divRplyFwdMsg` and `appendonsend`, Gmail's `gmail_quote`, Thunderbird's
+/// `moz-cite-prefix`, any `<blockquote>`), as text.
+fn written(msg: &Message<'_>) -> String {
+    let Some(part) = msg
+        .text_body
+        .first()
+        .and_then(|&i| msg.parts.get(i as usize))
+    else {
+        return String::new();
+    };
+    let mut text = match &part.body {
+        PartType::Text(t) => t.to_string(),
+        PartType::Html(h) => {
+            let lower = h.to_ascii_lowercase();
+            let cut = [
+                "id=\"divrplyfwdmsg\"",
+                "id=\"appendonsend\"",
+                "class=\"gmail_quote",
+                "class=\"moz-cite-prefix\"",
+                "<blockquote",
+            ]
+            .iter()
+            .filter_map(|m| {
+                let at = lower.find(m)?;
+                // The tag the marker is in starts the original.
+                Some(if m.starts_with('<') {
+                    at
+                } else {
+                    lower[..at].rfind('<').unwrap_or(at)
+                })
+            })
+            .min()
+            .unwrap_or(h.len());
+            mail_parser::decoders::html::html_to_text(&h[..cut])
+        }
+        _ => String::new(),
+    };
+    if text.len() > WRITTEN_BYTES {
+        let mut end = WRITTEN_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 fn unfold(value: &str) -> String {
@@ -442,5 +496,39 @@ mod tests {
         let c = b"Received: by a\r\nMessage-ID: <x@y>\r\n\r\nother body\r\n";
         assert_eq!(content_key(a), content_key(b));
         assert_ne!(content_key(a), content_key(c));
+    }
+
+    #[test]
+    fn the_written_text_is_the_plain_part_or_the_html_before_its_quoted_original() {
+        let head = "From: a@rxx.nhs.uk\r\nSubject: RE: Held\r\nMIME-Version: 1.0\r\n";
+        let alternative = format!(
+            "{head}Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nCONFIRM ABCDE-FGHJK\r\n--b\r\n\
+             Content-Type: text/html\r\n\r\n<p>other</p>\r\n--b--\r\n"
+        );
+        assert_eq!(
+            parse(alternative.as_bytes()).written.trim(),
+            "CONFIRM ABCDE-FGHJK"
+        );
+        // Outlook on the web, HTML only: the original (with its own code) after the marker.
+        let outlook = format!(
+            "{head}Content-Type: text/html\r\n\r\n<html><body><div>Cancel ABCDE-FGHJK</div>\
+             <div id=\"appendonsend\"></div><hr><div id=\"divRplyFwdMsg\">From: connector\
+             </div><div>CONFIRM QQQQQ-QQQQQ</div></body></html>\r\n"
+        );
+        let written = parse(outlook.as_bytes()).written;
+        assert!(written.contains("Cancel ABCDE-FGHJK"), "{written}");
+        assert!(!written.contains("QQQQQ"), "{written}");
+        // Gmail and Thunderbird HTML: the original in a blockquote.
+        let gmail = format!(
+            "{head}Content-Type: text/html\r\n\r\n<div dir=\"ltr\">CONFIRM ABCDE-FGHJK</div>\
+             <br><div class=\"gmail_quote\"><blockquote>CANCEL QQQQQ-QQQQQ</blockquote></div>\r\n"
+        );
+        let written = parse(gmail.as_bytes()).written;
+        assert_eq!(
+            crate::mail::reply::command("Re: Held", &written).map(|c| c.code),
+            Some("ABCDEFGHJK".to_owned())
+        );
+        assert!(!written.contains("QQQQQ"), "{written}");
     }
 }

@@ -6,7 +6,7 @@
 //! From address the sender's: our MTA's `Authentication-Results`, or DKIM and DMARC
 //! checked here) → `message` (sender, attachment, authorisation; pure) → `connector`
 //! (intake, nightly step, follow-up of held runs) → `compose` (templates → e-mails) →
-//! `outbox` (queue → files or SMTP). The state database (`crate::store`: its `mail` and
+//! `outbox` (queue → files or SMTP). `reply` reads an administrator's `CONFIRM`/`CANCEL` reply. The state database (`crate::store`: its `mail` and
 //! `outbox` modules) keeps all of it durable; `schedule` says when the nightly run is due.
 
 pub mod compose;
@@ -16,5 +16,6 @@ pub mod mailbox;
 pub mod message;
 pub mod mime;
 pub mod outbox;
+pub mod reply;
 pub mod schedule;
 pub mod verify;

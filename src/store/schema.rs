@@ -204,6 +204,39 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         reminded_since TEXT
     );",
     ),
+    (
+        203,
+        "mail confirmation codes and the record of replies using them",
+        // A code is kept only as its hash, bound to one organisation and one held run or
+        // waiting file; every CONFIRM/CANCEL reply is recorded, whatever became of it.
+        "CREATE TABLE mail_codes (
+        no INTEGER PRIMARY KEY,
+        code_hash TEXT NOT NULL UNIQUE,
+        organisation TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        run_id TEXT,
+        submission_no INTEGER,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT,
+        used_by TEXT
+    );
+    CREATE INDEX mail_codes_run ON mail_codes (run_id);
+    CREATE TABLE mail_commands (
+        no INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        sender TEXT,
+        command TEXT NOT NULL,
+        code_no INTEGER,
+        organisation TEXT,
+        run_id TEXT,
+        submission_no INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX mail_commands_code ON mail_commands (code_no, outcome);",
+    ),
 ];
 
 /// The e-mail tables' earlier notes: (version in `mail_schema`, version in [`MIGRATIONS`]).

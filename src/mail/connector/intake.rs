@@ -10,14 +10,17 @@ use crate::mail::mailbox::Listed;
 
 impl<'a, D: Directory> Connector<'a, D> {
     /// Reads every message in the inbox once.
+    /// `minter` gives the codes of acknowledgements, and the IDs of accounts a held run
+    /// confirmed by reply creates.
     pub async fn intake<M: Mailbox>(
         &self,
         mailbox: &mut M,
+        minter: &mut dyn Minter,
         now: DateTime<Utc>,
     ) -> Result<IntakeSummary, ConnectorError> {
         let mut summary = IntakeSummary::default();
         for listed in mailbox.list().await? {
-            self.take_listed(mailbox, &listed, now, &mut summary)
+            self.take_listed(mailbox, &listed, minter, now, &mut summary)
                 .await?;
         }
         Ok(summary)
@@ -27,6 +30,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         &self,
         mailbox: &mut M,
         listed: &Listed,
+        minter: &mut dyn Minter,
         now: DateTime<Utc>,
         summary: &mut IntakeSummary,
     ) -> Result<(), ConnectorError> {
@@ -47,7 +51,7 @@ impl<'a, D: Directory> Connector<'a, D> {
             key: listed.key.clone(),
             raw,
         };
-        match self.take(mailbox, &fetched, now, summary).await {
+        match self.take(mailbox, &fetched, minter, now, summary).await {
             Ok(()) => Ok(()),
             Err(e) if e.stops_intake() => Err(e),
             Err(e) => {
@@ -116,6 +120,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         &self,
         mailbox: &mut M,
         f: &Fetched,
+        minter: &mut dyn Minter,
         now: DateTime<Utc>,
         summary: &mut IntakeSummary,
     ) -> Result<(), ConnectorError> {
@@ -155,6 +160,14 @@ impl<'a, D: Directory> Connector<'a, D> {
                 "sender verification unavailable; the message waits for the next pass");
             return Ok(());
         }
+        // A reply with a command and no file decides a held run or a waiting file.
+        if msg.files.is_empty()
+            && let Some(cmd) = crate::mail::reply::command(&msg.subject, &msg.written)
+        {
+            return self
+                .take_command(mailbox, f, &msg, &verdict, &cmd, minter, now, summary)
+                .await;
+        }
         let new_message = |folder, reason| NewMessage {
             mailbox_key: &f.key,
             message_id: &msg.message_id,
@@ -175,8 +188,16 @@ impl<'a, D: Directory> Connector<'a, D> {
                     .await?
                     .pop();
                 let preview = self.preview(&a, now).await;
+                let (code, expires) = self.new_code(minter, now);
                 let ack = self
-                    .acknowledgement(&msg, &a, Ack::Accepted(replaces.as_ref()), &preview, now)
+                    .acknowledgement(
+                        &msg,
+                        &a,
+                        Ack::Accepted(replaces.as_ref()),
+                        &preview,
+                        Some((&code, expires)),
+                        now,
+                    )
                     .await?;
                 let sub = NewSubmission {
                     organisation: a.organisation.as_str(),
@@ -186,11 +207,18 @@ impl<'a, D: Directory> Connector<'a, D> {
                     valid_rows: valid as u64,
                     refused_rows: a.refused.len() as u64,
                 };
+                let new_code = NewCode {
+                    code: &code,
+                    organisation: a.organisation.as_str(),
+                    purpose: CodePurpose::WaitingFile,
+                    expires_at: expires,
+                };
                 self.store
-                    .receive(
+                    .receive_issuing(
                         &new_message(Folder::Processed, None),
                         Some(&sub),
                         &[ack],
+                        Some(&new_code),
                         now,
                     )
                     .await?;
@@ -222,6 +250,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                         &a,
                         Ack::NothingApplies(earlier.as_ref()),
                         &Preview::default(),
+                        None,
                         now,
                     )
                     .await?;
@@ -402,6 +431,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         a: &Accepted<'_>,
         ack: Ack<'_>,
         preview: &Preview,
+        code: Option<(&str, DateTime<Utc>)>,
         now: DateTime<Utc>,
     ) -> Result<QueuedMail, ConnectorError> {
         let refused_file = format!("refused-lines-{}.csv", stem(&a.file.name));
@@ -464,6 +494,8 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "refused_file": refused_file,
                     "attached_refused": attached,
                     "next_run": self.schedule.describe(self.schedule.next_after(now)),
+                    "cancel_code": code.map(|(c, _)| c),
+                    "code_expires": code.map(|(_, t)| self.local(t)),
                 }),
                 attachment,
                 in_reply_to: Some(msg.message_id.clone()),

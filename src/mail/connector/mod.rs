@@ -1,6 +1,8 @@
 //! The e-mail connector's passes: intake (mailbox → stored submission → acknowledgement),
 //! the nightly step (latest submission per organisation → pipeline → result e-mail), the
-//! follow-up of held runs decided since, and the outbox flush.
+//! follow-up of held runs decided since, and the outbox flush. Intake also takes the
+//! administrators' `CONFIRM`/`CANCEL` replies (`command`), which approve or drop a held run
+//! or withdraw a waiting file by the one-time code the held notice or acknowledgement carries.
 //!
 //! In: the configuration, a [`Mailbox`], an [`Outbox`], the directory and state, and the
 //! time (passed in). Out: summaries of each pass; every decision as rows in the
@@ -9,6 +11,7 @@
 //! mailbox. A stop before the transaction leaves the message in the inbox to be read again;
 //! a stop after it finds the message known (by mailbox key or Message-ID) and only files it.
 
+mod command;
 pub(crate) mod intake;
 mod nightly;
 mod quiet;
@@ -35,7 +38,8 @@ use crate::pipeline;
 use crate::plan::{Counts, Plan};
 use crate::report::{self, ReportRows, RowReport, RowResultKind};
 use crate::store::mail::{
-    Folder, MailStore, NewMessage, NewSubmission, StoreError, StoredSubmission, SubmissionStatus,
+    CodePurpose, Folder, MailStore, NewCode, NewMessage, NewSubmission, StoreError,
+    StoredSubmission, SubmissionStatus, codes,
 };
 use crate::store::outbox::QueuedMail;
 use crate::store::{RunStatus, StateDb, StateError};
@@ -82,7 +86,9 @@ impl ConnectorError {
 /// What an intake pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IntakeSummary {
+    /// Files taken, and replies whose command was acted on (`CONFIRM`/`CANCEL`).
     pub accepted: usize,
+    /// Messages refused, and replies whose command was refused or not acted on.
     pub rejected: usize,
     /// Messages found already stored (a stop between storing and filing), now filed.
     pub refiled: usize,
@@ -135,6 +141,19 @@ impl<'a, D: Directory> Connector<'a, D> {
         t.with_timezone(&self.schedule.zone)
             .format("%-d %B %Y %H:%M %Z")
             .to_string()
+    }
+
+    /// A new one-time code and the time it stops working.
+    pub(super) fn new_code(
+        &self,
+        minter: &mut dyn Minter,
+        now: DateTime<Utc>,
+    ) -> (String, DateTime<Utc>) {
+        let days = i64::from(self.config.mail.confirm_code_days.max(1));
+        (
+            codes::mint(minter.code_bytes()),
+            now + chrono::Duration::days(days),
+        )
     }
 
     pub(super) fn organisation_name(&self, org: &str) -> Option<String> {

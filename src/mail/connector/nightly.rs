@@ -2,6 +2,7 @@
 //! result of held runs decided since, and recovery of a run a stop interrupted.
 
 use super::*;
+use crate::guard::Confirmers;
 
 impl<'a, D: Directory> Connector<'a, D> {
     /// The nightly step: per organisation, the latest pending submission is applied and the
@@ -134,7 +135,8 @@ impl<'a, D: Directory> Connector<'a, D> {
                     .push((s.organisation.clone(), run.to_owned(), applied.counts));
             }
             None => {
-                self.held(s, &submitted.plan, &submitted.held, now).await?;
+                self.held(s, &submitted.plan, &submitted.held, minter, now)
+                    .await?;
                 summary.held.push((s.organisation.clone(), run.to_owned()));
             }
         }
@@ -211,22 +213,47 @@ impl<'a, D: Directory> Connector<'a, D> {
         Ok(())
     }
 
-    /// The held notice, to the sender and the operators.
+    /// The held notice, to the sender and the operators (and, when two administrators
+    /// must confirm it, the organisation's other administrators), with the code that
+    /// confirms or drops the run by reply.
     pub(super) async fn held(
         &self,
         s: &StoredSubmission,
         plan: &Plan,
         reasons: &[String],
+        minter: &mut dyn Minter,
         now: DateTime<Utc>,
     ) -> Result<(), ConnectorError> {
         let org = &s.organisation;
+        let counts = plan.counts();
+        let changed = counts.created + counts.updated;
+        let confirmers =
+            crate::deployment::guard_limits(self.config, &plan.organisation).confirmers(changed);
         let mut to = vec![s.sender.clone()];
-        for op in &self.config.mail.operators {
+        let mut others: Vec<String> = Vec::new();
+        if confirmers == Confirmers::TwoAdministrators {
+            others = self
+                .config
+                .organisation(org)
+                .map(|o| {
+                    o.administrators
+                        .iter()
+                        .map(|a| a.trim().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        for op in others.iter().chain(&self.config.mail.operators) {
             if !to.iter().any(|t| t.eq_ignore_ascii_case(op)) {
                 to.push(op.clone());
             }
         }
-        let counts = plan.counts();
+        let (code, expires) = self.new_code(minter, now);
+        let (confirm, operator_only) = match confirmers {
+            Confirmers::Operator { max: None } => (false, None),
+            Confirmers::Operator { max: Some(max) } => (false, Some(max)),
+            _ => (true, None),
+        };
         let mail = self.composer.compose(
             &Reply {
                 kind: "held",
@@ -239,6 +266,12 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "run": plan.run,
                     "reasons": reasons,
                     "counts": counts,
+                    "code": code,
+                    "code_expires": self.local(expires),
+                    "confirm": confirm,
+                    "two_person": confirmers == Confirmers::TwoAdministrators,
+                    "changed": changed,
+                    "confirm_max": operator_only,
                 }),
                 attachment: None,
                 in_reply_to: Some(s.message_id.clone()),
@@ -248,13 +281,20 @@ impl<'a, D: Directory> Connector<'a, D> {
         )?;
         let plan_json =
             serde_json::to_string(plan).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let new_code = NewCode {
+            code: &code,
+            organisation: org,
+            purpose: CodePurpose::HeldRun,
+            expires_at: expires,
+        };
         self.store
-            .advance(
+            .advance_issuing(
                 s.no,
                 SubmissionStatus::Held,
-                None,
+                Some(&plan.run),
                 Some(&plan_json),
                 &[mail],
+                Some(&new_code),
                 now,
             )
             .await?;
@@ -292,7 +332,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                         .clone()
                         .unwrap_or_else(|| "over the guard's thresholds".into()),
                 ];
-                self.held(s, &plan, &reasons, now).await?;
+                self.held(s, &plan, &reasons, minter, now).await?;
                 summary.held.push((s.organisation.clone(), run));
             }
             RunStatus::Applying | RunStatus::Applied => {

@@ -14,8 +14,10 @@ use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
 pub mod activity;
+pub mod codes;
 pub mod outbox;
 
+pub use self::codes::{CodePurpose, CommandOutcome, CommandRecord, NewCode, StoredCode, Verb};
 use self::outbox::{QueuedMail, enqueue};
 use super::{StateDb, StateError};
 
@@ -68,6 +70,8 @@ pub enum SubmissionStatus {
     Applied,
     /// Its held run was dropped.
     Dropped,
+    /// An administrator withdrew it (`CANCEL <code>`) before the nightly run.
+    Withdrawn,
 }
 
 impl SubmissionStatus {
@@ -79,6 +83,7 @@ impl SubmissionStatus {
             SubmissionStatus::Held => "held",
             SubmissionStatus::Applied => "applied",
             SubmissionStatus::Dropped => "dropped",
+            SubmissionStatus::Withdrawn => "withdrawn",
         }
     }
 }
@@ -121,6 +126,33 @@ pub struct StoredSubmission {
     pub status: String,
     pub run_id: Option<String>,
     pub plan: Option<String>,
+}
+
+/// Stores a message as received, with its verdict; returns its number.
+async fn insert_message(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    m: &NewMessage<'_>,
+    verdict: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO mail_messages (mailbox_key, message_id, content_key, sender, subject,
+         sent_date, received_at, raw, verdict, reason, folder)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING no",
+    )
+    .bind(m.mailbox_key)
+    .bind(m.message_id)
+    .bind(m.content_key)
+    .bind(m.sender)
+    .bind(m.subject)
+    .bind(m.sent_date)
+    .bind(now.to_rfc3339())
+    .bind(m.raw)
+    .bind(verdict)
+    .bind(m.reason.as_deref())
+    .bind(m.folder.as_str())
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 /// A message's content key: SHA-256 of its body (everything after its header block), hex.
@@ -264,35 +296,33 @@ impl MailStore {
         replies: &[QueuedMail],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.receive_issuing(m, submission, replies, None, now)
+            .await
+    }
+
+    /// As [`MailStore::receive`], also storing the code the acknowledgement carries, bound to
+    /// the submission (the code's `submission_no` is the one stored here).
+    pub async fn receive_issuing(
+        &self,
+        m: &NewMessage<'_>,
+        submission: Option<&NewSubmission<'_>>,
+        replies: &[QueuedMail],
+        code: Option<&NewCode<'_>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let now_s = now.to_rfc3339();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let no: i64 = sqlx::query_scalar(
-            "INSERT INTO mail_messages (mailbox_key, message_id, content_key, sender, subject,
-             sent_date, received_at, raw, verdict, reason, folder)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING no",
-        )
-        .bind(m.mailbox_key)
-        .bind(m.message_id)
-        .bind(m.content_key)
-        .bind(m.sender)
-        .bind(m.subject)
-        .bind(m.sent_date)
-        .bind(&now_s)
-        .bind(m.raw)
-        .bind(if submission.is_some() {
+        let verdict = if submission.is_some() {
             "accepted"
         } else {
             "rejected"
-        })
-        .bind(m.reason.as_deref())
-        .bind(m.folder.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+        };
+        let no = insert_message(&mut tx, m, verdict, now).await?;
         if let Some(s) = submission {
-            sqlx::query(
+            let submission_no: i64 = sqlx::query_scalar(
                 "INSERT INTO mail_submissions (message_no, organisation, sender, message_id,
                  file_name, file, received_at, valid_rows, refused_rows, status, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING no",
             )
             .bind(no)
             .bind(s.organisation)
@@ -304,8 +334,11 @@ impl MailStore {
             .bind(i64::try_from(s.valid_rows).unwrap_or(i64::MAX))
             .bind(i64::try_from(s.refused_rows).unwrap_or(i64::MAX))
             .bind(&now_s)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            if let Some(code) = code {
+                codes::insert(&mut tx, code, None, Some(submission_no), now).await?;
+            }
         }
         enqueue(&mut tx, replies, now).await?;
         sqlx::query("DELETE FROM mail_attempts WHERE mailbox_key = ?")
@@ -381,6 +414,23 @@ impl MailStore {
         mails: &[QueuedMail],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.advance_issuing(no, status, run_id, plan, mails, None, now)
+            .await
+    }
+
+    /// As [`MailStore::advance`], also storing the code the e-mails carry, bound to the
+    /// submission's run (`run_id`, or the run it has).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn advance_issuing(
+        &self,
+        no: i64,
+        status: SubmissionStatus,
+        run_id: Option<&str>,
+        plan: Option<&str>,
+        mails: &[QueuedMail],
+        code: Option<&NewCode<'_>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE mail_submissions SET status = ?, run_id = COALESCE(?, run_id),
@@ -393,6 +443,14 @@ impl MailStore {
         .bind(no)
         .execute(&mut *tx)
         .await?;
+        if let Some(code) = code {
+            let run: Option<String> =
+                sqlx::query_scalar("SELECT run_id FROM mail_submissions WHERE no = ?")
+                    .bind(no)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            codes::insert(&mut tx, code, run.as_deref(), Some(no), now).await?;
+        }
         enqueue(&mut tx, mails, now).await?;
         tx.commit().await?;
         Ok(())
@@ -453,7 +511,7 @@ impl MailStore {
         let cutoff = before(processed_days);
         sqlx::query(
             "UPDATE mail_submissions SET file = X''
-             WHERE length(file) > 0 AND status IN ('applied', 'superseded', 'dropped')
+             WHERE length(file) > 0 AND status IN ('applied', 'superseded', 'dropped', 'withdrawn')
              AND received_at < ?",
         )
         .bind(&cutoff)
