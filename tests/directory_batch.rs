@@ -340,6 +340,7 @@ async fn a_plan_made_in_parts_equals_one_made_whole() {
                 clinical_role: None,
                 clinical_speciality: None,
                 work_area: None,
+                new_account: false,
             };
             RowResult {
                 line: person.line,
@@ -353,6 +354,7 @@ async fn a_plan_made_in_parts_equals_one_made_whole() {
         create_accounts: true,
         blank_means_keep: true,
         name_change_new_address: false,
+        channel: Default::default(),
     };
     let index = d
         .index_for(&reconcile::keys(&results, &policy))
@@ -360,12 +362,11 @@ async fn a_plan_made_in_parts_equals_one_made_whole() {
         .unwrap();
     let whole = reconcile::reconcile("r1", &results, &index, &policy);
     for part in [1, 2, 5, 100] {
-        let (plan, accounts) =
-            push_connector::pipeline::plan_in_parts(&d, "r1", &results, &policy, part)
-                .await
-                .unwrap();
-        assert_eq!(plan, whole, "parts of {part}");
-        assert_eq!(accounts, 7);
+        let planned = push_connector::pipeline::plan_in_parts(&d, "r1", &results, &policy, part)
+            .await
+            .unwrap();
+        assert_eq!(planned.plan, whole, "parts of {part}");
+        assert_eq!(planned.accounts, 7);
     }
     let addresses: Vec<_> = whole
         .rows

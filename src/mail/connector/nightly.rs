@@ -326,10 +326,10 @@ impl<'a, D: Directory> Connector<'a, D> {
         let (submission, results) = self.reread(s)?;
         let org = OdsCode::new_unchecked(s.organisation.clone());
         let policy = crate::deployment::policy(self.config, &org);
-        let (plan, _) = pipeline::plan(self.directory, run, &results, &policy)
+        let planned = pipeline::plan(self.directory, run, &results, &policy)
             .await
             .map_err(ApplyError::from)?;
-        Ok((submission, plan))
+        Ok((submission, planned.plan))
     }
 
     /// Held runs decided since (`approve RUN` / `reject RUN`): the result or a "dropped"
