@@ -27,6 +27,9 @@ pub const PAIRS: [(Field, Field); 4] = [
 /// rows that can tell).
 pub const MIN_SWAPPED: u64 = 3;
 
+/// The start of every row's message when the run is refused as swapped.
+pub const ROW_PREFIX: &str = "every row is refused: ";
+
 /// Examples a refusal names.
 const EXAMPLES: usize = 3;
 
@@ -163,7 +166,7 @@ impl Swapped {
     /// What every row of the run is told: short, the same on each.
     pub fn row_message(&self, channel: &Channel) -> String {
         format!(
-            "nothing was applied: {} look swapped ({} give them the other way round)",
+            "{ROW_PREFIX}{} look swapped ({} give them the other way round)",
             self.named(channel),
             self.share()
         )
@@ -186,7 +189,7 @@ impl Swapped {
             }
         };
         format!(
-            "{} look swapped: {} give them the other way round ({}); nothing was applied: \
+            "{} look swapped: {} give them the other way round ({}); every row is refused: \
              {remedy}",
             self.named(channel),
             self.share(),

@@ -2,6 +2,7 @@
 //! result of held runs decided since, and recovery of a run a stop interrupted.
 
 use super::*;
+use crate::reconcile;
 
 impl<'a, D: Directory> Connector<'a, D> {
     /// The nightly step: per organisation, the latest pending submission is applied and the
@@ -126,6 +127,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     &submitted.plan,
                     &applied.reports,
                     applied.counts,
+                    submitted.refused.as_deref(),
                     now,
                 )
                 .await?;
@@ -141,7 +143,10 @@ impl<'a, D: Directory> Connector<'a, D> {
         Ok(())
     }
 
-    /// The result e-mail of an applied run.
+    /// The result e-mail of an applied run. `refused` says why no row was applied (the
+    /// file's columns look swapped), once at the top; likely duplicates are gathered under
+    /// their own heading with the remedy, and the other refusals listed as they are.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn finish(
         &self,
         s: &StoredSubmission,
@@ -149,6 +154,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         plan: &Plan,
         reports: &[RowReport],
         counts: Counts,
+        refused: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), ConnectorError> {
         let (csv, attached) = report::write_report_within(
@@ -160,9 +166,18 @@ impl<'a, D: Directory> Connector<'a, D> {
         let mut attention: Vec<RowReport> = reports
             .iter()
             .filter(|r| r.result.needs_attention())
+            .filter(|r| !r.message.starts_with(reconcile::swapped::ROW_PREFIX))
             .cloned()
             .collect();
         attention.sort_by_key(|r| r.line);
+        let (duplicates, attention): (Vec<RowReport>, Vec<RowReport>) = attention
+            .into_iter()
+            .partition(|r| r.message.starts_with(reconcile::LIKELY_DUPLICATE));
+        let duplicate_lines: Vec<serde_json::Value> = duplicates
+            .iter()
+            .take(LINES_IN_BODY)
+            .map(|r| json!({"line": r.line, "account": likely_account(&r.message)}))
+            .collect();
         let report_file = format!("result-{}-{}.csv", stem(&s.file_name), plan.run);
         let org = &s.organisation;
         let mail = self.composer.compose(
@@ -183,6 +198,9 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "attached_rows": attached,
                     "attention_lines": intake::body_lines(&attention),
                     "more_attention": attention.len().saturating_sub(LINES_IN_BODY),
+                    "refused_run": refused.map(|r| intake::shorten(r, 2000)),
+                    "duplicate_lines": duplicate_lines,
+                    "more_duplicates": duplicates.len().saturating_sub(LINES_IN_BODY),
                 }),
                 attachment: Some((report_file.clone(), csv)),
                 in_reply_to: Some(s.message_id.clone()),
@@ -303,7 +321,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     organisation: OdsCode::new_unchecked(s.organisation.clone()),
                     rows: Vec::new(),
                 };
-                self.finish(s, &submission, &plan, &reports, counts, now)
+                self.finish(s, &submission, &plan, &reports, counts, None, now)
                     .await?;
                 summary.applied.push((s.organisation.clone(), run, counts));
             }
@@ -345,7 +363,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                         .map_err(|e| StoreError::Corrupt(format!("held plan of {run}: {e}")))?;
                     let reports = apply::reports(self.state, &plan, Planned::AsApplied).await?;
                     let (submission, _) = self.reread(&s)?;
-                    self.finish(&s, &submission, &plan, &reports, info.counts, now)
+                    self.finish(&s, &submission, &plan, &reports, info.counts, None, now)
                         .await?;
                     done += 1;
                 }
@@ -377,6 +395,19 @@ impl<'a, D: Directory> Connector<'a, D> {
         }
         Ok(done)
     }
+}
+
+/// The accounts a likely-duplicate refusal names (`p10@nhs.net (ID P10)`), for the
+/// result e-mail's list under its heading.
+fn likely_account(message: &str) -> String {
+    let named = message
+        .strip_prefix(reconcile::LIKELY_DUPLICATE)
+        .unwrap_or(message);
+    let named = named
+        .split_once(", an account of the same name")
+        .or_else(|| named.split_once(", accounts of the same name"))
+        .map_or(named, |(who, _)| who);
+    intake::shorten(named, 300)
 }
 
 /// A report's counts, from its rows.

@@ -160,7 +160,7 @@ fn the_refusal_names_the_columns_or_the_mapped_attributes_with_examples() {
          give them the other way round (line 2 gives FirstName \"LEE\" and LastName \"Anne\" \
          for p0@nhs.net (ID P0); line 3 gives FirstName \"O NEILL\" and LastName \"Siobhán\" \
          for p1@nhs.net (ID P1); line 4 gives FirstName \"NG\" and LastName \"Bo\" for \
-         p2@nhs.net (ID P2)); nothing was applied: put each value in its own column and send \
+         p2@nhs.net (ID P2)); every row is refused: put each value in its own column and send \
          the file again"
     );
     let sync = Channel::Sync {
@@ -172,7 +172,7 @@ fn the_refusal_names_the_columns_or_the_mapped_attributes_with_examples() {
     };
     assert_eq!(
         swapped.row_message(&sync),
-        "nothing was applied: the attributes sn (mapped to FirstName) and givenname (mapped to \
+        "every row is refused: the attributes sn (mapped to FirstName) and givenname (mapped to \
          LastName) look swapped (5 of 6 rows that match an account give them the other way \
          round)"
     );
