@@ -94,7 +94,8 @@ fn rows(swapped: usize, phones: bool, accounts: usize) -> Vec<RowResult> {
 #[test]
 fn most_joined_rows_exchanged_make_a_swapped_file_and_a_few_do_not() {
     // (case, swapped rows, phones, rows, the pair found with its counts)
-    let cases: Vec<(&str, usize, bool, usize, Option<((Field, Field), u64, u64)>)> = vec![
+    type Found = Option<((Field, Field), u64, u64)>;
+    let cases: Vec<(&str, usize, bool, usize, Found)> = vec![
         ("no row swapped", 0, false, 6, None),
         ("one \"Lee Anne\" is a rename", 1, false, 6, None),
         ("half is not most", 3, false, 6, None),
