@@ -997,6 +997,23 @@ fn a_likely_duplicate_is_gathered_under_its_heading_with_the_remedy() {
         &message("admin@rxx.nhs.uk", "dup@rxx", &[("staff.csv", csv)]),
     );
     d.once(false);
+    // The acknowledgement says so at once, as the directory stands.
+    let ack = read_mail(&d.outbox()[0]).text.replace("\r\n", "\n");
+    assert!(
+        ack.contains(
+            "Possibly the same person as an existing account (will not be created):\n\
+             Each of these rows would create an account, but RXX already has an account of the \
+             same name without an ExternalSyncID"
+        ),
+        "{ack:?}"
+    );
+    assert!(
+        ack.contains(
+            "set the row's NewAccount column to yes. Then send the file again.\n  \
+             line 2: possibly deborah.evans@nhs.net (ID 1000004)\n"
+        ),
+        "{ack:?}"
+    );
     d.once(true);
     let files = d.outbox();
     assert_eq!(files.len(), 2, "acknowledgement and result");
@@ -1049,6 +1066,14 @@ fn a_file_with_swapped_name_columns_is_refused_once_at_the_top() {
         &message("admin@rxx.nhs.uk", "swap@rxx", &[("staff.csv", csv)]),
     );
     d.once(false);
+    let ack = read_mail(&d.outbox()[0]).text.replace("\r\n", "\n");
+    assert!(
+        ack.contains(
+            "THE WHOLE FILE WILL BE REFUSED as the directory stands now: the FirstName and \
+             LastName columns look swapped: 3 of 3 rows that match an account"
+        ),
+        "{ack:?}"
+    );
     d.once(true);
     let files = d.outbox();
     assert_eq!(files.len(), 2, "acknowledgement and result");

@@ -335,7 +335,31 @@ impl<'a, D: Directory> Connector<'a, D> {
             rows: results.len(),
             submission,
             refused,
+            results,
         })
+    }
+
+    /// What the nightly run would refuse as the directory stands now, for the
+    /// acknowledgement: the likely duplicates, and why the whole file would be refused when
+    /// its columns look swapped. `None` when the directory cannot be read now (the
+    /// acknowledgement goes without it; the nightly run plans again in any case).
+    async fn preview(&self, a: &Accepted<'_>) -> Option<(Vec<RowReport>, Option<String>)> {
+        let policy = crate::deployment::policy(self.config, &a.organisation);
+        let planned = match pipeline::plan(self.directory, "preview", &a.results, &policy).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(organisation = %a.organisation, error = %e,
+                    "the acknowledgement goes without a preview: the directory cannot be read");
+                return None;
+            }
+        };
+        let duplicates = planned
+            .plan
+            .reports(false)
+            .into_iter()
+            .filter(|r| r.message.starts_with(crate::reconcile::LIKELY_DUPLICATE))
+            .collect();
+        Some((duplicates, planned.refused))
     }
 
     /// The acknowledgement, naming the organisation's pending file: the one this file
@@ -369,6 +393,11 @@ impl<'a, D: Directory> Connector<'a, D> {
             Ack::Accepted(p) => (false, p),
             Ack::NothingApplies(p) => (true, p),
         };
+        let (duplicates, swapped) = if nothing_applies {
+            (Vec::new(), None)
+        } else {
+            self.preview(a).await.unwrap_or_default()
+        };
         let earlier = pending.map(|s| shorten(&s.file_name, 100));
         let earlier_at = pending.map(|s| self.local(parse_time(&s.received_at)));
         Ok(self.composer.compose(
@@ -395,6 +424,9 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "more_refused": a.refused.len().saturating_sub(LINES_IN_BODY),
                     "refused_file": refused_file,
                     "attached_refused": attached,
+                    "swapped": swapped.map(|r| shorten(&r, 2000)),
+                    "duplicate_lines": duplicate_lines(&duplicates),
+                    "more_duplicates": duplicates.len().saturating_sub(LINES_IN_BODY),
                     "next_run": self.schedule.describe(self.schedule.next_after(now)),
                 }),
                 attachment,
@@ -481,6 +513,28 @@ pub(super) fn body_lines(refused: &[RowReport]) -> Vec<serde_json::Value> {
         .take(LINES_IN_BODY)
         .map(|r| json!({"line": r.line, "message": shorten(&r.message, 300)}))
         .collect()
+}
+
+/// The likely duplicates of a plan as the e-mails list them under their heading: line and
+/// the accounts named (`p10@nhs.net (ID P10)`).
+pub(super) fn duplicate_lines(duplicates: &[RowReport]) -> Vec<serde_json::Value> {
+    duplicates
+        .iter()
+        .take(LINES_IN_BODY)
+        .map(|r| json!({"line": r.line, "account": likely_account(&r.message)}))
+        .collect()
+}
+
+/// The accounts a likely-duplicate refusal names.
+fn likely_account(message: &str) -> String {
+    let named = message
+        .strip_prefix(crate::reconcile::LIKELY_DUPLICATE)
+        .unwrap_or(message);
+    let named = named
+        .split_once(", an account of the same name")
+        .or_else(|| named.split_once(", accounts of the same name"))
+        .map_or(named, |(who, _)| who);
+    shorten(named, 300)
 }
 
 /// At most `max` characters, with `…` when cut.

@@ -123,6 +123,8 @@ struct Accepted<'m> {
     submission: Submission,
     rows: usize,
     refused: Vec<RowReport>,
+    /// Every row's validation result, for the acknowledgement's preview of the plan.
+    results: Vec<crate::validate::RowResult>,
 }
 
 impl<'a, D: Directory> Connector<'a, D> {

@@ -173,11 +173,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         let (duplicates, attention): (Vec<RowReport>, Vec<RowReport>) = attention
             .into_iter()
             .partition(|r| r.message.starts_with(reconcile::LIKELY_DUPLICATE));
-        let duplicate_lines: Vec<serde_json::Value> = duplicates
-            .iter()
-            .take(LINES_IN_BODY)
-            .map(|r| json!({"line": r.line, "account": likely_account(&r.message)}))
-            .collect();
+        let duplicate_lines = intake::duplicate_lines(&duplicates);
         let report_file = format!("result-{}-{}.csv", stem(&s.file_name), plan.run);
         let org = &s.organisation;
         let mail = self.composer.compose(
@@ -395,19 +391,6 @@ impl<'a, D: Directory> Connector<'a, D> {
         }
         Ok(done)
     }
-}
-
-/// The accounts a likely-duplicate refusal names (`p10@nhs.net (ID P10)`), for the
-/// result e-mail's list under its heading.
-fn likely_account(message: &str) -> String {
-    let named = message
-        .strip_prefix(reconcile::LIKELY_DUPLICATE)
-        .unwrap_or(message);
-    let named = named
-        .split_once(", an account of the same name")
-        .or_else(|| named.split_once(", accounts of the same name"))
-        .map_or(named, |(who, _)| who);
-    intake::shorten(named, 300)
 }
 
 /// A report's counts, from its rows.
