@@ -47,22 +47,6 @@ pub enum Channel {
     Scim,
 }
 
-impl Channel {
-    /// How a refusal names where a field's value comes from: `the FirstName column`, `the
-    /// attribute givenName (mapped to FirstName)`.
-    pub fn place(&self, field: Field) -> String {
-        match self {
-            Channel::Sync { attributes, .. } => {
-                match attributes.iter().find(|(f, _)| *f == field) {
-                    Some((_, a)) => format!("the attribute {a} (mapped to {field})"),
-                    None => format!("{field} (not mapped)"),
-                }
-            }
-            Channel::File | Channel::Scim => format!("the {field} column"),
-        }
-    }
-}
-
 /// The keys an index must be built for, for these rows.
 pub fn keys(results: &[RowResult], policy: &Policy) -> Keys {
     let mut keys = Keys {

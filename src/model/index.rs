@@ -24,9 +24,9 @@ pub struct Keys {
     /// then only exact keys join, and nothing is refused for a near key.
     pub near_external: Vec<(String, String)>,
     /// (organisation, [`naming::name_key`]) of the rows that would create an account: the
-    /// organisation's Active and Pending accounts of that name, so a likely duplicate is
-    /// refused. Asked only for would-be creates (a second look-up, once the other keys have
-    /// joined what they join). A backend may leave these unanswered: then the index finds
+    /// organisation's Active and Pending accounts of that name without an ExternalSyncID,
+    /// so a likely duplicate is refused. Asked only for would-be creates (a second look-up,
+    /// once the other keys have joined what they join). A backend may leave these unanswered: then the index finds
     /// namesakes only among the accounts it holds for other keys.
     pub names: Vec<(String, String)>,
 }
@@ -97,8 +97,9 @@ pub struct DirectoryIndex {
     /// Addresses in use besides those of `accounts` (which `by_email` holds).
     taken: HashSet<String>,
     organisations: HashMap<String, OrganisationInfo>,
-    /// (organisation, name key) of every Active and Pending account, made on the first
-    /// [`DirectoryIndex::namesakes`] (a plan whose rows all join never makes it).
+    /// (organisation, name key) of every Active and Pending account without an ExternalSyncID,
+    /// made on the first [`DirectoryIndex::namesakes`] (a plan whose rows all join never
+    /// makes it).
     by_name: OnceLock<HashMap<(String, String), Vec<usize>>>,
 }
 
@@ -149,13 +150,17 @@ impl DirectoryIndex {
         }
     }
 
-    /// The Active and Pending accounts of `organisation` whose first and last name have the
-    /// [`naming::name_key`] `name`, in ID order.
+    /// The Active and Pending accounts of `organisation` without an ExternalSyncID whose first
+    /// and last name have the [`naming::name_key`] `name`, in ID order: the accounts a row of
+    /// that name would likely duplicate (one with a key was made for another person).
     pub fn namesakes(&self, organisation: &str, name: &str) -> Vec<&Account> {
         let by_name = self.by_name.get_or_init(|| {
             let mut map: HashMap<(String, String), Vec<usize>> = HashMap::new();
             for (i, a) in self.accounts.iter().enumerate() {
-                if !a.status.is_live() || self.by_id.get(a.id.as_str()) != Some(&i) {
+                if !a.status.is_live()
+                    || a.external_sync_id().is_some()
+                    || self.by_id.get(a.id.as_str()) != Some(&i)
+                {
                     continue;
                 }
                 let (Some(first), Some(last)) = (

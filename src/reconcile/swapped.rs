@@ -61,13 +61,35 @@ pub struct Swapped {
     pub examples: Vec<(u64, String, String, String)>,
 }
 
-/// A field's value compared across the pair: names folded as a name key folds them,
-/// phones as validation wrote them.
-fn compared(field: Field, value: &str) -> String {
+/// A row's value of a field of [`PAIRS`], without a copy.
+fn row_value(p: &Person, field: Field) -> Option<&str> {
     match field {
-        Field::FirstName | Field::LastName => naming::name_key(value, ""),
-        _ => value.to_owned(),
+        Field::FirstName => Some(&p.first_name),
+        Field::LastName => Some(&p.last_name),
+        Field::OfficePhone => p.office_phone.as_ref().map(|v| v.as_str()),
+        Field::MobilePhone => p.mobile_phone.as_ref().map(|v| v.as_str()),
+        Field::Fax => p.fax.as_ref().map(|v| v.as_str()),
+        _ => None,
     }
+}
+
+/// An ASCII name as [`naming::name_key`] folds it: letters and digits, lower case.
+fn folded_ascii(s: &str) -> impl Iterator<Item = u8> + '_ {
+    s.bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+}
+
+/// Whether two values of a pair's fields are the same: names as a name key folds them
+/// (without allocating for ASCII names, the usual case), phones as validation wrote them.
+fn same(field: Field, a: &str, b: &str) -> bool {
+    if !matches!(field, Field::FirstName | Field::LastName) {
+        return a == b;
+    }
+    if a.is_ascii() && b.is_ascii() {
+        return folded_ascii(a).eq(folded_ascii(b));
+    }
+    naming::name_key(a, "") == naming::name_key(b, "")
 }
 
 /// The account a row joins, as reconcile's first candidate: by ID, ExternalSyncID, e-mail.
@@ -94,20 +116,29 @@ impl Tally {
             };
             for (pair, tally) in PAIRS.iter().zip(self.pairs.iter_mut()) {
                 let (a, b) = *pair;
-                let (Some(ra), Some(rb), Some(aa), Some(ab)) =
-                    (p.value(a), p.value(b), account.get(a), account.get(b))
-                else {
+                let (Some(ra), Some(rb), Some(aa), Some(ab)) = (
+                    row_value(p, a),
+                    row_value(p, b),
+                    account.get(a),
+                    account.get(b),
+                ) else {
                     continue;
                 };
-                let (ra_c, rb_c) = (compared(a, &ra), compared(b, &rb));
-                if ra_c == rb_c {
+                // The usual row gives the account's own values: nothing exchanged.
+                let unchanged = ra == aa && rb == ab;
+                if same(a, ra, rb) {
                     continue;
                 }
                 tally.comparable += 1;
-                if ra_c == compared(a, ab) && rb_c == compared(b, aa) {
+                if !unchanged && same(a, ra, ab) && same(b, rb, aa) {
                     tally.swapped += 1;
                     if tally.examples.len() < EXAMPLES {
-                        tally.examples.push((r.line, ra, rb, account.describe()));
+                        tally.examples.push((
+                            r.line,
+                            ra.to_owned(),
+                            rb.to_owned(),
+                            account.describe(),
+                        ));
                     }
                 }
             }

@@ -436,7 +436,8 @@ impl Directory for LocalDirectory {
             }
         }
         self.near_external(keys, &mut accounts).await?;
-        // Namesakes of would-be creates: live accounts of the organisation with the name key.
+        // Namesakes of would-be creates: live accounts of the organisation with the name key
+        // and no ExternalSyncID.
         let mut names: Vec<&(String, String)> = keys.names.iter().collect();
         names.sort_unstable();
         names.dedup();
@@ -449,7 +450,8 @@ impl Directory for LocalDirectory {
                         account_json!(),
                         " FROM json_each(?) j CROSS JOIN accounts a
                          WHERE a.name_key = j.value AND a.organisation = ?
-                           AND a.status IN ('Active', 'Pending')"
+                           AND a.status IN ('Active', 'Pending')
+                           AND a.external_sync_key IS NULL"
                     ),
                     &[
                         json_array(chunk.iter().map(|k| k.1.as_str())),
