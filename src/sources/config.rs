@@ -392,4 +392,25 @@ mod tests {
         assert!(w.len() == 1 && w[0].contains("is ignored"), "{w:?}");
         assert!(warnings(&[source("ldap://127.0.0.1", plain)]).is_empty());
     }
+
+    #[test]
+    fn new_account_may_be_mapped_to_an_attribute_and_nothing_else() {
+        let mut s = source("ldap://127.0.0.1", "");
+        s.map
+            .insert("newaccount".to_owned(), "extensionAttribute9".to_owned());
+        assert!(problems(std::slice::from_ref(&s)).is_empty());
+        assert_eq!(
+            mapped_new_account(&s.map).map(String::as_str),
+            Some("extensionAttribute9")
+        );
+        s.constant.insert("NewAccount".to_owned(), "yes".to_owned());
+        s.write_back
+            .insert("NewAccount".to_owned(), "info".to_owned());
+        let p = problems(&[s]);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("source \"ad\" constant: NewAccount can only be mapped"),
+            "{p:?}"
+        );
+    }
 }
