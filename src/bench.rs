@@ -179,4 +179,68 @@ mod tests {
         let counts = validate::counts(&results);
         assert!(counts.refused > 0 && counts.refused < 40, "{counts:?}");
     }
+
+    /// No false alarm: a generated file against the sample directory (every row a create)
+    /// and a second file with the same keys against the accounts the first made (every row
+    /// joins, with other names) raise no likely duplicate and no swapped columns.
+    #[test]
+    fn generated_files_raise_neither_a_likely_duplicate_nor_swapped_columns() {
+        use crate::model::{DirectoryIndex, OrganisationInfo, PortalId, Status};
+        use crate::reconcile::{self, swapped::Tally};
+        let rows: u64 = std::env::var("BENCH_FALSE_ALARM_ROWS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(20_000);
+        let sample = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/directory.csv"
+        ))
+        .expect("sample directory");
+        let sample = crate::directory::portable::read(&sample)
+            .expect("export")
+            .accounts;
+        let validated = |seed| {
+            let limits = formats::Limits {
+                max_cells: u64::MAX,
+                ..formats::Limits::default()
+            };
+            let sub = formats::read(&submission(rows, seed), &limits).expect("readable");
+            validate::validate(&sub, &validate::Rules::default())
+        };
+        let config = crate::config::Config::default();
+        let policy =
+            crate::deployment::policy(&config, &crate::model::OdsCode::new_unchecked("RXX"));
+        let flags = |results: &[validate::RowResult], index: &DirectoryIndex| {
+            let mut tally = Tally::default();
+            tally.add(results, index, &policy);
+            let plan = reconcile::reconcile("r", results, index, &policy);
+            let duplicates = plan
+                .rows
+                .iter()
+                .filter(|r| r.message.starts_with(reconcile::LIKELY_DUPLICATE))
+                .count();
+            (duplicates, tally.verdict(), plan.counts())
+        };
+        let index = |accounts: Vec<crate::model::Account>| {
+            let mut index = DirectoryIndex::new(accounts);
+            index.add_organisation("RXX", OrganisationInfo::default());
+            index
+        };
+        let first = validated(7);
+        let (duplicates, swapped, counts) = flags(&first, &index(sample.clone()));
+        assert_eq!((duplicates, swapped), (0, None));
+        assert!(counts.created > rows * 9 / 10, "{counts:?}");
+        // The first file's people, as accounts, beside the sample's.
+        let mut accounts = sample;
+        for (i, r) in first.iter().enumerate() {
+            if let validate::RowOutcome::Valid(p) = &r.outcome {
+                let id = PortalId::new_unchecked(format!("G{i}"));
+                accounts.push(crate::model::Account::from_person(id, Status::Active, p));
+            }
+        }
+        let (duplicates, swapped, counts) = flags(&validated(42), &index(accounts));
+        assert_eq!((duplicates, swapped), (0, None));
+        assert!(counts.updated > rows * 9 / 10, "{counts:?}");
+        println!("{rows} rows: 0 likely duplicates, no swapped columns: {counts:?}");
+    }
 }

@@ -148,6 +148,7 @@ pub fn policy(config: &Config, organisation: &OdsCode) -> Policy {
         create_accounts: org.is_none_or(|o| o.create_accounts),
         blank_means_keep: org.is_none_or(|o| o.blank_means_keep),
         name_change_new_address: org.is_some_and(|o| o.name_change_new_address),
+        channel: Default::default(),
     }
 }
 

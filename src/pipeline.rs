@@ -15,7 +15,7 @@ use crate::apply::{self, Applied, ApplyError, Context, Minter};
 use crate::config::GuardConfig;
 use crate::directory::{Change, Directory, DirectoryError, OrganisationInfo};
 use crate::guard;
-use crate::model::{OdsCode, PortalId, Provenance};
+use crate::model::{Keys, OdsCode, PortalId, Provenance};
 use crate::plan::{Action, Counts, Plan, PlannedRow};
 use crate::reconcile::{self, Policy};
 use crate::report::RowReport;
@@ -34,6 +34,9 @@ pub struct Submitted {
     pub resumed: Vec<String>,
     /// Held runs of the same source dropped because this run planned it again.
     pub superseded: Vec<String>,
+    /// Why no row of the run was applied, said once for the whole run (its columns look
+    /// swapped); each row's message says so too.
+    pub refused: Option<String>,
 }
 
 impl Submitted {
@@ -116,6 +119,7 @@ pub async fn submit<D: Directory>(
         applied: None,
         resumed: Vec::new(),
         superseded: Vec::new(),
+        refused: None,
     };
     if !request.dry_run {
         out.resumed = resume_locked(ctx, &org, minter, now).await?;
@@ -135,8 +139,10 @@ pub async fn submit<D: Directory>(
             }
         }
     }
-    let (plan, accounts) = plan(ctx.directory, run, request.results, policy).await?;
-    out.plan = plan;
+    let planned = plan(ctx.directory, run, request.results, policy).await?;
+    let accounts = planned.accounts;
+    out.plan = planned.plan;
+    out.refused = planned.refused;
     if request.guarded {
         // A dry run measures the plan as the real run would: a preview says whether (and
         // why) the run would be held, without holding anything.
@@ -171,15 +177,28 @@ fn changes(row: &PlannedRow) -> bool {
 /// copy of every account the rows can touch) is never held whole.
 pub const PLAN_CHUNK: usize = 100_000;
 
-/// Plans rows against the directory as it is now, and gives the number of accounts the
-/// organisation has (for the guard). The same plan as one [`reconcile::reconcile`] over one
-/// index for all the rows, with memory for the index of [`PLAN_CHUNK`] rows at a time.
+/// A plan made against the directory as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub plan: Plan,
+    /// The number of accounts the organisation has (for the guard).
+    pub accounts: u64,
+    /// Why every row is refused, said once: the rows' columns look swapped
+    /// ([`reconcile::swapped`]).
+    pub refused: Option<String>,
+}
+
+/// Plans rows against the directory as it is now. The same plan as one
+/// [`reconcile::reconcile`] over one index for all the rows, with memory for the index of
+/// [`PLAN_CHUNK`] rows at a time. Rows that would create an account look their namesakes up
+/// in a second look-up ([`reconcile::name_keys`]); when most rows that join an account give
+/// two fields exchanged ([`reconcile::swapped`]), every row is refused.
 pub async fn plan<D: Directory>(
     directory: &D,
     run: &str,
     results: &[RowResult],
     policy: &Policy,
-) -> Result<(Plan, u64), DirectoryError> {
+) -> Result<Planned, DirectoryError> {
     plan_in_parts(directory, run, results, policy, PLAN_CHUNK).await
 }
 
@@ -190,9 +209,10 @@ pub async fn plan_in_parts<D: Directory>(
     results: &[RowResult],
     policy: &Policy,
     part: usize,
-) -> Result<(Plan, u64), DirectoryError> {
+) -> Result<Planned, DirectoryError> {
     let org = policy.organisation.to_string();
     let mut allocated = reconcile::Allocated::new(results);
+    let mut tally = reconcile::swapped::Tally::default();
     let mut rows = Vec::with_capacity(results.len());
     let mut organisation: Option<OrganisationInfo> = None;
     // An empty file still looks the organisation up (the guard needs its size).
@@ -212,6 +232,17 @@ pub async fn plan_in_parts<D: Directory>(
             Some(info) => index.add_organisation(&org, info.clone()),
             None => organisation = index.organisation(&org).cloned(),
         }
+        let names = reconcile::name_keys(part, &index, policy);
+        if !names.is_empty() {
+            let namesakes = directory
+                .index_for(&Keys {
+                    names,
+                    ..Keys::default()
+                })
+                .await?;
+            index.absorb(namesakes);
+        }
+        tally.add(part, &index, policy);
         rows.extend(reconcile::reconcile_part(
             part,
             &index,
@@ -219,12 +250,24 @@ pub async fn plan_in_parts<D: Directory>(
             &mut allocated,
         ));
     }
+    let refused = tally.verdict().map(|swapped| {
+        let message = swapped.row_message(&policy.channel);
+        for row in rows.iter_mut().filter(|r| r.action != Action::Rejected) {
+            row.action = Action::Rejected;
+            row.message.clone_from(&message);
+        }
+        swapped.refusal(&policy.channel)
+    });
     let plan = Plan {
         run: run.to_owned(),
         organisation: policy.organisation.clone(),
         rows,
     };
-    Ok((plan, organisation.map_or(0, |o| o.accounts)))
+    Ok(Planned {
+        plan,
+        accounts: organisation.map_or(0, |o| o.accounts),
+        refused,
+    })
 }
 
 /// Finishes every run a stopped process left behind, for organisations whose lock is free.

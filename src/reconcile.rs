@@ -5,7 +5,9 @@
 //! Rules (DESIGN.md): join by ID, then ExternalSyncID within the organisation, then e-mail;
 //! all candidates one account → update or unchanged; disagreeing candidates, a different
 //! ExternalSyncID, an account of another organisation or not Active/Pending, or an
-//! organisation-unit move → refused; no candidate → create when the policy allows. Pure.
+//! organisation-unit move → refused; no candidate → create when the policy allows, unless
+//! the organisation has a live account of the same name and no key that tells them apart
+//! (a likely duplicate, refused: see [`likely_duplicate`]). Pure.
 
 use std::collections::HashSet;
 
@@ -25,6 +27,25 @@ pub struct Policy {
     pub create_accounts: bool,
     pub blank_means_keep: bool,
     pub name_change_new_address: bool,
+    /// Where the rows come from: what a refusal tells the administrator to change.
+    pub channel: Channel,
+}
+
+/// The channel rows come from, as far as reconcile's refusals and checks differ by it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Channel {
+    /// A file (CSV or workbook, by e-mail or on the command line): a refusal names columns.
+    #[default]
+    File,
+    /// A directory sync: a refusal names the mapped attributes (field → the source's
+    /// attribute or column, as configured; the attribute mapped to `NewAccount`).
+    Sync {
+        attributes: Vec<(Field, String)>,
+        new_account: Option<String>,
+    },
+    /// A SCIM write: a client that creates a User asks for a new account, so a namesake is
+    /// not a likely duplicate.
+    Scim,
 }
 
 /// The keys an index must be built for, for these rows.
@@ -54,6 +75,43 @@ pub fn keys(results: &[RowResult], policy: &Policy) -> Keys {
     keys.stems.sort();
     keys.stems.dedup();
     keys
+}
+
+/// The name keys of a second look-up, once `index` holds what the [`keys`] of `results`
+/// found: (organisation, [`naming::name_key`]) of the rows that join no account and would
+/// be created, unless they say they are a new person. A file whose rows all join asks none.
+pub fn name_keys(
+    results: &[RowResult],
+    index: &DirectoryIndex,
+    policy: &Policy,
+) -> Vec<(String, String)> {
+    if policy.channel == Channel::Scim {
+        return Vec::new();
+    }
+    let org = policy.organisation.as_str();
+    let mut names: Vec<(String, String)> = valid(results)
+        .filter(|p| !p.new_account && would_create(p, index, org) && p.organisation.as_str() == org)
+        .map(|p| {
+            (
+                org.to_owned(),
+                naming::name_key(&p.first_name, &p.last_name),
+            )
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Whether a row of `org` joins no account by any key (and gives no ID): it would be created.
+fn would_create(p: &Person, index: &DirectoryIndex, org: &str) -> bool {
+    p.id.is_none()
+        && index
+            .by_external(org, p.external_sync_id.as_str())
+            .is_none()
+        && p.email
+            .as_ref()
+            .is_none_or(|e| index.by_email(e.as_str()).is_none())
 }
 
 fn valid(results: &[RowResult]) -> impl Iterator<Item = &Person> {
@@ -179,6 +237,81 @@ fn spreadsheet_damaged_key(p: &Person, index: &DirectoryIndex, org: &str) -> Opt
     ))
 }
 
+/// The start of every likely-duplicate refusal: what the result e-mail gathers under one
+/// heading.
+pub const LIKELY_DUPLICATE: &str = "possibly the same person as ";
+
+/// The refusal of a row that would create an account while its organisation has an Active or
+/// Pending account of the same person: the same first and last name (as
+/// [`naming::name_key`] folds them), and no ExternalSyncID. An account with an
+/// ExternalSyncID was made for someone with their own key: two people of one name, each
+/// with their own staff number, are normal. An account without one was made by hand (in the
+/// portal) and the file now brings that person's key: the classic duplicate. Two rows of one
+/// file with one name have two keys, so they are two people too, and both are created.
+/// A row that says it is a new person (`NewAccount` yes), and a SCIM write, are not
+/// checked.
+pub fn likely_duplicate(p: &Person, index: &DirectoryIndex, policy: &Policy) -> Option<String> {
+    if p.new_account || policy.channel == Channel::Scim {
+        return None;
+    }
+    let name = naming::name_key(&p.first_name, &p.last_name);
+    let found: Vec<&Account> = index
+        .namesakes(policy.organisation.as_str(), &name)
+        .into_iter()
+        .filter(|a| a.external_sync_id().is_none())
+        .collect();
+    let first = found.first()?;
+    let mut accounts: Vec<String> = found.iter().take(3).map(|a| a.describe()).collect();
+    if found.len() > 3 {
+        accounts.push(format!("{} more", found.len() - 3));
+    }
+    let what = if found.len() == 1 {
+        "an account of the same name without an ExternalSyncID"
+    } else {
+        "accounts of the same name without an ExternalSyncID"
+    };
+    let id = &first.id;
+    let remedy = match &policy.channel {
+        Channel::Sync {
+            attributes,
+            new_account,
+        } => {
+            let mapped = |field: Field| {
+                attributes
+                    .iter()
+                    .find(|(f, _)| *f == field)
+                    .map(|(_, a)| a.as_str())
+            };
+            let update = match (mapped(Field::Id), mapped(Field::Email)) {
+                (Some(a), _) => format!("write its ID {id} to this entry's attribute {a}"),
+                (None, Some(a)) => format!(
+                    "write its address {} to this entry's attribute {a}",
+                    first.email().unwrap_or_default()
+                ),
+                (None, None) => {
+                    format!("map ID to an attribute and write its ID {id} there on this entry")
+                }
+            };
+            let new = match new_account {
+                Some(a) => format!("set this entry's attribute {a} to yes"),
+                None => "map NewAccount to an attribute and set it to yes on this entry".to_owned(),
+            };
+            format!(
+                "to update that account, {update}; if this is another person with the same \
+                 name, {new}"
+            )
+        }
+        Channel::File | Channel::Scim => format!(
+            "to update that account, put its ID {id} in the row's ID column; if this is another \
+             person with the same name, set the row's NewAccount column to yes"
+        ),
+    };
+    Some(format!(
+        "{LIKELY_DUPLICATE}{}, {what}, so nothing was created: {remedy}",
+        accounts.join(" or ")
+    ))
+}
+
 fn plan_row(
     p: &Person,
     index: &DirectoryIndex,
@@ -224,6 +357,9 @@ fn plan_row(
     }
     let Some((first_key, account)) = candidates.first() else {
         if let Some(refusal) = spreadsheet_damaged_key(p, index, org) {
+            return Err(refusal);
+        }
+        if let Some(refusal) = likely_duplicate(p, index, policy) {
             return Err(refusal);
         }
         return plan_create(p, index, policy, org_info, allocated);
@@ -418,6 +554,8 @@ fn plan_create(
         address,
     ))
 }
+
+pub mod swapped;
 
 #[cfg(test)]
 mod tests;

@@ -651,3 +651,177 @@ fn a_run_that_replaces_one_field_on_too_many_accounts_is_held_naming_it() {
     let export = stdout(&pc(dir.path(), &["directory", "export"]));
     assert_eq!(export.matches(",Locum,").count(), 4);
 }
+
+/// A directory of four accounts of RXX: Siobhán O'Neill made by hand (no ExternalSyncID),
+/// the others with their staff numbers.
+fn namesake_directory() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("directory.csv"),
+        "ID,ExternalSyncID,FirstName,LastName,DisplayName,Email,Organisation,Status\n\
+         2000001,,Siobhán,O'Neill,\"O'Neill, Siobhán (RXX)\",siobhan.oneill@nhs.net,RXX,Active\n\
+         2000002,HR2,Ben,Carter,\"Carter, Ben (RXX)\",ben.carter@nhs.net,RXX,Active\n\
+         2000003,HR3,Chloe,Davies,\"Davies, Chloe (RXX)\",chloe.davies@nhs.net,RXX,Active\n\
+         2000004,HR4,Dev,Patel,\"Patel, Dev (RXX)\",dev.patel@nhs.net,RXX,Active\n",
+    )
+    .unwrap();
+    let o = pc(dir.path(), &["directory", "import", "directory.csv"]);
+    assert!(stdout(&o).contains("imported 4 accounts"), "{}", stdout(&o));
+    dir
+}
+
+#[test]
+fn a_likely_duplicate_is_not_created_until_the_row_says_who_it_is() {
+    let dir = namesake_directory();
+    let before = stdout(&pc(dir.path(), &["directory", "export"]));
+    // The HR feed brings the hand-made account's person with her staff number, spelt as the
+    // HR system spells her; and another Ben Carter, who has a staff number of his own.
+    std::fs::write(
+        dir.path().join("staff.csv"),
+        "ExternalSyncID,FirstName,LastName,Organisation\n\
+         HR1,SIOBHAN,O NEILL,RXX\n\
+         HR9,Ben,Carter,RXX\n",
+    )
+    .unwrap();
+    let o = pc(dir.path(), &["plan", "staff.csv", "--json"]);
+    let v = json(&o);
+    assert_eq!(
+        results(&v),
+        [(2, "Rejected".to_owned()), (3, "Created".to_owned())]
+    );
+    assert_eq!(
+        v["rows"][0]["message"],
+        "possibly the same person as siobhan.oneill@nhs.net (ID 2000001), an account of the \
+         same name without an ExternalSyncID, so nothing was created: to update that account, \
+         put its ID 2000001 in the row's ID column; if this is another person with the same \
+         name, set the row's NewAccount column to yes"
+    );
+    let o = pc(dir.path(), &["apply", "staff.csv", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let after = stdout(&pc(dir.path(), &["directory", "export"]));
+    assert_eq!(after.lines().count(), before.lines().count() + 1, "{after}");
+    assert!(
+        !after.contains("HR1"),
+        "Siobhán was not created again: {after}"
+    );
+
+    // Given the ID, the row updates her account, which takes the staff number.
+    std::fs::write(
+        dir.path().join("staff.csv"),
+        "ID,ExternalSyncID,FirstName,LastName,Organisation\n\
+         2000001,HR1,Siobhán,O'Neill,RXX\n",
+    )
+    .unwrap();
+    let v = json(&pc(dir.path(), &["apply", "staff.csv", "--json"]));
+    assert_eq!(results(&v), [(2, "Updated".to_owned())], "{v}");
+    // Another Siobhán O'Neill: NewAccount says so, in either layout.
+    std::fs::write(
+        dir.path().join("old.csv"),
+        "Organisation Code,Local Unique Identifier,First Name,Last Name,New Account\n\
+         RXX,HR7,Ben,Carter,maybe\n",
+    )
+    .unwrap();
+    let v = json(&pc(dir.path(), &["plan", "old.csv", "--json"]));
+    assert_eq!(
+        v["rows"][0]["message"],
+        "New Account \"maybe\" must be yes or no (blank means no): yes says the row is a person \
+         with no account yet, although an account of the same name exists"
+    );
+    let o = pc(dir.path(), &["directory", "import", "directory.csv"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}
+
+#[test]
+fn new_account_yes_creates_a_namesake() {
+    let dir = namesake_directory();
+    std::fs::write(
+        dir.path().join("staff.csv"),
+        "ExternalSyncID,FirstName,LastName,Organisation,NewAccount\n\
+         HR1,Siobhan,O'Neill,RXX,Yes\n",
+    )
+    .unwrap();
+    let v = json(&pc(dir.path(), &["apply", "staff.csv", "--json"]));
+    assert_eq!(results(&v), [(2, "Created".to_owned())], "{v}");
+    assert_eq!(v["rows"][0]["message"], "siobhan.oneill2@nhs.net");
+}
+
+#[test]
+fn a_file_with_its_name_columns_swapped_is_refused_whole() {
+    let dir = namesake_directory();
+    let before = stdout(&pc(dir.path(), &["directory", "export"]));
+    std::fs::write(
+        dir.path().join("swapped.csv"),
+        "ExternalSyncID,FirstName,LastName,Organisation,JobTitle\n\
+         HR2,Carter,Ben,RXX,Nurse\n\
+         HR3,Davies,Chloe,RXX,Nurse\n\
+         HR4,Patel,Dev,RXX,Nurse\n\
+         HR5,Ng,Bo,RXX,Nurse\n",
+    )
+    .unwrap();
+    let o = pc(dir.path(), &["apply", "swapped.csv"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let why = "the FirstName and LastName columns look swapped: 3 of 3 rows that match an \
+               account give them the other way round (line 2 gives FirstName \"Carter\" and \
+               LastName \"Ben\" for ben.carter@nhs.net (ID 2000002); line 3 gives FirstName \
+               \"Davies\" and LastName \"Chloe\" for chloe.davies@nhs.net (ID 2000003); line 4 \
+               gives FirstName \"Patel\" and LastName \"Dev\" for dev.patel@nhs.net (ID \
+               2000004)); every row is refused: put each value in its own column and send the \
+               file again";
+    assert!(
+        stdout(&o).contains(&format!("  NOTHING was applied: {why}\n")),
+        "{}",
+        stdout(&o)
+    );
+    let v = json(&pc(dir.path(), &["apply", "swapped.csv", "--json"]));
+    assert_eq!(v["refused"], why);
+    assert_eq!(v["counts"]["rejected"], 4, "{v}");
+    for row in v["rows"].as_array().unwrap() {
+        assert_eq!(
+            row["message"],
+            "every row is refused: the FirstName and LastName columns look swapped (3 of 3 rows \
+             that match an account give them the other way round)"
+        );
+    }
+    assert_eq!(
+        stdout(&pc(dir.path(), &["directory", "export"])),
+        before,
+        "nothing renamed or created"
+    );
+}
+
+#[test]
+fn the_shipped_samples_raise_neither_a_likely_duplicate_nor_swapped_columns() {
+    let dir = seeded();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for folder in [samples(), samples().join("messy")] {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy().to_string();
+            if path.is_file()
+                && !name.ends_with(".json")
+                && !name.ends_with(".toml")
+                && !name.ends_with("directory.csv")
+            {
+                files.push(path);
+            }
+        }
+    }
+    let mut planned = 0;
+    for file in &files {
+        let o = pc(dir.path(), &["plan", file.to_str().unwrap(), "--json"]);
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+            continue;
+        };
+        assert!(v["refused"].is_null(), "{}: {v}", file.display());
+        for row in v["rows"].as_array().into_iter().flatten() {
+            let message = row["message"].as_str().unwrap_or_default();
+            assert!(
+                !message.starts_with("possibly the same person"),
+                "{}: {message}",
+                file.display()
+            );
+            planned += 1;
+        }
+    }
+    assert!(planned > 30, "{planned} rows planned");
+}

@@ -171,6 +171,7 @@ async fn a_mixed_batch_applies_like_one_operation_at_a_time() {
             emails: vec!["a@nhs.net".to_owned(), "d@nhs.net".to_owned()],
             stems: vec!["c@nhs.net".to_owned()],
             near_external: Vec::new(),
+            names: Vec::new(),
             organisations: vec!["RKK".to_owned()],
         })
         .await
@@ -351,6 +352,7 @@ async fn a_plan_made_in_parts_equals_one_made_whole() {
                 clinical_role: None,
                 clinical_speciality: None,
                 work_area: None,
+                new_account: false,
             };
             RowResult {
                 line: person.line,
@@ -364,6 +366,7 @@ async fn a_plan_made_in_parts_equals_one_made_whole() {
         create_accounts: true,
         blank_means_keep: true,
         name_change_new_address: false,
+        channel: Default::default(),
     };
     let index = d
         .index_for(&reconcile::keys(&results, &policy))
@@ -371,12 +374,11 @@ async fn a_plan_made_in_parts_equals_one_made_whole() {
         .unwrap();
     let whole = reconcile::reconcile("r1", &results, &index, &policy);
     for part in [1, 2, 5, 100] {
-        let (plan, accounts) =
-            push_connector::pipeline::plan_in_parts(&d, "r1", &results, &policy, part)
-                .await
-                .unwrap();
-        assert_eq!(plan, whole, "parts of {part}");
-        assert_eq!(accounts, 7);
+        let planned = push_connector::pipeline::plan_in_parts(&d, "r1", &results, &policy, part)
+            .await
+            .unwrap();
+        assert_eq!(planned.plan, whole, "parts of {part}");
+        assert_eq!(planned.accounts, 7);
     }
     let addresses: Vec<_> = whole
         .rows
@@ -454,4 +456,75 @@ async fn the_index_finds_the_stored_keys_a_damaged_number_meant_in_its_organisat
         .await
         .unwrap();
     assert_eq!(ids(index.near_external("RLL", "123")), ["PL"]);
+}
+
+#[tokio::test]
+async fn the_index_finds_live_namesakes_by_their_folded_name_in_their_organisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("directory.sqlite");
+    let d = LocalDirectory::open(&path).await.unwrap();
+    d.add_organisation("RKK", &[]).await.unwrap();
+    d.add_organisation("RLL", &[]).await.unwrap();
+    let named = |id: &str, org: &str, first: &str, last: &str, status: Status| {
+        let mut a = account(id, None, &format!("{}@nhs.net", id.to_lowercase()));
+        a.status = status;
+        a.set(Field::Organisation, Some(org));
+        a.set(Field::FirstName, Some(first));
+        a.set(Field::LastName, Some(last));
+        a
+    };
+    d.insert_unchecked(&[
+        named("PA", "RKK", "Siobhán", "O'Neill", Status::Active),
+        named("PB", "RKK", "SIOBHAN", "ONEILL", Status::Leaver),
+        named("PC", "RLL", "Siobhan", "O Neill", Status::Active),
+        named("PD", "RKK", "Bo", "Ng", Status::Pending),
+    ])
+    .await
+    .unwrap();
+    let names = Keys {
+        names: vec![("RKK".to_owned(), "siobhan|oneill".to_owned())],
+        ..Keys::default()
+    };
+    let ids = |index: &push_connector::model::DirectoryIndex| -> Vec<String> {
+        index
+            .namesakes("RKK", "siobhan|oneill")
+            .iter()
+            .map(|a| a.id.to_string())
+            .collect()
+    };
+    let index = d.index_for(&names).await.unwrap();
+    assert_eq!(ids(&index), ["PA"], "live, of RKK");
+    assert_eq!(index.len(), 1, "nothing else fetched");
+
+    // A rename moves the account's name key with its name.
+    let rename = |field: Field, before: &str, after: &str| Change {
+        field,
+        before: Some(before.to_owned()),
+        after: Some(after.to_owned()),
+    };
+    let outcomes = d
+        .apply(&[update(
+            "PD",
+            vec![
+                rename(Field::FirstName, "Bo", "Siobhan"),
+                rename(Field::LastName, "Ng", "O'Neill"),
+            ],
+        )])
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], OpOutcome::Updated), "{outcomes:?}");
+    assert_eq!(ids(&d.index_for(&names).await.unwrap()), ["PA", "PD"]);
+
+    // A directory written before accounts had name keys gets them when it is opened.
+    drop(d);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE accounts SET name_key = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let d = LocalDirectory::open(&path).await.unwrap();
+    assert_eq!(ids(&d.index_for(&names).await.unwrap()), ["PA", "PD"]);
 }

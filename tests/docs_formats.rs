@@ -59,6 +59,7 @@ fn every_documented_header_is_read_as_documented() {
             assert_eq!(layout, Layout::New, "{name}");
             match column {
                 Column::Field(f) => assert_eq!(f.name(), field, "{name} is read as {}", f.name()),
+                Column::NewAccount => assert_eq!(field, "NewAccount", "{name}"),
                 other => panic!("{name} is read as {other:?}, the guide says {field}"),
             }
         }
@@ -80,6 +81,7 @@ fn every_documented_header_is_read_as_documented() {
         match column {
             Column::Field(f) => assert_eq!(f.name(), row[1], "{}", row[0]),
             Column::Ignored => assert!(row[1].starts_with("no portal field"), "{}", row[0]),
+            Column::NewAccount => assert_eq!(row[1], "NewAccount", "{}", row[0]),
             Column::Unknown => panic!("{} is not known to the reader", row[0]),
         }
     }

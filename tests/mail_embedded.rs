@@ -1262,3 +1262,122 @@ fn replies_to_a_held_notice_are_refused_for_what_they_may_not_do_and_cancel_drop
     );
     assert!(runs.contains(&run), "{runs}");
 }
+
+#[test]
+fn a_likely_duplicate_is_gathered_under_its_heading_with_the_remedy() {
+    let d = Deployment::new();
+    // Deborah Evans (1000004) has no ExternalSyncID: the file brings her staff number.
+    let csv = b"ExternalSyncID,FirstName,LastName,Organisation\n\
+                RXX0300,DEBORAH,EVANS,RXX\n\
+                RXX0301,Zoe,Quinn,RXX\n";
+    d.deliver(
+        "1.a",
+        &message("admin@rxx.nhs.uk", "dup@rxx", &[("staff.csv", csv)]),
+    );
+    d.once(false);
+    // The acknowledgement says so at once, as the directory stands.
+    let ack = read_mail(&d.outbox()[0]).text.replace("\r\n", "\n");
+    assert!(
+        ack.contains(
+            "Possibly the same person as an existing account (will not be created):\n\
+             Each of these rows would create an account, but RXX already has an account of the \
+             same name without an ExternalSyncID"
+        ),
+        "{ack:?}"
+    );
+    assert!(
+        ack.contains(
+            "set the row's NewAccount column to yes. Then send the file again.\n  \
+             line 2: possibly deborah.evans@nhs.net (ID 1000004)\n"
+        ),
+        "{ack:?}"
+    );
+    d.once(true);
+    let files = d.outbox();
+    assert_eq!(files.len(), 2, "acknowledgement and result");
+    let result = read_mail(&files[1]);
+    let text = result.text.replace("\r\n", "\n");
+    assert!(
+        text.contains(
+            "Possibly the same person as an existing account (not created):\n\
+             Each of these rows would have created an account, but RXX already has an account \
+             of the same name without an ExternalSyncID, most likely made by hand for the same \
+             person. If the row is that person, put the account's ID in the row's ID column: the \
+             account is updated and takes the row's ExternalSyncID. If it is another person with \
+             the same name, set the row's NewAccount column to yes. Then send the file again.\n  \
+             line 2: possibly deborah.evans@nhs.net (ID 1000004)\n"
+        ),
+        "{text:?}"
+    );
+    assert!(
+        !result.text.contains("Lines not applied"),
+        "the duplicate is not listed twice: {}",
+        result.text
+    );
+    assert!(
+        result
+            .html
+            .contains("<li>line 2: possibly deborah.evans@nhs.net (ID 1000004)</li>"),
+        "{}",
+        result.html
+    );
+    let (_, report) = result.attachment.unwrap();
+    let got = results(&report);
+    assert_eq!(got["RXX0300"], "Rejected");
+    assert_eq!(got["RXX0301"], "Created");
+    assert!(
+        report.contains("set the row's NewAccount column to yes"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_file_with_swapped_name_columns_is_refused_once_at_the_top() {
+    let d = Deployment::new();
+    let before = d.export();
+    let csv = b"ExternalSyncID,FirstName,LastName,Organisation\n\
+                RXX0001,Lee,Anne,RXX\n\
+                RXX0002,Carter,Ben,RXX\n\
+                RXX0003,Davies,Chloe,RXX\n";
+    d.deliver(
+        "1.a",
+        &message("admin@rxx.nhs.uk", "swap@rxx", &[("staff.csv", csv)]),
+    );
+    d.once(false);
+    let ack = read_mail(&d.outbox()[0]).text.replace("\r\n", "\n");
+    assert!(
+        ack.contains(
+            "THE WHOLE FILE WILL BE REFUSED as the directory stands now: the FirstName and \
+             LastName columns look swapped: 3 of 3 rows that match an account"
+        ),
+        "{ack:?}"
+    );
+    d.once(true);
+    let files = d.outbox();
+    assert_eq!(files.len(), 2, "acknowledgement and result");
+    let result = read_mail(&files[1]);
+    let text = result.text.replace("\r\n", "\n");
+    assert!(
+        text.contains(
+            "was NOT applied: nothing was changed.\n\nWhy: the FirstName and LastName columns \
+             look swapped: 3 of 3 rows that match an account give them the other way round \
+             (line 2 gives FirstName \"Lee\" and LastName \"Anne\" for anne.lee@nhs.net (ID \
+             1000001);"
+        ),
+        "{text:?}"
+    );
+    assert!(
+        result.text.contains(
+            "every row is refused: put each value in its own column and send the file again"
+        ),
+        "{}",
+        result.text
+    );
+    assert!(
+        !result.text.contains("Lines not applied"),
+        "said once: {}",
+        result.text
+    );
+    assert!(result.text.contains("Rejected:  3"), "{}", result.text);
+    assert_eq!(d.export(), before, "nothing renamed");
+}

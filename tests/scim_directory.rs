@@ -731,3 +731,49 @@ async fn a_change_meanwhile_fails_only_its_row_on_scim2_server() {
     seed(&base, &token).await;
     a_change_meanwhile_fails_only_its_row(&base, &token).await;
 }
+
+/// The SCIM backend answers no name keys, but the organisation's listing it makes for a plan
+/// holds the namesake: a likely duplicate is refused as on the embedded directory.
+#[tokio::test]
+async fn a_likely_duplicate_is_refused_against_scim2_server() {
+    provider();
+    let (_, token) = scim2_server();
+    let base = tenant("namesake");
+    seed(&base, &token).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("connector.toml"),
+        format!("[directory]\nbackend = \"scim\"\nurl = \"{base}\"\nconcurrency = 4\n"),
+    )
+    .unwrap();
+    // Deborah Evans has no ExternalSyncID in the sample export.
+    std::fs::write(
+        dir.path().join("staff.csv"),
+        "ExternalSyncID,FirstName,LastName,Organisation\nRXX0300,DEBORAH,EVANS,RXX\n",
+    )
+    .unwrap();
+    let dir_path = dir.path().to_owned();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["--config", "connector.toml", "apply", "staff.csv", "--json"])
+            .current_dir(&dir_path)
+            .env_remove("PUSH_CONNECTOR_CONFIG")
+            .env("PUSH_CONNECTOR__DIRECTORY__TOKEN", &token)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(counts(&v), (0, 0, 0, 1, 0), "{v:#}");
+    let message = v["rows"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("possibly the same person as deborah.evans@nhs.net (ID "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("set the row's NewAccount column to yes"),
+        "{message}"
+    );
+}

@@ -1091,3 +1091,95 @@ async fn postgres_full_read_of_100k_rows() {
     );
     exec(&mut conn, &format!("DROP TABLE {table}")).await;
 }
+
+/// An HR table that brings a person the portal already has, made by hand without a key:
+/// refused in the source's terms, then joined once the table gives the account's address.
+async fn a_namesake_made_by_hand(b: Backend) {
+    let table = unique("namesake");
+    let mut conn = b.connect().await;
+    for sql in b.staff_table(&table, b.integer()) {
+        exec(&mut conn, &sql).await;
+    }
+    insert_people(
+        &b,
+        &table,
+        &[
+            ("2001", "SIOBHAN", "O NEILL", "", "Midwife"),
+            ("2002", "Ben", "Carter", "", "Porter"),
+        ],
+    )
+    .await;
+    let mut d = Deployment::new(
+        &b,
+        &format!("table = \"{table}\"\nanchor = \"emp_no\"\nchange_column = \"updated_at\""),
+    )
+    .await;
+    let mut by_hand = Account::new(
+        PortalId::new_unchecked("H1"),
+        Status::Active,
+        &OdsCode::new_unchecked("RXX"),
+    );
+    by_hand.set(Field::FirstName, Some("Siobhán"));
+    by_hand.set(Field::LastName, Some("O'Neill"));
+    by_hand.set(Field::Email, Some("siobhan.oneill@nhs.net"));
+    d.directory.insert_unchecked(&[by_hand]).await.unwrap();
+
+    let first = d.delta().await;
+    assert_eq!(
+        results(&first),
+        [
+            ("2001".to_owned(), RowResultKind::Rejected),
+            ("2002".to_owned(), RowResultKind::Created)
+        ]
+    );
+    let refused = first
+        .reports
+        .iter()
+        .find(|r| r.result == RowResultKind::Rejected)
+        .unwrap();
+    assert_eq!(
+        refused.message,
+        "possibly the same person as siobhan.oneill@nhs.net (ID H1), an account of the same name \
+         without an ExternalSyncID, so nothing was created: to update that account, write its \
+         address siobhan.oneill@nhs.net to this entry's attribute email; if this is another \
+         person with the same name, map NewAccount to an attribute and set it to yes on this \
+         entry",
+        "{:?}",
+        b.kind
+    );
+    assert_eq!(d.directory.count().await.unwrap(), 2, "no duplicate of H1");
+
+    exec(
+        &mut conn,
+        &format!("UPDATE {table} SET email = 'siobhan.oneill@nhs.net' WHERE emp_no = 2001"),
+    )
+    .await;
+    let second = d.delta().await;
+    assert_eq!(
+        results(&second),
+        [("2001".to_owned(), RowResultKind::Updated)],
+        "{:?}",
+        second.reports
+    );
+    let joined = d.account("2001").await;
+    assert_eq!(
+        joined.id.as_str(),
+        "H1",
+        "the hand-made account took the key"
+    );
+}
+
+#[tokio::test]
+async fn postgres_a_namesake_made_by_hand() {
+    a_namesake_made_by_hand(Backend::postgres()).await;
+}
+
+#[tokio::test]
+async fn mariadb_a_namesake_made_by_hand() {
+    a_namesake_made_by_hand(Backend::mariadb()).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_namesake_made_by_hand() {
+    a_namesake_made_by_hand(Backend::sqlite()).await;
+}

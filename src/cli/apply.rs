@@ -3,7 +3,8 @@
 //! Exit 0 when every row was created, updated or unchanged; 1 when some rows were refused
 //! or failed, or the run is held for approval (`approve RUN` / `reject RUN`); 2 on an error.
 //! `--json` prints `{"run","organisation","status":"applied"|"held"|"planned","held":[…],
-//! "rows":[…],"counts"}` (`held`: why the run is, or for `plan` would be, held);
+//! "refused","rows":[…],"counts"}` (`held`: why the run is, or for `plan` would be, held;
+//! `refused`: why no row was applied, when the file's columns look swapped, else null);
 //! `--report PATH` writes the result report CSV. `plan` guards its plan as `apply` would:
 //! a plan the real run would hold has status `held`, with the same numbers and reasons.
 
@@ -84,6 +85,7 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
     if args.json {
         let mut v = common::json_output(&run_id, org.as_str(), status, &reports, &counts);
         v["held"] = serde_json::json!(submitted.held);
+        v["refused"] = serde_json::json!(submitted.refused);
         println!("{v}");
     } else {
         for r in &submitted.resumed {
@@ -99,6 +101,14 @@ pub fn run(config: &Config, args: Args, dry_run: bool) -> anyhow::Result<ExitCod
             counts.summary_planned()
         };
         println!("{org}: {verb} {run_id}: {summary}");
+        if let Some(why) = &submitted.refused {
+            let nothing = if dry_run {
+                "NOTHING would be applied"
+            } else {
+                "NOTHING was applied"
+            };
+            println!("  {nothing}: {why}");
+        }
         if held && dry_run {
             println!("  the real run would be HELD for approval, because:");
             for reason in &submitted.held {

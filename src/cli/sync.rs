@@ -168,6 +168,7 @@ pub(super) fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
             "run": o.submitted.plan.run,
             "status": o.status(),
             "held": o.submitted.held,
+            "refused": o.submitted.refused,
             "counts": o.counts(),
         })).collect::<Vec<_>>(),
         "rows": synced.reports.iter().map(|r| json!({
@@ -228,6 +229,9 @@ pub(super) fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) 
                 counts.summary_planned()
             }
         );
+        if let Some(why) = &o.submitted.refused {
+            println!("  NOTHING was applied or written back: {why}");
+        }
         if !o.submitted.held.is_empty() && dry_run {
             println!("  the real run would be HELD for approval, because:");
             for reason in &o.submitted.held {

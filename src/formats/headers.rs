@@ -24,6 +24,9 @@ pub enum Layout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
     Field(Field),
+    /// `NewAccount` (both layouts): `yes` says the row is a person with no account yet,
+    /// even though an account of the same name exists.
+    NewAccount,
     /// Known in the old format but with no portal field (Department, Business Activity).
     Ignored,
     /// Not a column of the layout; reported once and ignored.
@@ -123,11 +126,20 @@ static OLD_KEYS: LazyLock<HashMap<String, Column>> = LazyLock::new(|| {
     keys
 });
 
+/// The header of the [`Column::NewAccount`] column, as the documentation spells it.
+pub const NEW_ACCOUNT_HEADER: &str = "NewAccount";
+
 fn new_column(key: &str) -> Column {
+    if key == "newaccount" {
+        return Column::NewAccount;
+    }
     NEW_KEYS.get(key).copied().unwrap_or(Column::Unknown)
 }
 
 fn old_column(key: &str) -> Column {
+    if key == "newaccount" {
+        return Column::NewAccount;
+    }
     OLD_KEYS.get(key).copied().unwrap_or(Column::Unknown)
 }
 
@@ -178,7 +190,22 @@ pub fn map_headers(headers: &[&str]) -> Result<HeaderMap, String> {
 
     let mut problems = Vec::new();
     let mut first_of: [Option<usize>; Field::ALL.len()] = [None; Field::ALL.len()];
+    let mut new_account: Option<usize> = None;
     for (i, column) in columns.iter().enumerate() {
+        if *column == Column::NewAccount {
+            match new_account {
+                None => new_account = Some(i),
+                Some(j) => problems.push(format!(
+                    "the columns \"{}\" (column {}) and \"{}\" (column {}) both give \
+                     {NEW_ACCOUNT_HEADER}",
+                    headers[j].trim(),
+                    j + 1,
+                    headers[i].trim(),
+                    i + 1,
+                )),
+            }
+            continue;
+        }
         let Column::Field(f) = column else {
             continue;
         };
@@ -235,7 +262,7 @@ pub fn map_headers(headers: &[&str]) -> Result<HeaderMap, String> {
                 "the column \"{}\" has no portal field: accepted and ignored",
                 header.trim()
             )),
-            Column::Field(_) => {}
+            Column::Field(_) | Column::NewAccount => {}
         }
     }
     Ok(HeaderMap {
@@ -264,6 +291,39 @@ mod tests {
             ]
         );
         assert_eq!(m.columns[4], Column::Field(Field::Email));
+    }
+
+    #[test]
+    fn new_account_is_a_column_of_both_layouts_given_once() {
+        let m = map_headers(&[
+            "ExternalSyncID",
+            "FirstName",
+            "LastName",
+            "Organisation",
+            "new_account",
+        ])
+        .expect("new format");
+        assert_eq!(m.columns[4], Column::NewAccount);
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        let m = map_headers(&[
+            "Organisation Code",
+            "Local Unique Identifier",
+            "First Name",
+            "Last Name",
+            "New Account",
+        ])
+        .expect("old format");
+        assert_eq!((m.layout, m.columns[4]), (Layout::Old, Column::NewAccount));
+        let err = map_headers(&[
+            "ExternalSyncID",
+            "FirstName",
+            "LastName",
+            "Organisation",
+            "NewAccount",
+            "New Account",
+        ])
+        .unwrap_err();
+        assert!(err.contains("both give NewAccount"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,9 @@ mod workbook;
 mod xls_scan;
 mod zip_scan;
 
-pub use headers::{Column, HeaderMap, Layout, header_key, layout_header, map_headers};
+pub use headers::{
+    Column, HeaderMap, Layout, NEW_ACCOUNT_HEADER, header_key, layout_header, map_headers,
+};
 pub use limits::{Limit, Limits, MAX_AUXILIARY_PART_BYTES, grouped};
 pub use text::TextEncoding;
 
@@ -100,6 +102,11 @@ impl Submission {
     /// The position of the column that gives `field`, if the file has one.
     pub fn column_of(&self, field: Field) -> Option<usize> {
         self.columns.iter().position(|c| *c == Column::Field(field))
+    }
+
+    /// The position of the `NewAccount` column, if the file has one.
+    pub fn new_account_column(&self) -> Option<usize> {
+        self.columns.iter().position(|c| *c == Column::NewAccount)
     }
 
     /// For each field (by [`Field::index`]), the position of the column that gives it.

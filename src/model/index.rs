@@ -1,8 +1,9 @@
 //! The accounts one plan is made against, in memory, and the keys it is built for.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
-use super::{Account, Email};
+use super::{Account, Email, naming};
 
 /// The join keys of a submission: what an index must be built for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +23,12 @@ pub struct Keys {
     /// `123.0` for `123`) finds the account it meant. A backend may leave these unanswered:
     /// then only exact keys join, and nothing is refused for a near key.
     pub near_external: Vec<(String, String)>,
+    /// (organisation, [`naming::name_key`]) of the rows that would create an account: the
+    /// organisation's Active and Pending accounts of that name without an ExternalSyncID,
+    /// so a likely duplicate is refused. Asked only for would-be creates (a second look-up,
+    /// once the other keys have joined what they join). A backend may leave these unanswered: then the index finds
+    /// namesakes only among the accounts it holds for other keys.
+    pub names: Vec<(String, String)>,
 }
 
 /// A key as the number a spreadsheet reads it as, for finding the account a damaged key
@@ -90,6 +97,10 @@ pub struct DirectoryIndex {
     /// Addresses in use besides those of `accounts` (which `by_email` holds).
     taken: HashSet<String>,
     organisations: HashMap<String, OrganisationInfo>,
+    /// (organisation, name key) of every Active and Pending account without an ExternalSyncID,
+    /// made on the first [`DirectoryIndex::namesakes`] (a plan whose rows all join never
+    /// makes it).
+    by_name: OnceLock<HashMap<(String, String), Vec<usize>>>,
 }
 
 impl DirectoryIndex {
@@ -103,6 +114,7 @@ impl DirectoryIndex {
     }
 
     pub fn insert(&mut self, account: Account) {
+        self.by_name = OnceLock::new();
         let i = self.accounts.len();
         self.by_id.entry(account.id.to_string()).or_insert(i);
         if let Some(ext) = account.external_sync_id() {
@@ -126,6 +138,51 @@ impl DirectoryIndex {
             self.by_email.entry(email.to_owned()).or_insert(i);
         }
         self.accounts.push(account);
+    }
+
+    /// Adds the accounts of `other` this index does not hold (by ID): the answer of a second
+    /// look-up (the namesakes of would-be creates) joined to the first.
+    pub fn absorb(&mut self, other: DirectoryIndex) {
+        for account in other.accounts {
+            if !self.by_id.contains_key(account.id.as_str()) {
+                self.insert(account);
+            }
+        }
+    }
+
+    /// The Active and Pending accounts of `organisation` without an ExternalSyncID whose first
+    /// and last name have the [`naming::name_key`] `name`, in ID order: the accounts a row of
+    /// that name would likely duplicate (one with a key was made for another person).
+    pub fn namesakes(&self, organisation: &str, name: &str) -> Vec<&Account> {
+        let by_name = self.by_name.get_or_init(|| {
+            let mut map: HashMap<(String, String), Vec<usize>> = HashMap::new();
+            for (i, a) in self.accounts.iter().enumerate() {
+                if !a.status.is_live()
+                    || a.external_sync_id().is_some()
+                    || self.by_id.get(a.id.as_str()) != Some(&i)
+                {
+                    continue;
+                }
+                let (Some(first), Some(last)) = (
+                    a.get(super::Field::FirstName),
+                    a.get(super::Field::LastName),
+                ) else {
+                    continue;
+                };
+                map.entry((a.organisation().to_owned(), naming::name_key(first, last)))
+                    .or_default()
+                    .push(i);
+            }
+            map
+        });
+        let mut found: Vec<&Account> = by_name
+            .get(&(organisation.to_owned(), name.to_owned()))
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.accounts[i])
+            .collect();
+        found.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        found
     }
 
     /// Records an address in use (on an account outside the index).

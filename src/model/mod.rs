@@ -213,6 +213,10 @@ pub struct Person {
     pub clinical_role: Option<Vec<String>>,
     pub clinical_speciality: Option<Vec<String>>,
     pub work_area: Option<Vec<String>>,
+    /// The row says this is a person with no account yet, even though an account of the
+    /// same name exists (the `NewAccount` column): not a likely duplicate.
+    #[serde(default)]
+    pub new_account: bool,
 }
 
 impl Person {

@@ -19,6 +19,24 @@ fn fold(name: &str) -> String {
     if out.is_empty() { "x".to_owned() } else { out }
 }
 
+/// One name as a person is recognised by when looking for their account: ASCII
+/// (deunicode), lower case, and nothing but letters and digits, so `Siobhán`, `siobhan` and
+/// `SIOBHAN` are one name, and so are `O'Neill`, `O Neill` and `oneill`.
+fn fold_key(name: &str) -> String {
+    deunicode::deunicode(name)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The key of a person's first and last name, each folded as [`fold_key`] says and joined
+/// by `|` (so `Ann Elee` is not `Anne Lee`): what an account of the same person is looked
+/// up by.
+pub fn name_key(first: &str, last: &str) -> String {
+    format!("{}|{}", fold_key(first), fold_key(last))
+}
+
 /// The address every numbered variant is built from: `anne.lee@nhs.net`.
 pub fn stem(first: &str, last: &str, domain: &str) -> String {
     format!(
@@ -88,5 +106,20 @@ mod tests {
         );
         assert_eq!(stem_of("anne.lee12@nhs.net"), "anne.lee@nhs.net");
         assert_eq!(display_name("Anne", "Lee", "RXX"), "Lee, Anne (RXX)");
+    }
+
+    #[test]
+    fn name_keys_fold_case_accents_and_punctuation() {
+        for (first, last, want) in [
+            ("Siobhán", "O'Neill", "siobhan|oneill"),
+            ("siobhan", "oneill", "siobhan|oneill"),
+            ("SIOBHAN", "O NEILL", "siobhan|oneill"),
+            ("Mary-Jane", "Smith Jones", "maryjane|smithjones"),
+            ("Zoë", "Brontë", "zoe|bronte"),
+            ("Ann", "Elee", "ann|elee"),
+            ("Anne", "Lee", "anne|lee"),
+        ] {
+            assert_eq!(name_key(first, last), want, "{first} {last}");
+        }
     }
 }

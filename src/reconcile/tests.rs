@@ -40,6 +40,7 @@ fn person(ext: &str) -> Person {
         clinical_role: None,
         clinical_speciality: None,
         work_area: None,
+        new_account: false,
     }
 }
 
@@ -70,6 +71,7 @@ fn policy() -> Policy {
         create_accounts: true,
         blank_means_keep: true,
         name_change_new_address: false,
+        channel: Default::default(),
     }
 }
 
@@ -259,6 +261,9 @@ fn join_and_policy_cases() {
     ];
     for (name, setup, want, text) in cases {
         let mut p = person("E1");
+        // P2 (Anne Lee without a key) is another person: the namesake rules have their own
+        // cases below.
+        p.new_account = true;
         let mut pol = policy();
         setup(&mut p, &mut pol);
         let row = plan_one(p, &pol);
@@ -313,12 +318,16 @@ fn name_change_regenerates_display_name_and_keeps_address_by_default() {
 
 #[test]
 fn creates_get_distinct_addresses_within_one_plan_and_rejected_rows_keep_reasons() {
+    // Each a new person besides P2 (Anne Lee without a key).
     let mut a = person("N1");
     a.line = 2;
+    a.new_account = true;
     let mut b = person("N2");
     b.line = 3;
+    b.new_account = true;
     let mut c = person("N3");
     c.line = 4;
+    c.new_account = true;
     c.email = Some(Email::new_unchecked("anne.lee6@nhs.net"));
     let results = vec![
         RowResult {
@@ -485,4 +494,262 @@ fn the_keys_of_a_file_ask_for_the_near_keys_of_numeric_ids() {
         .map(|(o, n)| (o.to_string(), n.to_string()))
         .collect();
     assert_eq!(near, want);
+}
+
+/// Accounts for the likely-duplicate rules: one of each status and kind of key.
+fn namesake_index() -> DirectoryIndex {
+    let named = |id: &str, o: &str, ext: Option<&str>, first: &str, last: &str, status| {
+        let mut a = account(
+            id,
+            o,
+            ext,
+            &format!("{}@nhs.net", id.to_lowercase()),
+            status,
+        );
+        a.set(Field::FirstName, Some(first));
+        a.set(Field::LastName, Some(last));
+        a
+    };
+    let mut idx = DirectoryIndex::new(vec![
+        named("P10", "RXX", None, "Siobhán", "O'Neill", Status::Active),
+        named("P11", "RXX", Some("H11"), "Bo", "Ng", Status::Active),
+        named("P12", "RXX", None, "Cy", "Ray", Status::Leaver),
+        named("P13", "RXX", None, "Di", "Fox", Status::Deleted),
+        named("P14", "RYY", None, "Ed", "Moss", Status::Active),
+        named("P15", "RXX", None, "Fay", "Hill", Status::Pending),
+        named("P16", "RXX", None, "Gil", "Hart", Status::Active),
+        named("P17", "RXX", None, "Gil", "Hart", Status::Active),
+    ]);
+    idx.add_organisation("RXX", OrganisationInfo::default());
+    idx
+}
+
+#[test]
+fn a_row_that_would_create_a_namesake_of_an_account_without_a_key_is_refused() {
+    type Setup = fn(&mut Person, &mut Policy);
+    let file = "possibly the same person as p10@nhs.net (ID P10), an account of the same name \
+                without an ExternalSyncID, so nothing was created: to update that account, put \
+                its ID P10 in the row's ID column; if this is another person with the same \
+                name, set the row's NewAccount column to yes";
+    // (case, first name, last name, setup, result, the whole message when refused)
+    let cases: Vec<(&str, &str, &str, Setup, RowResultKind, &str)> = vec![
+        (
+            "the same spelling",
+            "Siobhán",
+            "O'Neill",
+            |_, _| {},
+            RowResultKind::Rejected,
+            file,
+        ),
+        (
+            "case, accents, punctuation",
+            "SIOBHAN",
+            "O NEILL",
+            |_, _| {},
+            RowResultKind::Rejected,
+            file,
+        ),
+        (
+            "folded to letters",
+            "siobhan",
+            "oneill",
+            |_, _| {},
+            RowResultKind::Rejected,
+            file,
+        ),
+        (
+            "NewAccount yes",
+            "Siobhan",
+            "ONeill",
+            |p, _| p.new_account = true,
+            RowResultKind::Created,
+            "",
+        ),
+        (
+            "a SCIM write asks for a new User",
+            "Siobhan",
+            "ONeill",
+            |_, pol| pol.channel = Channel::Scim,
+            RowResultKind::Created,
+            "",
+        ),
+        (
+            "another first name",
+            "Sinead",
+            "O'Neill",
+            |_, _| {},
+            RowResultKind::Created,
+            "",
+        ),
+        (
+            "the namesake has its own ExternalSyncID",
+            "Bo",
+            "Ng",
+            |_, _| {},
+            RowResultKind::Created,
+            "",
+        ),
+        (
+            "a leaver does not count",
+            "Cy",
+            "Ray",
+            |_, _| {},
+            RowResultKind::Created,
+            "",
+        ),
+        (
+            "a deleted account does not count",
+            "Di",
+            "Fox",
+            |_, _| {},
+            RowResultKind::Created,
+            "",
+        ),
+        (
+            "another organisation's account does not count",
+            "Ed",
+            "Moss",
+            |_, _| {},
+            RowResultKind::Created,
+            "",
+        ),
+        (
+            "a pending account counts",
+            "Fay",
+            "Hill",
+            |_, _| {},
+            RowResultKind::Rejected,
+            "possibly the same person as p15@nhs.net (ID P15), an account of the same name",
+        ),
+        (
+            "two namesakes are both named",
+            "Gil",
+            "Hart",
+            |_, _| {},
+            RowResultKind::Rejected,
+            "possibly the same person as p16@nhs.net (ID P16) or p17@nhs.net (ID P17), accounts \
+             of the same name without an ExternalSyncID, so nothing was created: to update that \
+             account, put its ID P16 in",
+        ),
+        (
+            "creation off: the namesake is said rather than asking the helpdesk for a duplicate",
+            "Siobhan",
+            "O'Neill",
+            |_, pol| pol.create_accounts = false,
+            RowResultKind::Rejected,
+            file,
+        ),
+        (
+            "a sync names its mapped attributes",
+            "Siobhan",
+            "O'Neill",
+            |_, pol| {
+                pol.channel = Channel::Sync {
+                    attributes: vec![(Field::Id, "employeeid".into())],
+                    new_account: Some("extensionattribute9".into()),
+                }
+            },
+            RowResultKind::Rejected,
+            "so nothing was created: to update that account, write its ID P10 to this entry's \
+             attribute employeeid; if this is another person with the same name, set this \
+             entry's attribute extensionattribute9 to yes",
+        ),
+        (
+            "a sync without ID or NewAccount mapped",
+            "Siobhan",
+            "O'Neill",
+            |_, pol| {
+                pol.channel = Channel::Sync {
+                    attributes: vec![(Field::Email, "mail".into())],
+                    new_account: None,
+                }
+            },
+            RowResultKind::Rejected,
+            "write its address p10@nhs.net to this entry's attribute mail; if this is another \
+             person with the same name, map NewAccount to an attribute and set it to yes on this \
+             entry",
+        ),
+    ];
+    for (case, first, last, setup, kind, text) in cases {
+        let mut p = person("NEW1");
+        p.first_name = first.into();
+        p.last_name = last.into();
+        let mut pol = policy();
+        setup(&mut p, &mut pol);
+        let results = vec![RowResult {
+            line: 2,
+            outcome: RowOutcome::Valid(Box::new(p)),
+        }];
+        let row = reconcile("r", &results, &namesake_index(), &pol)
+            .rows
+            .remove(0);
+        assert_eq!(row.result(), kind, "{case}: {}", row.message);
+        if kind == RowResultKind::Rejected {
+            assert!(row.message.contains(text), "{case}: {}", row.message);
+            assert!(row.message.starts_with(LIKELY_DUPLICATE), "{case}");
+        }
+    }
+}
+
+#[test]
+fn two_rows_of_one_file_with_one_name_and_two_keys_are_two_people() {
+    let rows = |first: &str, last: &str| -> Vec<RowResult> {
+        ["HR1", "HR2"]
+            .iter()
+            .enumerate()
+            .map(|(i, ext)| {
+                let mut p = person(ext);
+                p.line = i as u64 + 2;
+                p.first_name = first.into();
+                p.last_name = last.into();
+                RowResult {
+                    line: p.line,
+                    outcome: RowOutcome::Valid(Box::new(p)),
+                }
+            })
+            .collect()
+    };
+    // No account of the name: both are created, with two addresses.
+    let plan = reconcile("r", &rows("Zoë", "Brontë"), &namesake_index(), &policy());
+    let made: Vec<&str> = plan.rows.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(made, ["zoe.bronte@nhs.net", "zoe.bronte2@nhs.net"]);
+    // An account of the name without a key: each row may be that person, so both are refused.
+    let plan = reconcile(
+        "r",
+        &rows("Siobhan", "O'Neill"),
+        &namesake_index(),
+        &policy(),
+    );
+    for row in &plan.rows {
+        assert_eq!(row.result(), RowResultKind::Rejected, "{}", row.message);
+        assert!(row.message.contains("(ID P10)"), "{}", row.message);
+    }
+}
+
+#[test]
+fn only_rows_that_would_create_ask_for_their_namesakes() {
+    let mut joined = person("H11");
+    joined.first_name = "Bo".into();
+    joined.last_name = "Ng".into();
+    let mut by_email = person("X1");
+    by_email.email = Some(Email::new_unchecked("p10@nhs.net"));
+    let mut new = person("X2");
+    new.first_name = "Siobhán".into();
+    new.last_name = "O'Neill".into();
+    let mut said_new = person("X3");
+    said_new.new_account = true;
+    let results: Vec<RowResult> = [joined, by_email, new, said_new]
+        .into_iter()
+        .map(|p| RowResult {
+            line: p.line,
+            outcome: RowOutcome::Valid(Box::new(p)),
+        })
+        .collect();
+    assert_eq!(
+        name_keys(&results, &namesake_index(), &policy()),
+        [("RXX".to_owned(), "siobhan|oneill".to_owned())]
+    );
+    let mut scim = policy();
+    scim.channel = Channel::Scim;
+    assert!(name_keys(&results, &namesake_index(), &scim).is_empty());
 }

@@ -194,6 +194,8 @@ async fn write_here(
     // A User is the whole record (a PUT replaces it, a PATCH is applied to it first): an
     // attribute it lacks was removed, not left out as a blank cell is.
     policy.blank_means_keep = false;
+    // A client that creates a User asks for a new account: a namesake is not a duplicate.
+    policy.channel = crate::reconcile::Channel::Scim;
     let now = Utc::now();
     let request = pipeline::Request {
         results: std::slice::from_ref(&row),

@@ -163,7 +163,8 @@ pub struct SqlConfig {
 }
 
 impl SourceConfig {
-    /// The mapped field for each mapping key; unknown names are problems.
+    /// The mapped field for each mapping key; unknown names are problems (`NewAccount` is
+    /// not a person field, and is left to the caller).
     pub fn fields(
         names: &BTreeMap<String, String>,
         section: &str,
@@ -171,6 +172,7 @@ impl SourceConfig {
     ) -> Vec<(Field, String)> {
         names
             .iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case(NEW_ACCOUNT))
             .filter_map(|(name, value)| match field_named(name) {
                 Some(f) => Some((f, value.clone())),
                 None => {
@@ -183,6 +185,18 @@ impl SourceConfig {
             })
             .collect()
     }
+}
+
+/// The mapping key of the attribute that says an entry is a person with no account yet
+/// (`yes`), although an account of the same name exists: only `map` may give it.
+pub const NEW_ACCOUNT: &str = "NewAccount";
+
+/// The attribute `map` gives `NewAccount`, its key in any case.
+pub fn mapped_new_account(names: &BTreeMap<String, String>) -> Option<&String> {
+    names
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(NEW_ACCOUNT))
+        .map(|(_, v)| v)
 }
 
 /// The person field a mapping key names, in any case (an environment variable's key comes
@@ -259,6 +273,14 @@ pub fn problems(sources: &[SourceConfig]) -> Vec<String> {
         }
         let map = SourceConfig::fields(&s.map, &format!("{at} map"), &mut problems);
         let constant = SourceConfig::fields(&s.constant, &format!("{at} constant"), &mut problems);
+        for (section, names) in [("constant", &s.constant), ("write_back", &s.write_back)] {
+            if mapped_new_account(names).is_some() {
+                problems.push(format!(
+                    "{at} {section}: NewAccount can only be mapped to an attribute or column \
+                     (map.NewAccount), whose value yes says an entry is a new person"
+                ));
+            }
+        }
         for (f, _) in &map {
             if constant.iter().any(|(c, _)| c == f) {
                 problems.push(format!("{at}: {} is both mapped and constant", f.name()));
@@ -369,5 +391,26 @@ mod tests {
         let w = warnings(&[ignored]);
         assert!(w.len() == 1 && w[0].contains("is ignored"), "{w:?}");
         assert!(warnings(&[source("ldap://127.0.0.1", plain)]).is_empty());
+    }
+
+    #[test]
+    fn new_account_may_be_mapped_to_an_attribute_and_nothing_else() {
+        let mut s = source("ldap://127.0.0.1", "");
+        s.map
+            .insert("newaccount".to_owned(), "extensionAttribute9".to_owned());
+        assert!(problems(std::slice::from_ref(&s)).is_empty());
+        assert_eq!(
+            mapped_new_account(&s.map).map(String::as_str),
+            Some("extensionAttribute9")
+        );
+        s.constant.insert("NewAccount".to_owned(), "yes".to_owned());
+        s.write_back
+            .insert("NewAccount".to_owned(), "info".to_owned());
+        let p = problems(&[s]);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("source \"ad\" constant: NewAccount can only be mapped"),
+            "{p:?}"
+        );
     }
 }

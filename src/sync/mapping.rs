@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::directory::Account;
 use crate::formats::{Column, RawRow, Submission};
 use crate::model::Field;
-use crate::sources::config::{SourceConfig, mapped};
+use crate::reconcile::Channel;
+use crate::sources::config::{NEW_ACCOUNT, SourceConfig, mapped, mapped_new_account};
 use crate::sources::{SourceEntry, WriteBack};
 
 /// Where a person field's value comes from.
@@ -32,6 +33,9 @@ pub struct Mapping {
     fields: Vec<(Field, Value)>,
     /// (`ID`, `ExternalSyncID` or `Email`, attribute in lower case).
     write_back: Vec<(Field, String)>,
+    /// The attribute (lower case) whose `yes` says an entry is a new person
+    /// (`map.NewAccount`).
+    new_account: Option<String>,
     /// The attributes to read (lower case, sorted, once each): mapped and written back.
     attributes: Vec<String>,
 }
@@ -62,6 +66,7 @@ impl Mapping {
             .into_iter()
             .filter_map(|f| mapped(&c.write_back, f).map(|a| (f, a.to_ascii_lowercase())))
             .collect();
+        let new_account = mapped_new_account(&c.map).map(|a| a.to_ascii_lowercase());
         let mut attributes: Vec<String> = fields
             .iter()
             .filter_map(|(_, v)| match v {
@@ -69,13 +74,30 @@ impl Mapping {
                 _ => None,
             })
             .chain(write_back.iter().map(|(_, a)| a.clone()))
+            .chain(new_account.clone())
             .collect();
         attributes.sort();
         attributes.dedup();
         Mapping {
             fields,
             write_back,
+            new_account,
             attributes,
+        }
+    }
+
+    /// The channel the mapping's rows come from, for the refusals that name attributes.
+    pub fn channel(&self) -> Channel {
+        Channel::Sync {
+            attributes: self
+                .fields
+                .iter()
+                .filter_map(|(f, v)| match v {
+                    Value::Attribute(a) => Some((*f, a.clone())),
+                    _ => None,
+                })
+                .collect(),
+            new_account: self.new_account.clone(),
         }
     }
 
@@ -112,6 +134,10 @@ impl Mapping {
             headers.push_field(field.name());
             columns.push(Column::Field(*field));
         }
+        if self.new_account.is_some() {
+            headers.push_field(NEW_ACCOUNT);
+            columns.push(Column::NewAccount);
+        }
         let rows = entries
             .iter()
             .enumerate()
@@ -120,6 +146,10 @@ impl Mapping {
                 cells.push_field(&entry.locator);
                 for (field, value) in &self.fields {
                     cells.push_field(&self.cell(*field, value, entry));
+                }
+                if let Some(a) = &self.new_account {
+                    let value = entry.values.get(a).and_then(|v| v.first());
+                    cells.push_field(value.map_or("", String::as_str));
                 }
                 RawRow {
                     line: i as u64 + 2,

@@ -263,6 +263,7 @@ pub async fn sync<S: Source, D: Directory>(
     for (org, group) in groups {
         let mut policy = crate::deployment::policy(config, &org);
         policy.create_accounts = source_config.create_accounts;
+        policy.channel = mapping.channel();
         let run_id = if source_config.organisations.len() > 1 {
             format!("{run}-{org}")
         } else {

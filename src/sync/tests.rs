@@ -700,3 +700,82 @@ async fn each_change_names_its_source_and_entry_and_an_approval_keeps_them() {
         Some("sync ad")
     );
 }
+
+#[tokio::test]
+async fn a_namesake_without_a_key_is_refused_in_the_sync_s_terms_until_new_account_says_yes() {
+    let mut f = fixture("").await;
+    // Made by hand in the portal, before the sync: the same person as entry 0.
+    let mut by_hand = crate::directory::Account::new(
+        crate::model::PortalId::new_unchecked("H1"),
+        crate::directory::Status::Active,
+        &crate::model::OdsCode::new_unchecked("RXX"),
+    );
+    by_hand.set(Field::FirstName, Some("Annea"));
+    by_hand.set(Field::LastName, Some("Lee"));
+    by_hand.set(Field::Email, Some("annea.lee@nhs.net"));
+    f.directory
+        .insert_unchecked(&[by_hand])
+        .await
+        .expect("insert");
+    let mut source = Memory::new(2);
+    let synced = f.sync(&mut source, SyncOptions::default(), "r1").await;
+    assert_eq!(
+        results(&synced),
+        [RowResultKind::Rejected, RowResultKind::Created]
+    );
+    assert_eq!(
+        synced.reports[0].message,
+        "possibly the same person as annea.lee@nhs.net (ID H1), an account of the same name \
+         without an ExternalSyncID, so nothing was created: to update that account, write its \
+         ID H1 to this entry's attribute info; if this is another person with the same name, \
+         map NewAccount to an attribute and set it to yes on this entry"
+    );
+
+    // Another Annea Lee: the attribute mapped to NewAccount says so.
+    f.config.sources[0]
+        .map
+        .insert("NewAccount".to_owned(), "extensionAttribute9".to_owned());
+    source.set(0, "extensionattribute9", "yes");
+    let synced = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    // (The new mapping reads every entry again: entry 1 is unchanged.)
+    assert_eq!(
+        results(&synced),
+        [RowResultKind::Created, RowResultKind::Unchanged],
+        "{:?}",
+        synced.reports
+    );
+    assert_eq!(synced.reports[0].message, "annea.lee2@nhs.net");
+    assert_eq!(f.directory.count().await.expect("count"), 3);
+}
+
+#[tokio::test]
+async fn a_run_whose_entries_give_the_name_attributes_exchanged_is_refused_whole() {
+    let mut f = fixture("").await;
+    let mut source = Memory::new(4);
+    f.sync(&mut source, SyncOptions::default(), "r1").await;
+    for i in 0..4 {
+        let first = source.value(i, "givenname").expect("name").to_owned();
+        source.set(i, "givenname", "Lee");
+        source.set(i, "sn", &first);
+    }
+    let synced = f.sync(&mut source, SyncOptions::default(), "r2").await;
+    assert_eq!(results(&synced), vec![RowResultKind::Rejected; 4]);
+    let refused = synced.organisations[0]
+        .submitted
+        .refused
+        .clone()
+        .expect("refused whole");
+    assert!(
+        refused.starts_with(
+            "the attributes givenname (mapped to FirstName) and sn (mapped to LastName) look \
+             swapped: 4 of 4 rows that match an account give them the other way round (line 2 \
+             gives FirstName \"Lee\" and LastName \"Annea\""
+        ),
+        "{refused}"
+    );
+    assert!(
+        refused.ends_with("correct the source's mapping and run the sync again"),
+        "{refused}"
+    );
+    assert_eq!(source.writes, 4, "nothing written back by the refused run");
+}

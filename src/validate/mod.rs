@@ -112,6 +112,7 @@ pub fn ods_code(value: &str) -> Result<OdsCode, String> {
 
 pub fn validate(sub: &Submission, rules: &Rules) -> Vec<RowResult> {
     let columns = sub.field_columns();
+    let new_account = sub.new_account_column();
     let (mut results, refused_keys): (Vec<RowResult>, Vec<Option<Box<Keys>>>) = sub
         .rows
         .par_iter()
@@ -131,6 +132,7 @@ pub fn validate(sub: &Submission, rules: &Rules) -> Vec<RowResult> {
                 sub,
                 rules,
                 columns: &columns,
+                new_account,
                 line: row.line,
                 cells: &row.cells,
                 issues: row.issues.clone(),
@@ -330,6 +332,8 @@ struct RowCheck<'a> {
     sub: &'a Submission,
     rules: &'a Rules,
     columns: &'a [Option<usize>; Field::ALL.len()],
+    /// The position of the `NewAccount` column.
+    new_account: Option<usize>,
     line: u64,
     cells: &'a csv::StringRecord,
     issues: Vec<RowIssue>,
@@ -364,6 +368,42 @@ impl RowCheck<'_> {
                 None
             }
         }
+    }
+
+    /// The `NewAccount` cell: `yes` (or `true`, as a spreadsheet or a directory writes a
+    /// boolean) says the row is another person than an account of the same name; `no`,
+    /// `false` or blank say nothing. Any other value is an issue.
+    fn new_account(&mut self) -> bool {
+        let Some(index) = self.new_account else {
+            return false;
+        };
+        let raw = unneutralise(self.cells.get(index).unwrap_or_default());
+        let value = raw.trim();
+        let header = self
+            .sub
+            .headers
+            .get(index)
+            .unwrap_or(crate::formats::NEW_ACCOUNT_HEADER)
+            .trim()
+            .to_owned();
+        if value.is_empty()
+            || value.eq_ignore_ascii_case("no")
+            || value.eq_ignore_ascii_case("false")
+        {
+            return false;
+        }
+        if value.eq_ignore_ascii_case("yes") || value.eq_ignore_ascii_case("true") {
+            return true;
+        }
+        self.issues.push(RowIssue {
+            line: self.line,
+            column: header,
+            value: raw.to_owned(),
+            message: "must be yes or no (blank means no): yes says the row is a person with no \
+                      account yet, although an account of the same name exists"
+                .to_owned(),
+        });
+        false
     }
 
     /// A cell that must be present.
@@ -535,6 +575,7 @@ impl RowCheck<'_> {
         let clinical_role = self.multi(Field::ClinicalRole);
         let clinical_speciality = self.multi(Field::ClinicalSpeciality);
         let work_area = self.multi(Field::WorkArea);
+        let new_account = self.new_account();
         self.check_connector(organisation.as_ref());
 
         Some(Person {
@@ -557,6 +598,7 @@ impl RowCheck<'_> {
             clinical_role,
             clinical_speciality,
             work_area,
+            new_account,
         })
     }
 

@@ -153,6 +153,7 @@ pub fn run(_config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode> {
                         clinical_role: None,
                         clinical_speciality: None,
                         work_area: None,
+                        new_account: false,
                     };
                     RowResult {
                         line: person.line,
@@ -163,8 +164,9 @@ pub fn run(_config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             offset += updates;
 
             let t = Instant::now();
-            let (plan, _) =
-                pipeline::plan(&directory, &format!("bench-{round}"), &results, &policy).await?;
+            let plan = pipeline::plan(&directory, &format!("bench-{round}"), &results, &policy)
+                .await?
+                .plan;
             let plan_time = t.elapsed();
             drop(results);
             let counts = plan.counts();

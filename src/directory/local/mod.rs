@@ -152,7 +152,35 @@ impl LocalDirectory {
     pub async fn open(path: &Path) -> Result<LocalDirectory, DirectoryError> {
         let pool = sqlite::open(path).await?;
         sqlite::migrate(&pool, MIGRATIONS).await?;
-        Ok(LocalDirectory { pool })
+        let directory = LocalDirectory { pool };
+        directory.fill_name_keys().await?;
+        Ok(directory)
+    }
+
+    /// Gives every account without a name key (those written before the schema had one)
+    /// its key, in one transaction. Found through the name-key index: with none missing, a
+    /// look-up that reads nothing.
+    async fn fill_name_keys(&self) -> Result<(), DirectoryError> {
+        let missing: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, first_name, last_name FROM accounts WHERE name_key IS NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let count = missing.len();
+        let keys = missing
+            .into_iter()
+            .map(|(id, first, last)| (id, Some(crate::model::naming::name_key(&first, &last))))
+            .collect();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        write::set_column(&mut tx, "name_key", keys).await?;
+        tx.commit().await?;
+        tracing::info!(
+            accounts = count,
+            "name keys of the embedded directory filled in"
+        );
+        Ok(())
     }
 
     fn account(row: &SqliteRow) -> Result<Account, DirectoryError> {
@@ -408,6 +436,32 @@ impl Directory for LocalDirectory {
             }
         }
         self.near_external(keys, &mut accounts).await?;
+        // Namesakes of would-be creates: live accounts of the organisation with the name key
+        // and no ExternalSyncID.
+        let mut names: Vec<&(String, String)> = keys.names.iter().collect();
+        names.sort_unstable();
+        names.dedup();
+        for same_org in names.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in same_org.chunks(KEY_CHUNK) {
+                aggregated_accounts(
+                    &self.pool,
+                    concat!(
+                        "SELECT ",
+                        account_json!(),
+                        " FROM json_each(?) j CROSS JOIN accounts a
+                         WHERE a.name_key = j.value AND a.organisation = ?
+                           AND a.status IN ('Active', 'Pending')
+                           AND a.external_sync_key IS NULL"
+                    ),
+                    &[
+                        json_array(chunk.iter().map(|k| k.1.as_str())),
+                        chunk[0].0.clone(),
+                    ],
+                    &mut accounts,
+                )
+                .await?;
+            }
+        }
         for chunk in keys.emails.chunks(KEY_CHUNK) {
             aggregated_accounts(
                 &self.pool,

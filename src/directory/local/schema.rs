@@ -62,4 +62,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         "ExternalSyncID index across organisations (SCIM externalId filters)",
         "CREATE INDEX accounts_external_key ON accounts (external_sync_key);",
     ),
+    (
+        3,
+        "name key of every account (likely duplicates), filled when the directory is opened",
+        "ALTER TABLE accounts ADD COLUMN name_key TEXT;
+    CREATE INDEX accounts_name_key ON accounts (name_key, organisation);",
+    ),
 ];

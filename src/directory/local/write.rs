@@ -15,14 +15,14 @@ pub(super) async fn insert_accounts(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     accounts: &[Account],
 ) -> Result<(), DirectoryError> {
-    const COLUMNS: usize = 20;
+    const COLUMNS: usize = 21;
     // In key order, so each statement walks the primary key's B-tree forwards instead of
     // jumping between its pages for random IDs.
     let mut accounts: Vec<&Account> = accounts.iter().collect();
     accounts.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     for chunk in accounts.chunks(MAX_BINDS / COLUMNS) {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO accounts (id, status, external_sync_key, external_sync_id, title, \
+            "INSERT INTO accounts (id, status, name_key, external_sync_key, external_sync_id, title, \
              first_name, last_name, display_name, email, job_title, organisation, \
              organisation_unit, office_phone, mobile_phone, fax, pager, notes, clinical_role, \
              clinical_speciality, work_area) ",
@@ -30,6 +30,7 @@ pub(super) async fn insert_accounts(
         q.push_values(chunk, |mut b, a| {
             b.push_bind(a.id.to_string())
                 .push_bind(a.status.as_str())
+                .push_bind(name_key(a))
                 .push_bind(a.external_sync_id().map(str::to_lowercase));
             for field in Field::ALL.iter().skip(1) {
                 b.push_bind(a.get(*field).map(str::to_owned));
@@ -63,6 +64,14 @@ pub(super) async fn insert_accounts(
         q.build().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// The look-up key of an account's name ([`crate::model::naming::name_key`]).
+pub(super) fn name_key(a: &Account) -> String {
+    crate::model::naming::name_key(
+        a.get(Field::FirstName).unwrap_or_default(),
+        a.get(Field::LastName).unwrap_or_default(),
+    )
 }
 
 /// A history line waiting for the batch's multi-row insert.
@@ -233,8 +242,18 @@ impl LocalDirectory {
             };
             outcomes.push(outcome);
         }
+        // A renamed account's name key moves with its name.
+        let renamed: HashMap<String, Option<String>> = [Field::FirstName, Field::LastName]
+            .iter()
+            .filter_map(|f| sets.get(f))
+            .flat_map(HashMap::keys)
+            .filter_map(|id| Some((id.clone(), Some(name_key(current.get(id)?)))))
+            .collect();
         for (field, values) in sets {
-            set_column(&mut tx, field, values).await?;
+            set_column(&mut tx, column(field), values).await?;
+        }
+        if !renamed.is_empty() {
+            set_column(&mut tx, "name_key", renamed).await?;
         }
         insert_accounts(&mut tx, &created).await?;
         for chunk in history.chunks(MAX_BINDS / 5) {
@@ -305,9 +324,9 @@ async fn update_one<'c>(
 
 /// Sets one column of many accounts: the (ID, value) pairs go to a temporary table, and one
 /// UPDATE driven by it (a primary-key look-up per account) replaces a statement per account.
-async fn set_column(
+pub(super) async fn set_column(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
-    field: Field,
+    column: &'static str,
     values: HashMap<String, Option<String>>,
 ) -> Result<(), DirectoryError> {
     sqlx::query(
@@ -333,9 +352,8 @@ async fn set_column(
         });
         q.build().execute(&mut **tx).await?;
     }
-    let column = column(field);
     // The ExternalSyncID's look-up key (lower case, as Rust folds it) moves with it.
-    let key = if field == Field::ExternalSyncId {
+    let key = if column == "external_sync_id" {
         ", external_sync_key = (SELECT v.key FROM temp.column_values v WHERE v.id = accounts.id)"
     } else {
         ""

@@ -427,6 +427,9 @@ impl Directory for ScimDirectory {
         for a in by_id.into_iter().chain(by_email).chain(by_ext).flatten() {
             index.insert(a);
         }
+        // Name keys (namesakes of would-be creates) are left unanswered: a SCIM filter cannot
+        // ask for a name folded as `naming::name_key` folds it, and the listing of the
+        // organisation above already holds its namesakes for the plan's first part.
         let taken: Vec<Vec<String>> = stream::iter(keys.stems.iter())
             .map(|stem| async move {
                 let (local, domain) = stem.split_once('@').unwrap_or((stem.as_str(), ""));

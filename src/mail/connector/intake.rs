@@ -413,6 +413,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     checked: true,
                     refused,
                     held: submitted.held,
+                    swapped: submitted.refused,
                 }
             }
             Err(e) => {
@@ -458,11 +459,24 @@ impl<'a, D: Directory> Connector<'a, D> {
             .iter()
             .map(|m| m.shown())
             .collect();
-        let lines = body_lines(&all_refused);
+        // A run refused whole says so once (`swapped`), not on every line.
+        let listed: Vec<RowReport> = all_refused
+            .iter()
+            .filter(|r| !r.message.starts_with(crate::reconcile::swapped::ROW_PREFIX))
+            .cloned()
+            .collect();
+        let lines = body_lines(&listed);
         let (nothing_applies, pending) = match ack {
             Ack::Accepted(p) => (false, p),
             Ack::NothingApplies(p) => (true, p),
         };
+        let duplicates: Vec<RowReport> = preview
+            .refused
+            .iter()
+            .filter(|r| r.message.starts_with(crate::reconcile::LIKELY_DUPLICATE))
+            .cloned()
+            .collect();
+        let swapped = preview.swapped.as_deref();
         let earlier = pending.map(|s| shorten(&s.file_name, 100));
         let earlier_at = pending.map(|s| self.local(parse_time(&s.received_at)));
         Ok(self.composer.compose(
@@ -490,9 +504,12 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "earlier_file": earlier,
                     "earlier_at": earlier_at,
                     "refused_lines": lines,
-                    "more_refused": all_refused.len().saturating_sub(LINES_IN_BODY),
+                    "more_refused": listed.len().saturating_sub(LINES_IN_BODY),
                     "refused_file": refused_file,
                     "attached_refused": attached,
+                    "swapped": swapped.map(|r| shorten(r, 2000)),
+                    "duplicate_lines": duplicate_lines(&duplicates),
+                    "more_duplicates": duplicates.len().saturating_sub(LINES_IN_BODY),
                     "next_run": self.schedule.describe(self.schedule.next_after(now)),
                     "cancel_code": code.map(|(c, _)| c),
                     "code_expires": code.map(|(_, t)| self.local(t)),
@@ -583,6 +600,28 @@ pub(super) fn body_lines(refused: &[RowReport]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The likely duplicates of a plan as the e-mails list them under their heading: line and
+/// the accounts named (`p10@nhs.net (ID P10)`).
+pub(super) fn duplicate_lines(duplicates: &[RowReport]) -> Vec<serde_json::Value> {
+    duplicates
+        .iter()
+        .take(LINES_IN_BODY)
+        .map(|r| json!({"line": r.line, "account": likely_account(&r.message)}))
+        .collect()
+}
+
+/// The accounts a likely-duplicate refusal names.
+fn likely_account(message: &str) -> String {
+    let named = message
+        .strip_prefix(crate::reconcile::LIKELY_DUPLICATE)
+        .unwrap_or(message);
+    let named = named
+        .split_once(", an account of the same name")
+        .or_else(|| named.split_once(", accounts of the same name"))
+        .map_or(named, |(who, _)| who);
+    shorten(named, 300)
+}
+
 /// At most `max` characters, with `…` when cut.
 pub(super) fn shorten(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
@@ -600,6 +639,8 @@ pub(super) struct Preview {
     pub refused: Vec<RowReport>,
     /// Why the nightly run would be held.
     pub held: Vec<String>,
+    /// Why the nightly run would refuse every row, said once (its columns look swapped).
+    pub swapped: Option<String>,
 }
 
 /// Which acknowledgement, with the organisation's latest pending file, if any.

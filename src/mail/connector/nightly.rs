@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::guard::Confirmers;
+use crate::reconcile;
 
 impl<'a, D: Directory> Connector<'a, D> {
     /// The nightly step: per organisation, the latest pending submission is applied and the
@@ -127,6 +128,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     &submitted.plan,
                     &applied.reports,
                     applied.counts,
+                    submitted.refused.as_deref(),
                     now,
                 )
                 .await?;
@@ -143,7 +145,10 @@ impl<'a, D: Directory> Connector<'a, D> {
         Ok(())
     }
 
-    /// The result e-mail of an applied run.
+    /// The result e-mail of an applied run. `refused` says why no row was applied (the
+    /// file's columns look swapped), once at the top; likely duplicates are gathered under
+    /// their own heading with the remedy, and the other refusals listed as they are.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn finish(
         &self,
         s: &StoredSubmission,
@@ -151,6 +156,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         plan: &Plan,
         reports: &[RowReport],
         counts: Counts,
+        refused: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), ConnectorError> {
         let (csv, attached) = report::write_report_within(
@@ -162,9 +168,14 @@ impl<'a, D: Directory> Connector<'a, D> {
         let mut attention: Vec<RowReport> = reports
             .iter()
             .filter(|r| r.result.needs_attention())
+            .filter(|r| !r.message.starts_with(reconcile::swapped::ROW_PREFIX))
             .cloned()
             .collect();
         attention.sort_by_key(|r| r.line);
+        let (duplicates, attention): (Vec<RowReport>, Vec<RowReport>) = attention
+            .into_iter()
+            .partition(|r| r.message.starts_with(reconcile::LIKELY_DUPLICATE));
+        let duplicate_lines = intake::duplicate_lines(&duplicates);
         let report_file = format!("result-{}-{}.csv", stem(&s.file_name), plan.run);
         let org = &s.organisation;
         let mail = self.composer.compose(
@@ -189,6 +200,9 @@ impl<'a, D: Directory> Connector<'a, D> {
                         .collect::<Vec<_>>(),
                     "attention_lines": intake::body_lines(&attention),
                     "more_attention": attention.len().saturating_sub(LINES_IN_BODY),
+                    "refused_run": refused.map(|r| intake::shorten(r, 2000)),
+                    "duplicate_lines": duplicate_lines,
+                    "more_duplicates": duplicates.len().saturating_sub(LINES_IN_BODY),
                 }),
                 attachment: Some((report_file.clone(), csv)),
                 in_reply_to: Some(s.message_id.clone()),
@@ -347,7 +361,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     organisation: OdsCode::new_unchecked(s.organisation.clone()),
                     rows: Vec::new(),
                 };
-                self.finish(s, &submission, &plan, &reports, counts, now)
+                self.finish(s, &submission, &plan, &reports, counts, None, now)
                     .await?;
                 summary.applied.push((s.organisation.clone(), run, counts));
             }
@@ -370,10 +384,10 @@ impl<'a, D: Directory> Connector<'a, D> {
         let (submission, results) = self.reread(s)?;
         let org = OdsCode::new_unchecked(s.organisation.clone());
         let policy = crate::deployment::policy(self.config, &org);
-        let (plan, _) = pipeline::plan(self.directory, run, &results, &policy)
+        let planned = pipeline::plan(self.directory, run, &results, &policy)
             .await
             .map_err(ApplyError::from)?;
-        Ok((submission, plan))
+        Ok((submission, planned.plan))
     }
 
     /// Held runs decided since (`approve RUN` / `reject RUN`): the result or a "dropped"
@@ -389,7 +403,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                         .map_err(|e| StoreError::Corrupt(format!("held plan of {run}: {e}")))?;
                     let reports = apply::reports(self.state, &plan, Planned::AsApplied).await?;
                     let (submission, _) = self.reread(&s)?;
-                    self.finish(&s, &submission, &plan, &reports, info.counts, now)
+                    self.finish(&s, &submission, &plan, &reports, info.counts, None, now)
                         .await?;
                     done += 1;
                 }
