@@ -138,17 +138,60 @@ pub fn reconcile(
 
 /// The addresses a plan has given out so far, starting with every address the file names:
 /// what a generated address must avoid besides the directory's.
+/// Also, for each name (as [`naming::name_key`] folds it), the first valid row of the file
+/// that gives it, so that a later row creating the same name is caught as a likely duplicate
+/// of it ([`same_file_namesake`]), whichever part of the plan either falls in.
 #[derive(Debug, Clone, Default)]
-pub struct Allocated(HashSet<String>);
+pub struct Allocated {
+    addresses: HashSet<String>,
+    /// [`naming::name_key`] → (line, ExternalSyncID) of the first valid row with that name.
+    first_of_name: std::collections::HashMap<String, (u64, String)>,
+}
 
 impl Allocated {
     pub fn new(results: &[RowResult]) -> Allocated {
-        Allocated(
-            valid(results)
+        let mut first_of_name = std::collections::HashMap::new();
+        for p in valid(results) {
+            first_of_name
+                .entry(naming::name_key(&p.first_name, &p.last_name))
+                .or_insert_with(|| (p.line, p.external_sync_id.to_string()));
+        }
+        Allocated {
+            addresses: valid(results)
                 .filter_map(|p| p.email.as_ref().map(|e| e.to_string()))
                 .collect(),
-        )
+            first_of_name,
+        }
     }
+}
+
+/// The refusal of a file's row that would create an account for the same name (as
+/// [`naming::name_key`] folds it) as an earlier row of the same file, unless it says it is a
+/// new person (`NewAccount` yes): two rows of one file for one person, under two keys, would
+/// make two accounts for them — at once when both create, or when the file comes again and
+/// the earlier row has its account. The earlier row goes its own way; a namesake really new
+/// gives `NewAccount` yes. Files only: a sync's entries are distinct objects of the source's
+/// own directory, and a SCIM client asks for each User it creates.
+fn same_file_namesake(
+    p: &Person,
+    line: u64,
+    policy: &Policy,
+    first_of_name: &std::collections::HashMap<String, (u64, String)>,
+) -> Option<String> {
+    if policy.channel != Channel::File || p.new_account {
+        return None;
+    }
+    let name = naming::name_key(&p.first_name, &p.last_name);
+    let (first, key) = first_of_name.get(&name)?;
+    (*first < line).then(|| {
+        format!(
+            "{LIKELY_DUPLICATE}line {first} of this file ({} {}, ExternalSyncID {key}), which \
+             gives the same name, so nothing was created for this row: if it is the same \
+             person, keep one of the two rows; if it is another person with the same name, set \
+             this row's NewAccount column to yes",
+            p.first_name, p.last_name
+        )
+    })
 }
 
 /// Plans a run of consecutive rows against an index built for (at least) their keys. A
@@ -160,7 +203,11 @@ pub fn reconcile_part(
     policy: &Policy,
     allocated: &mut Allocated,
 ) -> Vec<PlannedRow> {
-    let allocated = &mut allocated.0;
+    let Allocated {
+        addresses,
+        first_of_name,
+    } = allocated;
+    let first_of_name = &*first_of_name;
     results
         .iter()
         .map(|r| match &r.outcome {
@@ -169,7 +216,16 @@ pub fn reconcile_part(
                 action: Action::Rejected,
                 message: describe_issues(issues),
             },
-            RowOutcome::Valid(p) => match plan_row(p, index, policy, allocated) {
+            RowOutcome::Valid(p) => match plan_row(p, index, policy, addresses) {
+                Ok((Action::Create { .. }, _))
+                    if let Some(message) = same_file_namesake(p, r.line, policy, first_of_name) =>
+                {
+                    PlannedRow {
+                        line: r.line,
+                        action: Action::Rejected,
+                        message,
+                    }
+                }
                 Ok((action, message)) => PlannedRow {
                     line: r.line,
                     action,

@@ -352,7 +352,9 @@ async fn a_plan_made_in_parts_equals_one_made_whole() {
                 clinical_role: None,
                 clinical_speciality: None,
                 work_area: None,
-                new_account: false,
+                // Six new people named Jo Brown, each said to be new (else the later ones
+                // would be refused as likely duplicates of the first).
+                new_account: last == "Brown",
             };
             RowResult {
                 line: person.line,

@@ -34,22 +34,24 @@ fn pc(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// A directory of 1,500 accounts and a submission of 3,000 rows: 1,500 updates (half of
-/// them a changed job title) and 1,500 creates, some sharing a name.
+/// them a changed job title) and 1,500 creates, some sharing a name (said to be new people,
+/// so they are not refused as likely duplicates of each other).
 fn setup(dir: &Path) {
     let mut seed =
         String::from("ID,ExternalSyncID,FirstName,LastName,Email,JobTitle,Organisation,Status\n");
-    let mut sub = String::from("ExternalSyncID,FirstName,LastName,JobTitle,Organisation\n");
+    let mut sub =
+        String::from("ExternalSyncID,FirstName,LastName,JobTitle,Organisation,NewAccount\n");
     for i in 0..1500 {
         seed.push_str(&format!(
             "P{i:05},E{i:05},Alex,Smith{l},alex.smith{l}@nhs.net,Nurse,RKK,Active\n",
             l = letters(i)
         ));
         let title = if i % 2 == 0 { "Nurse" } else { "Sister" };
-        sub.push_str(&format!("E{i:05},Alex,Smith{},{title},RKK\n", letters(i)));
+        sub.push_str(&format!("E{i:05},Alex,Smith{},{title},RKK,\n", letters(i)));
     }
     for i in 0..1500 {
         sub.push_str(&format!(
-            "N{i:05},Jo,Brown{},Porter,RKK\n",
+            "N{i:05},Jo,Brown{},Porter,RKK,yes\n",
             letters(i % 300)
         ));
     }

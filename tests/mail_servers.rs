@@ -301,7 +301,7 @@ fn admin_sends_a_file_and_gets_acknowledgement_and_result_by_imap() {
     );
     assert_eq!(ack.in_reply_to.as_deref(), Some("real1@rxx"));
     assert!(
-        ack.text.contains("Rows accepted for the nightly run: 10"),
+        ack.text.contains("Rows accepted for the nightly run: 9"),
         "{}",
         ack.text
     );

@@ -692,8 +692,8 @@ fn a_row_that_would_create_a_namesake_of_an_account_without_a_key_is_refused() {
 }
 
 #[test]
-fn two_rows_of_one_file_with_one_name_and_two_keys_are_two_people() {
-    let rows = |first: &str, last: &str| -> Vec<RowResult> {
+fn a_second_row_of_one_file_creating_the_same_name_is_a_likely_duplicate() {
+    let rows = |first: &str, last: &str, second_is_new: bool| -> Vec<RowResult> {
         ["HR1", "HR2"]
             .iter()
             .enumerate()
@@ -702,6 +702,7 @@ fn two_rows_of_one_file_with_one_name_and_two_keys_are_two_people() {
                 p.line = i as u64 + 2;
                 p.first_name = first.into();
                 p.last_name = last.into();
+                p.new_account = second_is_new && i == 1;
                 RowResult {
                     line: p.line,
                     outcome: RowOutcome::Valid(Box::new(p)),
@@ -709,14 +710,60 @@ fn two_rows_of_one_file_with_one_name_and_two_keys_are_two_people() {
             })
             .collect()
     };
-    // No account of the name: both are created, with two addresses.
-    let plan = reconcile("r", &rows("Zoë", "Brontë"), &namesake_index(), &policy());
+    // No account of the name: the first row is created, the second (the same name folded,
+    // another key) is refused naming the first, with both ways out.
+    let plan = reconcile(
+        "r",
+        &rows("Zoë", "Brontë", false),
+        &namesake_index(),
+        &policy(),
+    );
+    assert_eq!(plan.rows[0].message, "zoe.bronte@nhs.net");
+    assert_eq!(plan.rows[1].result(), RowResultKind::Rejected);
+    assert_eq!(
+        plan.rows[1].message,
+        "possibly the same person as line 2 of this file (Zoë Brontë, ExternalSyncID HR1), \
+         which gives the same name, so nothing was created for this row: if it is the same \
+         person, keep one of the two rows; if it is another person with the same name, set this \
+         row's NewAccount column to yes"
+    );
+    // NewAccount yes on the second: two people, two addresses.
+    let plan = reconcile(
+        "r",
+        &rows("Zoe", "Bronte", true),
+        &namesake_index(),
+        &policy(),
+    );
     let made: Vec<&str> = plan.rows.iter().map(|r| r.message.as_str()).collect();
     assert_eq!(made, ["zoe.bronte@nhs.net", "zoe.bronte2@nhs.net"]);
+    // A sync's entries are distinct objects of its own directory: both are created.
+    let sync = Policy {
+        channel: Channel::Sync {
+            attributes: Vec::new(),
+            new_account: None,
+        },
+        ..policy()
+    };
+    let plan = reconcile("r", &rows("Zoë", "Brontë", false), &namesake_index(), &sync);
+    assert_eq!(plan.counts().created, 2);
+    // Planned in parts, the second part still knows the first part's creates.
+    let all = rows("Zoë", "Brontë", false);
+    let mut allocated = Allocated::new(&all);
+    let mut parted = reconcile_part(&all[..1], &namesake_index(), &policy(), &mut allocated);
+    parted.extend(reconcile_part(
+        &all[1..],
+        &namesake_index(),
+        &policy(),
+        &mut allocated,
+    ));
+    assert_eq!(
+        parted,
+        reconcile("r", &all, &namesake_index(), &policy()).rows
+    );
     // An account of the name without a key: each row may be that person, so both are refused.
     let plan = reconcile(
         "r",
-        &rows("Siobhan", "O'Neill"),
+        &rows("Siobhan", "O'Neill", false),
         &namesake_index(),
         &policy(),
     );
