@@ -186,7 +186,7 @@ async fn apply_with_client_credentials() {
             c["updated"].as_u64(),
             c["failed"].as_u64()
         ),
-        (Some(3), Some(3), Some(0)),
+        (Some(2), Some(3), Some(0)),
         "{v:#}"
     );
 }

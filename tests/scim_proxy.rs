@@ -66,7 +66,7 @@ fn requests_go_through_the_proxy() {
             c["updated"].as_u64(),
             c["failed"].as_u64()
         ),
-        (Some(3), Some(3), Some(0)),
+        (Some(2), Some(3), Some(0)),
         "{v:#}"
     );
     // tinyproxy logs each request it forwards: "Request (file descriptor N): GET http://…".

@@ -92,7 +92,7 @@ fn apply_over_https_trusting_a_private_ca() {
             c["updated"].as_u64(),
             c["failed"].as_u64()
         ),
-        (Some(3), Some(3), Some(0)),
+        (Some(2), Some(3), Some(0)),
         "{v:#}"
     );
     let o = Command::new("curl")
