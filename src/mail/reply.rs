@@ -25,28 +25,29 @@ pub struct Command {
 
 /// The command of a reply, when it carries one.
 pub fn command(subject: &str, written: &str) -> Option<Command> {
-    let lines = written_lines(written);
-    lines
+    written_lines(written)
         .iter()
-        .take(LINES_LOOKED_AT)
         .find_map(|l| command_line(l))
         .or_else(|| command_line(strip_reply_prefixes(subject)))
 }
 
-/// The lines the sender wrote, trimmed, blank ones left out: up to the quoted original or
-/// the signature, quoted lines skipped.
+/// The first [`LINES_LOOKED_AT`] lines the sender wrote, trimmed, blank ones left out: up
+/// to the quoted original or the signature, quoted lines skipped. Reads no further than
+/// those, however long the text.
 fn written_lines(text: &str) -> Vec<&str> {
-    let all: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut lines = text.lines().map(str::trim).peekable();
     let mut out = Vec::new();
-    for (i, line) in all.iter().enumerate() {
-        let next = all.get(i + 1).copied().unwrap_or("");
+    while out.len() < LINES_LOOKED_AT
+        && let Some(line) = lines.next()
+    {
+        let next = lines.peek().copied().unwrap_or("");
         if starts_original(line) {
             break;
         }
         if line.is_empty() || line.starts_with('>') || attribution(line, next) {
             continue;
         }
-        out.push(*line);
+        out.push(line);
     }
     out
 }

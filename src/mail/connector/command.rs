@@ -79,17 +79,7 @@ impl<'a, D: Directory> Connector<'a, D> {
             outcome: d.outcome,
             reason: d.reason.clone(),
         };
-        let message = NewMessage {
-            mailbox_key: &f.key,
-            message_id: &msg.message_id,
-            content_key: &msg.content_key,
-            sender: msg.from.as_deref(),
-            subject: &msg.subject,
-            sent_date: msg.date.as_deref(),
-            raw: &f.raw,
-            folder,
-            reason: (!acted).then(|| d.reason.clone()),
-        };
+        let message = intake::stored(f, msg, folder, (!acted).then(|| d.reason.clone()));
         self.store
             .answer_command(&message, &record, &replies, now)
             .await?;

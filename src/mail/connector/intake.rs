@@ -168,17 +168,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                 .take_command(mailbox, f, &msg, &verdict, &cmd, minter, now, summary)
                 .await;
         }
-        let new_message = |folder, reason| NewMessage {
-            mailbox_key: &f.key,
-            message_id: &msg.message_id,
-            content_key: &msg.content_key,
-            sender: msg.from.as_deref(),
-            subject: &msg.subject,
-            sent_date: msg.date.as_deref(),
-            raw: &f.raw,
-            folder,
-            reason,
-        };
+        let new_message = |folder, reason| stored(f, &msg, folder, reason);
         match self.decide(&msg, &verdict) {
             Ok(a) if a.refused.len() < a.rows => {
                 let valid = a.rows - a.refused.len();
@@ -620,6 +610,26 @@ fn likely_account(message: &str) -> String {
         .or_else(|| named.split_once(", accounts of the same name"))
         .map_or(named, |(who, _)| who);
     shorten(named, 300)
+}
+
+/// The record of a message read and parsed, filed to `folder` (with `reason`, when refused).
+pub(super) fn stored<'m>(
+    f: &'m Fetched,
+    msg: &'m Inbound,
+    folder: Folder,
+    reason: Option<String>,
+) -> NewMessage<'m> {
+    NewMessage {
+        mailbox_key: &f.key,
+        message_id: &msg.message_id,
+        content_key: &msg.content_key,
+        sender: msg.from.as_deref(),
+        subject: &msg.subject,
+        sent_date: msg.date.as_deref(),
+        raw: &f.raw,
+        folder,
+        reason,
+    }
 }
 
 /// At most `max` characters, with `…` when cut.
