@@ -95,9 +95,12 @@ fn written(msg: &Message<'_>) -> String {
     else {
         return String::new();
     };
+    // Only the start of a body is read: the command is in its first lines, and a body of
+    // tens of megabytes is not copied, lower-cased or converted whole.
     let mut text = match &part.body {
-        PartType::Text(t) => t.to_string(),
+        PartType::Text(t) => prefix(t, WRITTEN_BYTES).to_owned(),
         PartType::Html(h) => {
+            let h = prefix(h, HTML_READ_BYTES);
             let lower = h.to_ascii_lowercase();
             let cut = [
                 "id=\"divrplyfwdmsg\"",
@@ -122,14 +125,24 @@ fn written(msg: &Message<'_>) -> String {
         }
         _ => String::new(),
     };
-    if text.len() > WRITTEN_BYTES {
-        let mut end = WRITTEN_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    let kept = prefix(&text, WRITTEN_BYTES).len();
+    text.truncate(kept);
     text
+}
+
+/// How much of an HTML body is read for the text the sender wrote: its markup takes room.
+const HTML_READ_BYTES: usize = 16 * WRITTEN_BYTES;
+
+/// The first `max` bytes of `s` at most, cut at a character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn unfold(value: &str) -> String {

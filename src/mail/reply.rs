@@ -76,10 +76,10 @@ fn attribution(line: &str, next: &str) -> bool {
 fn strip_reply_prefixes(subject: &str) -> &str {
     let mut s = subject.trim();
     loop {
-        let lower = s.to_ascii_lowercase();
+        // Each prefix compared where it stands, so a subject of many prefixes costs its length.
         let cut = ["re:", "aw:", "sv:", "fw:", "fwd:", "[external]"]
             .iter()
-            .find(|p| lower.starts_with(*p))
+            .find(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
             .map(|p| p.len());
         match cut {
             Some(n) => s = s[n..].trim_start(),
