@@ -960,36 +960,7 @@ fn intake_holds_one_message_at_a_time_whatever_the_inbox_holds() {
             ),
         );
     }
-    let started = std::time::Instant::now();
-    let mut child = Command::new("prlimit")
-        .env("MALLOC_ARENA_MAX", "1")
-        .arg("--as=450000000")
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_push-connector"))
-        .args(["--config", "connector.toml", "run", "--once"])
-        .current_dir(d.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("prlimit (util-linux) runs");
-    let deadline = started + std::time::Duration::from_secs(240);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("intake of 48 messages took over 240 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = capped_once(&d, 450_000_000, 240);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("intake: 0 accepted, 48 rejected"),
@@ -1381,4 +1352,96 @@ fn a_file_with_swapped_name_columns_is_refused_once_at_the_top() {
     );
     assert!(result.text.contains("Rejected:  3"), "{}", result.text);
     assert_eq!(d.export(), before, "nothing renamed");
+}
+
+/// `run --once` under a cap on address space (`prlimit --as`, one malloc arena so the cap
+/// measures the heap, not per-thread reservations) and a deadline; the run must succeed.
+fn capped_once(d: &Deployment, bytes: u64, seconds: u64) -> std::process::Output {
+    let started = std::time::Instant::now();
+    let mut child = Command::new("prlimit")
+        .env("MALLOC_ARENA_MAX", "1")
+        .arg(format!("--as={bytes}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_push-connector"))
+        .args(["--config", "connector.toml", "run", "--once"])
+        .current_dir(d.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) runs");
+    let deadline = started + std::time::Duration::from_secs(seconds);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("run --once took over {seconds} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn a_hostile_reply_costs_bounded_memory_and_time_and_changes_nothing() {
+    // Replies without a file, as an attacker who has read the reply parser would send them:
+    // an HTML-only body of 20 MB of nested tags that never opens a quote, then the command;
+    // a plain body of a million quoted lines (25 MB) hiding a command among them; and a subject
+    // of nothing but reply prefixes. Each is read under the cap, none approves anything,
+    // and the file behind them is still taken in the same pass.
+    let d = Deployment::new();
+    let before = d.export();
+    let html = format!(
+        "<html><body>{}CONFIRM ABCDE-FGHJK</body></html>",
+        "<div><span><b>".repeat(1_400_000)
+    );
+    let headers = |id: &str, subject: &str, kind: &str| {
+        format!(
+            "From: Admin <admin@rxx.nhs.uk>\r\nTo: connector@connector.test\r\n\
+             Subject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Wed, 2 Dec 2026 09:00:00 +0000\r\n\
+             MIME-Version: 1.0\r\nContent-Type: {kind}; charset=UTF-8\r\n\r\n"
+        )
+    };
+    d.deliver(
+        "1.html",
+        format!("{}{html}\r\n", headers("h1@rxx", "Re: Held", "text/html")).as_bytes(),
+    );
+    let quoted = "> CONFIRM ABCDE-FGHJK\r\n".repeat(1_000_000);
+    d.deliver(
+        "2.quoted",
+        format!("{}{quoted}", headers("h2@rxx", "Re: Held", "text/plain")).as_bytes(),
+    );
+    let prefixes = "Re: ".repeat(200_000);
+    d.deliver(
+        "3.subject",
+        format!("{}CONFIRM\r\n", headers("h3@rxx", &prefixes, "text/plain")).as_bytes(),
+    );
+    d.deliver(
+        "4.file",
+        &message(
+            "admin@rxx.nhs.uk",
+            "f1@rxx",
+            &[("staff.csv", &sample_csv())],
+        ),
+    );
+    let out = capped_once(&d, 450_000_000, 120);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("intake: 1 accepted, 3 rejected"),
+        "{stdout}"
+    );
+    assert_eq!(
+        d.export(),
+        before,
+        "nothing is applied by a reply or before the nightly run"
+    );
+    assert_eq!(d.filed("Rejected"), 3);
 }
