@@ -57,32 +57,13 @@ impl Deployment {
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
-        let mut all = vec!["--config", "connector.toml"];
-        all.extend_from_slice(args);
-        std::process::Command::new(env!("CARGO_BIN_EXE_push-connector"))
-            .args(&all)
-            .current_dir(self.dir.path())
-            .env_remove("PUSH_CONNECTOR_CONFIG")
-            .env("PUSH_CONNECTOR__MAILBOX__PASSWORD", env("MAIL_PASSWORD"))
-            .env("PUSH_CONNECTOR__OUTBOX__PASSWORD", env("MAIL_PASSWORD"))
+        mail::binary(self.dir.path(), args)
             .output()
             .expect("the binary runs")
     }
 
     fn once(&self, nightly: bool) -> String {
-        let args: &[&str] = if nightly {
-            &["run", "--once", "--now"]
-        } else {
-            &["run", "--once"]
-        };
-        let out = self.run(args);
-        let text = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{text}");
-        text
+        mail::once(self.dir.path(), nightly)
     }
 
     fn text(&self, args: &[&str]) -> String {

@@ -80,15 +80,7 @@ impl Deployment {
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_push-connector"));
-        c.args(["--config", "connector.toml"])
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("PUSH_CONNECTOR_CONFIG")
-            .env("NO_COLOR", "1")
-            .env("PUSH_CONNECTOR__MAILBOX__PASSWORD", env("MAIL_PASSWORD"))
-            .env("PUSH_CONNECTOR__OUTBOX__PASSWORD", env("MAIL_PASSWORD"));
-        c
+        mail::binary(self.path(), args)
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
@@ -97,19 +89,7 @@ impl Deployment {
 
     /// `run --once` (with `--now`: and the nightly step): its stdout and log.
     fn once(&self, now: bool) -> String {
-        let args: &[&str] = if now {
-            &["run", "--once", "--now"]
-        } else {
-            &["run", "--once"]
-        };
-        let out = self.run(args);
-        let text = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{text}");
-        text
+        mail::once(self.path(), now)
     }
 
     /// `outbox list --json` (with `--all`: sent and dropped ones too).

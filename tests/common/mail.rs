@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use async_imap::Client;
@@ -283,4 +284,36 @@ pub fn results(csv: &[u8]) -> std::collections::BTreeMap<String, String> {
             (rec[key].to_owned(), rec[result].to_owned())
         })
         .collect()
+}
+
+/// The binary in `dir` with its `connector.toml` and the test servers' mail password (as
+/// `run` and `check` ask for it), logs without colour.
+pub fn binary(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_push-connector"));
+    c.args(["--config", "connector.toml"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PUSH_CONNECTOR_CONFIG")
+        .env("NO_COLOR", "1")
+        .env("PUSH_CONNECTOR__MAILBOX__PASSWORD", env("MAIL_PASSWORD"))
+        .env("PUSH_CONNECTOR__OUTBOX__PASSWORD", env("MAIL_PASSWORD"));
+    c
+}
+
+/// `run --once` in `dir` (with `nightly`: and the nightly step), which must succeed: its
+/// stdout and log.
+pub fn once(dir: &Path, nightly: bool) -> String {
+    let args: &[&str] = if nightly {
+        &["run", "--once", "--now"]
+    } else {
+        &["run", "--once"]
+    };
+    let out = binary(dir, args).output().expect("the binary runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
 }
