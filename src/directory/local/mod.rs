@@ -79,6 +79,34 @@ fn account_of(values: AccountValues) -> Result<Account, DirectoryError> {
 /// returns one value, `account_json!()`: a whole result crosses the driver as one JSON text
 /// instead of a row per account, which is several times cheaper for large results.
 /// Secondary addresses are left for `with_secondary`.
+/// The accounts `sql` finds for (organisation, key) pairs: one statement per organisation
+/// and [`KEY_CHUNK`] keys, binding the keys as a JSON array, then the organisation.
+async fn per_organisation(
+    pool: &SqlitePool,
+    keys: &[(String, String)],
+    sql: &'static str,
+    out: &mut Vec<Account>,
+) -> Result<(), DirectoryError> {
+    let mut keys: Vec<&(String, String)> = keys.iter().collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for same_org in keys.chunk_by(|a, b| a.0 == b.0) {
+        for chunk in same_org.chunks(KEY_CHUNK) {
+            aggregated_accounts(
+                pool,
+                sql,
+                &[
+                    json_array(chunk.iter().map(|k| k.1.as_str())),
+                    chunk[0].0.clone(),
+                ],
+                out,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 async fn aggregated_accounts<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
     executor: E,
     sql: &'static str,
@@ -413,55 +441,35 @@ impl Directory for LocalDirectory {
         }
         // One organisation per query, so the key is a plain value and the planner walks the
         // (organisation, external_sync_key) index once per key.
-        let mut external: Vec<&(String, String)> = keys.external.iter().collect();
-        external.sort_unstable();
-        external.dedup();
-        for same_org in external.chunk_by(|a, b| a.0 == b.0) {
-            for chunk in same_org.chunks(KEY_CHUNK) {
-                aggregated_accounts(
-                    &self.pool,
-                    concat!(
-                        "SELECT ",
-                        account_json!(),
-                        " FROM json_each(?) j CROSS JOIN accounts a
-                         WHERE a.organisation = ? AND a.external_sync_key = j.value"
-                    ),
-                    &[
-                        json_array(chunk.iter().map(|k| k.1.as_str())),
-                        chunk[0].0.clone(),
-                    ],
-                    &mut accounts,
-                )
-                .await?;
-            }
-        }
+        per_organisation(
+            &self.pool,
+            &keys.external,
+            concat!(
+                "SELECT ",
+                account_json!(),
+                " FROM json_each(?) j CROSS JOIN accounts a
+                 WHERE a.organisation = ? AND a.external_sync_key = j.value"
+            ),
+            &mut accounts,
+        )
+        .await?;
         self.near_external(keys, &mut accounts).await?;
         // Namesakes of would-be creates: live accounts of the organisation with the name key
         // and no ExternalSyncID.
-        let mut names: Vec<&(String, String)> = keys.names.iter().collect();
-        names.sort_unstable();
-        names.dedup();
-        for same_org in names.chunk_by(|a, b| a.0 == b.0) {
-            for chunk in same_org.chunks(KEY_CHUNK) {
-                aggregated_accounts(
-                    &self.pool,
-                    concat!(
-                        "SELECT ",
-                        account_json!(),
-                        " FROM json_each(?) j CROSS JOIN accounts a
-                         WHERE a.name_key = j.value AND a.organisation = ?
-                           AND a.status IN ('Active', 'Pending')
-                           AND a.external_sync_key IS NULL"
-                    ),
-                    &[
-                        json_array(chunk.iter().map(|k| k.1.as_str())),
-                        chunk[0].0.clone(),
-                    ],
-                    &mut accounts,
-                )
-                .await?;
-            }
-        }
+        per_organisation(
+            &self.pool,
+            &keys.names,
+            concat!(
+                "SELECT ",
+                account_json!(),
+                " FROM json_each(?) j CROSS JOIN accounts a
+                 WHERE a.name_key = j.value AND a.organisation = ?
+                   AND a.status IN ('Active', 'Pending')
+                   AND a.external_sync_key IS NULL"
+            ),
+            &mut accounts,
+        )
+        .await?;
         for chunk in keys.emails.chunks(KEY_CHUNK) {
             aggregated_accounts(
                 &self.pool,
