@@ -400,7 +400,6 @@ impl<'a, D: Directory> Connector<'a, D> {
                     })
                     .collect();
                 Preview {
-                    checked: true,
                     refused,
                     held: submitted.held,
                     swapped: submitted.refused,
@@ -487,7 +486,6 @@ impl<'a, D: Directory> Connector<'a, D> {
                     "valid": a.rows - all_refused.len(),
                     "refused": all_refused.len(),
                     "refused_by_directory": preview.refused.len(),
-                    "previewed": preview.checked,
                     "would_hold": preview.held,
                     "mistakes": mistakes,
                     "nothing_applies": nothing_applies,
@@ -643,8 +641,6 @@ pub(super) fn shorten(text: &str, max: usize) -> String {
 /// What the directory as it is now says of an accepted file (see `Connector::preview`).
 #[derive(Debug, Default)]
 pub(super) struct Preview {
-    /// Whether the directory was asked.
-    pub checked: bool,
     /// Rows valid in themselves that the nightly run would refuse.
     pub refused: Vec<RowReport>,
     /// Why the nightly run would be held.
