@@ -7,6 +7,7 @@
 //! workbook is checked part by part before the spreadsheet library opens it. Nothing here
 //! judges cell values: that is `validate`'s job.
 
+mod cells;
 mod headers;
 mod limits;
 mod text;
@@ -14,6 +15,7 @@ mod workbook;
 mod xls_scan;
 mod zip_scan;
 
+pub use cells::Cells;
 pub use headers::{
     Column, HeaderMap, Layout, NEW_ACCOUNT_HEADER, header_key, layout_header, map_headers,
 };
@@ -61,7 +63,7 @@ pub struct RawRow {
     /// The file's own line number (for workbooks, the sheet's row number).
     pub line: u64,
     /// The cells as sent, decoded to text.
-    pub cells: StringRecord,
+    pub cells: Cells,
     /// Problems found while reading (broken quotes, wrong cell count, spreadsheet errors).
     pub issues: Vec<RowIssue>,
 }

@@ -12,7 +12,7 @@ use csv::StringRecord;
 
 use super::limits::{Limit, Limits};
 use super::{
-    Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row, xls_scan, zip_scan,
+    Cells, Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row, xls_scan, zip_scan,
 };
 use crate::model::RowIssue;
 
@@ -340,7 +340,7 @@ fn submission(
                 record.truncate(headers.len());
                 out.push(RawRow {
                     line,
-                    cells: record,
+                    cells: Cells::from(&record),
                     issues,
                 });
             }

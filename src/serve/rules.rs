@@ -72,7 +72,7 @@ fn attribute(field: Field) -> String {
 /// blank for a new account.
 pub fn submission(account: &Account, id: Option<&PortalId>) -> Submission {
     let headers: StringRecord = Field::ALL.iter().map(|f| f.name()).collect();
-    let cells: StringRecord = Field::ALL
+    let cells: crate::formats::Cells = Field::ALL
         .iter()
         .map(|&f| match f {
             Field::Id => id.map_or("", PortalId::as_str),

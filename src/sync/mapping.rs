@@ -153,7 +153,7 @@ impl Mapping {
                 }
                 RawRow {
                     line: i as u64 + 2,
-                    cells,
+                    cells: cells.into(),
                     issues: Vec::new(),
                 }
             })

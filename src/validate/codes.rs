@@ -58,6 +58,18 @@ impl CodeList {
 
     /// The list's own spelling of a value, if it is on the list.
     pub fn canonical(&self, value: &str) -> Option<&str> {
+        // Short ASCII values (nearly all) are lower-cased on the stack: for ASCII text,
+        // `to_lowercase` and `to_ascii_lowercase` agree.
+        let mut buffer = [0u8; 64];
+        if value.is_ascii()
+            && let Some(lower) = buffer.get_mut(..value.len())
+        {
+            lower.copy_from_slice(value.as_bytes());
+            lower.make_ascii_lowercase();
+            if let Ok(key) = std::str::from_utf8(lower) {
+                return self.by_key.get(key).map(String::as_str);
+            }
+        }
         self.by_key.get(&value.to_lowercase()).map(String::as_str)
     }
 

@@ -12,6 +12,7 @@ pub mod text;
 
 pub use codes::CodeList;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rayon::prelude::*;
@@ -335,11 +336,11 @@ struct RowCheck<'a> {
     /// The position of the `NewAccount` column.
     new_account: Option<usize>,
     line: u64,
-    cells: &'a csv::StringRecord,
+    cells: &'a crate::formats::Cells,
     issues: Vec<RowIssue>,
 }
 
-impl RowCheck<'_> {
+impl<'a> RowCheck<'a> {
     fn issue(&mut self, field: Field, value: &str, message: impl Into<String>) {
         let column = self.columns[field.index()]
             .and_then(|c| self.sub.headers.get(c))
@@ -352,8 +353,9 @@ impl RowCheck<'_> {
         });
     }
 
-    /// The cleaned value of a field's cell; `None` when blank, absent or unusable.
-    fn cell(&mut self, field: Field) -> Option<String> {
+    /// The cleaned value of a field's cell, borrowed from the row when cleaning changed
+    /// nothing; `None` when blank, absent or unusable.
+    fn cell(&mut self, field: Field) -> Option<Cow<'a, str>> {
         let index = self.columns[field.index()]?;
         let raw = unneutralise(self.cells.get(index)?);
         if let Err(message) = text::check_encoding(raw) {
@@ -362,7 +364,7 @@ impl RowCheck<'_> {
         }
         match text::clean(raw) {
             Ok(v) if v.is_empty() => None,
-            Ok(v) => Some(v.into_owned()),
+            Ok(v) => Some(v),
             Err(message) => {
                 self.issue(field, raw, message);
                 None
@@ -407,7 +409,7 @@ impl RowCheck<'_> {
     }
 
     /// A cell that must be present.
-    fn required(&mut self, field: Field) -> Option<String> {
+    fn required(&mut self, field: Field) -> Option<Cow<'a, str>> {
         let before = self.issues.len();
         let value = self.cell(field);
         if value.is_none() && self.issues.len() == before {
@@ -420,7 +422,7 @@ impl RowCheck<'_> {
     fn checked<T>(
         &mut self,
         field: Field,
-        value: Option<String>,
+        value: Option<Cow<'a, str>>,
         check: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
         let value = value?;
@@ -437,12 +439,12 @@ impl RowCheck<'_> {
     fn kept(
         &mut self,
         field: Field,
-        value: Option<String>,
+        value: Option<Cow<'a, str>>,
         check: impl FnOnce(&str) -> Result<(), String>,
     ) -> Option<String> {
         let value = value?;
         match check(&value) {
-            Ok(()) => Some(value),
+            Ok(()) => Some(value.into_owned()),
             Err(message) => {
                 self.issue(field, &value, message);
                 None
@@ -450,7 +452,7 @@ impl RowCheck<'_> {
         }
     }
 
-    fn name(&mut self, field: Field, value: Option<String>) -> Option<String> {
+    fn name(&mut self, field: Field, value: Option<Cow<'a, str>>) -> Option<String> {
         self.kept(field, value, |v| text::check_name(v, MAX_NAME))
     }
 
@@ -471,10 +473,12 @@ impl RowCheck<'_> {
             Field::ClinicalSpeciality => self.rules.clinical_specialities.as_ref(),
             _ => self.rules.work_areas.as_ref(),
         };
-        let mut values: Vec<String> = Vec::new();
+        let separator = self.sub.value_separator();
+        // Sized for every part, so the list kept is exactly as long as it needs to be.
+        let mut values: Vec<String> = Vec::with_capacity(1 + value.matches(separator).count());
         let mut unknown = Vec::new();
         let mut problems = Vec::new();
-        for part in value.split(self.sub.value_separator()) {
+        for part in value.split(separator) {
             let part = part.trim();
             if part.is_empty() {
                 continue;
@@ -538,6 +542,7 @@ impl RowCheck<'_> {
             self.issue(field, &value, problems.join("; "));
             return None;
         }
+        values.shrink_to_fit();
         (!values.is_empty()).then_some(values)
     }
 

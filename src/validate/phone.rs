@@ -121,8 +121,21 @@ fn example(kind: PhoneKind) -> &'static str {
     }
 }
 
+/// A UK national significant number (no leading 0): 9 or 10 ASCII digits, kept on the stack.
+struct Nsn {
+    digits: [u8; 10],
+    len: usize,
+}
+
+impl Nsn {
+    fn as_str(&self) -> &str {
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.digits[..self.len]).unwrap_or_default()
+    }
+}
+
 /// Takes a written number apart into its UK national significant number (no leading 0).
-fn national_digits(raw: &str, kind: PhoneKind) -> Result<String, String> {
+fn national_digits(raw: &str, kind: PhoneKind) -> Result<Nsn, String> {
     let text = raw.trim();
     let plus = text.starts_with('+');
     // Digits in a fixed buffer: numbers are short, and this runs for every phone of a file.
@@ -178,14 +191,19 @@ fn national_digits(raw: &str, kind: PhoneKind) -> Result<String, String> {
             if nsn.len() < 9 { "short" } else { "long" }
         ));
     }
-    // Only ASCII digits were kept.
-    Ok(nsn.iter().map(|&b| b as char).collect())
+    let mut out = Nsn {
+        digits: [0; 10],
+        len: nsn.len(),
+    };
+    out.digits[..nsn.len()].copy_from_slice(nsn);
+    Ok(out)
 }
 
 /// Normalises a UK number to E.164, or says why it cannot be one.
 pub fn normalise(raw: &str, kind: PhoneKind) -> Result<Phone, String> {
     let nsn = national_digits(raw, kind)?;
-    match (uk_number_type(&nsn), kind) {
+    let nsn = nsn.as_str();
+    match (uk_number_type(nsn), kind) {
         (Type::Unknown, _) if nsn.starts_with('7') => Err(
             "looks like a mobile number, but its range is not allocated to any UK network \
              (07700 900000 to 900999, for example, is kept for drama): check it against the \
@@ -200,7 +218,7 @@ pub fn normalise(raw: &str, kind: PhoneKind) -> Result<Phone, String> {
         (Type::Mobile | Type::FixedLineOrMobile, _) | (_, PhoneKind::Any) => {
             let mut e164 = String::with_capacity(3 + nsn.len());
             e164.push_str("+44");
-            e164.push_str(&nsn);
+            e164.push_str(nsn);
             Ok(Phone::new_unchecked(e164))
         }
         (_, PhoneKind::Mobile) => Err(

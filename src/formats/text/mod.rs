@@ -13,7 +13,7 @@ use encoding_rs::{UTF_16BE, UTF_16LE, WINDOWS_1252};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{Container, Limit, Limits, RawRow, ReadError, Submission, map_header_row};
+use super::{Cells, Container, Limit, Limits, RawRow, ReadError, Submission, map_header_row};
 use crate::model::RowIssue;
 
 /// The character encoding a text file was read with.
@@ -244,6 +244,7 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
         Some(Ok(header)) => header,
         _ => return Err(ReadError::NoHeader),
     };
+    let header: StringRecord = header.iter().collect();
     let map = map_header_row(&header, header_no, limits)?;
     let width = header.len();
     let body = records.base + records.reader.position().byte() as usize;
@@ -337,7 +338,7 @@ fn data_rows(
             }
             Err(issue) => rows.push(RawRow {
                 line: issue.line,
-                cells: StringRecord::new(),
+                cells: Cells::new(),
                 issues: vec![issue],
             }),
         }
@@ -490,7 +491,7 @@ fn newlines(bytes: &[u8]) -> u64 {
 }
 
 impl Iterator for Records<'_> {
-    type Item = Result<(u64, StringRecord), RowIssue>;
+    type Item = Result<(u64, Cells), RowIssue>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.reader.read_record(&mut self.record) {
@@ -517,8 +518,8 @@ impl Iterator for Records<'_> {
                             .to_owned(),
                     }));
                 }
-                // A clone is sized exactly; the reader's buffer is kept for the next record.
-                Some(Ok((line, self.record.clone())))
+                // Copied out exactly sized; the reader's buffer is kept for the next record.
+                Some(Ok((line, Cells::from(&self.record))))
             }
             Err(err) => {
                 let at = self.base + err.position().map_or(0, |p| p.byte() as usize);
