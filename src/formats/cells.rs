@@ -204,7 +204,10 @@ mod tests {
         assert_eq!(&cells[2], "Zoë");
         assert_eq!(cells.get(4), Some(""));
         assert_eq!(cells.get(5), None);
-        assert_eq!(cells.iter().collect::<Vec<_>>(), record.iter().collect::<Vec<_>>());
+        assert_eq!(
+            cells.iter().collect::<Vec<_>>(),
+            record.iter().collect::<Vec<_>>()
+        );
         assert!(Cells::new().is_empty());
         assert_eq!(Cells::new().get(0), None);
     }
@@ -216,7 +219,10 @@ mod tests {
         assert!(matches!(cells.ends, Ends::Long(_)));
         assert_eq!(cells.get(1), Some(long.as_str()));
         assert_eq!(cells.get(2), Some("b"));
-        assert_eq!(Cells::from(&StringRecord::from(vec!["a", long.as_str(), "b"])), cells);
+        assert_eq!(
+            Cells::from(&StringRecord::from(vec!["a", long.as_str(), "b"])),
+            cells
+        );
     }
 
     proptest! {

@@ -12,7 +12,8 @@ use csv::StringRecord;
 
 use super::limits::{Limit, Limits};
 use super::{
-    Cells, Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row, xls_scan, zip_scan,
+    Cells, Container, RawRow, ReadError, Submission, WorkbookKind, map_header_row, xls_scan,
+    zip_scan,
 };
 use crate::model::RowIssue;
 

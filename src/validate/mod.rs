@@ -233,25 +233,36 @@ fn key_of<'a>(
 }
 
 /// Groups of row indexes that claim the same value of `field` (each group of 2 or more).
+///
+/// The table of keys seen holds only row indexes (the key read back from the row when
+/// compared), so a file of a million rows costs a few megabytes here, not a copy of its keys.
 fn duplicate_groups(
     field: Field,
     results: &[RowResult],
     refused: &[Option<Box<Keys>>],
 ) -> Vec<Vec<usize>> {
-    let mut first: FxHashMap<Caseless<'_>, usize> =
-        FxHashMap::with_capacity_and_hasher(results.len(), Default::default());
+    use std::hash::BuildHasher;
+    let hasher = rustc_hash::FxBuildHasher;
+    let hash = |key: &str| hasher.hash_one(Caseless(key));
+    let key = |i: usize| key_of(field, &results[i], &refused[i]);
+    let mut first: hashbrown::HashTable<usize> = hashbrown::HashTable::with_capacity(results.len());
     // For a key seen more than once: its first row and the group index.
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut group_of_first: FxHashMap<usize, usize> = FxHashMap::default();
     for (i, (result, keys)) in results.iter().zip(refused).enumerate() {
-        let Some(key) = key_of(field, result, keys) else {
+        let Some(claimed) = key_of(field, result, keys) else {
             continue;
         };
-        match first.entry(Caseless(key)) {
-            std::collections::hash_map::Entry::Vacant(v) => {
+        let entry = first.entry(
+            hash(claimed),
+            |&j| key(j).is_some_and(|k| Caseless(k) == Caseless(claimed)),
+            |&j| hash(key(j).unwrap_or_default()),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert(i);
             }
-            std::collections::hash_map::Entry::Occupied(o) => {
+            hashbrown::hash_table::Entry::Occupied(o) => {
                 let head = *o.get();
                 let g = *group_of_first.entry(head).or_insert_with(|| {
                     groups.push(vec![head]);

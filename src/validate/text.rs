@@ -49,11 +49,41 @@ fn is_already_clean_ascii(raw: &str) -> bool {
     true
 }
 
+/// Is this text (of any script) that cleaning would leave as it is: no control character,
+/// nothing to straighten, white space only as single plain spaces between words, and
+/// certainly NFC by the quick check? One pass over the characters, then the quick check.
+fn is_already_clean(raw: &str) -> bool {
+    let mut previous_space = true;
+    for c in raw.chars() {
+        if c.is_whitespace() {
+            if c != ' ' || previous_space {
+                return false;
+            }
+            previous_space = true;
+            continue;
+        }
+        if c.is_control() || is_apostrophe_like(c) || is_hyphen_like(c) {
+            return false;
+        }
+        previous_space = false;
+    }
+    !previous_space && is_nfc_quick(raw.chars()) == unicode_normalization::IsNormalized::Yes
+}
+
 /// Normalises a cell; an error names the first control character.
+///
+/// Most cells are already clean (plain ASCII, or composed text with single spaces) and are
+/// given back borrowed after one pass; the rest take [`clean_general`], which gives the same
+/// value for those (a property test holds the two to it).
 pub fn clean(raw: &str) -> Result<Cow<'_, str>, String> {
-    if is_already_clean_ascii(raw) {
+    if is_already_clean_ascii(raw) || is_already_clean(raw) {
         return Ok(Cow::Borrowed(raw));
     }
+    clean_general(raw)
+}
+
+/// [`clean`] without its fast paths: every step taken for every value.
+pub fn clean_general(raw: &str) -> Result<Cow<'_, str>, String> {
     if let Some(c) = raw.chars().find(|c| c.is_control()) {
         return Err(match c {
             '\n' | '\r' => "contains a line break, which cannot be stored".to_owned(),
@@ -241,6 +271,35 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn already_clean_text_is_borrowed_and_the_rest_is_not() {
+        for clean_text in [
+            "Zoë",
+            "Ó Súilleabháin",
+            "Łukasz",
+            "Σοφία",
+            "李",
+            "Part time, Mon-Wed",
+        ] {
+            assert!(
+                matches!(clean(clean_text), Ok(Cow::Borrowed(_))),
+                "{clean_text}"
+            );
+        }
+        // Decomposed, curly, doubled or edge spaces, no-break space: each needs work.
+        for work in [
+            "Zoe\u{308}",
+            "O\u{2019}Brien",
+            "Ann  Lee",
+            " Zoë",
+            "Zoë ",
+            "Ann\u{a0}Lee",
+            "Mon–Wed",
+        ] {
+            assert!(matches!(clean(work), Ok(Cow::Owned(_))), "{work}");
+        }
+    }
+
+    #[test]
     fn cleaning_trims_collapses_composes_and_straightens() {
         assert_eq!(clean("  Anne   Marie ").unwrap(), "Anne Marie");
         assert_eq!(clean("O\u{2019}Brien").unwrap(), "O'Brien");
@@ -384,6 +443,31 @@ mod tests {
         #[test]
         fn cleaning_any_unicode_never_panics(raw in any::<String>()) {
             let _ = clean(&raw);
+        }
+
+        /// The fast paths give the general path's verdict and value, on any text.
+        #[test]
+        fn fast_paths_agree_with_the_general_path(raw in any::<String>()) {
+            prop_assert_eq!(clean(&raw), clean_general(&raw));
+        }
+
+        /// … and on text built from what real cells hold: letters with and without accents,
+        /// combining marks, apostrophes and hyphens of every kind, all sorts of white space.
+        #[test]
+        fn fast_paths_agree_on_cell_like_text(
+            parts in prop::collection::vec(
+                prop::sample::select(vec![
+                    "a", "Z", "e", "\u{e9}", "\u{301}", "\u{308}", "\u{327}", "\u{1e9b}",
+                    "\u{1ffd}", "\u{212b}", "\u{f900}", "\u{ac00}", "\u{1100}", "\u{1161}",
+                    "\u{3b1}", "\u{674e}", "'", "\u{2019}", "`", "\u{b4}", "-", "\u{2010}",
+                    "\u{2013}", " ", "  ", "\u{a0}", "\t", "\u{2003}", "\u{3000}", "\u{7}",
+                    "\u{200b}", ".", "0",
+                ]),
+                0..16,
+            )
+        ) {
+            let raw = parts.concat();
+            prop_assert_eq!(clean(&raw), clean_general(&raw));
         }
     }
 }
