@@ -29,8 +29,8 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         return validate_one(n);
     }
     println!(
-        "{:>9} {:>9} {:>11} {:>12} {:>12} {:>7} {:>10} {:>9}",
-        "rows", "MB", "raw csv s", "pipeline s", "rows/s", "x raw", "peak MiB", "refused"
+        "{:>9} {:>9} {:>11} {:>8} {:>12} {:>12} {:>7} {:>10} {:>9}",
+        "rows", "MB", "raw csv s", "read s", "pipeline s", "rows/s", "x raw", "peak MiB", "refused"
     );
     let exe = std::env::current_exe().context("finding this program")?;
     for n in args.rows {
@@ -67,6 +67,7 @@ fn validate_one(n: u64) -> anyhow::Result<ExitCode> {
 
     let start = Instant::now();
     let sub = formats::read(&bytes, &BENCH_LIMITS).context("reading the generated file")?;
+    let read = start.elapsed().as_secs_f64();
     let results = validate::validate(&sub, &validate::Rules::default());
     let pipeline = start.elapsed().as_secs_f64();
     let counts = validate::counts(&results);
@@ -74,10 +75,11 @@ fn validate_one(n: u64) -> anyhow::Result<ExitCode> {
         bail!("read {records} records and {} rows for {n}", results.len());
     }
     println!(
-        "{:>9} {:>9.1} {:>11.3} {:>12.3} {:>12.0} {:>7.1} {:>10.0} {:>9}",
+        "{:>9} {:>9.1} {:>11.3} {:>8.3} {:>12.3} {:>12.0} {:>7.1} {:>10.0} {:>9}",
         n,
         bytes.len() as f64 / 1e6,
         raw,
+        read,
         pipeline,
         n as f64 / pipeline,
         pipeline / raw,
