@@ -15,7 +15,7 @@ use crate::apply::{self, Applied, ApplyError, Context, Minter};
 use crate::config::GuardConfig;
 use crate::directory::{Change, Directory, DirectoryError, OrganisationInfo};
 use crate::guard;
-use crate::model::{Keys, OdsCode, PortalId, Provenance};
+use crate::model::{OdsCode, PortalId, Provenance};
 use crate::plan::{Action, Counts, Plan, PlannedRow};
 use crate::reconcile::{self, Policy};
 use crate::report::RowReport;
@@ -190,8 +190,9 @@ pub struct Planned {
 
 /// Plans rows against the directory as it is now. The same plan as one
 /// [`reconcile::reconcile`] over one index for all the rows, with memory for the index of
-/// [`PLAN_CHUNK`] rows at a time. Rows that would create an account look their namesakes up
-/// in a second look-up ([`reconcile::name_keys`]); when most rows that join an account give
+/// [`PLAN_CHUNK`] rows at a time. Rows that would create an account look their namesakes up,
+/// and rows that may be given an address the addresses of its stem, in a second look-up
+/// ([`reconcile::second_keys`]); when most rows that join an account give
 /// two fields exchanged ([`reconcile::swapped`]), every row is refused.
 pub async fn plan<D: Directory>(
     directory: &D,
@@ -222,7 +223,7 @@ pub async fn plan_in_parts<D: Directory>(
         results.chunks(part.max(1)).collect()
     };
     for part in parts {
-        let mut keys = reconcile::keys(part, policy);
+        let mut keys = reconcile::join_keys(part, policy);
         if organisation.is_some() {
             // Known from the first part: not counted again.
             keys.organisations.retain(|o| o != &org);
@@ -232,15 +233,9 @@ pub async fn plan_in_parts<D: Directory>(
             Some(info) => index.add_organisation(&org, info.clone()),
             None => organisation = index.organisation(&org).cloned(),
         }
-        let names = reconcile::name_keys(part, &index, policy);
-        if !names.is_empty() {
-            let namesakes = directory
-                .index_for(&Keys {
-                    names,
-                    ..Keys::default()
-                })
-                .await?;
-            index.absorb(namesakes);
+        let second = reconcile::second_keys(part, &index, policy);
+        if !second.names.is_empty() || !second.stems.is_empty() {
+            index.absorb(directory.index_for(&second).await?);
         }
         tally.add(part, &index, policy);
         rows.extend(reconcile::reconcile_part(

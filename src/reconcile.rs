@@ -48,8 +48,22 @@ pub enum Channel {
     Scim,
 }
 
-/// The keys an index must be built for, for these rows.
+/// The keys an index must be built for, for these rows: [`join_keys`] and the address
+/// stems of every row.
 pub fn keys(results: &[RowResult], policy: &Policy) -> Keys {
+    let mut keys = join_keys(results, policy);
+    keys.stems = valid(results)
+        .map(|p| naming::stem(&p.first_name, &p.last_name, &policy.domain))
+        .collect();
+    keys.stems.sort_unstable();
+    keys.stems.dedup();
+    keys
+}
+
+/// The keys the rows join accounts by (and their organisation): [`keys`] without the
+/// address stems, which a plan made in two look-ups asks only for the rows that may be
+/// given an address ([`second_keys`]).
+pub fn join_keys(results: &[RowResult], policy: &Policy) -> Keys {
     let mut keys = Keys {
         organisations: vec![policy.organisation.to_string()],
         ..Keys::default()
@@ -69,12 +83,43 @@ pub fn keys(results: &[RowResult], policy: &Policy) -> Keys {
         if let Some(e) = &p.email {
             keys.emails.push(e.to_string());
         }
-        keys.stems
-            .push(naming::stem(&p.first_name, &p.last_name, &policy.domain));
     }
-    keys.stems.sort();
-    keys.stems.dedup();
     keys
+}
+
+/// The keys of a second look-up, once `index` holds what the [`join_keys`] of `results`
+/// found: the [`name_keys`] of would-be creates, and the address stems of the rows that may
+/// be given a generated address (those that join no account, and those whose joined account
+/// has another name). A file of updates that rename no one asks for nothing.
+pub fn second_keys(results: &[RowResult], index: &DirectoryIndex, policy: &Policy) -> Keys {
+    let org = policy.organisation.as_str();
+    let mut stems: Vec<String> = valid(results)
+        .filter(|p| may_get_address(p, index, org))
+        .map(|p| naming::stem(&p.first_name, &p.last_name, &policy.domain))
+        .collect();
+    stems.sort_unstable();
+    stems.dedup();
+    Keys {
+        names: name_keys(results, index, policy),
+        stems,
+        ..Keys::default()
+    }
+}
+
+/// Whether planning a row may generate an address: unless every account it joins (by ID,
+/// ExternalSyncID or e-mail) has the row's first and last name, and it joins one at least.
+fn may_get_address(p: &Person, index: &DirectoryIndex, org: &str) -> bool {
+    let joined = [
+        p.id.as_ref().and_then(|id| index.by_id(id.as_str())),
+        index.by_external(org, p.external_sync_id.as_str()),
+        p.email.as_ref().and_then(|e| index.by_email(e.as_str())),
+    ];
+    let mut joined = joined.into_iter().flatten().peekable();
+    joined.peek().is_none()
+        || joined.any(|a| {
+            a.get(Field::FirstName) != Some(p.first_name.as_str())
+                || a.get(Field::LastName) != Some(p.last_name.as_str())
+        })
 }
 
 /// The name keys of a second look-up, once `index` holds what the [`keys`] of `results`
@@ -143,7 +188,7 @@ pub fn reconcile(
 /// of it ([`same_file_namesake`]), whichever part of the plan either falls in.
 #[derive(Debug, Clone, Default)]
 pub struct Allocated {
-    addresses: HashSet<String>,
+    addresses: Addresses,
     /// [`naming::name_key`] → (line, ExternalSyncID) of the first valid row with that name.
     first_of_name: std::collections::HashMap<String, (u64, String)>,
 }
@@ -157,11 +202,35 @@ impl Allocated {
                 .or_insert_with(|| (p.line, p.external_sync_id.to_string()));
         }
         Allocated {
-            addresses: valid(results)
-                .filter_map(|p| p.email.as_ref().map(|e| e.to_string()))
-                .collect(),
+            addresses: Addresses {
+                given: valid(results)
+                    .filter_map(|p| p.email.as_ref().map(|e| e.to_string()))
+                    .collect(),
+                numbering: naming::Numbering::default(),
+            },
             first_of_name,
         }
+    }
+}
+
+/// The addresses a plan has given out (with those the file names), and where each stem's
+/// numbering stands.
+#[derive(Debug, Clone, Default)]
+struct Addresses {
+    given: HashSet<String>,
+    numbering: naming::Numbering,
+}
+
+impl Addresses {
+    /// The first address of `stem` neither the directory (as `index` knows it) nor the plan
+    /// has, given out from now on.
+    fn give(&mut self, stem: &str, index: &DirectoryIndex) -> String {
+        let given = &self.given;
+        let address = self
+            .numbering
+            .free(stem, |x| index.is_taken(x) || given.contains(x));
+        self.given.insert(address.clone());
+        address
     }
 }
 
@@ -372,7 +441,7 @@ fn plan_row(
     p: &Person,
     index: &DirectoryIndex,
     policy: &Policy,
-    allocated: &mut HashSet<String>,
+    allocated: &mut Addresses,
 ) -> Result<(Action, String), String> {
     let org = policy.organisation.as_str();
     if p.organisation != policy.organisation {
@@ -498,7 +567,7 @@ fn changes_for(
     p: &Person,
     index: &DirectoryIndex,
     policy: &Policy,
-    allocated: &mut HashSet<String>,
+    allocated: &mut Addresses,
 ) -> (Vec<Change>, bool) {
     let renamed = a.get(Field::FirstName) != Some(p.first_name.as_str())
         || a.get(Field::LastName) != Some(p.last_name.as_str());
@@ -529,10 +598,7 @@ fn changes_for(
                     if current_stem.as_deref() == Some(stem.as_str()) {
                         continue;
                     }
-                    let address =
-                        naming::free_address(&stem, |x| index.is_taken(x) || allocated.contains(x));
-                    allocated.insert(address.clone());
-                    Some(address)
+                    Some(allocated.give(&stem, index))
                 }
                 None => continue,
             },
@@ -559,7 +625,7 @@ fn plan_create(
     index: &DirectoryIndex,
     policy: &Policy,
     org: &crate::model::OrganisationInfo,
-    allocated: &mut HashSet<String>,
+    allocated: &mut Addresses,
 ) -> Result<(Action, String), String> {
     let code = policy.organisation.as_str();
     if !policy.create_accounts {
@@ -586,10 +652,7 @@ fn plan_create(
         Some(e) => e.to_string(),
         None => {
             let stem = naming::stem(&p.first_name, &p.last_name, &policy.domain);
-            let address =
-                naming::free_address(&stem, |x| index.is_taken(x) || allocated.contains(x));
-            allocated.insert(address.clone());
-            address
+            allocated.give(&stem, index)
         }
     };
     let mut account = Account::from_person(PortalId::new_unchecked(""), Status::Active, p);

@@ -140,12 +140,18 @@ impl DirectoryIndex {
         self.accounts.push(account);
     }
 
-    /// Adds the accounts of `other` this index does not hold (by ID): the answer of a second
-    /// look-up (the namesakes of would-be creates) joined to the first.
+    /// Adds the accounts of `other` this index does not hold (by ID), and the addresses it
+    /// knows are taken: the answer of a second look-up (the namesakes of would-be creates,
+    /// the addresses of stems) joined to the first.
     pub fn absorb(&mut self, other: DirectoryIndex) {
         for account in other.accounts {
             if !self.by_id.contains_key(account.id.as_str()) {
                 self.insert(account);
+            }
+        }
+        for email in other.taken {
+            if !self.by_email.contains_key(&email) {
+                self.taken.insert(email);
             }
         }
     }

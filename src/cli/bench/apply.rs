@@ -7,8 +7,9 @@
 //! the plan time (index loads and reconcile, as `pipeline::plan` does them), and the apply
 //! rate of updates and of creates (journal, directory writes and history included), each
 //! beside its floor measured in the same run: the same keys looked up by a plain query, and
-//! the same number of rows inserted raw with the same durability. Not a test: a measurement
-//! (release build).
+//! the same number of rows inserted raw with the same durability. Then creates of names many
+//! accounts share (each new address numbered past its namesakes'), beside as many creates of
+//! names of their own. Not a test: a measurement (release build).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -35,6 +36,17 @@ pub struct ApplyArgs {
     /// Submission sizes, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
     pub rows: Vec<usize>,
+    /// Shared names: creates of this many rows (0: none), in an organisation of their own
+    /// whose accounts share `--shared-names` names, beside as many creates of names of their
+    /// own in the same run.
+    #[arg(long, default_value_t = 20_000)]
+    pub shared_rows: usize,
+    /// Accounts of the shared names' organisation.
+    #[arg(long, default_value_t = 50_000)]
+    pub shared_accounts: usize,
+    /// Names the shared-name accounts and rows share.
+    #[arg(long, default_value_t = 200)]
+    pub shared_names: usize,
 }
 
 /// Letters for a number (names may not hold digits).
@@ -222,11 +234,131 @@ pub fn run(_config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             }
             println!("  peak memory so far: {:.0} MiB", peak_memory_mib());
         }
+        if args.shared_rows > 0 {
+            shared_names(&directory, &state, &dir, &args).await?;
+        }
         anyhow::Ok(())
     })?;
     println!("peak memory (VmHWM): {:.0} MiB", peak_memory_mib());
     std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A row creating a new person of this name (said to be new, so no namesake holds it).
+fn new_person(line: usize, ext: String, first: &str, last: String, org: &str) -> RowResult {
+    let person = Person {
+        line: line as u64 + 2,
+        id: None,
+        external_sync_id: ExternalSyncId::new_unchecked(ext),
+        organisation: OdsCode::new_unchecked(org),
+        organisation_unit: None,
+        email: None,
+        title: None,
+        first_name: first.into(),
+        last_name: last,
+        display_name: None,
+        job_title: Some("Nurse".to_owned()),
+        office_phone: None,
+        mobile_phone: None,
+        fax: None,
+        pager: None,
+        notes: None,
+        clinical_role: None,
+        clinical_speciality: None,
+        work_area: None,
+        new_account: true,
+    };
+    RowResult {
+        line: person.line,
+        outcome: RowOutcome::Valid(Box::new(person)),
+    }
+}
+
+/// Creates whose names many accounts share: `--shared-accounts` accounts of `--shared-names`
+/// names (numbered addresses `sam.lee{name}{n}@nhs.net`), then `--shared-rows` creates of
+/// those names, planned and applied, beside the same number of creates of names of their
+/// own (the peer) against the same organisation.
+async fn shared_names(
+    directory: &LocalDirectory,
+    state: &StateDb,
+    dir: &std::path::Path,
+    args: &ApplyArgs,
+) -> anyhow::Result<()> {
+    let org = "RSHR";
+    directory.add_organisation(org, &[]).await?;
+    let names = args.shared_names.max(1);
+    let name = |i: usize| format!("Lee{}", letters(i % names));
+    let mut seed = Vec::with_capacity(args.shared_accounts);
+    for i in 0..args.shared_accounts {
+        let mut a = Account::new(
+            PortalId::new_unchecked(format!("S{i:09}")),
+            Status::Active,
+            &OdsCode::new_unchecked(org),
+        );
+        let last = name(i);
+        let address = push_connector::model::naming::numbered(
+            &format!("sam.{}@nhs.net", last.to_lowercase()),
+            (i / names + 1) as u32,
+        );
+        a.set(Field::ExternalSyncId, Some(&format!("S{i:09}")));
+        a.set(Field::FirstName, Some("Sam"));
+        a.set(Field::LastName, Some(&last));
+        a.set(Field::Email, Some(&address));
+        seed.push(a);
+    }
+    directory.insert_unchecked(&seed).await?;
+    drop(seed);
+    let config = Config::default();
+    let policy = push_connector::deployment::policy(&config, &OdsCode::new_unchecked(org));
+    let rows = args.shared_rows;
+    let shared: Vec<RowResult> = (0..rows)
+        .map(|r| new_person(r, format!("T{r:09}"), "Sam", name(r), org))
+        .collect();
+    let own: Vec<RowResult> = (0..rows)
+        .map(|r| {
+            new_person(
+                r,
+                format!("U{r:09}"),
+                "Una",
+                format!("Own{}", letters(r)),
+                org,
+            )
+        })
+        .collect();
+    let mut minter = SequenceMinter {
+        prefix: "BS-".to_owned(),
+        next: 0,
+    };
+    let ctx = Context {
+        directory,
+        state,
+        passwords: dir.join("initial-passwords.csv"),
+        progress: &|_, _| {},
+    };
+    let mut secs = Vec::new();
+    for (what, results) in [("shared names", &shared), ("names of their own", &own)] {
+        let t = Instant::now();
+        let plan = pipeline::plan(directory, &format!("bench-{what}"), results, &policy)
+            .await?
+            .plan;
+        let planned = t.elapsed().as_secs_f64();
+        let applied =
+            apply::apply_plan(&ctx, &plan, "apply", None, &mut minter, chrono::Utc::now()).await?;
+        let total = t.elapsed().as_secs_f64();
+        println!(
+            "{rows} creates of {what} ({} accounts of {names} names in {org}): plan {planned:.2}              s, plan and apply {total:.2} s, {:.0}/s ({})",
+            args.shared_accounts,
+            rows as f64 / total.max(1e-9),
+            applied.counts.summary()
+        );
+        secs.push(total);
+    }
+    println!(
+        "  shared names / names of their own {:.2}; peak memory so far: {:.0} MiB",
+        secs[0] / secs[1].max(1e-9),
+        peak_memory_mib()
+    );
+    Ok(())
 }
 
 /// The floor of a plan's look-ups: the rows' ExternalSyncIDs looked up in the same

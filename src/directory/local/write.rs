@@ -170,6 +170,8 @@ impl LocalDirectory {
             serde_json::from_str(taken.as_deref().unwrap_or("[]"))
                 .map_err(|e| DirectoryError::Corrupt(format!("address look-up: {e}")))?;
         let mut taken: HashMap<String, String> = taken.into_iter().collect();
+        // An address planned before another account took it is numbered again here.
+        let mut numbering = naming::Numbering::default();
         // Field values to set, by field then account (a later operation on the same account
         // and field wins, as it would one statement at a time).
         let mut sets: BTreeMap<Field, HashMap<String, Option<String>>> = BTreeMap::new();
@@ -193,9 +195,8 @@ impl LocalDirectory {
                             if let Some(email) = a.email().map(str::to_owned)
                                 && taken.contains_key(&email)
                             {
-                                let free = naming::free_address(&naming::stem_of(&email), |x| {
-                                    taken.contains_key(x)
-                                });
+                                let free = numbering
+                                    .free(&naming::stem_of(&email), |x| taken.contains_key(x));
                                 a.set(Field::Email, Some(&free));
                             }
                             if let Some(email) = a.email() {
