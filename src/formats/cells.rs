@@ -30,6 +30,16 @@ impl Default for Ends {
     }
 }
 
+impl From<Vec<usize>> for Ends {
+    /// Two bytes a cell when every end fits, else a word a cell.
+    fn from(ends: Vec<usize>) -> Ends {
+        match ends.iter().map(|&e| u16::try_from(e)).collect() {
+            Ok(short) => Ends::Short(short),
+            Err(_) => Ends::Long(ends.into_boxed_slice()),
+        }
+    }
+}
+
 impl Cells {
     /// No cells.
     pub fn new() -> Cells {
@@ -82,13 +92,9 @@ impl Cells {
             text.push_str(cell);
             ends.push(text.len());
         }
-        let ends = match ends.iter().map(|&e| u16::try_from(e)).collect() {
-            Ok(short) => Ends::Short(short),
-            Err(_) => Ends::Long(ends.into_boxed_slice()),
-        };
         Cells {
             text: text.into_boxed_str(),
-            ends,
+            ends: Ends::from(ends),
         }
     }
 }
@@ -103,13 +109,9 @@ impl From<&StringRecord> for Cells {
             at += cell.len();
             ends.push(at);
         }
-        let ends = match ends.iter().map(|&e| u16::try_from(e)).collect() {
-            Ok(short) => Ends::Short(short),
-            Err(_) => Ends::Long(ends.into_boxed_slice()),
-        };
         Cells {
             text: Box::from(text),
-            ends,
+            ends: Ends::from(ends),
         }
     }
 }
