@@ -146,32 +146,15 @@ pub fn run(_config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode> {
                         // of a file would be refused as likely duplicates of its first row.
                         (format!("N{round}-{r:09}"), format!("Newman{}", letters(r)))
                     };
-                    let person = Person {
-                        line: r as u64 + 2,
-                        id: None,
-                        external_sync_id: ExternalSyncId::new_unchecked(ext),
-                        organisation: OdsCode::new_unchecked("RBIG"),
-                        organisation_unit: None,
-                        email: None,
-                        title: None,
-                        first_name: "Alex".into(),
-                        last_name: last,
-                        display_name: None,
-                        job_title: Some(title.clone()),
-                        office_phone: None,
-                        mobile_phone: None,
-                        fax: None,
-                        pager: None,
-                        notes: None,
-                        clinical_role: None,
-                        clinical_speciality: None,
-                        work_area: None,
+                    generated_row(GeneratedRow {
+                        line: r,
+                        ext,
+                        organisation: "RBIG",
+                        first: "Alex",
+                        last,
+                        job_title: &title,
                         new_account: false,
-                    };
-                    RowResult {
-                        line: person.line,
-                        outcome: RowOutcome::Valid(Box::new(person)),
-                    }
+                    })
                 })
                 .collect();
             offset += updates;
@@ -244,20 +227,33 @@ pub fn run(_config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A row creating a new person of this name (said to be new, so no namesake holds it).
-fn new_person(line: usize, ext: String, first: &str, last: String, org: &str) -> RowResult {
+/// What a generated row gives; every other field is blank.
+struct GeneratedRow<'a> {
+    /// The row's index in the file (its line is two more: the header is line 1).
+    line: usize,
+    ext: String,
+    organisation: &'a str,
+    first: &'a str,
+    last: String,
+    job_title: &'a str,
+    /// Said to be a new person (`NewAccount` yes), so no namesake holds it.
+    new_account: bool,
+}
+
+/// A valid row of a generated file.
+fn generated_row(row: GeneratedRow<'_>) -> RowResult {
     let person = Person {
-        line: line as u64 + 2,
+        line: row.line as u64 + 2,
         id: None,
-        external_sync_id: ExternalSyncId::new_unchecked(ext),
-        organisation: OdsCode::new_unchecked(org),
+        external_sync_id: ExternalSyncId::new_unchecked(row.ext),
+        organisation: OdsCode::new_unchecked(row.organisation),
         organisation_unit: None,
         email: None,
         title: None,
-        first_name: first.into(),
-        last_name: last,
+        first_name: row.first.into(),
+        last_name: row.last,
         display_name: None,
-        job_title: Some("Nurse".to_owned()),
+        job_title: Some(row.job_title.to_owned()),
         office_phone: None,
         mobile_phone: None,
         fax: None,
@@ -266,12 +262,25 @@ fn new_person(line: usize, ext: String, first: &str, last: String, org: &str) ->
         clinical_role: None,
         clinical_speciality: None,
         work_area: None,
-        new_account: true,
+        new_account: row.new_account,
     };
     RowResult {
         line: person.line,
         outcome: RowOutcome::Valid(Box::new(person)),
     }
+}
+
+/// A row creating a new person of this name (said to be new, so no namesake holds it).
+fn new_person(line: usize, ext: String, first: &str, last: String, org: &str) -> RowResult {
+    generated_row(GeneratedRow {
+        line,
+        ext,
+        organisation: org,
+        first,
+        last,
+        job_title: "Nurse",
+        new_account: true,
+    })
 }
 
 /// Creates whose names many accounts share: `--shared-accounts` accounts of `--shared-names`
@@ -346,7 +355,7 @@ async fn shared_names(
             apply::apply_plan(&ctx, &plan, "apply", None, &mut minter, chrono::Utc::now()).await?;
         let total = t.elapsed().as_secs_f64();
         println!(
-            "{rows} creates of {what} ({} accounts of {names} names in {org}): plan {planned:.2}              s, plan and apply {total:.2} s, {:.0}/s ({})",
+            "{rows} creates of {what} ({} accounts of {names} names in {org}): plan {planned:.2} s, plan and apply {total:.2} s, {:.0}/s ({})",
             args.shared_accounts,
             rows as f64 / total.max(1e-9),
             applied.counts.summary()
