@@ -147,10 +147,11 @@ pub async fn apply_plan<D: Directory>(
         .iter()
         .filter(|r| matches!(r.action, Action::Create { .. }))
         .map(|r| r.line)
-        .zip(minted)
+        .zip(minted.iter().cloned())
         .collect();
-    // Phases 2–4.
-    let counts = write(ctx, &plan.run, minter, now).await?;
+    // Phases 2–4, with the operations made from the plan: the journal just written holds
+    // the same ones, all still to do.
+    let counts = write(ctx, &plan.run, Ops::planned(plan, &minted), minter, now).await?;
     let reports = reports(ctx.state, plan, Planned::AsApplied).await?;
     Ok(Applied {
         counts,
@@ -166,41 +167,77 @@ pub async fn resume<D: Directory>(
     minter: &mut dyn Minter,
     now: DateTime<Utc>,
 ) -> Result<Counts, ApplyError> {
-    write(ctx, run, minter, now).await
+    write(ctx, run, Ops::Journal, minter, now).await
+}
+
+/// Where the operations still to do come from.
+enum Ops<'p> {
+    /// The run's journal: those not yet done (a resumed run).
+    Journal,
+    /// The plan just journalled ([`crate::store::planned_ops`]): every operation, in
+    /// order, taken a batch at a time.
+    Planned(Box<dyn Iterator<Item = Result<JournalOp, StateError>> + Send + 'p>),
+}
+
+impl Ops<'_> {
+    /// The operations of the plan just journalled, with the IDs minted for its new accounts.
+    fn planned<'p>(plan: &'p Plan, minted: &'p [PortalId]) -> Ops<'p> {
+        Ops::Planned(Box::new(crate::store::planned_ops(plan, minted)))
+    }
+
+    /// The operations still to do among the next `limit` from operation `from`, in journal
+    /// order (batches are asked for in order, from operation 0).
+    async fn batch(
+        &mut self,
+        state: &StateDb,
+        run: &str,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<JournalOp>, StateError> {
+        match self {
+            Ops::Journal => state.pending(run, from, limit).await,
+            Ops::Planned(ops) => ops
+                .by_ref()
+                .take(usize::try_from(limit).unwrap_or(0))
+                .collect(),
+        }
+    }
 }
 
 /// Phases 2–4: passwords, write, finish.
 async fn write<D: Directory>(
     ctx: &Context<'_, D>,
     run: &str,
+    mut ops: Ops<'_>,
     minter: &mut dyn Minter,
     now: DateTime<Utc>,
 ) -> Result<Counts, ApplyError> {
     let total = ctx.state.op_count(run).await?;
     let mut from = 0;
     while from < total {
-        let pending = ctx.state.pending(run, from, BATCH).await?;
+        let pending = ops.batch(ctx.state, run, from, BATCH).await?;
         if !pending.is_empty() {
             write_passwords(&ctx.passwords, &pending, minter)?;
-            let ops: Vec<Op> = pending
-                .iter()
+            let numbers: Vec<i64> = pending.iter().map(JournalOp::op).collect();
+            let batch: Vec<Op> = pending
+                .into_iter()
                 .map(|p| match p {
                     JournalOp::Create { account, .. } => Op::Create(NewAccount {
-                        account: (**account).clone(),
+                        account: *account,
                         run: run.to_owned(),
                     }),
                     JournalOp::Update { id, changes, .. } => Op::Update {
-                        id: id.clone(),
-                        changes: changes.clone(),
+                        id,
+                        changes,
                         run: run.to_owned(),
                     },
                 })
                 .collect();
-            let outcomes = ctx.directory.apply(&ops).await?;
-            let records: Vec<OpRecord> = pending
-                .iter()
+            let outcomes = ctx.directory.apply(&batch).await?;
+            let records: Vec<OpRecord> = numbers
+                .into_iter()
                 .zip(outcomes)
-                .map(|(p, outcome)| record_of(p, outcome))
+                .map(|(op, outcome)| record_of(op, outcome))
                 .collect();
             ctx.state.record(run, &records).await?;
         }
@@ -211,16 +248,16 @@ async fn write<D: Directory>(
     Ok(counts)
 }
 
-fn record_of(p: &JournalOp, outcome: OpOutcome) -> OpRecord {
+fn record_of(op: i64, outcome: OpOutcome) -> OpRecord {
     match outcome {
         OpOutcome::Created(account) => OpRecord {
-            op: p.op(),
+            op,
             done: true,
             account: Some((account.id.to_string(), account.email().map(str::to_owned))),
             message: None,
         },
         OpOutcome::Exists(account) => OpRecord {
-            op: p.op(),
+            op,
             done: false,
             account: None,
             message: Some(format!(
@@ -230,13 +267,13 @@ fn record_of(p: &JournalOp, outcome: OpOutcome) -> OpRecord {
             )),
         },
         OpOutcome::Updated => OpRecord {
-            op: p.op(),
+            op,
             done: true,
             account: None,
             message: None,
         },
         OpOutcome::Failed(reason) => OpRecord {
-            op: p.op(),
+            op,
             done: false,
             account: None,
             message: Some(reason),
@@ -497,5 +534,142 @@ mod tests {
         // Read as the applied plan instead, the done update would not show.
         let as_applied = reports(&state, &again, Planned::AsApplied).await.unwrap();
         assert_eq!(results(&as_applied)[0], (2, "Unchanged", "unchanged"));
+    }
+
+    #[tokio::test]
+    async fn the_operations_made_from_a_plan_are_those_its_journal_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDb::open(dir.path()).await.unwrap();
+        let mut plan = journalled(&state).await;
+        // A second run of the same rows, not yet applied: every operation still to do,
+        // one of them of two changes.
+        plan.run = "r2".to_owned();
+        if let Action::Update { changes, .. } = &mut plan.rows[0].action {
+            changes.push(Change {
+                field: Field::LastName,
+                before: Some("Lee".to_owned()),
+                after: Some("Li".to_owned()),
+            });
+        }
+        plan.rows.insert(1, row(9, unchanged("PZ"), "unchanged"));
+        let minted = [PortalId::new_unchecked("PM")];
+        state
+            .journal(&plan, "apply", None, &minted, Utc::now())
+            .await
+            .unwrap();
+        let from_plan: Vec<JournalOp> = crate::store::planned_ops(&plan, &minted)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let from_journal = state.pending("r2", 0, 100).await.unwrap();
+        assert_eq!(from_plan.len(), 4);
+        assert_eq!(from_plan, from_journal);
+        // Taken a batch at a time, as apply takes them, the same operations.
+        let mut ops = Ops::planned(&plan, &minted);
+        let mut batches = Vec::new();
+        for from in [0, 3] {
+            batches.push(ops.batch(&state, "r2", from, 3).await.unwrap());
+        }
+        assert_eq!(batches[0], from_journal[..3]);
+        assert_eq!(batches[1], from_journal[3..]);
+        // Too few IDs for the plan's new accounts is an error, not a create without one.
+        assert!(
+            crate::store::planned_ops(&plan, &[])
+                .collect::<Result<Vec<_>, _>>()
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_finished_run_counts_its_operations_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDb::open(dir.path()).await.unwrap();
+        let mut plan = journalled(&state).await;
+        // A rename done: one operation of two entries, counted once as updated and renamed.
+        plan.run = "r2".to_owned();
+        plan.rows[0].action = Action::Update {
+            id: PortalId::new_unchecked("PA"),
+            changes: vec![
+                Change {
+                    field: Field::FirstName,
+                    before: Some("Ann".to_owned()),
+                    after: Some("Anne".to_owned()),
+                },
+                Change {
+                    field: Field::JobTitle,
+                    before: Some("Nurse".to_owned()),
+                    after: Some("Sister".to_owned()),
+                },
+            ],
+            renamed: true,
+        };
+        state
+            .journal(
+                &plan,
+                "apply",
+                None,
+                &[PortalId::new_unchecked("PN2")],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let done = |op| OpRecord {
+            op,
+            done: true,
+            account: None,
+            message: None,
+        };
+        state.record("r2", &[done(0), done(3)]).await.unwrap();
+        let counts = state.finish("r2", Utc::now()).await.unwrap();
+        assert_eq!(
+            (
+                counts.created,
+                counts.updated,
+                counts.renamed,
+                counts.failed
+            ),
+            (0, 2, 1, 0)
+        );
+        // The first run: a create and an update done, an update refused, one not yet made.
+        let counts = state.finish("r1", Utc::now()).await.unwrap();
+        assert_eq!(
+            (
+                counts.created,
+                counts.updated,
+                counts.renamed,
+                counts.failed
+            ),
+            (1, 1, 0, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_create_found_under_another_id_names_that_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDb::open(dir.path()).await.unwrap();
+        let plan = journalled(&state).await;
+        // The create (operation 2) was journalled as PN and recorded done as PN; a create
+        // that finds its account under another ID records that one.
+        let outcomes = state.outcomes("r1").await.unwrap();
+        assert_eq!(outcomes[2].account, "PN");
+        assert_eq!(outcomes[0].account, "PA");
+        state
+            .record(
+                "r1",
+                &[OpRecord {
+                    op: 2,
+                    done: true,
+                    account: Some(("PX".to_owned(), Some("ann.lee2@nhs.net".to_owned()))),
+                    message: None,
+                }],
+            )
+            .await
+            .unwrap();
+        let outcomes = state.outcomes("r1").await.unwrap();
+        assert_eq!(outcomes[2].account, "PX");
+        assert_eq!(outcomes[2].address.as_deref(), Some("ann.lee2@nhs.net"));
+        // The other operations keep theirs.
+        assert_eq!(outcomes[0].account, "PA");
+        assert_eq!(outcomes[1].account, "PB");
+        assert_eq!(plan.rows.len(), 5);
     }
 }

@@ -175,7 +175,7 @@ fn changes(row: &PlannedRow) -> bool {
 
 /// Rows planned against one index: a large file is planned part by part, so the index (a
 /// copy of every account the rows can touch) is never held whole.
-pub const PLAN_CHUNK: usize = 100_000;
+pub const PLAN_CHUNK: usize = 50_000;
 
 /// A plan made against the directory as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]

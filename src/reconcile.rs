@@ -187,20 +187,13 @@ pub fn reconcile(
 /// that gives it, so that a later row creating the same name is caught as a likely duplicate
 /// of it ([`same_file_namesake`]), whichever part of the plan either falls in.
 #[derive(Debug, Clone, Default)]
-pub struct Allocated {
+pub struct Allocated<'r> {
     addresses: Addresses,
-    /// [`naming::name_key`] → (line, ExternalSyncID) of the first valid row with that name.
-    first_of_name: std::collections::HashMap<String, (u64, String)>,
+    first_of_name: FirstOfName<'r>,
 }
 
-impl Allocated {
-    pub fn new(results: &[RowResult]) -> Allocated {
-        let mut first_of_name = std::collections::HashMap::new();
-        for p in valid(results) {
-            first_of_name
-                .entry(naming::name_key(&p.first_name, &p.last_name))
-                .or_insert_with(|| (p.line, p.external_sync_id.to_string()));
-        }
+impl<'r> Allocated<'r> {
+    pub fn new(results: &'r [RowResult]) -> Allocated<'r> {
         Allocated {
             addresses: Addresses {
                 given: valid(results)
@@ -208,9 +201,79 @@ impl Allocated {
                     .collect(),
                 numbering: naming::Numbering::default(),
             },
-            first_of_name,
+            first_of_name: FirstOfName::new(results),
         }
     }
+}
+
+/// The first valid row of a file for each [`naming::name_key`], kept as the row's place in
+/// the file under a hash of its name (16 bytes a row, not a copy of every name): the name
+/// itself is kept only for the rare name whose hash an earlier, different name has.
+#[derive(Debug, Clone, Default)]
+struct FirstOfName<'r> {
+    results: &'r [RowResult],
+    by_hash: rustc_hash::FxHashMap<u64, usize>,
+    collided: std::collections::HashMap<String, usize>,
+}
+
+impl<'r> FirstOfName<'r> {
+    fn new(results: &'r [RowResult]) -> FirstOfName<'r> {
+        let mut by_hash = rustc_hash::FxHashMap::default();
+        by_hash.reserve(results.len());
+        let mut collided = std::collections::HashMap::new();
+        for (i, r) in results.iter().enumerate() {
+            let RowOutcome::Valid(p) = &r.outcome else {
+                continue;
+            };
+            let name = naming::name_key(&p.first_name, &p.last_name);
+            match by_hash.entry(name_hash(&name)) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                }
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let held = person(results, *e.get());
+                    if held.is_none_or(|h| naming::name_key(&h.first_name, &h.last_name) != name) {
+                        collided.entry(name).or_insert(i);
+                    }
+                }
+            }
+        }
+        FirstOfName {
+            results,
+            by_hash,
+            collided,
+        }
+    }
+
+    fn person(&self, i: usize) -> Option<&'r Person> {
+        person(self.results, i)
+    }
+
+    /// The first valid row whose name key is `name`.
+    fn get(&self, name: &str) -> Option<&'r Person> {
+        let held = self
+            .by_hash
+            .get(&name_hash(name))
+            .and_then(|&i| self.person(i))
+            .filter(|p| naming::name_key(&p.first_name, &p.last_name) == name);
+        held.or_else(|| self.collided.get(name).and_then(|&i| self.person(i)))
+    }
+}
+
+/// The valid row at `i`.
+fn person(results: &[RowResult], i: usize) -> Option<&Person> {
+    match &results.get(i)?.outcome {
+        RowOutcome::Valid(p) => Some(p),
+        RowOutcome::Refused(_) => None,
+    }
+}
+
+/// The hash a name key is kept under in [`FirstOfName`].
+fn name_hash(name: &str) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = rustc_hash::FxHasher::default();
+    name.hash(&mut h);
+    h.finish()
 }
 
 /// The addresses a plan has given out (with those the file names), and where each stem's
@@ -245,14 +308,15 @@ fn same_file_namesake(
     p: &Person,
     line: u64,
     policy: &Policy,
-    first_of_name: &std::collections::HashMap<String, (u64, String)>,
+    first_of_name: &FirstOfName<'_>,
 ) -> Option<String> {
     if policy.channel != Channel::File || p.new_account {
         return None;
     }
     let name = naming::name_key(&p.first_name, &p.last_name);
-    let (first, key) = first_of_name.get(&name)?;
-    (*first < line).then(|| {
+    let held = first_of_name.get(&name)?;
+    let (first, key) = (held.line, &held.external_sync_id);
+    (first < line).then(|| {
         format!(
             "{LIKELY_DUPLICATE}line {first} of this file ({} {}, ExternalSyncID {key}), which \
              gives the same name, so nothing was created for this row: if it is the same \
@@ -270,7 +334,7 @@ pub fn reconcile_part(
     results: &[RowResult],
     index: &DirectoryIndex,
     policy: &Policy,
-    allocated: &mut Allocated,
+    allocated: &mut Allocated<'_>,
 ) -> Vec<PlannedRow> {
     let Allocated {
         addresses,

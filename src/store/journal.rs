@@ -58,6 +58,54 @@ impl JournalOp {
     }
 }
 
+/// The operations [`StateDb::journal`] writes for a plan, in its order and with its
+/// numbers, made from the plan itself: what a run applies right after journalling it,
+/// without reading its journal back. New accounts take the `minted` IDs in order.
+pub fn planned_ops<'p>(
+    plan: &'p Plan,
+    minted: &'p [PortalId],
+) -> impl Iterator<Item = Result<JournalOp, StateError>> + 'p {
+    let mut minted = minted.iter();
+    plan.rows
+        .iter()
+        .filter(|r| r.changes_directory())
+        .enumerate()
+        .filter_map(move |(op, row)| {
+            let op = op as i64;
+            match &row.action {
+                Action::Create { account } => Some(minted.next().ok_or_else(too_few_minted).map(
+                    |id| JournalOp::Create {
+                        op,
+                        line: row.line,
+                        account: Box::new(with_id(account, id)),
+                    },
+                )),
+                Action::Update { id, changes, .. } => Some(Ok(JournalOp::Update {
+                    op,
+                    line: row.line,
+                    id: id.clone(),
+                    changes: changes.clone(),
+                })),
+                _ => None,
+            }
+        })
+}
+
+/// A new account as journalled: with the ID minted for it.
+fn with_id(account: &Account, id: &PortalId) -> Account {
+    let mut account = account.clone();
+    account.id = id.clone();
+    account.set(Field::Id, Some(id.as_str()));
+    account
+}
+
+fn too_few_minted() -> StateError {
+    StateError::Unstorable {
+        what: "the new accounts",
+        reason: "fewer minted IDs than new accounts".to_owned(),
+    }
+}
+
 /// How an operation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpRecord {
@@ -195,16 +243,8 @@ impl StateDb {
             let op = op as i64;
             match &row.action {
                 Action::Create { account } => {
-                    let id = minted
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| StateError::Unstorable {
-                            what: "the new accounts",
-                            reason: "fewer minted IDs than new accounts".to_owned(),
-                        })?;
-                    let mut account = (**account).clone();
-                    account.id = id.clone();
-                    account.set(Field::Id, Some(id.as_str()));
+                    let id = minted.next().ok_or_else(too_few_minted)?;
+                    let account = with_id(account, id);
                     let payload =
                         serde_json::to_string(&account).map_err(|e| StateError::Unstorable {
                             what: "a new account",
@@ -359,14 +399,27 @@ impl StateDb {
             });
             q.build().execute(&mut *tx).await?;
         }
-        // A create's outcome also names the account and the address it got.
+        // A create's outcome also names the address it got.
         sqlx::query(
-            "UPDATE journal SET (state, message, account_id, after_value) = (
+            "UPDATE journal SET (state, message, after_value) = (
                 SELECT o.state, o.message,
-                    CASE WHEN o.set_account THEN o.account_id ELSE journal.account_id END,
                     CASE WHEN o.set_account THEN o.address ELSE journal.after_value END
                 FROM temp.outcomes o WHERE o.op = journal.op)
              WHERE run_id = ? AND op IN (SELECT op FROM temp.outcomes)",
+        )
+        .bind(run)
+        .execute(&mut *tx)
+        .await?;
+        // And the account it found, in the rare case that is not the one journalled (it was
+        // created before a stop): a statement of its own, as setting `account_id` on every
+        // entry would rewrite each one's entry of the account index.
+        sqlx::query(
+            "UPDATE journal SET account_id = (
+                SELECT o.account_id FROM temp.outcomes o WHERE o.op = journal.op)
+             WHERE run_id = ? AND op IN (
+                SELECT op FROM temp.outcomes WHERE set_account AND account_id IS NOT NULL)
+               AND account_id IS NOT (
+                SELECT o.account_id FROM temp.outcomes o WHERE o.op = journal.op)",
         )
         .bind(run)
         .execute(&mut *tx)
@@ -378,34 +431,41 @@ impl StateDb {
         Ok(())
     }
 
-    /// Closes a run: counts from its journal, status `applied`.
+    /// Closes a run: counts from its journal, status `applied`. The counts come from one
+    /// pass over the run's journal entries (a count per kind and state, and the renames).
     pub async fn finish(&self, run: &str, now: DateTime<Utc>) -> Result<Counts, StateError> {
-        let count = |kind: OpKind, state: OpState| {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(DISTINCT op) FROM journal WHERE run_id = ? AND kind = ? AND state = ?",
-            )
-            .bind(run)
-            .bind(kind.as_str())
-            .bind(state.as_str())
-        };
         use OpKind::{Create, Update};
         use OpState::{Done, Failed};
-        let created = count(Create, Done).fetch_one(&self.pool).await?;
-        let updated = count(Update, Done).fetch_one(&self.pool).await?;
-        let failed = count(Create, Failed).fetch_one(&self.pool).await?
-            + count(Update, Failed).fetch_one(&self.pool).await?;
-        // A rename is an update that changes the first or last name (as the plan counts it).
-        let renamed: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT op) FROM journal WHERE run_id = ? AND kind = ?
-             AND state = ? AND field IN (?, ?)",
+        // Per operation (in the index's order, so without a sort): its kind, its state and
+        // whether it changes a name, then counted per kind and state. An operation's entries
+        // share its kind, and `record` gives them one state.
+        let rows = sqlx::query(
+            "SELECT kind, state, COUNT(*), SUM(renames) FROM (
+                 SELECT MIN(kind) AS kind, MIN(state) AS state, MAX(field IN (?, ?)) AS renames
+                 FROM journal WHERE run_id = ? GROUP BY op)
+             GROUP BY kind, state",
         )
-        .bind(run)
-        .bind(Update.as_str())
-        .bind(Done.as_str())
         .bind(Field::FirstName.name())
         .bind(Field::LastName.name())
-        .fetch_one(&self.pool)
+        .bind(run)
+        .fetch_all(&self.pool)
         .await?;
+        let (mut created, mut updated, mut failed, mut renamed) = (0i64, 0i64, 0i64, 0i64);
+        for row in rows {
+            let kind: OpKind = row.try_get::<&str, _>(0)?.parse()?;
+            let state: OpState = row.try_get::<&str, _>(1)?.parse()?;
+            let ops: i64 = row.try_get(2)?;
+            let renames: Option<i64> = row.try_get(3)?;
+            match (kind, state) {
+                (Create, Done) => created += ops,
+                (Update, Done) => {
+                    updated += ops;
+                    renamed += renames.unwrap_or(0);
+                }
+                (_, Failed) => failed += ops,
+                (_, OpState::Intended) => {}
+            }
+        }
         sqlx::query(
             "UPDATE runs SET status = ?, finished_at = ?, created = ?, updated = ?,
              renamed = ?, failed = ? WHERE id = ?",

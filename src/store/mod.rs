@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use sqlx::sqlite::SqlitePool;
 
 pub use history::{HistoryChange, HistoryEntry};
-pub use journal::{DoneChange, JournalOp, OpKind, OpOutcomeRow, OpRecord, OpState};
+pub use journal::{DoneChange, JournalOp, OpKind, OpOutcomeRow, OpRecord, OpState, planned_ops};
 pub use mail::MailStore;
 pub use mail::outbox;
 pub use runs::{RunInfo, RunStatus};

@@ -119,13 +119,38 @@ async fn aggregated_accounts<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
     }
     let row = q.fetch_one(executor).await?;
     let text: Option<&str> = row.try_get(0)?;
-    let rows: Vec<AccountValues> = serde_json::from_str(text.unwrap_or("[]"))
-        .map_err(|e| DirectoryError::Corrupt(format!("account look-up: {e}")))?;
-    out.reserve(rows.len());
-    for values in rows {
-        out.push(account_of(values)?);
+    let mut json = serde_json::Deserializer::from_str(text.unwrap_or("[]"));
+    serde::de::DeserializeSeed::deserialize(AccountsInto(out), &mut json)
+        .and_then(|()| json.end())
+        .map_err(|e| DirectoryError::Corrupt(format!("account look-up: {e}")))
+}
+
+/// Reads a JSON array of `account_columns!` value arrays into accounts as it goes: a large
+/// result is never held twice, as values and as accounts.
+struct AccountsInto<'o>(&'o mut Vec<Account>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for AccountsInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
     }
-    Ok(())
+}
+
+impl<'de> serde::de::Visitor<'de> for AccountsInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of accounts' column values")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(values) = seq.next_element::<AccountValues>()? {
+            let account = account_of(values).map_err(serde::de::Error::custom)?;
+            self.0.push(account);
+        }
+        Ok(())
+    }
 }
 
 /// The column that stores a field.
