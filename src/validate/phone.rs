@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use phonenumber::Type;
 use regex_automata::dfa::{Automaton, dense};
-use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
+use regex_automata::{Anchored, Input, MatchKind};
 
 use crate::model::Phone;
 
@@ -64,6 +64,10 @@ impl Region {
             .configure(dense::Config::new().match_kind(MatchKind::All))
             .build_many(&sources)
             .ok()?;
+        // One bit a pattern in [`Region::matched`].
+        if sources.len() > 32 {
+            return None;
+        }
         Some(Region {
             dfa,
             patterns: source
@@ -77,19 +81,11 @@ impl Region {
     /// The number's type in this region, in libphonenumber's order of precedence.
     fn number_type(&self, nsn: &str) -> Type {
         let length = nsn.len() as u16;
-        let mut matched = PatternSet::new(self.dfa.pattern_len());
-        let input = Input::new(nsn).anchored(Anchored::Yes);
-        if self
-            .dfa
-            .try_which_overlapping_matches(&input, &mut matched)
-            .is_err()
-        {
-            return Type::Unknown;
-        }
+        let matched = self.matched(nsn);
         let is = |kind: Option<Type>| {
             self.patterns.iter().enumerate().any(|(i, (k, lengths))| {
                 *k == kind
-                    && matched.contains(PatternID::new_unchecked(i))
+                    && matched & (1 << i) != 0
                     && (lengths.is_empty() || lengths.contains(&length))
             })
         };
@@ -105,6 +101,33 @@ impl Region {
             (false, true) => Type::Mobile,
             (false, false) => Type::Unknown,
         }
+    }
+
+    /// The patterns with a match that starts at the number's first digit (ending anywhere),
+    /// one bit each: the DFA walked over the digits, every match state on the way read.
+    fn matched(&self, nsn: &str) -> u32 {
+        let dfa = &self.dfa;
+        let input = Input::new(nsn).anchored(Anchored::Yes);
+        let Ok(mut state) = dfa.start_state_forward(&input) else {
+            return 0;
+        };
+        let mut matched = 0u32;
+        let mut read = |state| {
+            if dfa.is_match_state(state) {
+                for i in 0..dfa.match_len(state) {
+                    matched |= 1 << dfa.match_pattern(state, i).as_usize();
+                }
+            }
+        };
+        for &digit in nsn.as_bytes() {
+            state = dfa.next_state(state, digit);
+            read(state);
+            if dfa.is_dead_state(state) {
+                return matched;
+            }
+        }
+        read(dfa.next_eoi_state(state));
+        matched
     }
 }
 
@@ -311,7 +334,10 @@ mod tests {
     #[test]
     fn copied_patterns_are_the_librarys() {
         let current = generate(&phonenumber::metadata::DATABASE);
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/validate/phone/patterns.rs");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/validate/phone/patterns.rs"
+        );
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(path, &current).unwrap();
         }
@@ -341,7 +367,9 @@ mod tests {
         for id in ["GB", "GG", "JE", "IM"] {
             let meta = database.by_id(id).unwrap();
             let d = meta.descriptors();
-            out.push_str(&format!("    // {id}\n    Region {{\n        patterns: &[\n"));
+            out.push_str(&format!(
+                "    // {id}\n    Region {{\n        patterns: &[\n"
+            ));
             let described = std::iter::once((None, d.general()))
                 .chain(TYPES.iter().filter_map(|t| Some((Some(*t), d.get(*t)?))));
             for (kind, desc) in described {
