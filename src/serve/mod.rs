@@ -10,7 +10,8 @@
 //! Rooms: this file (state, router, body limits, panics), [`auth`] (bearer and OAuth2
 //! tokens), [`discovery`] (ServiceProviderConfig, Schemas, ResourceTypes), [`query`] (list,
 //! search, sort, projection, bounded scans), [`users`] (one User: GET, POST, PUT, PATCH,
-//! DELETE), [`bulk`], [`rules`] (every write as a one-row submission: validated, reconciled,
+//! DELETE), [`bulk`], [`writes`] (operations carried out together, as few runs as their
+//! order allows), [`rules`] (every write as a row of a submission: validated, reconciled,
 //! planned and journalled like a file row), and the transport: [`listen`], [`tls`],
 //! [`oauth`], [`throttle`], [`scope`].
 //!
@@ -38,6 +39,7 @@ pub mod scope;
 pub mod throttle;
 pub mod tls;
 mod users;
+mod writes;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -140,7 +142,7 @@ impl ServerState {
 type Shared = Arc<ServerState>;
 
 /// An answer that is not a success: status, `scimType`, detail.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ScimError {
     status: StatusCode,
     scim_type: Option<&'static str>,
