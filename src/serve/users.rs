@@ -264,10 +264,17 @@ pub(super) async fn finish(
                 with_meta(served(&load(s, scope, &id).await?), base),
             ))
         }
-        _ => Err(ScimError::new(
+        // A create the plan joined to an account: one a run left unfinished created, and
+        // the resumed run has since finished.
+        (Written::Updated | Written::Unchanged, None) => Err(ScimError::new(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            "the User exists already: an earlier request created it",
+        )),
+        (Written::Created(_), Some(_)) => Err(ScimError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
-            "the directory did not do what the write asked",
+            "the directory created an account for a change",
         )),
     }
 }
