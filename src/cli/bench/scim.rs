@@ -245,7 +245,8 @@ impl Measured {
     /// The table line, with the throughput as a multiple of the naive client's in the same
     /// run (`naive`, when it was measured).
     fn line(&self, target: &str, rows: usize, client: Client, naive: Option<f64>) -> String {
-        let mib = |b: Option<u64>| b.map_or("-".to_owned(), |b| format!("{:.0}", b as f64 / 1048576.0));
+        let mib =
+            |b: Option<u64>| b.map_or("-".to_owned(), |b| format!("{:.0}", b as f64 / 1048576.0));
         let rate = self.writes_per_second(rows);
         let ratio = naive.map_or("-".to_owned(), |n| format!("{:.2}", rate / n.max(1e-9)));
         format!(
