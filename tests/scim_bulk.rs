@@ -283,3 +283,98 @@ async fn fail_on_errors_stops_after_that_many_errors_in_operation_order() {
     assert_eq!(statuses(&answer), ["409"], "{answer:#}");
     assert_eq!(with_external(&h, &s.url, "RXX7205").await, 0);
 }
+
+/// Sends one request; its status and body.
+async fn send(
+    h: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Value,
+    if_match: Option<String>,
+) -> (u16, Value) {
+    let mut r = h
+        .request(method, url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(body.to_string());
+    if let Some(v) = if_match {
+        r = r.header("if-match", v);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_single_writes_share_commits_and_one_account_is_written_in_turn() {
+    const N: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    common::import_samples(dir.path());
+    let s = serve(dir.path());
+    let h = http();
+    let names: Vec<String> = (0..N)
+        .map(|i| {
+            let mut n = String::from("Lee");
+            for d in i.to_string().chars() {
+                n.push((b'a' + d.to_digit(10).unwrap() as u8) as char);
+            }
+            n
+        })
+        .collect();
+    let posts = names.iter().enumerate().map(|(i, last)| {
+        send(
+            &h,
+            reqwest::Method::POST,
+            format!("{}/Users", s.url),
+            user("Max", last, &format!("RXX8{i:03}")),
+            None,
+        )
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 201, "{body}");
+    }
+    // Every write journalled once, in fewer runs than writes.
+    let listed = runs(dir.path());
+    let created: u64 = listed
+        .iter()
+        .map(|r| r["counts"]["created"].as_u64().unwrap())
+        .sum();
+    assert_eq!(created, N as u64, "{listed:#?}");
+    assert!(listed.len() < N, "{} runs for {N} writes", listed.len());
+    assert_eq!(
+        listed[0]["source"],
+        "SCIM POST /v2/Users by the fixed token"
+    );
+
+    // Eight PATCHes of one User, each under the version read before any of them: one
+    // applies, the others find it changed (412), as if they came one after the other.
+    let url = format!("{}/Users/{SAMPLE}", s.url);
+    let (_, before) = get(&h, &url).await;
+    let version = before["meta"]["version"].as_str().unwrap().to_owned();
+    let patches = (0..8).map(|i| {
+        send(
+            &h,
+            reqwest::Method::PATCH,
+            url.clone(),
+            retitle(&format!(
+                "Title {}",
+                ["A", "B", "C", "D", "E", "F", "G", "H"][i]
+            )),
+            Some(version.clone()),
+        )
+    });
+    let answers = futures_util::future::join_all(patches).await;
+    let ok: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(ok.len(), 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200 || *s == 412),
+        "{answers:?}"
+    );
+    let (_, after) = get(&h, &url).await;
+    assert_eq!(after["title"], ok[0]["title"], "{after}");
+}

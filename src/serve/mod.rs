@@ -80,6 +80,8 @@ pub struct ServerState {
     /// What writes are validated, planned and journalled with.
     pub pipeline: rules::Pipeline,
     writes: tokio::sync::Mutex<()>,
+    /// Writes of single requests waiting for the next commit ([`writes::single`]).
+    queue: writes::Queue,
 }
 
 /// What one request may ask of the service.
@@ -129,6 +131,7 @@ impl ServerState {
             https: false,
             pipeline,
             writes: tokio::sync::Mutex::new(()),
+            queue: writes::Queue::default(),
         }
     }
 

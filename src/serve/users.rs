@@ -17,7 +17,7 @@ use super::auth::Caller;
 use super::query::{project, served};
 use super::rules::{self, Written};
 use super::scope::Scope;
-use super::writes::{self, How, Op, Target, Write};
+use super::writes::{self, How, Target, Write};
 use super::{ScimError, ServerState, Shared, base, parse_json, scim};
 use crate::directory::{Account, Directory, Status};
 use crate::model::{Field, PortalId, Provenance};
@@ -115,8 +115,8 @@ pub(super) async fn create_user(
     Ok(created_response(user))
 }
 
-/// One write of its own request, carried out as [`writes::carry_out`] carries out a Bulk
-/// operation: the status and the User to answer.
+/// One write of its own request, committed with others queued meanwhile
+/// ([`writes::single`]): the status and the User to answer.
 async fn one(
     s: &Shared,
     scope: &Scope,
@@ -124,21 +124,7 @@ async fn one(
     source: &Provenance,
     write: Write,
 ) -> Result<(StatusCode, Value), ScimError> {
-    let op = Op {
-        write: Ok(write),
-        bulk_id: None,
-        request: source.name.clone(),
-    };
-    writes::carry_out(s, scope, &base(s, headers), source, vec![op], 0)
-        .await
-        .pop()
-        .unwrap_or_else(|| {
-            Err(ScimError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                None,
-                "the write gave no answer",
-            ))
-        })
+    writes::single(s, scope, &base(s, headers), source, write).await
 }
 
 fn created_response(user: Value) -> Response {

@@ -22,7 +22,7 @@
 //! or `failOnErrors`, is so one run: `runs` lists it once (its source
 //! `SCIM POST /v2/Bulk by …`, each line the operation's request) and `revert` undoes all of it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use axum::http::StatusCode;
 use serde_json::Value;
@@ -85,6 +85,137 @@ pub(super) async fn carry_out(
     fail_on: u64,
 ) -> Vec<Answer> {
     let _guard = s.writes.lock().await;
+    carry_out_locked(s, scope, base, source, ops, fail_on).await
+}
+
+/// Most writes of single requests committed together.
+pub(super) const MAX_GROUP: usize = 5000;
+
+/// A write of a single request, waiting for the next commit.
+struct Queued {
+    op: Op,
+    scope: Scope,
+    base: String,
+    source: Provenance,
+    reply: tokio::sync::oneshot::Sender<Answer>,
+}
+
+/// Writes of single requests waiting for the next commit, in the order they came.
+#[derive(Default)]
+pub(super) struct Queue(std::sync::Mutex<VecDeque<Queued>>);
+
+impl Queue {
+    fn push(&self, q: Queued) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back(q);
+    }
+
+    /// The first `most` queued writes.
+    fn take(&self, most: usize) -> Vec<Queued> {
+        let mut queue = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = queue.len().min(most);
+        queue.drain(..n).collect()
+    }
+}
+
+/// The write of a single request (a POST, PUT or PATCH of a User), committed with the
+/// writes of other requests queued meanwhile (group commit): it waits for the service's
+/// write lock, and whoever takes the lock carries out every queued write (up to
+/// [`MAX_GROUP`]) in as few runs as [`carry_out`] would make of a Bulk request of them
+/// (grouped by credential; a run of one organisation, two writes of one account in two
+/// runs, one after the other), then answers each once its run is committed. So a write is
+/// durable before its answer, and a write alone is one run as before. The commit goes on
+/// in a task of its own, so a client that hangs up does not stop it for the others.
+pub(super) async fn single(
+    s: &Shared,
+    scope: &Scope,
+    base: &str,
+    source: &Provenance,
+    write: Write,
+) -> Answer {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    s.queue.push(Queued {
+        op: Op {
+            write: Ok(write),
+            bulk_id: None,
+            request: source.name.clone(),
+        },
+        scope: scope.clone(),
+        base: base.to_owned(),
+        source: source.clone(),
+        reply,
+    });
+    let shared = s.clone();
+    let committing = tokio::spawn(async move {
+        let _guard = shared.writes.lock().await;
+        commit_queued(&shared).await;
+    });
+    // The task answers every write it takes; a write another task took is answered by it.
+    let _ = committing.await;
+    answer.await.unwrap_or_else(|_| {
+        Err(ScimError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "the write was not carried out",
+        ))
+    })
+}
+
+/// Carries out the queued writes (the caller holds the write lock): one [`carry_out`] per
+/// credential and base URL, each write's answer sent to its request.
+async fn commit_queued(s: &Shared) {
+    let mut queued = s.queue.take(MAX_GROUP);
+    while !queued.is_empty() {
+        let first = &queued[0];
+        let (scope, base, sender) = (
+            first.scope.clone(),
+            first.base.clone(),
+            first.source.sender.clone(),
+        );
+        let (group, rest): (Vec<Queued>, Vec<Queued>) = queued
+            .into_iter()
+            .partition(|q| q.scope == scope && q.base == base && q.source.sender == sender);
+        queued = rest;
+        let name = if group.iter().all(|q| q.source.name == group[0].source.name) {
+            group[0].source.name.clone()
+        } else {
+            format!("{} requests", group.len())
+        };
+        let source = Provenance {
+            name,
+            ..group[0].source.clone()
+        };
+        let (ops, replies): (Vec<Op>, Vec<_>) = group.into_iter().map(|q| (q.op, q.reply)).unzip();
+        let answers = carry_out_locked(s, &scope, &base, &source, ops, 0).await;
+        let mut answers = answers.into_iter();
+        for reply in replies {
+            let answer = answers.next().unwrap_or_else(|| {
+                Err(ScimError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    "the write gave no answer",
+                ))
+            });
+            // A client that hung up is not waiting for its answer: its write stands.
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// [`carry_out`], under the write lock the caller holds.
+async fn carry_out_locked(
+    s: &Shared,
+    scope: &Scope,
+    base: &str,
+    source: &Provenance,
+    ops: Vec<Op>,
+    fail_on: u64,
+) -> Vec<Answer> {
     let mut batch = Batch {
         s,
         scope,
