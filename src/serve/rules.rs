@@ -1,17 +1,18 @@
-//! SCIM writes through the rules a file row goes through: the User becomes a one-row
-//! submission in the new format, is validated with the deployment's [`Rules`], and goes
-//! through the driver every channel uses ([`pipeline::submit`]): reconciled and planned with
-//! the organisation's [`Policy`](crate::reconcile::Policy) and applied through the journal
-//! under the organisation's lock, after finishing any run a stopped process left behind.
-//! The directory so holds only what the rules allow, whichever door the data came in by,
-//! and every write is a run that `runs` lists and `revert RUN` undoes.
+//! SCIM writes through the rules a file row goes through: each User is validated as a
+//! one-row submission in the new format with the deployment's [`Rules`], and the rows of
+//! writes carried out together (a Bulk request, single writes sharing a commit) go through
+//! the driver every channel uses ([`pipeline::submit`]) as one submission: reconciled and
+//! planned with the organisation's [`Policy`](crate::reconcile::Policy) and applied through
+//! the journal under the organisation's lock, after finishing any run a stopped process left
+//! behind. The directory so holds only what the rules allow, whichever door the data came in
+//! by, and every write is in a run that `runs` lists and `revert RUN` undoes.
 //!
 //! In: the account a User describes (with its portal ID when it exists), the organisation,
 //! and the provenance the run records (the request and the client). Out: the validated row, or
 //! 400 `invalidValue` whose detail names the SCIM attribute, then the reason a file row gets;
-//! then what the run did, or 400 `invalidValue` with the plan's reason (a create the policy
-//! does not allow, an organisation-unit move…). Not held by the size guard: a SCIM client
-//! waits for its answer, and one request changes at most one account (Bulk: one each).
+//! then what the run did with each row, or 400 `invalidValue` with the plan's reason (a
+//! create the policy does not allow, an organisation-unit move…). Not held by the size
+//! guard: a SCIM client waits for its answer.
 
 use std::collections::HashMap;
 
