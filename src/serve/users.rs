@@ -6,6 +6,8 @@
 //! 409 `uniqueness` for a taken userName or externalId, 412 for a stale version, 400
 //! `mutability` for a changed organisation or organisation unit.
 
+use std::collections::HashSet;
+
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,6 +22,7 @@ use super::scope::Scope;
 use super::writes::{self, How, Target, Write};
 use super::{ScimError, ServerState, Shared, base, parse_json, scim};
 use crate::directory::{Account, Directory, Status};
+use crate::model::{DirectoryIndex, Keys};
 use crate::model::{Field, PortalId, Provenance};
 use crate::scim::filter::quote;
 use crate::scim::{NHS_USER, account_from_user, patch, version_of, with_meta};
@@ -72,7 +75,12 @@ async fn load(s: &ServerState, scope: &Scope, id: &str) -> Result<Account, ScimE
         .by_id(&PortalId::new_unchecked(id))
         .await?
         .filter(|a| scope.allows(a.organisation()))
-        .ok_or_else(|| ScimError::new(StatusCode::NOT_FOUND, None, format!("no User {id}")))
+        .ok_or_else(|| no_user(id))
+}
+
+/// 404 for `id`: no User, or one outside the scope.
+fn no_user(id: &str) -> ScimError {
+    ScimError::new(StatusCode::NOT_FOUND, None, format!("no User {id}"))
 }
 
 /// 403 unless the scope covers `organisation`.
@@ -174,11 +182,68 @@ fn email_key(email: &str) -> String {
     format!("email:{}", email.to_lowercase())
 }
 
+/// Accounts read in one look-up for many writes (the Users a Bulk request names, by ID,
+/// userName and externalId), as the directory held them then; a key it was not asked for
+/// is looked up on its own. Valid until the next commit changes the directory.
+#[derive(Default)]
+pub(super) struct ReadAhead {
+    index: DirectoryIndex,
+    ids: HashSet<String>,
+    emails: HashSet<String>,
+    external: HashSet<(String, String)>,
+}
+
+impl ReadAhead {
+    /// Reads the accounts of `keys` (IDs, lower-case addresses, (organisation, lower-case
+    /// externalId)).
+    pub(super) async fn read(s: &ServerState, keys: Keys) -> Result<ReadAhead, ScimError> {
+        let index = s.directory.index_for(&keys).await?;
+        Ok(ReadAhead {
+            index,
+            ids: keys.ids.into_iter().collect(),
+            emails: keys.emails.into_iter().collect(),
+            external: keys.external.into_iter().collect(),
+        })
+    }
+
+    /// The account `id`, from the read-ahead when it was asked for, else from the directory.
+    async fn by_id(&self, s: &ServerState, id: &str) -> Result<Option<Account>, ScimError> {
+        if self.ids.contains(id) {
+            return Ok(self.index.by_id(id).cloned());
+        }
+        Ok(s.directory.by_id(&PortalId::new_unchecked(id)).await?)
+    }
+
+    async fn by_email(&self, s: &ServerState, email: &str) -> Result<Option<Account>, ScimError> {
+        let lower = email.to_lowercase();
+        if self.emails.contains(&lower) {
+            return Ok(self.index.by_email(&lower).cloned());
+        }
+        Ok(s.directory.by_email(email).await?)
+    }
+
+    async fn by_external(
+        &self,
+        s: &ServerState,
+        organisation: &str,
+        external: &str,
+    ) -> Result<Option<Account>, ScimError> {
+        let key = (organisation.to_owned(), external.to_lowercase());
+        if self.external.contains(&key) {
+            return Ok(self.index.by_external(organisation, external).cloned());
+        }
+        Ok(s.directory
+            .by_external_sync_id(organisation, external)
+            .await?)
+    }
+}
+
 /// Checks a new User (a POST), against the directory as it is now: 400
 /// `invalidValue` when a file row with its values would be refused, 403 outside the scope,
 /// 409 `uniqueness` when its userName or (organisation, externalId) is taken.
 pub(super) async fn prepare_create(
     s: &ServerState,
+    ahead: &ReadAhead,
     scope: &Scope,
     body: &Value,
 ) -> Result<Prepared, ScimError> {
@@ -186,10 +251,9 @@ pub(super) async fn prepare_create(
     may_act_for(scope, account.organisation())?;
     require_names(&account)?;
     let (row, person) = rules::validated(&s.pipeline.rules, &account, None)?;
-    let d = &s.directory;
     let mut keys = Vec::new();
     if let Some(email) = &person.email {
-        if let Some(other) = d.by_email(email.as_str()).await? {
+        if let Some(other) = ahead.by_email(s, email.as_str()).await? {
             return Err(ScimError::new(
                 StatusCode::CONFLICT,
                 Some("uniqueness"),
@@ -200,7 +264,7 @@ pub(super) async fn prepare_create(
     }
     let organisation = person.organisation.as_str();
     let ext = person.external_sync_id.as_str();
-    if let Some(other) = d.by_external_sync_id(organisation, ext).await? {
+    if let Some(other) = ahead.by_external(s, organisation, ext).await? {
         return Err(ScimError::new(
             StatusCode::CONFLICT,
             Some("uniqueness"),
@@ -229,26 +293,30 @@ pub(super) async fn prepare_create(
 }
 
 /// The answer to a prepared write once its run is committed: the User as stored now (201
-/// for a create, 200 for a change), or the User as it was when nothing changed.
+/// for a create, 200 for a change; `after` holds the accounts as the commit left them, read
+/// in one look-up), or the User as it was when nothing changed.
 pub(super) async fn finish(
     s: &ServerState,
+    after: &ReadAhead,
     scope: &Scope,
     current: Option<Value>,
     written: Written,
     base: &str,
 ) -> Result<(StatusCode, Value), ScimError> {
+    let stored = async |id: &str| -> Result<Value, ScimError> {
+        let account = after
+            .by_id(s, id)
+            .await?
+            .filter(|a| scope.allows(a.organisation()))
+            .ok_or_else(|| no_user(id))?;
+        Ok(with_meta(served(&account), base))
+    };
     match (written, current) {
-        (Written::Created(id), None) => Ok((
-            StatusCode::CREATED,
-            with_meta(served(&load(s, scope, id.as_str()).await?), base),
-        )),
+        (Written::Created(id), None) => Ok((StatusCode::CREATED, stored(id.as_str()).await?)),
         (Written::Unchanged, Some(current)) => Ok((StatusCode::OK, with_meta(current, base))),
         (Written::Updated, Some(current)) => {
             let id = current["id"].as_str().unwrap_or_default().to_owned();
-            Ok((
-                StatusCode::OK,
-                with_meta(served(&load(s, scope, &id).await?), base),
-            ))
+            Ok((StatusCode::OK, stored(&id).await?))
         }
         // A create the plan joined to an account: one a run left unfinished created, and
         // the resumed run has since finished.
@@ -345,12 +413,17 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
 /// `invalidValue` for a value a file row could not have, 409 for a taken userName.
 pub(super) async fn prepare_update(
     s: &ServerState,
+    ahead: &ReadAhead,
     scope: &Scope,
     id: &str,
     how: Update<'_>,
     if_match: Option<&str>,
 ) -> Result<Prepared, ScimError> {
-    let current = load(s, scope, id).await?;
+    let current = ahead
+        .by_id(s, id)
+        .await?
+        .filter(|a| scope.allows(a.organisation()))
+        .ok_or_else(|| no_user(id))?;
     let current_json = served(&current);
     if let Some(wanted) = if_match {
         let version = version_of(&current_json);
@@ -388,7 +461,7 @@ pub(super) async fn prepare_update(
     keys.extend(current.email().map(email_key));
     if let Some(after) = &person.email {
         if Some(after.as_str()) != current.email()
-            && let Some(other) = s.directory.by_email(after.as_str()).await?
+            && let Some(other) = ahead.by_email(s, after.as_str()).await?
             && other.id != current.id
         {
             return Err(ScimError::new(

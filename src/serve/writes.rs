@@ -29,9 +29,10 @@ use serde_json::Value;
 
 use super::rules::{self, Written};
 use super::scope::Scope;
-use super::users::{self, Prepared, Update};
+use super::users::{self, Prepared, ReadAhead, Update};
 use super::{ScimError, ServerState, Shared};
-use crate::model::Provenance;
+use crate::model::{Keys, Provenance};
+use crate::scim::NHS_USER;
 
 /// How a change replaces the User.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +217,8 @@ async fn carry_out_locked(
     ops: Vec<Op>,
     fail_on: u64,
 ) -> Vec<Answer> {
+    // One look-up for every account the operations name; a failed one only costs speed.
+    let ahead = ReadAhead::read(s, keys_of(&ops)).await.unwrap_or_default();
     let mut batch = Batch {
         s,
         scope,
@@ -226,6 +229,7 @@ async fn carry_out_locked(
         errors: 0,
         ids: HashMap::new(),
         pending: Pending::default(),
+        ahead,
     };
     for (i, op) in ops.into_iter().enumerate() {
         if !batch.next(i, op).await {
@@ -234,6 +238,33 @@ async fn carry_out_locked(
     }
     batch.commit().await;
     batch.answers.into_iter().map_while(|a| a).collect()
+}
+
+/// The keys the operations name as sent: the IDs of changes, the userNames and
+/// (organisation, externalId) of creates, lower-cased (a key the rules normalise otherwise
+/// is looked up on its own).
+fn keys_of(ops: &[Op]) -> Keys {
+    let mut keys = Keys::default();
+    for op in ops {
+        match &op.write {
+            Ok(Write::Create(data)) => {
+                if let Some(email) = data["userName"].as_str() {
+                    keys.emails.push(email.trim().to_lowercase());
+                }
+                let organisation = data[NHS_USER]["organisation"].as_str();
+                if let (Some(o), Some(e)) = (organisation, data["externalId"].as_str()) {
+                    keys.external
+                        .push((o.trim().to_ascii_uppercase(), e.trim().to_lowercase()));
+                }
+            }
+            Ok(Write::Change {
+                target: Target::Id(id),
+                ..
+            }) => keys.ids.push(id.clone()),
+            _ => {}
+        }
+    }
+    keys
 }
 
 /// Operations checked and waiting for their commit.
@@ -268,6 +299,8 @@ struct Batch<'a> {
     /// Portal IDs of the Users created so far, by `bulkId`.
     ids: HashMap<String, String>,
     pending: Pending,
+    /// The accounts the operations name, as read before the first commit.
+    ahead: ReadAhead,
 }
 
 impl Batch<'_> {
@@ -341,7 +374,9 @@ impl Batch<'_> {
     async fn prepare(&self, write: &Write) -> Result<Prepared, ScimError> {
         let state: &ServerState = self.s;
         match write {
-            Write::Create(data) => users::prepare_create(state, self.scope, data).await,
+            Write::Create(data) => {
+                users::prepare_create(state, &self.ahead, self.scope, data).await
+            }
             Write::Change {
                 target,
                 how,
@@ -362,7 +397,15 @@ impl Batch<'_> {
                     How::Replace => Update::Replace(data),
                     How::Patch => Update::Patch(data),
                 };
-                users::prepare_update(state, self.scope, &id, how, if_match.as_deref()).await
+                users::prepare_update(
+                    state,
+                    &self.ahead,
+                    self.scope,
+                    &id,
+                    how,
+                    if_match.as_deref(),
+                )
+                .await
             }
         }
     }
@@ -374,12 +417,16 @@ impl Batch<'_> {
             return;
         };
         let written = self.write(&organisation, &pending.ops).await;
+        // The commit changed the directory: what was read ahead is stale.
+        self.ahead = ReadAhead::default();
+        let after = self.read_after(&pending.ops, &written).await;
         for (n, (i, bulk_id, _, p)) in pending.ops.into_iter().enumerate() {
             let answer = match written.as_ref().map(|w| w.get(n)) {
                 Ok(Some(Ok(w))) => {
                     let current = p.current;
                     let answer =
-                        users::finish(self.s, self.scope, current, w.clone(), self.base).await;
+                        users::finish(self.s, &after, self.scope, current, w.clone(), self.base)
+                            .await;
                     if let (Some(b), Ok((_, user))) = (&bulk_id, &answer)
                         && let Some(id) = user["id"].as_str()
                     {
@@ -397,6 +444,32 @@ impl Batch<'_> {
             };
             self.answer(i, answer);
         }
+    }
+
+    /// The accounts a commit created or changed, in one look-up (none when it failed: each
+    /// is then looked up on its own).
+    async fn read_after(
+        &self,
+        ops: &[(usize, Option<String>, String, Prepared)],
+        written: &Result<Vec<Result<Written, ScimError>>, ScimError>,
+    ) -> ReadAhead {
+        let Ok(written) = written else {
+            return ReadAhead::default();
+        };
+        let mut keys = Keys::default();
+        for ((_, _, _, p), w) in ops.iter().zip(written) {
+            match (w, &p.current) {
+                (Ok(Written::Created(id)), _) => keys.ids.push(id.to_string()),
+                (Ok(Written::Updated), Some(current)) => {
+                    keys.ids.extend(current["id"].as_str().map(str::to_owned));
+                }
+                _ => {}
+            }
+        }
+        if keys.ids.is_empty() {
+            return ReadAhead::default();
+        }
+        ReadAhead::read(self.s, keys).await.unwrap_or_default()
     }
 
     /// One run of `ops` (all of `organisation`): the organisations and units its creates
