@@ -150,3 +150,161 @@ fn killed_runs_resume_to_the_uninterrupted_state() {
         "after resume the file is all applied"
     );
 }
+
+/// A Bulk request of `n` creates of organisation `org`, with externalIds `{org}-{i}`.
+fn bulk_of_creates(org: &str, n: usize) -> serde_json::Value {
+    let ops: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let last = format!("Kay{}", letters(i));
+            serde_json::json!({
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": format!("k{i}"),
+                "data": {
+                    "schemas": [
+                        "urn:ietf:params:scim:schemas:core:2.0:User",
+                        push_connector::scim::NHS_USER
+                    ],
+                    "userName": format!("ann.{}.{}@nhs.net", last.to_lowercase(), org.to_lowercase()),
+                    "externalId": format!("{org}-{i}"),
+                    "name": {"givenName": "Ann", "familyName": last},
+                    push_connector::scim::NHS_USER: {"organisation": org},
+                }
+            })
+        })
+        .collect();
+    serde_json::json!({"schemas": [push_connector::scim::BULK_REQUEST], "Operations": ops})
+}
+
+/// The externalIds of `org`'s accounts, read from the directory file itself (no run is
+/// resumed by reading it).
+async fn externals_of(dir: &Path, org: &str) -> Vec<String> {
+    let d =
+        push_connector::directory::local::LocalDirectory::open(&dir.join("var/directory.sqlite"))
+            .await
+            .unwrap();
+    let mut ext: Vec<String> = d
+        .all()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|a| a.organisation() == org)
+        .filter_map(|a| a.external_sync_id().map(str::to_owned))
+        .collect();
+    ext.sort();
+    ext
+}
+
+mod common;
+
+const TOKEN: &str = "kill-test-token";
+
+fn serve(dir: &Path) -> common::Serve {
+    common::start_serve(
+        dir,
+        None,
+        "127.0.0.1:0",
+        &[
+            ("PUSH_CONNECTOR__SERVE__TOKEN", TOKEN),
+            ("PUSH_CONNECTOR__SERVE__TOKEN_ORGANISATIONS", "[\"*\"]"),
+        ],
+    )
+}
+
+/// POSTs a Bulk request; the statuses of its operations, or none when serve went away.
+async fn post_bulk(url: String, body: String) -> Option<Vec<String>> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let h = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let r = h
+        .post(format!("{url}/Bulk"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    let v: serde_json::Value = r.json().await.ok()?;
+    Some(
+        v["Operations"]
+            .as_array()?
+            .iter()
+            .map(|o| o["status"].as_str().unwrap_or_default().to_owned())
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_request_killed_in_flight_is_applied_whole_or_not_at_all_and_its_retry_duplicates_nothing()
+ {
+    const N: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // The uninterrupted request: one run of N creates.
+    let s = serve(dir);
+    let started = Instant::now();
+    let statuses = post_bulk(s.url.clone(), bulk_of_creates("RKA", N).to_string())
+        .await
+        .unwrap();
+    let full = started.elapsed();
+    assert!(statuses.iter().all(|s| s == "201"), "{statuses:?}");
+    drop(s);
+    assert_eq!(externals_of(dir, "RKA").await.len(), N);
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("Bulk kill seed {seed}, uninterrupted request {full:?}");
+    let mut rng = Rng(seed);
+    let (mut none, mut all) = (0, 0);
+    for round in 0..6 {
+        let org = format!("RK{round}");
+        let body = bulk_of_creates(&org, N).to_string();
+        let s = serve(dir);
+        let request = tokio::spawn(post_bulk(s.url.clone(), body.clone()));
+        // Kill moments over the whole request: reading and checking it, then its commit.
+        let window = (full.as_millis() as u64).max(20);
+        tokio::time::sleep(Duration::from_millis(rng.next() % window)).await;
+        drop(s); // SIGKILL
+        let answered = request.await.unwrap();
+        let found = externals_of(dir, &org).await;
+        match found.len() {
+            0 => none += 1,
+            n if n == N => all += 1,
+            n => panic!("round {round}: {n} of {N} operations applied"),
+        }
+        eprintln!(
+            "round {round}: answered {}, {} applied",
+            answered.is_some(),
+            found.len()
+        );
+        // The retry, after a restart: every operation created or found taken, nothing twice.
+        let s = serve(dir);
+        let statuses = post_bulk(s.url.clone(), body).await.unwrap();
+        assert_eq!(statuses.len(), N);
+        let created = statuses.iter().filter(|s| *s == "201").count();
+        assert!(
+            statuses.iter().all(|s| s == "201" || s == "409"),
+            "round {round}: {statuses:?}"
+        );
+        drop(s);
+        let after = externals_of(dir, &org).await;
+        let mut distinct = after.clone();
+        distinct.dedup();
+        assert_eq!(after.len(), N, "round {round}: no duplicate, none missing");
+        assert_eq!(distinct.len(), N, "round {round}: each externalId once");
+        // Killed after its journal and before its commit, the run was finished on restart
+        // (and the retry finds every User taken); before its journal, the retry creates all.
+        assert!(
+            created == 0 || created == N,
+            "round {round}: the retry created {created}"
+        );
+        if found.len() == N {
+            assert_eq!(created, 0, "round {round}: the retry created none again");
+        }
+    }
+    eprintln!("killed Bulk requests: {none} applied none, {all} applied all");
+}

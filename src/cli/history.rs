@@ -227,7 +227,10 @@ fn whence(e: &HistoryEntry) -> String {
                 Some(entry) => format!("sync {}, entry {entry} (line {line})", p.name),
                 None => format!("sync {}, line {line}", p.name),
             },
-            Channel::Scim => format!("SCIM {}", scim(p)),
+            Channel::Scim => match &e.entry {
+                Some(request) => format!("SCIM {}, operation {request} (line {line})", scim(p)),
+                None => format!("SCIM {}", scim(p)),
+            },
             Channel::Revert => format!(
                 "revert of run {}{} (line {line})",
                 p.name,
@@ -263,7 +266,8 @@ fn entry_json(e: &HistoryEntry) -> Value {
         "channel": channel.map(Channel::as_str),
         "line": e.line,
         "file": p.filter(|_| is(Channel::File) || is(Channel::Email)).map(|p| &p.name),
-        "entry": if is(Channel::Scim) { p.map(|p| p.name.clone()) } else { e.entry.clone() },
+        // A SCIM write's request: the line's own (an operation of a Bulk request), else the run's.
+        "entry": if is(Channel::Scim) { e.entry.clone().or_else(|| p.map(|p| p.name.clone())) } else { e.entry.clone() },
         "sender": p.and_then(|p| p.sender.as_ref()),
         "sync_source": p.filter(|_| is(Channel::Sync)).map(|p| &p.name),
         "reverts": p.filter(|_| is(Channel::Revert)).map(|p| &p.name),

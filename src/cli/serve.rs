@@ -91,6 +91,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             config: config.clone(),
             state: state_db,
         };
+        resume(&directory, &pipeline).await?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -118,6 +119,30 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Finishes the runs a stopped process left behind (a Bulk request killed mid-commit among
+/// them) before the first request is served, so a client that asks again finds the
+/// directory as the whole run leaves it, and its retry creates no duplicate.
+async fn resume(directory: &LocalDirectory, pipeline: &Pipeline) -> anyhow::Result<()> {
+    let progress = |_: u64, _: u64| {};
+    let ctx = push_connector::apply::Context {
+        directory,
+        state: &pipeline.state,
+        passwords: push_connector::deployment::password_file(&pipeline.config),
+        progress: &progress,
+    };
+    let done = push_connector::pipeline::resume_unfinished(
+        &ctx,
+        &mut push_connector::apply::RandomMinter,
+        chrono::Utc::now(),
+    )
+    .await
+    .context("finishing interrupted runs")?;
+    for run in done {
+        tracing::info!(run = %run, "finished a run left behind");
+    }
+    Ok(())
 }
 
 /// The token endpoint of `[serve] clients`, their secrets read now; none without clients.

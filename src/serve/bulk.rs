@@ -3,8 +3,8 @@
 //!
 //! In: a BulkRequest of at most [`MAX_OPERATIONS`] operations. Out: a BulkResponse with one
 //! result per operation carried out, each as the same write alone would have answered.
-
-use std::collections::HashMap;
+//! The operations are carried out together ([`writes`]): as one run, unless their order
+//! asks for more (a `bulkId:` reference, two writes of one User, `failOnErrors`).
 
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::scope::Scope;
-use super::users::{Update, create, source, update};
+use super::users::source;
+use super::writes::{self, Answer, How, Op, Target, Write};
 use super::{ScimError, Shared, base, parse_json, scim};
 use crate::scim::schema::MAX_OPERATIONS;
 use crate::scim::{BULK_REQUEST, BULK_RESPONSE};
@@ -54,40 +55,18 @@ pub(super) async fn bulk(
         ));
     }
     let fail_on = body["failOnErrors"].as_u64().unwrap_or(0);
-    let mut errors = 0u64;
-    let mut ids: HashMap<String, String> = Default::default();
-    let mut results = Vec::new();
-    for op in ops {
-        if fail_on > 0 && errors >= fail_on {
-            break;
-        }
-        let method = op["method"]
-            .as_str()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        let bulk_id = op["bulkId"].as_str().map(str::to_owned);
-        let outcome = bulk_one(&s, &scope, &caller, &method, op, &ids, &base).await;
-        let mut entry = json!({"method": method});
-        if let Some(b) = &bulk_id {
-            entry["bulkId"] = json!(b);
-        }
-        match outcome {
-            Ok((status, user)) => {
-                if let (Some(b), Some(id)) = (&bulk_id, user["id"].as_str()) {
-                    ids.insert(b.clone(), id.to_owned());
-                }
-                entry["location"] = user["meta"]["location"].clone();
-                entry["version"] = user["meta"]["version"].clone();
-                entry["status"] = json!(status.as_u16().to_string());
-            }
-            Err(e) => {
-                errors += 1;
-                entry["status"] = json!(e.status.as_u16().to_string());
-                entry["response"] = e.body();
-            }
-        }
-        results.push(entry);
-    }
+    let ops: Vec<Op> = ops.iter().map(read).collect();
+    let methods: Vec<(String, Option<String>)> = ops
+        .iter()
+        .map(|op| (method_of(op), op.bulk_id.clone()))
+        .collect();
+    let source = source("POST", "Bulk", &caller);
+    let answers = writes::carry_out(&s, &scope, &base, &source, ops, fail_on).await;
+    let results: Vec<Value> = answers
+        .into_iter()
+        .zip(methods)
+        .map(|(answer, (method, bulk_id))| result(answer, method, bulk_id))
+        .collect();
     Ok(scim(
         StatusCode::OK,
         &json!({"schemas": [BULK_RESPONSE], "Operations": results}),
@@ -95,19 +74,53 @@ pub(super) async fn bulk(
     ))
 }
 
-/// One Bulk operation `op` (its `path`, `data` and `version`), upper-cased `method`.
-async fn bulk_one(
-    s: &Shared,
-    scope: &Scope,
-    caller: &Caller,
-    method: &str,
-    op: &Value,
-    ids: &HashMap<String, String>,
-    base: &str,
-) -> Result<(StatusCode, Value), ScimError> {
+/// The upper-cased method an operation was read with (its request's first word).
+fn method_of(op: &Op) -> String {
+    op.request
+        .split_once(' ')
+        .map_or(op.request.as_str(), |(m, _)| m)
+        .to_owned()
+}
+
+/// The BulkResponse entry of an operation's answer.
+fn result(answer: Answer, method: String, bulk_id: Option<String>) -> Value {
+    let mut entry = json!({"method": method});
+    if let Some(b) = bulk_id {
+        entry["bulkId"] = json!(b);
+    }
+    match answer {
+        Ok((status, user)) => {
+            entry["location"] = user["meta"]["location"].clone();
+            entry["version"] = user["meta"]["version"].clone();
+            entry["status"] = json!(status.as_u16().to_string());
+        }
+        Err(e) => {
+            entry["status"] = json!(e.status.as_u16().to_string());
+            entry["response"] = e.body();
+        }
+    }
+    entry
+}
+
+/// One Bulk operation (its `method`, `path`, `data`, `version` and `bulkId`) as a write;
+/// its request reads `POST /v2/Users` or `PATCH /v2/Users/ID`, as the same write alone.
+fn read(op: &Value) -> Op {
+    let method = op["method"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let path = op["path"].as_str().unwrap_or_default();
-    let data = &op["data"];
-    let version = op["version"].as_str();
+    let target = path.trim_start_matches('/');
+    Op {
+        write: write_of(&method, path, op),
+        bulk_id: op["bulkId"].as_str().map(str::to_owned),
+        request: format!("{method} /v2/{target}"),
+    }
+}
+
+/// The write of an operation: 404 for a path outside `/Users`, 405 for a method the path
+/// does not take.
+fn write_of(method: &str, path: &str, op: &Value) -> Result<Write, ScimError> {
     let target = path.trim_start_matches('/');
     let target = target.strip_prefix("Users").ok_or_else(|| {
         ScimError::new(
@@ -117,40 +130,27 @@ async fn bulk_one(
         )
     })?;
     let id = target.trim_start_matches('/');
-    let id = match id.strip_prefix("bulkId:") {
-        Some(b) => ids.get(b).cloned().ok_or_else(|| {
-            ScimError::new(
-                StatusCode::CONFLICT,
-                Some("invalidValue"),
-                format!("unknown bulkId {b}"),
-            )
-        })?,
-        None => id.to_owned(),
+    let data = op["data"].clone();
+    let target = match id.strip_prefix("bulkId:") {
+        Some(b) => Target::BulkId(b.to_owned()),
+        None => Target::Id(id.to_owned()),
     };
-    let version = version.map(str::to_owned);
-    let users = if id.is_empty() {
-        "Users".to_owned()
-    } else {
-        format!("Users/{id}")
+    let how = match (Method::from_bytes(method.as_bytes()).ok(), id.is_empty()) {
+        (Some(Method::POST), true) => return Ok(Write::Create(data)),
+        (Some(Method::PUT), false) => How::Replace,
+        (Some(Method::PATCH), false) => How::Patch,
+        _ => {
+            return Err(ScimError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                format!("{method} {path} is not supported"),
+            ));
+        }
     };
-    let source = source(&format!("Bulk {method}"), &users, caller);
-    match (Method::from_bytes(method.as_bytes()).ok(), id.is_empty()) {
-        (Some(Method::POST), true) => Ok((
-            StatusCode::CREATED,
-            create(s, scope, data, base, &source).await?,
-        )),
-        (Some(Method::PUT), false) => Ok((
-            StatusCode::OK,
-            update(s, scope, &id, Update::Replace(data), version, base, &source).await?,
-        )),
-        (Some(Method::PATCH), false) => Ok((
-            StatusCode::OK,
-            update(s, scope, &id, Update::Patch(data), version, base, &source).await?,
-        )),
-        _ => Err(ScimError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            None,
-            format!("{method} {path} is not supported"),
-        )),
-    }
+    Ok(Write::Change {
+        target,
+        how,
+        data,
+        if_match: op["version"].as_str().map(str::to_owned),
+    })
 }

@@ -10,7 +10,8 @@
 //! Rooms: this file (state, router, body limits, panics), [`auth`] (bearer and OAuth2
 //! tokens), [`discovery`] (ServiceProviderConfig, Schemas, ResourceTypes), [`query`] (list,
 //! search, sort, projection, bounded scans), [`users`] (one User: GET, POST, PUT, PATCH,
-//! DELETE), [`bulk`], [`rules`] (every write as a one-row submission: validated, reconciled,
+//! DELETE), [`bulk`], [`writes`] (operations carried out together, as few runs as their
+//! order allows), [`rules`] (every write as a row of a submission: validated, reconciled,
 //! planned and journalled like a file row), and the transport: [`listen`], [`tls`],
 //! [`oauth`], [`throttle`], [`scope`].
 //!
@@ -38,6 +39,7 @@ pub mod scope;
 pub mod throttle;
 pub mod tls;
 mod users;
+mod writes;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub struct ServerState {
     /// What writes are validated, planned and journalled with.
     pub pipeline: rules::Pipeline,
     writes: tokio::sync::Mutex<()>,
+    /// Writes of single requests waiting for the next commit ([`writes::single`]).
+    queue: writes::Queue,
 }
 
 /// What one request may ask of the service.
@@ -127,6 +131,7 @@ impl ServerState {
             https: false,
             pipeline,
             writes: tokio::sync::Mutex::new(()),
+            queue: writes::Queue::default(),
         }
     }
 
@@ -140,7 +145,7 @@ impl ServerState {
 type Shared = Arc<ServerState>;
 
 /// An answer that is not a success: status, `scimType`, detail.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ScimError {
     status: StatusCode,
     scim_type: Option<&'static str>,

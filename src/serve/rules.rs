@@ -1,30 +1,33 @@
-//! SCIM writes through the rules a file row goes through: the User becomes a one-row
-//! submission in the new format, is validated with the deployment's [`Rules`], and goes
-//! through the driver every channel uses ([`pipeline::submit`]): reconciled and planned with
-//! the organisation's [`Policy`](crate::reconcile::Policy) and applied through the journal
-//! under the organisation's lock, after finishing any run a stopped process left behind.
-//! The directory so holds only what the rules allow, whichever door the data came in by,
-//! and every write is a run that `runs` lists and `revert RUN` undoes.
+//! SCIM writes through the rules a file row goes through: each User is validated as a
+//! one-row submission in the new format with the deployment's [`Rules`], and the rows of
+//! writes carried out together (a Bulk request, single writes sharing a commit) go through
+//! the driver every channel uses ([`pipeline::submit`]) as one submission: reconciled and
+//! planned with the organisation's [`Policy`](crate::reconcile::Policy) and applied through
+//! the journal under the organisation's lock, after finishing any run a stopped process left
+//! behind. The directory so holds only what the rules allow, whichever door the data came in
+//! by, and every write is in a run that `runs` lists and `revert RUN` undoes.
 //!
 //! In: the account a User describes (with its portal ID when it exists), the organisation,
 //! and the provenance the run records (the request and the client). Out: the validated row, or
 //! 400 `invalidValue` whose detail names the SCIM attribute, then the reason a file row gets;
-//! then what the run did, or 400 `invalidValue` with the plan's reason (a create the policy
-//! does not allow, an organisation-unit move…). Not held by the size guard: a SCIM client
-//! waits for its answer, and one request changes at most one account (Bulk: one each).
+//! then what the run did with each row, or 400 `invalidValue` with the plan's reason (a
+//! create the policy does not allow, an organisation-unit move…). Not held by the size
+//! guard: a SCIM client waits for its answer.
+
+use std::collections::HashMap;
 
 use chrono::Utc;
 use csv::StringRecord;
 
 use super::{ScimError, Shared};
-use crate::apply::{Context, RandomMinter};
+use crate::apply::{Applied, Context, RandomMinter};
 use crate::config::Config;
 use crate::directory::Account;
 use crate::directory::local::LocalDirectory;
 use crate::formats::{Column, Submission};
 use crate::model::{Field, OdsCode, Person, PortalId, Provenance};
 use crate::pipeline;
-use crate::plan::Action;
+use crate::plan::{Action, Plan, PlannedRow};
 use crate::report::{RowResultKind, describe_issues};
 use crate::scim::NHS_USER;
 use crate::store::StateDb;
@@ -40,7 +43,7 @@ pub struct Pipeline {
 }
 
 /// The line a SCIM write's row has, as the first data row of a file (the header is line 1).
-const LINE: u64 = 2;
+pub(super) const LINE: u64 = 2;
 
 /// The SCIM attribute that carries a field.
 fn attribute(field: Field) -> String {
@@ -144,17 +147,19 @@ pub(super) enum Written {
     Unchanged,
 }
 
-/// Plans and applies one validated row for `organisation` as a run whose source is
-/// `source`, under the organisation's lock (the caller holds the service's write lock).
-/// A refused plan is 400 `invalidValue` with the plan's reason and records no run; a row
-/// with nothing to change records none either. A write the directory refuses (a userName
-/// taken since the checks) is 409 `uniqueness`, as before.
+/// Plans and applies validated rows of `organisation` as one run whose source is `source`,
+/// under the organisation's lock (the caller holds the service's write lock): one plan, one
+/// journal, one batch of directory writes, so one commit for all of them. Each row's line
+/// must be its own. Out: one answer per row, in order. A row the plan refuses is 400
+/// `invalidValue` with the plan's reason; a run whose rows all change nothing (or are
+/// refused) records none. A row the directory refuses (a userName taken since the checks)
+/// is 409 `uniqueness`, as before; the other rows of the run are applied all the same.
 pub(super) async fn write(
     s: &Shared,
     organisation: &str,
-    row: RowResult,
+    rows: Vec<RowResult>,
     source: &Provenance,
-) -> Result<Written, ScimError> {
+) -> Result<Vec<Result<Written, ScimError>>, ScimError> {
     // The stages borrow what is not `Send` (the progress callback, the minter) across their
     // awaits, and the lock waits for another process's run of the organisation (an
     // `apply`): so they run on a blocking thread of their own, not on a request thread.
@@ -165,15 +170,18 @@ pub(super) async fn write(
             &s.directory,
             &s.pipeline,
             &organisation,
-            row,
+            &rows,
             &source,
         ))
     })
     .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "SCIM write");
-        ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
-    })?
+    .map_err(|e| internal(&e))?
+}
+
+/// 500, logged.
+fn internal(e: &dyn std::fmt::Display) -> ScimError {
+    tracing::error!(error = %e, "SCIM write");
+    ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
 }
 
 /// [`write`], on the thread that runs it: one submission through [`pipeline::submit`], as
@@ -182,13 +190,9 @@ async fn write_here(
     directory: &LocalDirectory,
     pipeline: &Pipeline,
     organisation: &str,
-    row: RowResult,
+    rows: &[RowResult],
     source: &Provenance,
-) -> Result<Written, ScimError> {
-    let internal = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, "SCIM write");
-        ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
-    };
+) -> Result<Vec<Result<Written, ScimError>>, ScimError> {
     let code = OdsCode::new_unchecked(organisation);
     let mut policy = crate::deployment::policy(&pipeline.config, &code);
     // A User is the whole record (a PUT replaces it, a PATCH is applied to it first): an
@@ -198,7 +202,7 @@ async fn write_here(
     policy.channel = crate::reconcile::Channel::Scim;
     let now = Utc::now();
     let request = pipeline::Request {
-        results: std::slice::from_ref(&row),
+        results: rows,
         policy,
         limits: crate::deployment::guard_limits(&pipeline.config, &code),
         run: crate::deployment::run_id(now),
@@ -218,44 +222,77 @@ async fn write_here(
     let submitted = pipeline::submit(&ctx, &request, &mut RandomMinter, now)
         .await
         .map_err(|e| internal(&e))?;
-    let Some(planned) = submitted.plan.rows.first() else {
-        return Err(internal(&"the plan has no row"));
-    };
-    let created = match &planned.action {
-        Action::Rejected => {
+    if submitted.applied.is_some() {
+        tracing::info!(run = %request.run, organisation, rows = rows.len(), source = %source.describe(), "SCIM writes journalled");
+    }
+    let done = Done::of(&submitted.plan, submitted.applied.as_ref());
+    Ok(rows.iter().map(|row| done.outcome(row.line)).collect())
+}
+
+/// A run's rows by line: what was planned, which failed in the directory (and why), and the
+/// ID minted for each create (not one a resumed run minted).
+struct Done<'p> {
+    planned: HashMap<u64, &'p PlannedRow>,
+    failed: HashMap<u64, &'p str>,
+    created: HashMap<u64, &'p PortalId>,
+    applied: bool,
+}
+
+impl<'p> Done<'p> {
+    fn of(plan: &'p Plan, applied: Option<&'p Applied>) -> Done<'p> {
+        let planned = plan.rows.iter().map(|r| (r.line, r)).collect();
+        let (failed, created) = match applied {
+            Some(a) => (
+                a.reports
+                    .iter()
+                    .filter(|r| r.result == RowResultKind::Failed)
+                    .map(|r| (r.line, r.message.as_str()))
+                    .collect(),
+                a.created.iter().map(|(l, id)| (*l, id)).collect(),
+            ),
+            None => Default::default(),
+        };
+        Done {
+            planned,
+            failed,
+            created,
+            applied: applied.is_some(),
+        }
+    }
+
+    /// What the run did with the row of `line`.
+    fn outcome(&self, line: u64) -> Result<Written, ScimError> {
+        let Some(planned) = self.planned.get(&line) else {
+            return Err(internal(&format!("the plan has no row for line {line}")));
+        };
+        let created = match &planned.action {
+            Action::Rejected => {
+                return Err(ScimError::new(
+                    StatusCode::BAD_REQUEST,
+                    Some("invalidValue"),
+                    planned.message.clone(),
+                ));
+            }
+            Action::Unchanged { .. } => return Ok(Written::Unchanged),
+            Action::Create { .. } => true,
+            Action::Update { .. } => false,
+        };
+        if !self.applied {
+            return Err(internal(&"a change was planned but not applied"));
+        }
+        if let Some(message) = self.failed.get(&line) {
             return Err(ScimError::new(
-                StatusCode::BAD_REQUEST,
-                Some("invalidValue"),
-                planned.message.clone(),
+                StatusCode::CONFLICT,
+                Some("uniqueness"),
+                (*message).to_owned(),
             ));
         }
-        Action::Unchanged { .. } => return Ok(Written::Unchanged),
-        Action::Create { .. } => true,
-        Action::Update { .. } => false,
-    };
-    let Some(applied) = &submitted.applied else {
-        return Err(internal(&"a change was planned but not applied"));
-    };
-    tracing::info!(run = %request.run, organisation, source = %source.describe(), "SCIM write journalled");
-    if let Some(failed) = applied
-        .reports
-        .iter()
-        .find(|r| r.result == RowResultKind::Failed)
-    {
-        return Err(ScimError::new(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            failed.message.clone(),
-        ));
+        if !created {
+            return Ok(Written::Updated);
+        }
+        self.created
+            .get(&line)
+            .map(|id| Written::Created((*id).clone()))
+            .ok_or_else(|| internal(&"no portal ID was minted"))
     }
-    if created {
-        // The ID this run minted for its one create (not one a resumed run minted).
-        let id = applied
-            .created
-            .first()
-            .map(|(_, id)| id.clone())
-            .ok_or_else(|| internal(&"no portal ID was minted"))?;
-        return Ok(Written::Created(id));
-    }
-    Ok(Written::Updated)
 }

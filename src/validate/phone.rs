@@ -6,13 +6,19 @@
 //! digits are a real UK number is decided by the patterns of libphonenumber's own metadata for
 //! the regions of the +44 plan, compiled once and matched directly instead of through its
 //! parser (≈ 20 µs a number, behind a global lock); a differential test checks the two agree.
+//! The patterns are copied from the library's metadata into [`patterns`] (loading the whole
+//! metadata costs a tenth of a second of every process); a test fails when the two differ.
 
-use phonenumber::Type;
 use std::sync::OnceLock;
 
-use phonenumber::metadata::{DATABASE, Metadata};
+use phonenumber::Type;
+use regex_automata::dfa::{Automaton, dense};
+use regex_automata::{Anchored, Input, MatchKind};
 
 use crate::model::Phone;
+
+#[rustfmt::skip]
+mod patterns;
 
 /// What a column accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,9 +26,6 @@ pub enum PhoneKind {
     Any,
     Mobile,
 }
-
-/// The regions of the UK numbering plan (+44): Great Britain, Guernsey, Jersey, Isle of Man.
-const UK_REGIONS: [&str; 4] = ["GB", "GG", "JE", "IM"];
 
 /// Number types in libphonenumber's order of precedence (fixed line and mobile come last).
 const TYPES: [Type; 10] = [
@@ -38,42 +41,51 @@ const TYPES: [Type; 10] = [
     Type::Mobile,
 ];
 
-/// One region's patterns, compiled once into a set matched in a single pass: the general
-/// pattern first, then one per type in [`TYPES`] order. Each is anchored at the start, as the
-/// library matches it, and applies only to its possible lengths.
+/// One region's patterns, compiled once into one dense DFA matched in a single pass over
+/// the digits: the general pattern first, then one per type in [`TYPES`] order. Each is
+/// anchored at the start, as the library matches it, and applies only to its possible
+/// lengths. A dense DFA needs no per-search cache, so the threads validating a file share it.
 struct Region {
-    set: regex::RegexSet,
-    /// For each pattern of the set: its type (`None` for the general one) and its lengths.
-    patterns: Vec<(Option<Type>, Vec<u16>)>,
+    dfa: dense::DFA<Vec<u32>>,
+    /// For each pattern of the DFA: its type (`None` for the general one) and its lengths.
+    patterns: Vec<(Option<Type>, &'static [u16])>,
 }
 
 impl Region {
-    fn new(meta: &Metadata) -> Option<Region> {
-        let d = meta.descriptors();
-        let described = std::iter::once((None, d.general()))
-            .chain(TYPES.iter().filter_map(|t| Some((Some(*t), d.get(*t)?))));
-        let (sources, patterns): (Vec<String>, Vec<_>) = described
-            .map(|(kind, desc)| {
-                (
-                    format!("(?x)^(?:{})", desc.national_number().as_str()),
-                    (kind, desc.possible_length().to_vec()),
-                )
-            })
-            .unzip();
+    fn new(source: &patterns::Region) -> Option<Region> {
+        let sources: Vec<String> = source
+            .patterns
+            .iter()
+            .map(|(_, pattern, _)| format!("(?x)^(?:{pattern})"))
+            .collect();
+        // The digits are ASCII: `\d` means 0-9, not every script's digits.
+        let dfa = dense::Builder::new()
+            .syntax(regex_automata::util::syntax::Config::new().unicode(false))
+            .configure(dense::Config::new().match_kind(MatchKind::All))
+            .build_many(&sources)
+            .ok()?;
+        // One bit a pattern in [`Region::matched`].
+        if sources.len() > 32 {
+            return None;
+        }
         Some(Region {
-            set: regex::RegexSet::new(sources).ok()?,
-            patterns,
+            dfa,
+            patterns: source
+                .patterns
+                .iter()
+                .map(|(kind, _, lengths)| (*kind, *lengths))
+                .collect(),
         })
     }
 
     /// The number's type in this region, in libphonenumber's order of precedence.
     fn number_type(&self, nsn: &str) -> Type {
         let length = nsn.len() as u16;
-        let matched = self.set.matches(nsn);
+        let matched = self.matched(nsn);
         let is = |kind: Option<Type>| {
             self.patterns.iter().enumerate().any(|(i, (k, lengths))| {
                 *k == kind
-                    && matched.matched(i)
+                    && matched & (1 << i) != 0
                     && (lengths.is_empty() || lengths.contains(&length))
             })
         };
@@ -90,18 +102,39 @@ impl Region {
             (false, false) => Type::Unknown,
         }
     }
+
+    /// The patterns with a match that starts at the number's first digit (ending anywhere),
+    /// one bit each: the DFA walked over the digits, every match state on the way read.
+    fn matched(&self, nsn: &str) -> u32 {
+        let dfa = &self.dfa;
+        let input = Input::new(nsn).anchored(Anchored::Yes);
+        let Ok(mut state) = dfa.start_state_forward(&input) else {
+            return 0;
+        };
+        let mut matched = 0u32;
+        let mut read = |state| {
+            if dfa.is_match_state(state) {
+                for i in 0..dfa.match_len(state) {
+                    matched |= 1 << dfa.match_pattern(state, i).as_usize();
+                }
+            }
+        };
+        for &digit in nsn.as_bytes() {
+            state = dfa.next_state(state, digit);
+            read(state);
+            if dfa.is_dead_state(state) {
+                return matched;
+            }
+        }
+        read(dfa.next_eoi_state(state));
+        matched
+    }
 }
 
 /// The four regions' patterns, compiled once.
 fn regions() -> &'static [Region] {
     static REGIONS: OnceLock<Vec<Region>> = OnceLock::new();
-    REGIONS.get_or_init(|| {
-        UK_REGIONS
-            .iter()
-            .filter_map(|id| DATABASE.by_id(*id))
-            .filter_map(Region::new)
-            .collect()
-    })
+    REGIONS.get_or_init(|| patterns::REGIONS.iter().filter_map(Region::new).collect())
 }
 
 /// The type of a national significant number of the UK plan (`Unknown` when not valid).
@@ -296,9 +329,70 @@ mod tests {
         }
     }
 
+    /// The copied patterns are the library's, in the same order: regenerated from it with
+    /// `UPDATE_GOLDEN=1`.
+    #[test]
+    fn copied_patterns_are_the_librarys() {
+        let current = generate(&phonenumber::metadata::DATABASE);
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/validate/phone/patterns.rs"
+        );
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &current).unwrap();
+        }
+        let copied = std::fs::read_to_string(path).unwrap();
+        assert!(
+            copied == current,
+            "src/validate/phone/patterns.rs differs from the phonenumber crate's metadata: \
+             run the tests with UPDATE_GOLDEN=1"
+        );
+    }
+
+    /// The text of `patterns.rs` for the library's current metadata.
+    fn generate(database: &phonenumber::metadata::Database) -> String {
+        let mut out = String::from(
+            "//! The patterns of libphonenumber's metadata for the regions of the UK numbering\n\
+             //! plan (+44), copied from the `phonenumber` crate: written by the test\n\
+             //! `copied_patterns_are_the_librarys` with `UPDATE_GOLDEN=1`, never by hand.\n\n\
+             use phonenumber::Type;\n\n\
+             /// One region: for its general pattern (`None`) and each type it has, in the order\n\
+             /// matched, the national-number pattern and the possible lengths.\n\
+             pub(super) struct Region {\n    \
+                 pub patterns: &'static [(Option<Type>, &'static str, &'static [u16])],\n\
+             }\n\n\
+             /// Great Britain, Guernsey, Jersey and the Isle of Man.\n\
+             pub(super) const REGIONS: [Region; 4] = [\n",
+        );
+        for id in ["GB", "GG", "JE", "IM"] {
+            let meta = database.by_id(id).unwrap();
+            let d = meta.descriptors();
+            out.push_str(&format!(
+                "    // {id}\n    Region {{\n        patterns: &[\n"
+            ));
+            let described = std::iter::once((None, d.general()))
+                .chain(TYPES.iter().filter_map(|t| Some((Some(*t), d.get(*t)?))));
+            for (kind, desc) in described {
+                let kind = match kind {
+                    None => "None".to_owned(),
+                    Some(t) => format!("Some(Type::{t:?})"),
+                };
+                let pattern = desc.national_number().as_str();
+                assert!(!pattern.contains("\"#"), "{pattern}");
+                out.push_str(&format!(
+                    "            (\n                {kind},\n                r#\"{pattern}\"#,\n                &{:?},\n            ),\n",
+                    desc.possible_length()
+                ));
+            }
+            out.push_str("        ],\n    },\n");
+        }
+        out.push_str("];\n");
+        out
+    }
+
     fn library(nsn: &str) -> Type {
         match phonenumber::parse(Some(phonenumber::country::Id::GB), format!("0{nsn}")) {
-            Ok(n) if phonenumber::is_valid(&n) => n.number_type(&DATABASE),
+            Ok(n) if phonenumber::is_valid(&n) => n.number_type(&phonenumber::metadata::DATABASE),
             _ => Type::Unknown,
         }
     }
@@ -309,6 +403,13 @@ mod tests {
         #[test]
         fn agrees_with_libphonenumber(first in "[1-9]", rest in "[0-9]{8,9}") {
             let nsn = format!("{first}{rest}");
+            prop_assert_eq!(uk_number_type(&nsn), library(&nsn), "0{}", nsn);
+        }
+
+        /// Mobile ranges are allocated in small blocks: the same agreement, on 07 numbers.
+        #[test]
+        fn agrees_with_libphonenumber_on_mobiles(rest in "[0-9]{9}") {
+            let nsn = format!("7{rest}");
             prop_assert_eq!(uk_number_type(&nsn), library(&nsn), "0{}", nsn);
         }
 

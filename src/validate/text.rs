@@ -196,6 +196,17 @@ pub use crate::report::mistakes::ENCODING_REMEDY;
 /// The Windows-1252 byte a character is read from, for the characters of bytes 0x80 and up
 /// (the same table the text reader decodes with).
 fn cp1252_byte(c: char) -> Option<u8> {
+    // ASCII is no mark, and Windows-1252 gives U+00A0–U+00FF the byte of the same value: only
+    // the rest (U+0080–U+009F and the characters of 0x80–0x9F, such as `€` and `’`) are looked up.
+    match c as u32 {
+        0..=0x7F => None,
+        0xA0..=0xFF => Some(c as u8),
+        _ => cp1252_byte_looked_up(c),
+    }
+}
+
+/// [`cp1252_byte`] by the encoder's own table, for every character.
+fn cp1252_byte_looked_up(c: char) -> Option<u8> {
     let mut utf8 = [0u8; 4];
     let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(c.encode_utf8(&mut utf8));
     match *bytes {
@@ -220,8 +231,8 @@ pub fn check_encoding(value: &str) -> Result<(), String> {
             "contains the replacement character '\u{FFFD}', so a character was lost: {ENCODING_REMEDY}"
         ));
     }
-    let chars: Vec<(usize, char)> = value.char_indices().collect();
-    for (i, &(start, lead)) in chars.iter().enumerate() {
+    let mut chars = value.char_indices();
+    while let Some((start, lead)) = chars.next() {
         let Some(first) = cp1252_byte(lead) else {
             continue;
         };
@@ -235,12 +246,24 @@ pub fn check_encoding(value: &str) -> Result<(), String> {
             0xF0..=0xF4 => 4,
             _ => continue,
         };
-        let Some(run) = chars.get(i..i + width) else {
-            continue;
-        };
-        let bytes: Option<Vec<u8>> = run.iter().map(|&(_, c)| cp1252_byte(c)).collect();
-        if bytes.is_some_and(|b| std::str::from_utf8(&b).is_ok()) {
-            let end = chars.get(i + width).map_or(value.len(), |&(e, _)| e);
+        // The bytes of the lead and the characters after it, on the stack.
+        let mut bytes = [first, 0, 0, 0];
+        let mut ahead = chars.clone();
+        let mut end = value.len();
+        let mut whole = true;
+        for byte in bytes.iter_mut().take(width).skip(1) {
+            match ahead.next().and_then(|(_, c)| cp1252_byte(c)) {
+                Some(b) => *byte = b,
+                None => {
+                    whole = false;
+                    break;
+                }
+            }
+        }
+        if let Some((next, _)) = ahead.next() {
+            end = next;
+        }
+        if whole && std::str::from_utf8(&bytes[..width]).is_ok() {
             let marks = value.get(start..end).unwrap_or_default();
             return Err(format!(
                 "contains '{}', the mark of UTF-8 text read as Windows-1252: {ENCODING_REMEDY}",
@@ -269,6 +292,59 @@ pub fn is_scientific_notation(value: &str) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The check written plainly, over a list of every character and the encoder's table.
+    fn check_encoding_plainly(value: &str) -> Result<(), String> {
+        if value.contains('\u{FFFD}') {
+            return check_encoding(value);
+        }
+        let chars: Vec<(usize, char)> = value.char_indices().collect();
+        for (i, &(start, lead)) in chars.iter().enumerate() {
+            let width = match cp1252_byte_looked_up(lead) {
+                Some(0xC2..=0xC5 | 0xCE..=0xD1) => 2,
+                Some(0xE0..=0xEF) => 3,
+                Some(0xF0..=0xF4) => 4,
+                _ => continue,
+            };
+            let Some(run) = chars.get(i..i + width) else {
+                continue;
+            };
+            let bytes: Option<Vec<u8>> =
+                run.iter().map(|&(_, c)| cp1252_byte_looked_up(c)).collect();
+            if bytes.is_some_and(|b| std::str::from_utf8(&b).is_ok()) {
+                let end = chars.get(i + width).map_or(value.len(), |&(e, _)| e);
+                return Err(format!(
+                    "contains '{}', the mark of UTF-8 text read as Windows-1252: {ENCODING_REMEDY}",
+                    value[start..end].escape_debug()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        /// The check agrees with the plain one on text made of ASCII, Latin-1 and the
+        /// characters Windows-1252 puts at 0x80–0x9F.
+        #[test]
+        fn the_encoding_check_agrees_with_the_plain_one(
+            value in "[a-z \u{80}-\u{FF}\u{152}\u{153}\u{160}\u{161}\u{178}\u{17D}\u{192}\u{2013}\u{2014}\u{2018}-\u{201E}\u{2020}-\u{2022}\u{2026}\u{2030}\u{2039}\u{203A}\u{20AC}\u{2122}]{0,12}"
+        ) {
+            prop_assert_eq!(check_encoding(&value), check_encoding_plainly(&value));
+        }
+    }
+
+    #[test]
+    fn the_windows_1252_shortcut_gives_the_encoders_byte_for_every_character() {
+        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+            assert_eq!(
+                cp1252_byte(c),
+                cp1252_byte_looked_up(c),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+    }
 
     #[test]
     fn already_clean_text_is_borrowed_and_the_rest_is_not() {

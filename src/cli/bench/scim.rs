@@ -123,7 +123,7 @@ pub fn run(config: &Config, args: ScimArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!(
-        "{:<8} {:>6} {:<9} {:>9} {:>10} {:>9} {:>10} {:>11} {:>11} {:>7}",
+        "{:<8} {:>6} {:<9} {:>9} {:>10} {:>9} {:>10} {:>9} {:>8} {:>11} {:>11} {:>7}",
         "target",
         "rows",
         "client",
@@ -131,6 +131,8 @@ pub fn run(config: &Config, args: ScimArgs) -> anyhow::Result<ExitCode> {
         "creates/s",
         "update s",
         "updates/s",
+        "writes/s",
+        "× naive",
         "client MiB",
         "server MiB",
         "failed"
@@ -142,6 +144,7 @@ pub fn run(config: &Config, args: ScimArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|t| t.0.expose_secret().to_owned());
     for &rows in &args.rows {
+        let mut naive_rate = None;
         for &client in &clients {
             let mut child = Command::new(&exe);
             child.args([
@@ -170,7 +173,18 @@ pub fn run(config: &Config, args: ScimArgs) -> anyhow::Result<ExitCode> {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            print!("{}", String::from_utf8_lossy(&out.stdout));
+            let measured: Measured = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("reading what the case {} measured", client.name()))?;
+            if measured.failed >= 2 * rows {
+                bail!(
+                    "every write of the case {} ({rows} rows) failed: the server refused them all",
+                    client.name()
+                );
+            }
+            if client == Client::Naive {
+                naive_rate = Some(measured.writes_per_second(rows));
+            }
+            println!("{}", measured.line(&args.name, rows, client, naive_rate));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -184,11 +198,7 @@ fn one_case(
     client: Client,
     rows: usize,
 ) -> anyhow::Result<ExitCode> {
-    let tag = format!(
-        "{}{}",
-        client.name().replace('-', ""),
-        &uuid::Uuid::new_v4().simple().to_string()[..6]
-    );
+    let tag = case_code()?;
     let url = url.replace("{case}", &format!("bench-{tag}"));
     let accounts = generate(rows, &tag)?;
     let mut directory = config.directory.clone();
@@ -203,22 +213,69 @@ fn one_case(
             }
         }
     })?;
-    let mib = |b: Option<u64>| b.map_or("-".to_owned(), |b| format!("{:.0}", b as f64 / 1048576.0));
-    let server = args.server_pid.and_then(peak_memory_of);
-    println!(
-        "{:<8} {:>6} {:<9} {:>9.2} {:>10.0} {:>9.2} {:>10.0} {:>11} {:>11} {:>7}",
-        args.name,
-        rows,
-        client.name(),
-        create.as_secs_f64(),
-        rows as f64 / create.as_secs_f64().max(1e-9),
-        update.as_secs_f64(),
-        rows as f64 / update.as_secs_f64().max(1e-9),
-        mib(peak_memory()),
-        mib(server),
-        failed
-    );
+    let measured = Measured {
+        create_seconds: create.as_secs_f64(),
+        update_seconds: update.as_secs_f64(),
+        client_bytes: peak_memory(),
+        server_bytes: args.server_pid.and_then(peak_memory_of),
+        failed,
+    };
+    println!("{}", serde_json::to_string(&measured)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What one case measured, as its child process tells the parent.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Measured {
+    create_seconds: f64,
+    update_seconds: f64,
+    /// Peak resident memory of the client (the case's process) and of the server.
+    client_bytes: Option<u64>,
+    server_bytes: Option<u64>,
+    /// Writes that did not succeed.
+    failed: usize,
+}
+
+impl Measured {
+    /// Creates and updates together, per second.
+    fn writes_per_second(&self, rows: usize) -> f64 {
+        (2 * rows) as f64 / (self.create_seconds + self.update_seconds).max(1e-9)
+    }
+
+    /// The table line, with the throughput as a multiple of the naive client's in the same
+    /// run (`naive`, when it was measured).
+    fn line(&self, target: &str, rows: usize, client: Client, naive: Option<f64>) -> String {
+        let mib =
+            |b: Option<u64>| b.map_or("-".to_owned(), |b| format!("{:.0}", b as f64 / 1048576.0));
+        let rate = self.writes_per_second(rows);
+        let ratio = naive.map_or("-".to_owned(), |n| format!("{:.2}", rate / n.max(1e-9)));
+        format!(
+            "{:<8} {:>6} {:<9} {:>9.2} {:>10.0} {:>9.2} {:>10.0} {:>9.0} {:>8} {:>11} {:>11} {:>7}",
+            target,
+            rows,
+            client.name(),
+            self.create_seconds,
+            rows as f64 / self.create_seconds.max(1e-9),
+            self.update_seconds,
+            rows as f64 / self.update_seconds.max(1e-9),
+            rate,
+            ratio,
+            mib(self.client_bytes),
+            mib(self.server_bytes),
+            self.failed
+        )
+    }
+}
+
+/// An organisation code of a case's own: `B` and four upper-case hexadecimal digits (an ODS
+/// code as the rules take it, 3 to 5 letters and digits), random, so cases never share one.
+fn case_code() -> anyhow::Result<String> {
+    let code = format!(
+        "B{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..4].to_ascii_uppercase()
+    );
+    validate::ods_code(&code).map_err(|why| anyhow::anyhow!("the case code {code} {why}"))?;
+    Ok(code)
 }
 
 /// `rows` valid generated people as new accounts of the organisation `tag`, with addresses
@@ -249,9 +306,10 @@ fn generate(rows: usize, tag: &str) -> anyhow::Result<Vec<Account>> {
             person.organisation = organisation.clone();
             let mut a = Account::from_person(PortalId::new_unchecked(""), Status::Active, &person);
             let email = format!(
-                "{}.{}.{i}.{tag}@nhs.net",
+                "{}.{}.{i}.{}@nhs.net",
                 ascii(&person.first_name),
-                ascii(&person.last_name)
+                ascii(&person.last_name),
+                tag.to_ascii_lowercase()
             );
             a.set(Field::Email, Some(&email));
             a

@@ -255,15 +255,20 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
         max: limits.max_cells,
     };
     let mut rows = match split_points(&text, body, header_no) {
-        Some(chunks) => chunks
-            .par_iter()
-            .map(|&(start, end, line)| {
-                let mut part = Records::new(&text, delimiter, start, end, line);
-                part.width = width;
-                data_rows(part, width, &cells)
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .concat(),
+        Some(chunks) => {
+            let parts = chunks
+                .par_iter()
+                .map(|&(start, end, line)| {
+                    let mut part = Records::new(&text, delimiter, start, end, line);
+                    part.width = width;
+                    data_rows(part, width, &cells)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // The parts' rows are moved, not cloned: a copy would hold the file's cells twice.
+            let mut rows = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+            parts.into_iter().for_each(|part| rows.extend(part));
+            rows
+        }
         None => {
             records.width = width;
             data_rows(records, width, &cells)?
