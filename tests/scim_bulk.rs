@@ -36,11 +36,7 @@ fn serve(dir: &Path) -> common::Serve {
 }
 
 fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+    common::http(Duration::from_secs(60), false)
 }
 
 /// A new User of RXX: `first.last@nhs.net`, externalId `ext`.

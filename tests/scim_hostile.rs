@@ -49,12 +49,7 @@ fn serve(dir: &Path, settings: &str, organisations: &str, prlimit: &[&str]) -> c
 }
 
 fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .tls_danger_accept_invalid_certs(true)
-        .build()
-        .unwrap()
+    common::http(Duration::from_secs(20), true)
 }
 
 async fn search(h: &reqwest::Client, url: &str, token: &str, filter: &str) -> (u16, Value) {

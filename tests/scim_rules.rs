@@ -51,11 +51,7 @@ fn serve(dir: &Path) -> common::Serve {
 }
 
 fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    common::http(Duration::from_secs(20), false)
 }
 
 /// One valid person, as the new-format row's cells (by field).

@@ -257,3 +257,14 @@ pub fn serve_seeded(token: &str) -> Serve {
     serve._dir = Some(dir);
     serve
 }
+
+/// An HTTP client for the tests' own loopback servers (rustls with ring), giving up after
+/// `timeout`; with `self_signed`, it trusts any certificate (the tests' servers make theirs).
+pub fn http(timeout: std::time::Duration, self_signed: bool) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .tls_danger_accept_invalid_certs(self_signed)
+        .build()
+        .unwrap()
+}
