@@ -184,14 +184,14 @@ impl StateDb {
         if let Some(p) = source {
             super::runs::write_entries(&mut tx, &plan.run, p).await?;
         }
-        struct Entry<'a> {
+        struct Entry {
             op: i64,
             line: u64,
             kind: OpKind,
             account: String,
             field: Option<&'static str>,
-            before: Option<&'a str>,
-            after: Option<&'a str>,
+            before: Option<String>,
+            after: Option<String>,
             payload: Option<String>,
         }
         // Entries are written 2,500 to a statement as they are made: a large plan's journal
@@ -201,7 +201,7 @@ impl StateDb {
             tx: &mut sqlx::Transaction<'static, Sqlite>,
             run: &str,
             first_seq: usize,
-            entries: &[Entry<'_>],
+            entries: Vec<Entry>,
         ) -> Result<(), StateError> {
             if entries.is_empty() {
                 return Ok(());
@@ -210,17 +210,17 @@ impl StateDb {
                 "INSERT INTO journal (run_id, seq, op, line, kind, account_id, field, \
                  before_value, after_value, payload, state) ",
             );
-            q.push_values(entries.iter().enumerate(), |mut b, (i, e)| {
+            q.push_values(entries.into_iter().enumerate(), |mut b, (i, e)| {
                 b.push_bind(run.to_owned())
                     .push_bind((first_seq + i) as i64)
                     .push_bind(e.op)
                     .push_bind(e.line as i64)
                     .push_bind(e.kind.as_str())
-                    .push_bind(e.account.clone())
+                    .push_bind(e.account)
                     .push_bind(e.field)
-                    .push_bind(e.before.map(str::to_owned))
-                    .push_bind(e.after.map(str::to_owned))
-                    .push_bind(e.payload.clone())
+                    .push_bind(e.before)
+                    .push_bind(e.after)
+                    .push_bind(e.payload)
                     .push_bind(OpState::Intended.as_str());
             });
             q.build().execute(&mut **tx).await?;
@@ -228,23 +228,16 @@ impl StateDb {
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(CHUNK);
         let mut written = 0;
-        let mut minted = minted.iter();
-        for (op, row) in plan
-            .rows
-            .iter()
-            .filter(|r| r.changes_directory())
-            .enumerate()
-        {
+        // The operations as apply takes them right after it (`planned_ops`): one numbering.
+        for op in planned_ops(plan, minted) {
             if entries.len() >= CHUNK {
-                flush(&mut tx, &plan.run, written, &entries).await?;
-                written += entries.len();
-                entries.clear();
+                let full = std::mem::replace(&mut entries, Vec::with_capacity(CHUNK));
+                let first = written;
+                written += full.len();
+                flush(&mut tx, &plan.run, first, full).await?;
             }
-            let op = op as i64;
-            match &row.action {
-                Action::Create { account } => {
-                    let id = minted.next().ok_or_else(too_few_minted)?;
-                    let account = with_id(account, id);
+            match op? {
+                JournalOp::Create { op, line, account } => {
                     let payload =
                         serde_json::to_string(&account).map_err(|e| StateError::Unstorable {
                             what: "a new account",
@@ -252,33 +245,37 @@ impl StateDb {
                         })?;
                     entries.push(Entry {
                         op,
-                        line: row.line,
+                        line,
                         kind: OpKind::Create,
-                        account: id.to_string(),
+                        account: account.id.to_string(),
                         field: None,
                         before: None,
                         after: None,
                         payload: Some(payload),
                     });
                 }
-                Action::Update { id, changes, .. } => {
+                JournalOp::Update {
+                    op,
+                    line,
+                    id,
+                    changes,
+                } => {
                     for c in changes {
                         entries.push(Entry {
                             op,
-                            line: row.line,
+                            line,
                             kind: OpKind::Update,
                             account: id.to_string(),
                             field: Some(c.field.name()),
-                            before: c.before.as_deref(),
-                            after: c.after.as_deref(),
+                            before: c.before,
+                            after: c.after,
                             payload: None,
                         });
                     }
                 }
-                _ => {}
             }
         }
-        flush(&mut tx, &plan.run, written, &entries).await?;
+        flush(&mut tx, &plan.run, written, entries).await?;
         tx.commit().await?;
         Ok(())
     }
