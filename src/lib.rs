@@ -20,6 +20,7 @@ pub mod validate;
 // Drivers: one deployment, one pipeline, the service loop, and the channels.
 pub mod apply;
 pub mod deployment;
+pub mod lookup;
 pub mod pipeline;
 pub mod service;
 pub mod sync;
@@ -27,6 +28,7 @@ pub mod sync;
 // Edges: configuration, state, and the systems the service talks to.
 pub mod bench;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod mail;
 pub mod net;

@@ -355,33 +355,44 @@ pub struct Reverted {
     pub created: Vec<(String, Option<String>)>,
 }
 
-/// Restores every field a run changed, except where a later run changed it since. The
-/// revert's changes have the provenance "revert of `run`", by `operator` when known.
-pub async fn revert<D: Directory>(
-    ctx: &Context<'_, D>,
+/// What reverting a run would restore, and what it would leave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevertRows {
+    /// One row per line and account: the fields to restore (before and after swapped).
+    pub rows: Vec<PlannedRow>,
+    /// Fields left as they are because a later run changed them, with the reason.
+    pub refused: Vec<String>,
+}
+
+/// What reverting `run` would do now, without doing it (the console's preview; [`revert`]
+/// does the same, under the organisation's lock).
+pub async fn revert_preview(
+    state: &crate::store::StateDb,
     run: &str,
-    revert_run: &str,
-    operator: Option<&str>,
-    minter: &mut dyn Minter,
-    now: DateTime<Utc>,
-) -> Result<Reverted, ApplyError> {
-    let info = ctx.state.run(run).await?;
+) -> Result<(RevertRows, Vec<(String, Option<String>)>), StateError> {
+    let info = state.run(run).await?;
     if info.status != RunStatus::Applied {
         return Err(StateError::WrongStatus {
             run: run.to_owned(),
             status: info.status.as_str(),
             needed: "only an applied run can be reverted",
-        }
-        .into());
+        });
     }
-    let _lock = ctx.state.lock(&info.organisation)?;
-    resume_locked(ctx, &info.organisation, minter, now).await?;
+    Ok((
+        revert_rows(state, &info).await?,
+        state.created_by(run).await?,
+    ))
+}
+
+async fn revert_rows(
+    state: &crate::store::StateDb,
+    info: &crate::store::RunInfo,
+) -> Result<RevertRows, StateError> {
     let mut refused = Vec::new();
     let mut by_account: BTreeMap<(u64, String), Vec<Change>> = BTreeMap::new();
-    for done in ctx.state.done_changes(run).await? {
-        if let Some(later) = ctx
-            .state
-            .later_change(&info, done.account.as_str(), done.change.field)
+    for done in state.done_changes(&info.id).await? {
+        if let Some(later) = state
+            .later_change(info, done.account.as_str(), done.change.field)
             .await?
         {
             refused.push(format!(
@@ -418,6 +429,31 @@ pub async fn revert<D: Directory>(
             },
         })
         .collect();
+    Ok(RevertRows { rows, refused })
+}
+
+/// Restores every field a run changed, except where a later run changed it since. The
+/// revert's changes have the provenance "revert of `run`", by `operator` when known.
+pub async fn revert<D: Directory>(
+    ctx: &Context<'_, D>,
+    run: &str,
+    revert_run: &str,
+    operator: Option<&str>,
+    minter: &mut dyn Minter,
+    now: DateTime<Utc>,
+) -> Result<Reverted, ApplyError> {
+    let info = ctx.state.run(run).await?;
+    if info.status != RunStatus::Applied {
+        return Err(StateError::WrongStatus {
+            run: run.to_owned(),
+            status: info.status.as_str(),
+            needed: "only an applied run can be reverted",
+        }
+        .into());
+    }
+    let _lock = ctx.state.lock(&info.organisation)?;
+    resume_locked(ctx, &info.organisation, minter, now).await?;
+    let RevertRows { rows, mut refused } = revert_rows(&ctx.state, &info).await?;
     let plan = Plan {
         run: revert_run.to_owned(),
         organisation: OdsCode::new_unchecked(info.organisation.clone()),

@@ -39,6 +39,8 @@ pub struct Config {
     pub directory: DirectoryConfig,
     /// `push-connector serve`: the SCIM 2.0 service over the embedded directory.
     pub serve: ServeConfig,
+    /// The operator console, `/metrics` and the health checks, served by `run`.
+    pub console: crate::console::config::ConsoleConfig,
     /// Mass-change thresholds over which a run is held for approval.
     pub guard: GuardConfig,
     /// Where submissions arrive: a local maildir (embedded default) or an IMAP mailbox.
@@ -345,12 +347,15 @@ impl Config {
         if !self.serve.clients.is_empty() && self.serve.token_seconds == 0 {
             problems.push("serve.token_seconds must be above 0".to_owned());
         }
+        problems.extend(self.console.problems());
         if self.serve.tls_cert.is_some() != self.serve.tls_key.is_some() {
             problems.push("serve: tls_cert and tls_key go together".to_owned());
         }
         for (name, path) in [
             ("serve.tls_cert", &self.serve.tls_cert),
             ("serve.tls_key", &self.serve.tls_key),
+            ("console.tls_cert", &self.console.tls_cert),
+            ("console.tls_key", &self.console.tls_key),
             ("directory.ca_file", &self.directory.ca_file),
         ] {
             if let Some(path) = path

@@ -50,6 +50,8 @@ macro_rules! stored_enum {
 pub mod history;
 pub mod journal;
 pub mod mail;
+pub mod operators;
+pub mod overview;
 pub mod runs;
 mod schema;
 pub mod sqlite;
@@ -64,6 +66,7 @@ pub use history::{HistoryChange, HistoryEntry};
 pub use journal::{DoneChange, JournalOp, OpKind, OpOutcomeRow, OpRecord, OpState, planned_ops};
 pub use mail::MailStore;
 pub use mail::outbox;
+pub use operators::{Approval, AuditEntry};
 pub use runs::{RunInfo, RunStatus};
 use sqlite::SqliteError;
 pub use sync::SyncStore;

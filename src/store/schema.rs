@@ -237,6 +237,28 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     );
     CREATE INDEX mail_commands_code ON mail_commands (code_no, outcome);",
     ),
+    (
+        301,
+        "operator audit and approvals",
+        // Every operator action of the console, and the approvals a held run has gathered
+        // (a run over the two-person size needs two).
+        "CREATE TABLE operator_audit (
+        no INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT,
+        peer TEXT
+    );
+    CREATE TABLE run_approvals (
+        run_id TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (run_id, operator)
+    );",
+    ),
 ];
 
 /// The e-mail tables' earlier notes: (version in `mail_schema`, version in [`MIGRATIONS`]).
