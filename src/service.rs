@@ -130,11 +130,12 @@ impl<'a> Service<'a> {
             .map_err(ServiceError::Intake)?;
         c.follow_up(now).await.map_err(ServiceError::FollowUp)?;
         let nightly_summary = if nightly {
-            Some(
-                c.nightly(&mut RandomMinter, now)
-                    .await
-                    .map_err(ServiceError::Nightly)?,
-            )
+            let summary = c
+                .nightly(&mut RandomMinter, now)
+                .await
+                .map_err(ServiceError::Nightly)?;
+            crate::console::metrics::nightly(&summary);
+            Some(summary)
         } else {
             None
         };
@@ -200,10 +201,11 @@ impl<'a> Service<'a> {
             tracing::error!(error = %e, "follow-up of held runs failed");
         }
         let last = c.store.last_nightly().await.ok().flatten();
-        if c.schedule.due(now, last)
-            && let Err(e) = c.nightly(&mut RandomMinter, now).await
-        {
-            tracing::error!(error = %e, "nightly step failed");
+        if c.schedule.due(now, last) {
+            match c.nightly(&mut RandomMinter, now).await {
+                Ok(summary) => crate::console::metrics::nightly(&summary),
+                Err(e) => tracing::error!(error = %e, "nightly step failed"),
+            }
         }
         for (source, synced) in self.syncs_due(started, now, false).await {
             if let Err(e) = synced {
@@ -262,6 +264,7 @@ impl<'a> Service<'a> {
             if !all && !schedule.due(last, since, now) {
                 continue;
             }
+            let began = std::time::Instant::now();
             let synced = sync::sync_configured(
                 d,
                 source,
@@ -271,6 +274,7 @@ impl<'a> Service<'a> {
                 now,
             )
             .await;
+            crate::console::metrics::sync(&source.name, &synced, began.elapsed());
             done.push((source.name.clone(), synced));
         }
         done

@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod common;
 mod directory;
+mod hash_password;
 mod history;
 mod listing;
 mod outbox;
@@ -76,6 +77,8 @@ pub enum Command {
     Sync(sync::Args),
     /// Connect to every configured system and say what is wrong (exit 2 if anything is).
     Check(check::Args),
+    /// Print an argon2id hash of a password read from the terminal, for a console operator.
+    HashPassword(hash_password::Args),
     /// Benchmarks (release build).
     #[command(subcommand)]
     Bench(bench::Command),
@@ -111,6 +114,10 @@ fn load_config(path: Option<&std::path::Path>, secrets: bool) -> anyhow::Result<
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::HashPassword(args) = cli.command {
+        init_logging(cli.verbose, false, LogFormat::Text);
+        return hash_password::run(args);
+    }
     let config = load_config(
         cli.config.as_deref(),
         matches!(cli.command, Command::Run(_) | Command::Check(_)),
@@ -140,5 +147,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(&config, args),
         Command::Serve(args) => serve::run(&config, args),
         Command::Sync(args) => sync::run(&config, args),
+        Command::HashPassword(args) => hash_password::run(args),
     }
 }

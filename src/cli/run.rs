@@ -30,6 +30,24 @@ pub fn run(config: &push_connector::config::Config, args: Args) -> anyhow::Resul
     common::runtime()?.block_on(async {
         let deployment = Deployment::open(config).await?;
         let mut service = Service::new(&deployment)?;
+        if !args.once && config.console.listen.is_some() {
+            let (stop, stopping) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                stopped().await;
+                let _ = stop.send(true);
+            });
+            let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            let console = start_console(config, until(stopping.clone())).await?;
+            service.run_until(until(stopping)).await;
+            match console.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the console stopped with an error"),
+                Err(e) => tracing::error!(error = %e, "the console's task failed"),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         if args.once {
             let pass = service.once(args.now).await?;
             print_pass(&pass);
@@ -42,6 +60,53 @@ pub fn run(config: &push_connector::config::Config, args: Args) -> anyhow::Resul
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Binds the console's listener and serves it in a task of its own until `shutdown`.
+async fn start_console(
+    config: &push_connector::config::Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    use anyhow::Context as _;
+    use push_connector::console::{self, metrics::Metrics, worker::Worker};
+    use push_connector::serve::{listen, tls};
+
+    let c = &config.console;
+    let listen_on = c.listen.clone().unwrap_or_default();
+    // The console's worker keeps the configuration for the life of the process.
+    let kept: &'static push_connector::config::Config = Box::leak(Box::new(config.clone()));
+    let metrics = match Metrics::install() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics recorder not installed: /metrics is off");
+            None
+        }
+    };
+    let worker = Worker::start(kept)
+        .await
+        .context("opening the deployment for the console")?;
+    let state =
+        console::Console::new(config, worker, metrics).context("the console's templates")?;
+    let tls = match (&c.tls_cert, &c.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(
+            tls::server_config(cert, key).context("the console's certificate")?,
+        )),
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(&listen_on)
+        .await
+        .with_context(|| format!("listening on {listen_on} for the console"))?;
+    let bound = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %bound, "console listening on {scheme}://{bound}/");
+    let router = console::router(std::sync::Arc::new(state));
+    Ok(tokio::spawn(listen::serve(
+        listener,
+        tls,
+        router,
+        listen::Limits::default(),
+        shutdown,
+    )))
 }
 
 /// Completes on SIGTERM or SIGINT (never, if they cannot be listened for: the error is

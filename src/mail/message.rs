@@ -98,6 +98,25 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// A short name of the kind of refusal, for metrics (`bad-file`, `not-authorised`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Unreadable => "unreadable",
+            Refusal::NoSender => "no-sender",
+            Refusal::BadSender(_) => "bad-sender",
+            Refusal::Automatic(_) => "automatic",
+            Refusal::NotVerified { .. } => "not-verified",
+            Refusal::NotAuthorised { .. } => "not-authorised",
+            Refusal::WrongKey { .. } => "wrong-key",
+            Refusal::WrongOrganisation { .. } => "wrong-organisation",
+            Refusal::SeveralOrganisations(_) => "several-organisations",
+            Refusal::NoAttachment => "no-attachment",
+            Refusal::SeveralAttachments(_) => "several-attachments",
+            Refusal::TooLarge { .. } => "too-large",
+            Refusal::BadFile { .. } => "bad-file",
+        }
+    }
+
     /// Whether a reply may be sent to the From address: not when the sender is unverified
     /// (the address may be forged; a reply would go to an innocent party).
     pub fn may_reply(&self) -> bool {

@@ -238,3 +238,17 @@ impl StateDb {
         Ok(())
     }
 }
+
+impl StateDb {
+    /// E-mails by delivery state, for `/metrics`.
+    pub async fn outbox_totals(&self) -> Result<Vec<(String, i64)>, StateError> {
+        Ok(
+            sqlx::query("SELECT state, COUNT(*) FROM mail_outbox GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_, sqlx::Error>>()?,
+        )
+    }
+}

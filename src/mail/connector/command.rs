@@ -86,8 +86,10 @@ impl<'a, D: Directory> Connector<'a, D> {
         file(mailbox, self.store, &f.key, folder).await?;
         if acted {
             summary.accepted += 1;
+            crate::console::metrics::message("accepted", "command");
         } else {
             summary.rejected += 1;
+            crate::console::metrics::message("rejected", "command");
         }
         tracing::info!(
             message_id = %msg.message_id,

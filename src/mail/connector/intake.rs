@@ -112,6 +112,7 @@ impl<'a, D: Directory> Connector<'a, D> {
             .await?;
         file(mailbox, self.store, key, Folder::Rejected).await?;
         summary.rejected += 1;
+        crate::console::metrics::message("rejected", "unhandled");
         tracing::warn!(key, reason = %reason, replied = false, "message set aside");
         Ok(())
     }
@@ -214,6 +215,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     .await?;
                 file(mailbox, self.store, &f.key, Folder::Processed).await?;
                 summary.accepted += 1;
+                crate::console::metrics::message("accepted", "file");
                 tracing::info!(
                     message_id = %msg.message_id,
                     sender = %a.sender,
@@ -255,6 +257,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     .await?;
                 file(mailbox, self.store, &f.key, Folder::Processed).await?;
                 summary.accepted += 1;
+                crate::console::metrics::message("accepted", "nothing-applies");
                 tracing::warn!(
                     message_id = %msg.message_id,
                     sender = %a.sender,
@@ -276,6 +279,7 @@ impl<'a, D: Directory> Connector<'a, D> {
                     .await?;
                 file(mailbox, self.store, &f.key, Folder::Rejected).await?;
                 summary.rejected += 1;
+                crate::console::metrics::message("rejected", refusal.kind());
                 let level_is_automatic = matches!(refusal, Refusal::Automatic(_));
                 tracing::warn!(
                     message_id = %msg.message_id,
