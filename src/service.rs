@@ -80,6 +80,8 @@ pub struct Service<'a> {
     sources: Vec<(&'a SourceConfig, SourceSchedule)>,
     mailbox: AnyMailbox,
     outbox: AnyOutbox,
+    /// Wakes the loop for a pass now (an operator acted in the console).
+    nudge: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl<'a> Service<'a> {
@@ -115,7 +117,15 @@ impl<'a> Service<'a> {
             sources,
             mailbox: AnyMailbox::from_config(&config.mailbox),
             outbox: AnyOutbox::from_config(&config.outbox)?,
+            nudge: std::sync::Arc::default(),
         })
+    }
+
+    /// What wakes the loop for a pass at once: the console notifies it after an operator
+    /// approved, rejected or reverted a run or put an e-mail back in the queue, so the
+    /// result e-mail goes out without waiting for the next poll.
+    pub fn nudge(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.nudge.clone()
     }
 
     /// One pass for cron: intake, follow-up, the nightly step with `nightly` (whatever the
@@ -177,7 +187,9 @@ impl<'a> Service<'a> {
         loop {
             self.pass(started, &mut purged_at).await;
             let wait = self.wait(started, poll).await;
+            let nudge = self.nudge.clone();
             tokio::select! {
+                () = nudge.notified() => {}
                 r = self.mailbox.wait(wait) => {
                     if let Err(e) = r {
                         tracing::warn!(error = %e, "waiting for mail failed; polling again shortly");

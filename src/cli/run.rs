@@ -39,7 +39,8 @@ pub fn run(config: &push_connector::config::Config, args: Args) -> anyhow::Resul
             let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            let console = start_console(config, until(stopping.clone())).await?;
+            let console =
+                start_console(config, service.nudge(), until(stopping.clone())).await?;
             service.run_until(until(stopping)).await;
             match console.await {
                 Ok(Ok(())) => {}
@@ -65,6 +66,7 @@ pub fn run(config: &push_connector::config::Config, args: Args) -> anyhow::Resul
 /// Binds the console's listener and serves it in a task of its own until `shutdown`.
 async fn start_console(
     config: &push_connector::config::Config,
+    nudge: std::sync::Arc<tokio::sync::Notify>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     use anyhow::Context as _;
@@ -86,7 +88,7 @@ async fn start_console(
         .await
         .context("opening the deployment for the console")?;
     let state =
-        console::Console::new(config, worker, metrics).context("the console's templates")?;
+        console::Console::new(config, worker, metrics, Some(nudge)).context("the console's templates")?;
     let tls = match (&c.tls_cert, &c.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(
             tls::server_config(cert, key).context("the console's certificate")?,

@@ -54,6 +54,8 @@ pub struct Console {
     https: bool,
     metrics: Option<metrics::Metrics>,
     metrics_token: Option<String>,
+    /// Wakes the service for a pass after an action (its result e-mails go out at once).
+    nudge: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The page templates, compiled into the binary.
@@ -144,6 +146,7 @@ impl Console {
         config: &crate::config::Config,
         worker: Worker,
         metrics: Option<metrics::Metrics>,
+        nudge: Option<Arc<tokio::sync::Notify>>,
     ) -> Result<Console, minijinja::Error> {
         use secrecy::ExposeSecret as _;
         Ok(Console {
@@ -157,6 +160,7 @@ impl Console {
                 .metrics_token
                 .as_ref()
                 .map(|s| s.0.expose_secret().to_owned()),
+            nudge,
         })
     }
 }
@@ -352,8 +356,14 @@ impl Console {
     }
 }
 
-/// The outcome of an action, carried to the next page in a short-lived cookie.
-fn after_action(to: &str, outcome: pages::Outcome) -> Response {
+/// The outcome of an action, carried to the next page in a short-lived cookie; after one
+/// that did something, the service is woken for a pass.
+fn after_action(c: &Console, to: &str, outcome: pages::Outcome) -> Response {
+    if outcome.is_ok()
+        && let Some(n) = &c.nudge
+    {
+        n.notify_one();
+    }
     let (kind, text) = match outcome {
         Ok(t) => ("ok", t),
         Err(t) => ("error", t),
@@ -615,7 +625,7 @@ async fn decide(
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
-    after_action(&to, outcome)
+    after_action(&c, &to, outcome)
 }
 
 async fn revert_preview(
@@ -654,7 +664,7 @@ async fn revert(
     } else {
         format!("/runs/{id}/revert")
     };
-    after_action(&to, outcome)
+    after_action(&c, &to, outcome)
 }
 
 async fn account(
@@ -724,7 +734,7 @@ async fn retry_mail(
         .call(move |d| async move { pages::retry_mail(&d, id, &op, peer.as_deref()).await })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
-    after_action("/outbox", outcome)
+    after_action(&c, "/outbox", outcome)
 }
 
 async fn drop_mail(
@@ -746,7 +756,7 @@ async fn drop_mail(
         .call(move |d| async move { pages::drop_mail(&d, id, &op, &reason, peer.as_deref()).await })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
-    after_action("/outbox", outcome)
+    after_action(&c, "/outbox", outcome)
 }
 
 async fn sources(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
