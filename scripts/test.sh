@@ -3,7 +3,8 @@
 # (Postfix + Dovecot on loopback for the e-mail tests, dnsmasq and a DKIM signer for the
 # sender-verification tests, scim2-server for the SCIM tests,
 # tinyproxy for the SCIM backend's proxy tests, a Samba AD DC and PostgreSQL + MariaDB for
-# the directory sync tests), runs them, and stops what it started, whatever the outcome.
+# the directory sync tests, chromium + chromedriver and Prometheus for the console tests),
+# runs them, and stops what it started, whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 #   dns   DNS_*    (dnsmasq, dkimpy signer)
 #   proxy PROXY_*  (tinyproxy)              ad    AD_*    (Samba AD DC, ports 389/636, root)
 #   sql   PG_URL, MARIADB_URL (PostgreSQL + MariaDB)
-sets=(mail dns scim proxy ad sql)
+#   console CONSOLE_* (chromedriver + chromium, Prometheus, axe-core, nhsuk-frontend)
+sets=(mail dns scim proxy ad sql console)
 log=$(mktemp)
 state_dir() {
     local var="${1^^}_STATE_DIR"

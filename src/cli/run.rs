@@ -39,8 +39,7 @@ pub fn run(config: &push_connector::config::Config, args: Args) -> anyhow::Resul
             let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            let console =
-                start_console(config, service.nudge(), until(stopping.clone())).await?;
+            let console = start_console(config, service.nudge(), until(stopping.clone())).await?;
             service.run_until(until(stopping)).await;
             match console.await {
                 Ok(Ok(())) => {}
@@ -87,8 +86,8 @@ async fn start_console(
     let worker = Worker::start(kept)
         .await
         .context("opening the deployment for the console")?;
-    let state =
-        console::Console::new(config, worker, metrics, Some(nudge)).context("the console's templates")?;
+    let state = console::Console::new(config, worker, metrics, Some(nudge))
+        .context("the console's templates")?;
     let tls = match (&c.tls_cert, &c.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(
             tls::server_config(cert, key).context("the console's certificate")?,
