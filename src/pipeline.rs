@@ -453,7 +453,7 @@ pub async fn revert<D: Directory>(
     }
     let _lock = ctx.state.lock(&info.organisation)?;
     resume_locked(ctx, &info.organisation, minter, now).await?;
-    let RevertRows { rows, mut refused } = revert_rows(&ctx.state, &info).await?;
+    let RevertRows { rows, mut refused } = revert_rows(ctx.state, &info).await?;
     let plan = Plan {
         run: revert_run.to_owned(),
         organisation: OdsCode::new_unchecked(info.organisation.clone()),

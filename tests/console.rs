@@ -756,8 +756,7 @@ async fn the_two_person_rule_needs_a_second_operator_for_a_large_run() {
                 .to_str()
                 .unwrap()
                 .to_owned();
-            let page = c
-                .get(&url)
+            c.get(&url)
                 .header(
                     "cookie",
                     format!("{cookie}; {}", flash.split(';').next().unwrap()),
@@ -767,8 +766,7 @@ async fn the_two_person_rule_needs_a_second_operator_for_a_large_run() {
                 .unwrap()
                 .text()
                 .await
-                .unwrap();
-            page
+                .unwrap()
         }
     };
     let first = approve(ada.clone(), "looks right").await;

@@ -333,24 +333,24 @@ impl Console {
         &self,
         headers: &HeaderMap,
         form: &HashMap<String, String>,
-    ) -> Result<Session, Response> {
+    ) -> Result<Session, Box<Response>> {
         let Some((_, session)) = self.session(headers) else {
-            return Err(self.message(
+            return Err(Box::new(self.message(
                 StatusCode::UNAUTHORIZED,
                 None,
                 "Your session has ended: sign in again.",
                 Some("/signin"),
-            ));
+            )));
         };
         let sent = form.get("csrf").map(String::as_str).unwrap_or("");
         if !auth::same_token(sent, &session.csrf) {
             tracing::warn!(operator = %session.operator, "a console form came without its CSRF token; refused");
-            return Err(self.message(
+            return Err(Box::new(self.message(
                 StatusCode::FORBIDDEN,
                 Some(&session),
                 "This form was not sent from this console (its security token is missing or wrong): nothing was done. Go back, reload the page and try again.",
                 None,
-            ));
+            )));
         }
         Ok(session)
     }
@@ -524,7 +524,7 @@ async fn signout(
 ) -> Response {
     let session = match c.form_session(&headers, &form) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         c.auth.sign_out(&token);
@@ -607,7 +607,7 @@ async fn decide(
 ) -> Response {
     let session = match c.form_session(&headers, &form) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let peer = peer_of(peer).map(|p| p.to_string());
     let reason = form.get("reason").cloned().unwrap_or_default();
@@ -648,7 +648,7 @@ async fn revert(
 ) -> Response {
     let session = match c.form_session(&headers, &form) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let peer = peer_of(peer).map(|p| p.to_string());
     let reason = form.get("reason").cloned().unwrap_or_default();
@@ -725,7 +725,7 @@ async fn retry_mail(
 ) -> Response {
     let session = match c.form_session(&headers, &form) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let peer = peer_of(peer).map(|p| p.to_string());
     let op = session.operator.clone();
@@ -746,7 +746,7 @@ async fn drop_mail(
 ) -> Response {
     let session = match c.form_session(&headers, &form) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let peer = peer_of(peer).map(|p| p.to_string());
     let reason = form.get("reason").cloned().unwrap_or_default();
