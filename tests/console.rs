@@ -1199,3 +1199,89 @@ fn the_shipped_stylesheet_is_the_nhs_frontend_release_unchanged() {
         );
     }
 }
+
+#[tokio::test]
+async fn over_https_the_session_cookie_is_secure_and_plain_http_is_not_served() {
+    let mut site = Site::new("tls_cert = \"server.crt\"\ntls_key = \"server.key\"\n");
+    common::make_certificates(site.path());
+    site.start();
+    assert!(site.base.starts_with("https://127.0.0.1:"), "{}", site.base);
+    let c = http();
+    let base = site.base.clone();
+    let page = c.get(format!("{base}/signin")).send().await.unwrap();
+    let nonce_cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(nonce_cookie.contains("Secure"), "{nonce_cookie}");
+    let nonce = csrf_in(&page.text().await.unwrap());
+    let r = c
+        .post(format!("{base}/signin"))
+        .header("cookie", nonce_cookie.split(';').next().unwrap())
+        .form(&[
+            ("csrf", nonce.as_str()),
+            ("name", "ada"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        set.contains("Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let plain = base.replace("https://", "http://");
+    assert!(c.get(format!("{plain}/healthz")).send().await.is_err());
+}
+
+#[tokio::test]
+async fn serve_counts_and_times_its_scim_requests_for_prometheus() {
+    let serve = common::serve_seeded("scim-token");
+    let c = http();
+    for _ in 0..3 {
+        let r = c
+            .get(format!("{}/Users?count=1", serve.url))
+            .bearer_auth("scim-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = c.get(format!("{}/Users", serve.url)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let text = c
+        .get(format!("{}/metrics", serve.root()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no {needle} in:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        line(
+            "push_connector_scim_requests_total{method=\"GET\",endpoint=\"Users\",status=\"200\"}"
+        ),
+        "3"
+    );
+    assert_eq!(
+        line(
+            "push_connector_scim_requests_total{method=\"GET\",endpoint=\"Users\",status=\"401\"}"
+        ),
+        "1"
+    );
+    assert_eq!(
+        line(
+            "push_connector_scim_request_duration_seconds_count{method=\"GET\",endpoint=\"Users\"}"
+        ),
+        "4"
+    );
+    assert!(text.contains("push_connector_scim_request_duration_seconds_bucket{"));
+}

@@ -101,6 +101,17 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         state.https = tls.is_some();
         state.oauth = oauth;
         state.set_limits(request_limits(&config.serve));
+        state.metrics = match push_connector::console::metrics::Metrics::install() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics recorder not installed: /metrics is off");
+                None
+            }
+        };
+        state.metrics_token = config.console.metrics_token.as_ref().map(|t| {
+            use secrecy::ExposeSecret as _;
+            t.0.expose_secret().to_owned()
+        });
         let scheme = if state.https { "https" } else { "http" };
         println!("serve: listening on {scheme}://{addr}/v2");
         std::io::stdout().flush()?;

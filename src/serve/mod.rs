@@ -82,6 +82,10 @@ pub struct ServerState {
     writes: tokio::sync::Mutex<()>,
     /// Writes of single requests waiting for the next commit ([`writes::single`]).
     queue: writes::Queue,
+    /// The process's metrics recorder: `GET /metrics` renders it.
+    pub metrics: Option<crate::console::metrics::Metrics>,
+    /// The bearer token `GET /metrics` needs, when one is configured.
+    pub metrics_token: Option<String>,
 }
 
 /// What one request may ask of the service.
@@ -132,6 +136,8 @@ impl ServerState {
             pipeline,
             writes: tokio::sync::Mutex::new(()),
             queue: writes::Queue::default(),
+            metrics: None,
+            metrics_token: None,
         }
     }
 
@@ -230,11 +236,77 @@ pub fn router(state: Shared) -> Router {
             )),
         )
         .route("/oauth/token", post(oauth_token))
+        .route("/metrics", get(metrics_page))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.limits.body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), bounded_body))
         .layer(middleware::from_fn(catch_panic))
+        .layer(middleware::from_fn(record_request))
         .with_state(state)
+}
+
+/// Counts each request by method, endpoint and status, and times it by method and
+/// endpoint (no-ops when no recorder is installed).
+async fn record_request(request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let endpoint = endpoint_of(request.uri().path());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(
+        "push_connector_scim_requests_total",
+        "method" => method.clone(), "endpoint" => endpoint, "status" => status
+    )
+    .increment(1);
+    metrics::histogram!(
+        "push_connector_scim_request_duration_seconds",
+        "method" => method, "endpoint" => endpoint
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The endpoint a path names, as a metrics label (never an ID).
+fn endpoint_of(path: &str) -> &'static str {
+    if path == "/oauth/token" {
+        return "oauth";
+    }
+    match path.trim_start_matches("/v2/").split('/').next() {
+        Some("Users") => "Users",
+        Some("Bulk") => "Bulk",
+        Some(".search") => ".search",
+        Some("ServiceProviderConfig") => "ServiceProviderConfig",
+        Some("Schemas") => "Schemas",
+        Some("ResourceTypes") => "ResourceTypes",
+        _ => "other",
+    }
+}
+
+/// `GET /metrics`: the Prometheus text of this process (404 when no recorder is installed;
+/// 401 without the configured bearer token).
+async fn metrics_page(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(token) = &s.metrics_token {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !crate::console::auth::same_token(sent, token) {
+            return ScimError::new(StatusCode::UNAUTHORIZED, None, "a bearer token is needed")
+                .into_response();
+        }
+    }
+    match &s.metrics {
+        Some(m) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            m.render(),
+        )
+            .into_response(),
+        None => not_found().await.into_response(),
+    }
 }
 
 /// A handler that panics is answered 500 (and logged); its connection and every other carry
