@@ -287,6 +287,14 @@ impl<'a> Service<'a> {
             )
             .await;
             crate::console::metrics::sync(&source.name, &synced, began.elapsed());
+            let error = synced.as_ref().err().map(|e| e.to_string());
+            if let Err(e) = d
+                .state
+                .sync_outcome(&source.name, error.as_deref(), now)
+                .await
+            {
+                tracing::warn!(source = %source.name, error = %e, "recording the sync's outcome failed");
+            }
             done.push((source.name.clone(), synced));
         }
         done

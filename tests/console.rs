@@ -84,6 +84,7 @@ impl Site {
                  [mail]\naddress = \"connector@connector.test\"\n\
                  [mailbox]\npoll_seconds = 1\n\
                  [[organisation]]\ncode = \"RXX\"\nadministrators = [\"admin@rxx.nhs.uk\"]\n\
+                 [[organisation]]\ncode = \"RYY\"\nadministrators = [\"admin@ryy.nhs.uk\"]\n\
                  [guard]\nfloor = 0\nmax_updated = 0\nmax_created = 0\nmax_renamed = 0\n\
                  [console]\nlisten = \"127.0.0.1:0\"\nlogin_failures = 3\n{extra}\n\
                  [[console.operator]]\nname = \"ada\"\npassword_hash = \"{hash}\"\n\
@@ -418,6 +419,13 @@ async fn a_held_run_is_read_approved_with_a_reason_and_its_result_mailed_and_in_
     );
     assert_eq!(text(&b, "#status").await, "applied");
     screenshot(&b, "run-approved").await;
+    b.goto(&site.url("/")).await.unwrap();
+    let rxx = text(&b, "#org-RXX").await;
+    assert!(
+        rxx.contains("applied") && rxx.contains("2 created, 3 updated, 7 rejected, 0 failed"),
+        "{rxx}"
+    );
+    b.goto(&site.url(&format!("/runs/{run}"))).await.unwrap();
     // The service was woken: the result e-mail goes out without waiting for the schedule.
     site.wait_for_mail("Result:", &run);
     assert!(
@@ -662,6 +670,16 @@ async fn every_page_passes_axe_and_is_saved() {
     b.goto(&site.url("/submissions/1")).await.unwrap();
     let refusals = text(&b, "#refusals").await;
     assert!(refusals.contains("9 OfficePhone 12345"), "{refusals}");
+    // And its e-mails: the acknowledgement, the held notice and the result of its approval.
+    let mails = text(&b, "#mails").await;
+    assert!(
+        mails.contains("acknowledgement")
+            && mails.contains(&format!(
+                "Held for approval: staff list for RXX, run {first}"
+            ))
+            && mails.contains(&format!("Result: staff list for RXX, run {first}")),
+        "{mails}"
+    );
     b.close().await.unwrap();
 }
 
@@ -1284,4 +1302,53 @@ async fn serve_counts_and_times_its_scim_requests_for_prometheus() {
         "4"
     );
     assert!(text.contains("push_connector_scim_request_duration_seconds_bucket{"));
+}
+
+#[tokio::test]
+async fn a_scheduled_sync_that_fails_shows_its_error_on_the_sources_page() {
+    let mut site = Site::new("");
+    // A PostgreSQL source on a loopback port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = site.path().join("connector.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "[[source]]\nname = \"hr\"\norganisations = [\"RXX\"]\n\
+         [source.sql]\nurl = \"postgres://sync@{free}/hr\"\ntable = \"staff\"\nanchor = \"id\"\n\
+         timeout_seconds = 2\n\
+         [source.map]\nFirstName = \"first_name\"\nLastName = \"last_name\"\n\
+         [source.constant]\nOrganisation = \"RXX\"\n"
+    ));
+    std::fs::write(&config, toml).unwrap();
+    // `run --once --now` syncs every source (and says the sync failed).
+    let out = common::run_in(
+        site.path(),
+        &["--config", "connector.toml", "run", "--once", "--now"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sync: hr: FAILED"),
+        "{out:?}"
+    );
+    site.start();
+    let c = http();
+    let me = http_sign_in(&c, &site.base, "ada").await;
+    let page = c
+        .get(site.url("/sources"))
+        .header("cookie", &me)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = &page[page.find("<td>hr</td>").expect("the source's row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("SQL table") && row.contains("RXX"), "{row}");
+    assert!(row.contains(">Failed</strong>"), "{row}");
+    assert!(
+        row.contains(&free.to_string()) || row.contains("onnect"),
+        "{row}"
+    );
 }

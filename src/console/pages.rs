@@ -70,7 +70,7 @@ pub async fn organisations(d: &Deployment<'_>, now: DateTime<Utc>) -> Result<Val
             json!({
                 "code": o.organisation,
                 "last_file": o.last_file,
-                "last_run": o.last_run.as_ref().map(|(id, status, at)| json!({"id": id, "status": status, "at": at})),
+                "last_run": o.last_run.as_ref().map(|(id, status, at, counts)| json!({"id": id, "status": status, "at": at, "counts": counts})),
                 "held": o.held,
                 "waiting": o.waiting,
                 "stale": stale,
@@ -117,8 +117,21 @@ pub async fn submission(d: &Deployment<'_>, no: i64) -> Result<Value, String> {
         }
         Err(e) => (Vec::new(), 0, Some(e.to_string())),
     };
+    let mails: Vec<Value> = d
+        .mail
+        .outbox_of_submission(no)
+        .await
+        .map_err(words)?
+        .iter()
+        .map(|m| {
+            json!({"id": m.id, "kind": m.kind, "subject": m.subject, "state": m.state.as_str(),
+                   "recipients": m.recipients.join(", "), "sent_at": m.sent_at,
+                   "last_error": m.last_error})
+        })
+        .collect();
     Ok(json!({
         "file": row,
+        "mails": mails,
         "refusals": refusals,
         "valid_now": valid,
         "read_error": read_error,
@@ -576,6 +589,7 @@ pub async fn sources(d: &Deployment<'_>, now: DateTime<Utc>) -> Result<Value, St
     for s in &d.config.sources {
         let cursor = d.sync.cursor(&s.name).await.map_err(words)?;
         let last = d.sync.last_started(&s.name).await.map_err(words)?;
+        let state = d.state.source_state(&s.name).await.map_err(words)?;
         let next = crate::sources::schedule::SourceSchedule::from_config(s)
             .ok()
             .and_then(|sch| sch.next_after(now).map(|t| sch.describe(t)));
@@ -596,6 +610,11 @@ pub async fn sources(d: &Deployment<'_>, now: DateTime<Utc>) -> Result<Value, St
             "organisations": s.organisations.join(", "),
             "cursor": cursor.map(|c| c.0),
             "last_started": last.map(|t| t.to_rfc3339()),
+            "last_finished": state.last_finished,
+            "unfinished": state.last_started.is_some() && state.last_finished < state.last_started,
+            "error": state.last_error,
+            "error_at": state.last_error_at,
+            "awaiting_retry": state.awaiting_retry,
             "next": next,
             "last_run": runs.into_iter().next(),
         }));

@@ -26,8 +26,9 @@ pub struct SubmissionRow {
 pub struct OrganisationRow {
     pub organisation: String,
     pub last_file: Option<SubmissionRow>,
-    /// The latest run that is not held: (ID, status, finished or made at).
-    pub last_run: Option<(String, String, String)>,
+    /// The latest run that is not held: (ID, status, finished or made at, its counts as
+    /// "N created, N updated, N rejected, N failed").
+    pub last_run: Option<(String, String, String, String)>,
     pub held: i64,
     /// Files waiting for the nightly run.
     pub waiting: i64,
@@ -120,13 +121,24 @@ impl StateDb {
                 .into_iter()
                 .next();
             let last_run = sqlx::query(
-                "SELECT id, status, COALESCE(finished_at, created_at) FROM runs
-                 WHERE organisation = ? AND status != 'held' ORDER BY no DESC LIMIT 1",
+                "SELECT id, status, COALESCE(finished_at, created_at), created, updated, rejected,
+                 failed FROM runs WHERE organisation = ? AND status != 'held'
+                 ORDER BY no DESC LIMIT 1",
             )
             .bind(&code)
             .fetch_optional(&self.pool)
             .await?
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .map(|r| {
+                let n = |i: usize| r.try_get::<i64, _>(i);
+                let counts = format!(
+                    "{} created, {} updated, {} rejected, {} failed",
+                    n(3)?,
+                    n(4)?,
+                    n(5)?,
+                    n(6)?
+                );
+                Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, counts))
+            })
             .transpose()?;
             let held: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM runs WHERE organisation = ? AND status = 'held'",
@@ -250,5 +262,67 @@ impl StateDb {
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect::<Result<_, sqlx::Error>>()?,
         )
+    }
+}
+
+/// What the console shows of a sync source besides its schedule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SourceState {
+    pub last_started: Option<String>,
+    pub last_finished: Option<String>,
+    /// The last scheduled sync's error and when, until a sync succeeds.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    /// Entries refused, failed or not written back: read again by the next sync.
+    pub awaiting_retry: i64,
+}
+
+impl StateDb {
+    /// A sync source's last runs, error and retries.
+    pub async fn source_state(&self, source: &str) -> Result<SourceState, StateError> {
+        let row = sqlx::query(
+            "SELECT last_started, last_finished, last_error, last_error_at FROM sync_sources
+             WHERE source = ?",
+        )
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?;
+        let awaiting_retry: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sync_seen WHERE source = ? AND fingerprint = ''",
+        )
+        .bind(source)
+        .fetch_one(&self.pool)
+        .await?;
+        let mut state = SourceState {
+            awaiting_retry,
+            ..SourceState::default()
+        };
+        if let Some(r) = row {
+            state.last_started = r.try_get(0)?;
+            state.last_finished = r.try_get(1)?;
+            state.last_error = r.try_get(2)?;
+            state.last_error_at = r.try_get(3)?;
+        }
+        Ok(state)
+    }
+
+    /// Records how a scheduled sync ended: its error, or none (a success clears it).
+    pub async fn sync_outcome(
+        &self,
+        source: &str,
+        error: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StateError> {
+        sqlx::query(
+            "INSERT INTO sync_sources (source, last_error, last_error_at) VALUES (?, ?, ?)
+             ON CONFLICT (source) DO UPDATE SET last_error = excluded.last_error,
+             last_error_at = excluded.last_error_at",
+        )
+        .bind(source)
+        .bind(error)
+        .bind(error.map(|_| now.to_rfc3339()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

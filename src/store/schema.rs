@@ -259,6 +259,18 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         PRIMARY KEY (run_id, operator)
     );",
     ),
+    (
+        102,
+        "sync sources: the last scheduled sync's error",
+        "ALTER TABLE sync_sources ADD COLUMN last_error TEXT;
+    ALTER TABLE sync_sources ADD COLUMN last_error_at TEXT;",
+    ),
+    (
+        204,
+        "mail outbox: the submission each e-mail is about",
+        "ALTER TABLE mail_outbox ADD COLUMN submission_no INTEGER;
+    CREATE INDEX mail_outbox_submission ON mail_outbox (submission_no);",
+    ),
 ];
 
 /// The e-mail tables' earlier notes: (version in `mail_schema`, version in [`MIGRATIONS`]).

@@ -238,7 +238,10 @@ async fn a_database_written_before_one_schema_list_opens_and_upgrades() {
     old.close().await;
 
     let db = StateDb::open(dir.path()).await.unwrap();
-    assert_eq!(versions(&db).await, [1, 2, 3, 101, 201, 202, 203, 210, 301]);
+    assert_eq!(
+        versions(&db).await,
+        [1, 2, 3, 101, 102, 201, 202, 203, 204, 210, 301]
+    );
     let names: Vec<String> = tables(&db.pool).await.into_iter().map(|t| t.1).collect();
     assert!(!names.contains(&"mail_schema".to_owned()), "{names:?}");
 
@@ -279,7 +282,7 @@ async fn a_database_written_before_one_schema_list_opens_and_upgrades() {
     let again = StateDb::open(dir.path()).await.unwrap();
     assert_eq!(
         versions(&again).await,
-        [1, 2, 3, 101, 201, 202, 203, 210, 301]
+        [1, 2, 3, 101, 102, 201, 202, 203, 204, 210, 301]
     );
     assert_eq!(again.runs().await.unwrap().len(), 1);
 }
@@ -316,7 +319,10 @@ async fn a_database_with_the_first_mail_tables_only_gets_the_rest() {
 
     // Version 202 rebuilds the messages table the submissions refer to: the reference holds.
     let db = StateDb::open(dir.path()).await.unwrap();
-    assert_eq!(versions(&db).await, [1, 2, 3, 101, 201, 202, 203, 210, 301]);
+    assert_eq!(
+        versions(&db).await,
+        [1, 2, 3, 101, 102, 201, 202, 203, 204, 210, 301]
+    );
     let mail = db.mail();
     let key = crate::store::mail::content_key(RAW);
     assert_eq!(
@@ -491,7 +497,10 @@ async fn a_database_that_counts_renames_keeps_its_versions_and_counts() {
     old.close().await;
 
     let db = StateDb::open(dir.path()).await.unwrap();
-    assert_eq!(versions(&db).await, [1, 2, 3, 101, 201, 202, 203, 210, 301]);
+    assert_eq!(
+        versions(&db).await,
+        [1, 2, 3, 101, 102, 201, 202, 203, 204, 210, 301]
+    );
     let counts = db.run("r1").await.unwrap().counts;
     assert_eq!((counts.updated, counts.renamed), (3, 2));
     // A run recorded before runs kept their provenance shows its source as it was written.

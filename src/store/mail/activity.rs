@@ -111,7 +111,7 @@ impl MailStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        enqueue(&mut tx, mails, now).await?;
+        enqueue(&mut tx, mails, now, None).await?;
         sqlx::query(
             "UPDATE organisation_reminders SET reminded_at = ?, reminded_since = ?
              WHERE organisation = ?",

@@ -298,7 +298,7 @@ impl MailStore {
         .bind(&record.reason)
         .execute(&mut *tx)
         .await?;
-        enqueue(&mut tx, replies, now).await?;
+        enqueue(&mut tx, replies, now, None).await?;
         sqlx::query("DELETE FROM mail_attempts WHERE mailbox_key = ?")
             .bind(m.mailbox_key)
             .execute(&mut *tx)

@@ -318,6 +318,7 @@ impl MailStore {
             "rejected"
         };
         let no = insert_message(&mut tx, m, verdict, now).await?;
+        let mut stored = None;
         if let Some(s) = submission {
             let submission_no: i64 = sqlx::query_scalar(
                 "INSERT INTO mail_submissions (message_no, organisation, sender, message_id,
@@ -339,8 +340,9 @@ impl MailStore {
             if let Some(code) = code {
                 codes::insert(&mut tx, code, None, Some(submission_no), now).await?;
             }
+            stored = Some(submission_no);
         }
-        enqueue(&mut tx, replies, now).await?;
+        enqueue(&mut tx, replies, now, stored).await?;
         sqlx::query("DELETE FROM mail_attempts WHERE mailbox_key = ?")
             .bind(m.mailbox_key)
             .execute(&mut *tx)
@@ -451,7 +453,7 @@ impl MailStore {
                     .await?;
             codes::insert(&mut tx, code, run.as_deref(), Some(no), now).await?;
         }
-        enqueue(&mut tx, mails, now).await?;
+        enqueue(&mut tx, mails, now, Some(no)).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -226,7 +226,7 @@ impl MailStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        enqueue(&mut tx, notices, now).await?;
+        enqueue(&mut tx, notices, now, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -283,6 +283,13 @@ impl MailStore {
             .collect()
     }
 
+    /// The e-mails about one submission (its acknowledgement, held notice, result), oldest
+    /// first; e-mails queued before they were linked to their submission are not among them.
+    pub async fn outbox_of_submission(&self, no: i64) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.records(&format!("WHERE submission_no = {no} ORDER BY id"))
+            .await
+    }
+
     /// Puts a failed or waiting e-mail back in the queue, due now.
     pub async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let done = sqlx::query(
@@ -316,23 +323,26 @@ impl MailStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        enqueue(&mut tx, mails, now).await?;
+        enqueue(&mut tx, mails, now, None).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
+/// Queues e-mails in `tx`; `submission`, when given, is the submission they are about
+/// (the console lists a submission's e-mails).
 pub(super) async fn enqueue(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     mails: &[QueuedMail],
     now: DateTime<Utc>,
+    submission: Option<i64>,
 ) -> Result<(), StoreError> {
     for m in mails {
         let recipients =
             serde_json::to_string(&m.recipients).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO mail_outbox (kind, organisation, recipients, message, created_at,
-             next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+             next_attempt_at, submission_no) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&m.kind)
         .bind(m.organisation.as_deref())
@@ -340,6 +350,7 @@ pub(super) async fn enqueue(
         .bind(&m.message)
         .bind(now.to_rfc3339())
         .bind(now.to_rfc3339())
+        .bind(submission)
         .execute(&mut **tx)
         .await?;
     }
