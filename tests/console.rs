@@ -301,6 +301,32 @@ async fn visit(b: &Client, site: &Site, path: &str, shot: &str) {
     screenshot(b, shot).await;
 }
 
+/// Clicks `locator` and waits until the page it loads has replaced this one (a form posted
+/// and redirected may come back to the same address, so the address cannot tell).
+async fn click_to_load(b: &Client, locator: Locator<'_>) {
+    let old = b.find(Locator::Css("html")).await.unwrap();
+    b.find(locator).await.unwrap().click().await.unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while old.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < until,
+            "the page did not change after the click"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loop {
+        let state = b
+            .execute("return document.readyState;", vec![])
+            .await
+            .unwrap_or(Value::Null);
+        if state == "complete" {
+            break;
+        }
+        assert!(Instant::now() < until, "the page did not finish loading");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn text(b: &Client, css: &str) -> String {
     b.find(Locator::Css(css))
         .await
@@ -324,12 +350,7 @@ async fn sign_in(b: &Client, site: &Site, name: &str, password: &str) {
         .send_keys(password)
         .await
         .unwrap();
-    b.find(Locator::Id("signin"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(b, Locator::Id("signin")).await;
 }
 
 async fn decide(b: &Client, button: &str, reason: &str) {
@@ -341,12 +362,7 @@ async fn decide(b: &Client, button: &str, reason: &str) {
             .await
             .unwrap();
     }
-    b.find(Locator::Id(button))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(b, Locator::Id(button)).await;
 }
 
 #[tokio::test]
@@ -369,12 +385,7 @@ async fn a_held_run_is_read_approved_with_a_reason_and_its_result_mailed_and_in_
 
     // The held run, from the runs list.
     visit(&b, &site, "/runs", "runs").await;
-    b.find(Locator::LinkText(&run))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&b, Locator::LinkText(&run)).await;
     assert_eq!(text(&b, "#status").await, "held");
     assert!(text(&b, "#note").await.contains("more than the limit of 0"));
     let changes = text(&b, "#changes").await;
@@ -441,12 +452,7 @@ async fn a_held_run_is_read_approved_with_a_reason_and_its_result_mailed_and_in_
         .send_keys("ben.carter@nhs.net")
         .await
         .unwrap();
-    b.find(Locator::Id("find"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&b, Locator::Id("find")).await;
     let history = text(&b, "#history").await;
     assert!(
         history.contains("JobTitle: \"Staff Nurse\" → \"Senior Staff Nurse\"")
@@ -522,12 +528,7 @@ async fn revert_shows_what_it_would_restore_and_what_a_later_run_changed_then_re
     let b = browser().await;
     sign_in(&b, &site, "ada", PASSWORD).await;
     b.goto(&site.url(&format!("/runs/{first}"))).await.unwrap();
-    b.find(Locator::Id("revert"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&b, Locator::Id("revert")).await;
     let restore = text(&b, "#restore").await;
     assert!(
         restore.contains("1000003 LastName \"Davies-Smith\" \"Davies\""),
@@ -596,12 +597,7 @@ async fn a_wrong_password_and_a_form_without_its_token_are_refused_in_the_browse
     )
     .await
     .unwrap();
-    b.find(Locator::Id("approve"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&b, Locator::Id("approve")).await;
     assert!(
         b.source()
             .await

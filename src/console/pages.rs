@@ -215,6 +215,12 @@ pub async fn run(d: &Deployment<'_>, id: &str, show: &str) -> Result<Value, Stri
             }
         }
         if show == "all" || show == "refusals" {
+            // The rows refused when it was planned: kept with an e-mailed file's submission.
+            if let Some(plan) = d.state.submission_plan(id).await.map_err(words)?
+                && let Ok(plan) = serde_json::from_str::<Plan>(&plan)
+            {
+                changes.extend(change_rows(&plan, "refusals"));
+            }
             for o in d.state.notable_outcomes(id).await.map_err(words)? {
                 if o.state != crate::store::OpState::Done {
                     changes.push(json!({

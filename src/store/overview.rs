@@ -326,3 +326,17 @@ impl StateDb {
         Ok(())
     }
 }
+
+impl StateDb {
+    /// The plan a submission's run was made from, kept with the submission (JSON), for the
+    /// rows an applied run refused.
+    pub async fn submission_plan(&self, run: &str) -> Result<Option<String>, StateError> {
+        let plan: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT plan FROM mail_submissions WHERE run_id = ? ORDER BY no DESC LIMIT 1",
+        )
+        .bind(run)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(plan.flatten())
+    }
+}
