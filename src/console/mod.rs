@@ -312,13 +312,7 @@ impl Console {
                 }
                 self.render(name, nav, Some(&session), ctx)
             }
-            Ok(Err(e)) => {
-                let mut r = self.render(name, nav, Some(&session), json!({"error": e}));
-                if name != "message.html" {
-                    r = self.message(StatusCode::NOT_FOUND, Some(&session), &e, Some(nav));
-                }
-                r
-            }
+            Ok(Err(e)) => self.message(StatusCode::NOT_FOUND, Some(&session), &e, Some(nav)),
             Err(e) => self.message(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(&session),

@@ -312,21 +312,21 @@ pub async fn approve(
     let plan = d.state.held_plan(run).await.map_err(words)?;
     let c = plan.counts();
     let now = Utc::now();
-    if !d
+    let needs_two = console.second_approver_above > 0
+        && c.created + c.updated > console.second_approver_above as u64;
+    // Recorded once per operator; an approval whose apply failed may be given again.
+    let first_time = d
         .state
         .add_approval(run, operator, &reason, now)
         .await
-        .map_err(words)?
-    {
-        return Err(format!(
-            "you have already approved run {run}: another operator must approve it too"
-        ));
-    }
+        .map_err(words)?;
     let approvers = d.state.approvals(run).await.map_err(words)?;
-    if console.second_approver_above > 0
-        && c.created + c.updated > console.second_approver_above as u64
-        && approvers.len() < 2
-    {
+    if needs_two && approvers.len() < 2 {
+        if !first_time {
+            return Err(format!(
+                "you have already approved run {run}: another operator must approve it too"
+            ));
+        }
         let _ = d
             .state
             .audit(&audit(
