@@ -696,6 +696,39 @@ fn csrf_in(html: &str) -> String {
     html[at..].chars().take_while(|c| *c != '"').collect()
 }
 
+/// A page's HTML, for the session of `cookie`.
+async fn page_of(c: &reqwest::Client, url: &str, cookie: &str) -> String {
+    c.get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Posts a held run's Approve/Reject form as its page gives it (with the page's token).
+async fn post_decision(
+    c: &reqwest::Client,
+    base: &str,
+    run: &str,
+    cookie: &str,
+    reason: &str,
+) -> reqwest::Response {
+    let page = page_of(c, &format!("{base}/runs/{run}"), cookie).await;
+    c.post(format!("{base}/runs/{run}/decide"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", csrf_in(&page).as_str()),
+            ("decision", "approve"),
+            ("reason", reason),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Signs in over HTTP: the session cookie.
 async fn http_sign_in(c: &reqwest::Client, base: &str, name: &str) -> String {
     let page = c.get(format!("{base}/signin")).send().await.unwrap();
@@ -815,26 +848,7 @@ async fn the_requester_cannot_approve_their_own_run() {
     let c = http();
     let base = site.base.clone();
     let me = http_sign_in(&c, &base, "admin@rxx.nhs.uk").await;
-    let page = c
-        .get(format!("{base}/runs/{run}"))
-        .header("cookie", &me)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = c
-        .post(format!("{base}/runs/{run}/decide"))
-        .header("cookie", &me)
-        .form(&[
-            ("csrf", csrf_in(&page).as_str()),
-            ("decision", "approve"),
-            ("reason", "mine"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_decision(&c, &base, &run, &me, "mine").await;
     let flash = r.headers().get("set-cookie").unwrap().to_str().unwrap();
     assert!(flash.contains("another+operator+must+approve"), "{flash}");
     assert!(site.cli(&["runs"]).contains("held"));
@@ -962,25 +976,7 @@ async fn pages_need_a_session_no_get_acts_sign_in_is_throttled_and_secrets_stay_
     assert_eq!(r.status(), 403);
 
     // Approve, so accounts are created with initial passwords; none shows anywhere.
-    let page = c
-        .get(format!("{base}/runs/{run}"))
-        .header("cookie", &other)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    c.post(format!("{base}/runs/{run}/decide"))
-        .header("cookie", &other)
-        .form(&[
-            ("csrf", csrf_in(&page).as_str()),
-            ("decision", "approve"),
-            ("reason", "ok"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    post_decision(&c, &base, &run, &other, "ok").await;
     let passwords = std::fs::read_to_string(site.path().join("var/initial-passwords.csv")).unwrap();
     let secrets: Vec<String> = passwords
         .lines()
@@ -1003,16 +999,7 @@ async fn pages_need_a_session_no_get_acts_sign_in_is_throttled_and_secrets_stay_
         "/outbox?all=1",
         "/audit",
     ] {
-        seen.push_str(
-            &c.get(format!("{base}{path}"))
-                .header("cookie", &other)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        );
+        seen.push_str(&page_of(&c, &format!("{base}{path}"), &other).await);
     }
     seen.push_str(&site.log());
     for s in secrets
@@ -1121,25 +1108,7 @@ async fn prometheus_scrapes_the_counts_the_service_produced() {
     let c = http();
     let base = site.base.clone();
     let me = http_sign_in(&c, &base, "ada").await;
-    let page = c
-        .get(format!("{base}/runs/{run}"))
-        .header("cookie", &me)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    c.post(format!("{base}/runs/{run}/decide"))
-        .header("cookie", &me)
-        .form(&[
-            ("csrf", csrf_in(&page).as_str()),
-            ("decision", "approve"),
-            ("reason", "ok"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    post_decision(&c, &base, &run, &me, "ok").await;
     let target = base.trim_start_matches("http://").to_owned();
     let job = format!("console-{}", target.replace([':', '.'], "-"));
     let targets = PathBuf::from(env("CONSOLE_TARGETS_DIR")).join(format!("{job}.json"));
@@ -1330,15 +1299,7 @@ async fn a_scheduled_sync_that_fails_shows_its_error_on_the_sources_page() {
     site.start();
     let c = http();
     let me = http_sign_in(&c, &site.base, "ada").await;
-    let page = c
-        .get(site.url("/sources"))
-        .header("cookie", &me)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(&c, &site.url("/sources"), &me).await;
     let row = &page[page.find("<td>hr</td>").expect("the source's row")..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(row.contains("SQL table") && row.contains("RXX"), "{row}");

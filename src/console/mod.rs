@@ -350,6 +350,43 @@ impl Console {
     }
 }
 
+/// Who asked for an action, and why.
+struct Asked {
+    operator: String,
+    reason: String,
+    peer: Option<String>,
+}
+
+impl Console {
+    /// Carries out a form's action on the worker once its session and CSRF token hold: the
+    /// action's outcome, or the refusal to answer with.
+    async fn act<F, Fut>(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<Extension<Peer>>,
+        form: &HashMap<String, String>,
+        f: F,
+    ) -> Result<pages::Outcome, Box<Response>>
+    where
+        F: FnOnce(std::rc::Rc<crate::deployment::Deployment<'static>>, Asked) -> Fut
+            + Send
+            + 'static,
+        Fut: std::future::Future<Output = pages::Outcome> + 'static,
+    {
+        let session = self.form_session(headers, form)?;
+        let asked = Asked {
+            operator: session.operator,
+            reason: form.get("reason").cloned().unwrap_or_default(),
+            peer: peer_of(peer).map(|p| p.to_string()),
+        };
+        Ok(self
+            .worker
+            .call(move |d| f(d, asked))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string())))
+    }
+}
+
 /// The outcome of an action, carried to the next page in a short-lived cookie; after one
 /// that did something, the service is woken for a pass.
 fn after_action(c: &Console, to: &str, outcome: pages::Outcome) -> Response {
@@ -599,27 +636,22 @@ async fn decide(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match c.form_session(&headers, &form) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let peer = peer_of(peer).map(|p| p.to_string());
-    let reason = form.get("reason").cloned().unwrap_or_default();
     let approve = form.get("decision").map(String::as_str) == Some("approve");
     let to = format!("/runs/{id}");
-    let op = session.operator.clone();
-    let outcome = c
-        .worker
-        .call(move |d| async move {
+    let done = c
+        .act(&headers, peer, &form, move |d, a| async move {
+            let peer = a.peer.as_deref();
             if approve {
-                pages::approve(&d, &id, &op, &reason, peer.as_deref()).await
+                pages::approve(&d, &id, &a.operator, &a.reason, peer).await
             } else {
-                pages::reject(&d, &id, &op, &reason, peer.as_deref()).await
+                pages::reject(&d, &id, &a.operator, &a.reason, peer).await
             }
         })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-    after_action(&c, &to, outcome)
+        .await;
+    match done {
+        Ok(outcome) => after_action(&c, &to, outcome),
+        Err(refused) => *refused,
+    }
 }
 
 async fn revert_preview(
@@ -640,25 +672,23 @@ async fn revert(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match c.form_session(&headers, &form) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let peer = peer_of(peer).map(|p| p.to_string());
-    let reason = form.get("reason").cloned().unwrap_or_default();
-    let op = session.operator.clone();
     let run = id.clone();
-    let outcome = c
-        .worker
-        .call(move |d| async move { pages::revert(&d, &run, &op, &reason, peer.as_deref()).await })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-    let to = if outcome.is_ok() {
-        format!("/runs/{id}")
-    } else {
-        format!("/runs/{id}/revert")
-    };
-    after_action(&c, &to, outcome)
+    let done = c
+        .act(&headers, peer, &form, move |d, a| async move {
+            pages::revert(&d, &run, &a.operator, &a.reason, a.peer.as_deref()).await
+        })
+        .await;
+    match done {
+        Ok(outcome) => {
+            let to = if outcome.is_ok() {
+                format!("/runs/{id}")
+            } else {
+                format!("/runs/{id}/revert")
+            };
+            after_action(&c, &to, outcome)
+        }
+        Err(refused) => *refused,
+    }
 }
 
 async fn account(
@@ -717,18 +747,15 @@ async fn retry_mail(
     Path(id): Path<i64>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match c.form_session(&headers, &form) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let peer = peer_of(peer).map(|p| p.to_string());
-    let op = session.operator.clone();
-    let outcome = c
-        .worker
-        .call(move |d| async move { pages::retry_mail(&d, id, &op, peer.as_deref()).await })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-    after_action(&c, "/outbox", outcome)
+    let done = c
+        .act(&headers, peer, &form, move |d, a| async move {
+            pages::retry_mail(&d, id, &a.operator, a.peer.as_deref()).await
+        })
+        .await;
+    match done {
+        Ok(outcome) => after_action(&c, "/outbox", outcome),
+        Err(refused) => *refused,
+    }
 }
 
 async fn drop_mail(
@@ -738,19 +765,15 @@ async fn drop_mail(
     Path(id): Path<i64>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match c.form_session(&headers, &form) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let peer = peer_of(peer).map(|p| p.to_string());
-    let reason = form.get("reason").cloned().unwrap_or_default();
-    let op = session.operator.clone();
-    let outcome = c
-        .worker
-        .call(move |d| async move { pages::drop_mail(&d, id, &op, &reason, peer.as_deref()).await })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-    after_action(&c, "/outbox", outcome)
+    let done = c
+        .act(&headers, peer, &form, move |d, a| async move {
+            pages::drop_mail(&d, id, &a.operator, &a.reason, a.peer.as_deref()).await
+        })
+        .await;
+    match done {
+        Ok(outcome) => after_action(&c, "/outbox", outcome),
+        Err(refused) => *refused,
+    }
 }
 
 async fn sources(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
