@@ -140,10 +140,16 @@ impl Site {
 
     /// Starts `run` and waits for the console to listen.
     fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// As [`Site::start`], with more environment.
+    fn start_with(&mut self, env: &[(&str, &str)]) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_push-connector"))
             .args(["--config", "connector.toml", "run"])
             .current_dir(self.path())
             .env_remove("PUSH_CONNECTOR_CONFIG")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -1308,4 +1314,108 @@ async fn a_scheduled_sync_that_fails_shows_its_error_on_the_sources_page() {
         row.contains(&free.to_string()) || row.contains("onnect"),
         "{row}"
     );
+}
+
+/// Waits up to 20 s for the element `css` to appear in the page.
+async fn wait_for(b: &Client, css: &str) -> fantoccini::elements::Element {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(e) = b.find(Locator::Css(css)).await {
+            return e;
+        }
+        assert!(
+            Instant::now() < until,
+            "no {css} in {}:\n{}",
+            b.current_url().await.unwrap(),
+            b.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Signs in at the test OpenID provider as `login` (its development login and consent pages).
+async fn provider_sign_in(b: &Client, login: &str) {
+    wait_for(b, "input[name=login]")
+        .await
+        .send_keys(login)
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("anything")
+        .await
+        .unwrap();
+    click_to_load(b, Locator::Css("button[type=submit]")).await;
+    // The consent page, the first time a client asks for this account.
+    if b.current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("/interaction/")
+    {
+        click_to_load(b, Locator::Css("button[type=submit]")).await;
+    }
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_with_openid_connect_and_a_stranger_is_refused() {
+    let port = env("CONSOLE_OIDC_CONSOLE_PORT");
+    let issuer = env("CONSOLE_OIDC_ISSUER");
+    let mut site = Site::new(&format!(
+        "[console.oidc]\nissuer = \"{issuer}\"\nclient_id = \"{}\"\n\
+         redirect_url = \"http://127.0.0.1:{port}/signin/oidc/callback\"\n\
+         label = \"Sign in with NHS identity\"\n\
+         [[console.operator]]\nname = \"Ada.Lovelace@nhs.net\"\n",
+        env("CONSOLE_OIDC_CLIENT_ID")
+    ));
+    let config = site.path().join("connector.toml");
+    let toml = std::fs::read_to_string(&config).unwrap().replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, toml).unwrap();
+    let secret = env("CONSOLE_OIDC_CLIENT_SECRET");
+    site.start_with(&[(
+        "PUSH_CONNECTOR__CONSOLE__OIDC__CLIENT_SECRET",
+        secret.as_str(),
+    )]);
+    let _one = BROWSER.lock().await;
+    let b = browser().await;
+
+    visit(&b, &site, "/signin", "signin-oidc").await;
+    assert_eq!(text(&b, "#oidc").await, "Sign in with NHS identity");
+    click_to_load(&b, Locator::Id("oidc")).await;
+    assert!(b.current_url().await.unwrap().as_str().starts_with(&issuer));
+    provider_sign_in(&b, "ada.lovelace@nhs.net").await;
+    // Back on the console, signed in as the configured operator the claim names.
+    let operator = wait_for(&b, "#operator").await.text().await.unwrap();
+    assert_eq!(operator, "Ada.Lovelace@nhs.net");
+    visit(&b, &site, "/audit", "audit-oidc").await;
+    assert!(
+        text(&b, "#audit")
+            .await
+            .contains("Ada.Lovelace@nhs.net sign-in (OpenID Connect)")
+    );
+    b.close().await.unwrap();
+
+    // Someone the provider knows but who is not an operator.
+    let b = browser().await;
+    b.goto(&site.url("/signin")).await.unwrap();
+    click_to_load(&b, Locator::Id("oidc")).await;
+    provider_sign_in(&b, "mallory@example.org").await;
+    let error = wait_for(&b, "#error").await.text().await.unwrap();
+    assert!(
+        error.contains("mallory@example.org is not an operator"),
+        "{error}"
+    );
+    assert!(b.find(Locator::Id("operator")).await.is_err());
+    screenshot(&b, "oidc-refused").await;
+    // A callback with a state this browser did not start is refused.
+    b.goto(&site.url("/signin/oidc/callback?code=x&state=forged"))
+        .await
+        .unwrap();
+    assert!(text(&b, "#error").await.contains("another browser"));
+    b.close().await.unwrap();
+    assert!(!site.log().contains(&secret), "the client secret is logged");
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the chromedriver and Prometheus that up.sh started from the same STATE_DIR (and the
+# Stop the chromedriver, Prometheus and OpenID provider that up.sh started from the same STATE_DIR (and the
 # browsers chromedriver started).
 #
 #   scripts/console/down.sh [STATE_DIR]   (default ${CONSOLE_STATE_DIR:-/tmp/push-connector-console})
@@ -21,4 +21,5 @@ is_ours() {
 
 srv_stop_pidfile chromedriver TERM "$STATE_DIR/chromedriver.pid" is_ours chromedriver
 srv_stop_pidfile prometheus TERM "$STATE_DIR/prometheus.pid" is_ours prometheus
-srv_finish_stop 10 "$STATE_DIR/chromedriver.pid" "$STATE_DIR/prometheus.pid"
+srv_stop_pidfile oidc-provider TERM "$STATE_DIR/oidc-provider.pid" is_ours oidc-provider
+srv_finish_stop 10 "$STATE_DIR/chromedriver.pid" "$STATE_DIR/prometheus.pid" "$STATE_DIR/oidc-provider.pid"

@@ -87,7 +87,7 @@ async fn start_console(
         .await
         .context("opening the deployment for the console")?;
     let state = console::Console::new(config, worker, metrics, Some(nudge))
-        .context("the console's templates")?;
+        .map_err(|e| anyhow::anyhow!("the console: {e}"))?;
     let tls = match (&c.tls_cert, &c.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(
             tls::server_config(cert, key).context("the console's certificate")?,

@@ -24,7 +24,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 
-use super::config::{ConsoleConfig, OperatorConfig};
+use super::config::ConsoleConfig;
 use crate::serve::throttle::{Key, Throttle};
 
 /// Most sessions open at once; the oldest goes when a new one would pass it.
@@ -92,7 +92,10 @@ pub enum SignInRefused {
 /// The operators, their sessions and the failure counts.
 #[derive(Debug)]
 pub struct Auth {
+    /// Operators who sign in with a password: name → argon2id hash.
     operators: HashMap<String, String>,
+    /// Every operator's name (those of OpenID Connect too).
+    names: Vec<String>,
     /// A hash checked for names that are not configured, so they take as long.
     decoy: String,
     sessions: Mutex<HashMap<String, Session>>,
@@ -106,15 +109,12 @@ impl Auth {
         let operators = config
             .operators
             .iter()
-            .map(
-                |OperatorConfig {
-                     name,
-                     password_hash,
-                 }| (name.clone(), password_hash.clone()),
-            )
+            .filter_map(|o| Some((o.name.clone(), o.password_hash.clone()?)))
             .collect();
+        let names = config.operators.iter().map(|o| o.name.clone()).collect();
         Auth {
             operators,
+            names,
             decoy: hash_password(&random_token()).unwrap_or_default(),
             sessions: Mutex::new(HashMap::new()),
             throttle: Throttle::new(
@@ -153,6 +153,19 @@ impl Auth {
             });
         }
         self.throttle.succeeded(&Key::client(name));
+        Ok(self.open(name, now))
+    }
+
+    /// The configured operator an identity provider's name is (ignoring case), if any.
+    pub fn operator_named(&self, name: &str) -> Option<&str> {
+        self.names
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(name.trim()))
+            .map(String::as_str)
+    }
+
+    /// Opens a session for an operator who has proved who they are.
+    pub fn open(&self, name: &str, now: Instant) -> (String, Session) {
         let session = Session {
             operator: name.to_owned(),
             csrf: random_token(),
@@ -172,7 +185,7 @@ impl Auth {
             }
             sessions.insert(token.clone(), session.clone());
         }
-        Ok((token, session))
+        (token, session)
     }
 
     fn live(&self, s: &Session, now: Instant) -> bool {
@@ -205,12 +218,13 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console::config::OperatorConfig;
 
     fn config(failures: u32) -> ConsoleConfig {
         ConsoleConfig {
             operators: vec![OperatorConfig {
                 name: "ada".into(),
-                password_hash: hash_password("correct horse").unwrap(),
+                password_hash: Some(hash_password("correct horse").unwrap()),
             }],
             login_failures: failures,
             session_idle_minutes: 30,

@@ -37,15 +37,22 @@ pub struct ConsoleConfig {
     /// A bearer token `/metrics` then requires (`PUSH_CONNECTOR__CONSOLE__METRICS_TOKEN`);
     /// without one, `/metrics` answers whoever reaches the listener.
     pub metrics_token: Option<crate::config::secret::Secret>,
+    /// Sign-in with OpenID Connect (Entra ID or another provider), beside or instead of
+    /// passwords.
+    pub oidc: Option<super::oidc::OidcConfig>,
 }
 
 /// One operator of the console.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorConfig {
+    /// The name to sign in with (with OpenID Connect: the value of the token's claim, such
+    /// as the operator's e-mail address).
     pub name: String,
-    /// The PHC string of an argon2id hash (`$argon2id$v=19$…`).
-    pub password_hash: String,
+    /// The PHC string of an argon2id hash (`$argon2id$v=19$…`); without one the operator
+    /// signs in with OpenID Connect only.
+    #[serde(default)]
+    pub password_hash: Option<String>,
 }
 
 impl Default for ConsoleConfig {
@@ -62,6 +69,7 @@ impl Default for ConsoleConfig {
             approver_not_requester: true,
             second_approver_above: 0,
             metrics_token: None,
+            oidc: None,
         }
     }
 }
@@ -93,17 +101,25 @@ impl ConsoleConfig {
             } else if !seen.insert(op.name.as_str()) {
                 problems.push(format!("console.operator: {} is configured twice", op.name));
             }
-            if !op.password_hash.starts_with("$argon2id$") {
-                problems.push(format!(
+            match &op.password_hash {
+                Some(h) if !h.starts_with("$argon2id$") => problems.push(format!(
                     "console.operator {}: password_hash must be an argon2id hash \
                      (`push-connector hash-password` prints one)",
                     op.name
-                ));
+                )),
+                None if self.oidc.is_none() => problems.push(format!(
+                    "console.operator {}: no password_hash, and no [console.oidc] to sign in with",
+                    op.name
+                )),
+                _ => {}
             }
         }
         if self.listen.is_some() && self.operators.is_empty() {
             problems
                 .push("console.listen is set but no [[console.operator]] may sign in".to_owned());
+        }
+        if let Some(oidc) = &self.oidc {
+            problems.extend(oidc.problems());
         }
         problems
     }

@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod config;
 pub mod metrics;
+pub mod oidc;
 pub mod pages;
 pub mod worker;
 
@@ -56,6 +57,8 @@ pub struct Console {
     metrics_token: Option<String>,
     /// Wakes the service for a pass after an action (its result e-mails go out at once).
     nudge: Option<Arc<tokio::sync::Notify>>,
+    /// Sign-in with OpenID Connect, when configured.
+    oidc: Option<oidc::Oidc>,
 }
 
 /// The page templates, compiled into the binary.
@@ -147,12 +150,17 @@ impl Console {
         worker: Worker,
         metrics: Option<metrics::Metrics>,
         nudge: Option<Arc<tokio::sync::Notify>>,
-    ) -> Result<Console, minijinja::Error> {
+    ) -> Result<Console, String> {
         use secrecy::ExposeSecret as _;
+        let oidc = match &config.console.oidc {
+            Some(c) => Some(oidc::Oidc::new(c.clone())?),
+            None => None,
+        };
         Ok(Console {
+            oidc,
             worker,
             auth: Auth::new(&config.console),
-            templates: templates()?,
+            templates: templates().map_err(|e| e.to_string())?,
             https: config.console.tls_cert.is_some(),
             metrics,
             metrics_token: config
@@ -169,6 +177,8 @@ impl Console {
 pub fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/signin", get(signin_page).post(signin))
+        .route("/signin/oidc", get(oidc_start))
+        .route("/signin/oidc/callback", get(oidc_callback))
         .route("/signout", post(signout))
         .route("/", get(organisations))
         .route("/submissions", get(submissions))
@@ -445,7 +455,8 @@ fn signin_form(
         "signin.html",
         "/signin",
         None,
-        json!({"signin_nonce": nonce, "name": name, "error": error}),
+        json!({"signin_nonce": nonce, "name": name, "error": error,
+               "oidc": c.oidc.as_ref().map(oidc::Oidc::label)}),
     );
     *r.status_mut() = status;
     let attrs = if c.https {
@@ -545,6 +556,137 @@ async fn signin(
             Some("/signin"),
         ),
     }
+}
+
+/// The cookie that ties a browser to the sign-in it started at the identity provider:
+/// SameSite=Lax, so the provider's redirect back (a top-level GET from its site) carries it.
+const OIDC_COOKIE: &str = "pc_oidc";
+
+/// `GET /signin/oidc`: off to the identity provider.
+async fn oidc_start(State(c): State<Arc<Console>>) -> Response {
+    let Some(o) = &c.oidc else {
+        return c.message(
+            StatusCode::NOT_FOUND,
+            None,
+            "There is no such page.",
+            Some("/signin"),
+        );
+    };
+    match o.start().await {
+        Ok((state, to)) => {
+            let mut r = Redirect::to(&to).into_response();
+            let secure = if c.https { "; Secure" } else { "" };
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{OIDC_COOKIE}={state}; Path=/signin/oidc; HttpOnly; SameSite=Lax; Max-Age=600{secure}"
+            )) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "OpenID Connect sign-in could not start");
+            signin_form(
+                &c,
+                StatusCode::BAD_GATEWAY,
+                None,
+                Some(&format!(
+                    "Sign-in with the identity provider is not available now: {e}"
+                )),
+            )
+        }
+    }
+}
+
+/// `GET /signin/oidc/callback?code&state`: back from the identity provider.
+async fn oidc_callback(
+    State(c): State<Arc<Console>>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(o) = &c.oidc else {
+        return c.message(
+            StatusCode::NOT_FOUND,
+            None,
+            "There is no such page.",
+            Some("/signin"),
+        );
+    };
+    let peer = peer_of(peer).map(|p| p.to_string());
+    if let Some(e) = q.get("error") {
+        let why = q.get("error_description").unwrap_or(e);
+        return signin_form(
+            &c,
+            StatusCode::UNAUTHORIZED,
+            None,
+            Some(&format!("The identity provider did not sign you in: {why}")),
+        );
+    }
+    let cookie_state = cookie(&headers, OIDC_COOKIE).unwrap_or_default();
+    let (state, code) = (
+        q.get("state").cloned().unwrap_or_default(),
+        q.get("code").cloned().unwrap_or_default(),
+    );
+    let who = match o.finish(&cookie_state, &state, &code).await {
+        Ok(who) => who,
+        Err(e) => {
+            tracing::warn!(error = %e, "OpenID Connect sign-in refused");
+            return signin_form(
+                &c,
+                StatusCode::UNAUTHORIZED,
+                None,
+                Some(&format!("Sign-in failed: {e}")),
+            );
+        }
+    };
+    let Some(name) = c.auth.operator_named(&who).map(str::to_owned) else {
+        let shown: String = who.chars().take(128).collect();
+        let logged = shown.clone();
+        let _ = c
+            .worker
+            .call(move |d| async move {
+                pages::record(
+                    &d,
+                    &logged,
+                    "sign-in refused (OpenID Connect: not an operator)",
+                    peer.as_deref(),
+                )
+                .await
+            })
+            .await;
+        tracing::warn!(who = %shown, "OpenID Connect sign-in of someone who is not an operator");
+        return signin_form(
+            &c,
+            StatusCode::FORBIDDEN,
+            None,
+            Some(&format!("{shown} is not an operator of this console.")),
+        );
+    };
+    let (token, _) = c.auth.open(&name, Instant::now());
+    let op = name.clone();
+    let _ = c
+        .worker
+        .call(move |d| async move {
+            pages::record(&d, &op, "sign-in (OpenID Connect)", peer.as_deref()).await
+        })
+        .await;
+    tracing::info!(operator = %name, "operator signed in to the console with OpenID Connect");
+    // A page of this site goes on to the console, so the SameSite=Strict session cookie is
+    // sent (a redirect straight from the provider's navigation would not carry it).
+    let mut r = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!DOCTYPE html><html lang=\"en-GB\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url=/\"><title>Signed in</title></head>\
+         <body><main><p>Signed in. <a href=\"/\">Continue to the console</a>.</p></main></body></html>",
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}{}", c.cookie_attrs())) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("{OIDC_COOKIE}=; Path=/signin/oidc; Max-Age=0")) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
 }
 
 async fn signout(
