@@ -256,7 +256,12 @@ mod tests {
                 validate::RowOutcome::Valid(p) => Some(p),
                 validate::RowOutcome::Refused(_) => None,
             })
-            .filter(|p| !seen.insert(crate::model::naming::name_key(&p.first_name, &p.last_name)))
+            .filter(|p| {
+                !seen.insert(crate::model::naming::name_key(
+                    p.first_name(),
+                    p.last_name(),
+                ))
+            })
             .count();
         assert_eq!((duplicates, swapped), (repeats, None));
         assert!(
@@ -268,13 +273,17 @@ mod tests {
         for (i, r) in first.iter().enumerate() {
             if let validate::RowOutcome::Valid(p) = &r.outcome {
                 let id = PortalId::new_unchecked(format!("G{i}"));
-                accounts.push(crate::model::Account::from_person(id, Status::Active, p));
+                accounts.push(crate::model::Account::from_person(
+                    id,
+                    Status::Active,
+                    &p.person(),
+                ));
             }
         }
         let made: std::collections::HashSet<String> = first
             .iter()
             .filter_map(|r| match &r.outcome {
-                validate::RowOutcome::Valid(p) => Some(p.external_sync_id.to_string()),
+                validate::RowOutcome::Valid(p) => Some(p.external_sync_id().to_owned()),
                 validate::RowOutcome::Refused(_) => None,
             })
             .collect();
@@ -285,12 +294,15 @@ mod tests {
         let second_repeats = second
             .iter()
             .filter_map(|r| match &r.outcome {
-                validate::RowOutcome::Valid(p) if !made.contains(p.external_sync_id.as_str()) => {
-                    Some(p)
-                }
+                validate::RowOutcome::Valid(p) if !made.contains(p.external_sync_id()) => Some(p),
                 _ => None,
             })
-            .filter(|p| !seen.insert(crate::model::naming::name_key(&p.first_name, &p.last_name)))
+            .filter(|p| {
+                !seen.insert(crate::model::naming::name_key(
+                    p.first_name(),
+                    p.last_name(),
+                ))
+            })
             .count();
         let (second_duplicates, swapped, counts) = flags(&second, &index(accounts));
         assert_eq!((second_duplicates, swapped), (second_repeats, None));

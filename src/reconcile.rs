@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use crate::model::{Account, Change, DirectoryIndex, Keys, Status, naming, numeric_key};
-use crate::model::{Field, OdsCode, Person, PortalId};
+use crate::model::{Field, OdsCode, PackedPerson, Person, PortalId};
 use crate::plan::{Action, Plan, PlannedRow};
 use crate::report::describe_issues;
 use crate::report::mistakes::DAMAGED_KEY_REMEDY;
@@ -53,7 +53,7 @@ pub enum Channel {
 pub fn keys(results: &[RowResult], policy: &Policy) -> Keys {
     let mut keys = join_keys(results, policy);
     keys.stems = valid(results)
-        .map(|p| naming::stem(&p.first_name, &p.last_name, &policy.domain))
+        .map(|p| naming::stem(p.first_name(), p.last_name(), &policy.domain))
         .collect();
     keys.stems.sort_unstable();
     keys.stems.dedup();
@@ -69,19 +69,19 @@ pub fn join_keys(results: &[RowResult], policy: &Policy) -> Keys {
         ..Keys::default()
     };
     for p in valid(results) {
-        if let Some(id) = &p.id {
-            keys.ids.push(id.to_string());
+        if let Some(id) = p.id() {
+            keys.ids.push(id.to_owned());
         }
         keys.external.push((
-            p.organisation.to_string(),
-            p.external_sync_id.as_str().to_lowercase(),
+            p.organisation().to_owned(),
+            p.external_sync_id().to_lowercase(),
         ));
-        if let Some(number) = numeric_key(p.external_sync_id.as_str()) {
+        if let Some(number) = numeric_key(p.external_sync_id()) {
             keys.near_external
-                .push((p.organisation.to_string(), number));
+                .push((p.organisation().to_owned(), number));
         }
-        if let Some(e) = &p.email {
-            keys.emails.push(e.to_string());
+        if let Some(e) = p.email() {
+            keys.emails.push(e.to_owned());
         }
     }
     keys
@@ -95,7 +95,7 @@ pub fn second_keys(results: &[RowResult], index: &DirectoryIndex, policy: &Polic
     let org = policy.organisation.as_str();
     let mut stems: Vec<String> = valid(results)
         .filter(|p| may_get_address(p, index, org))
-        .map(|p| naming::stem(&p.first_name, &p.last_name, &policy.domain))
+        .map(|p| naming::stem(p.first_name(), p.last_name(), &policy.domain))
         .collect();
     stems.sort_unstable();
     stems.dedup();
@@ -108,17 +108,17 @@ pub fn second_keys(results: &[RowResult], index: &DirectoryIndex, policy: &Polic
 
 /// Whether planning a row may generate an address: unless every account it joins (by ID,
 /// ExternalSyncID or e-mail) has the row's first and last name, and it joins one at least.
-fn may_get_address(p: &Person, index: &DirectoryIndex, org: &str) -> bool {
+fn may_get_address(p: &PackedPerson, index: &DirectoryIndex, org: &str) -> bool {
     let joined = [
-        p.id.as_ref().and_then(|id| index.by_id(id.as_str())),
-        index.by_external(org, p.external_sync_id.as_str()),
-        p.email.as_ref().and_then(|e| index.by_email(e.as_str())),
+        p.id().and_then(|id| index.by_id(id)),
+        index.by_external(org, p.external_sync_id()),
+        p.email().and_then(|e| index.by_email(e)),
     ];
     let mut joined = joined.into_iter().flatten().peekable();
     joined.peek().is_none()
         || joined.any(|a| {
-            a.get(Field::FirstName) != Some(p.first_name.as_str())
-                || a.get(Field::LastName) != Some(p.last_name.as_str())
+            a.get(Field::FirstName) != Some(p.first_name())
+                || a.get(Field::LastName) != Some(p.last_name())
         })
 }
 
@@ -135,11 +135,11 @@ pub fn name_keys(
     }
     let org = policy.organisation.as_str();
     let mut names: Vec<(String, String)> = valid(results)
-        .filter(|p| !p.new_account && would_create(p, index, org) && p.organisation.as_str() == org)
+        .filter(|p| !p.new_account() && would_create(p, index, org) && p.organisation() == org)
         .map(|p| {
             (
                 org.to_owned(),
-                naming::name_key(&p.first_name, &p.last_name),
+                naming::name_key(p.first_name(), p.last_name()),
             )
         })
         .collect();
@@ -149,19 +149,15 @@ pub fn name_keys(
 }
 
 /// Whether a row of `org` joins no account by any key (and gives no ID): it would be created.
-fn would_create(p: &Person, index: &DirectoryIndex, org: &str) -> bool {
-    p.id.is_none()
-        && index
-            .by_external(org, p.external_sync_id.as_str())
-            .is_none()
-        && p.email
-            .as_ref()
-            .is_none_or(|e| index.by_email(e.as_str()).is_none())
+fn would_create(p: &PackedPerson, index: &DirectoryIndex, org: &str) -> bool {
+    p.id().is_none()
+        && index.by_external(org, p.external_sync_id()).is_none()
+        && p.email().is_none_or(|e| index.by_email(e).is_none())
 }
 
-fn valid(results: &[RowResult]) -> impl Iterator<Item = &Person> {
+fn valid(results: &[RowResult]) -> impl Iterator<Item = &PackedPerson> {
     results.iter().filter_map(|r| match &r.outcome {
-        RowOutcome::Valid(p) => Some(p.as_ref()),
+        RowOutcome::Valid(p) => Some(p),
         RowOutcome::Refused(_) => None,
     })
 }
@@ -197,7 +193,7 @@ impl<'r> Allocated<'r> {
         Allocated {
             addresses: Addresses {
                 given: valid(results)
-                    .filter_map(|p| p.email.as_ref().map(|e| e.to_string()))
+                    .filter_map(|p| p.email().map(str::to_owned))
                     .collect(),
                 numbering: naming::Numbering::default(),
             },
@@ -225,14 +221,15 @@ impl<'r> FirstOfName<'r> {
             let RowOutcome::Valid(p) = &r.outcome else {
                 continue;
             };
-            let name = naming::name_key(&p.first_name, &p.last_name);
+            let name = naming::name_key(p.first_name(), p.last_name());
             match by_hash.entry(name_hash(&name)) {
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(i);
                 }
                 std::collections::hash_map::Entry::Occupied(e) => {
                     let held = person(results, *e.get());
-                    if held.is_none_or(|h| naming::name_key(&h.first_name, &h.last_name) != name) {
+                    if held.is_none_or(|h| naming::name_key(h.first_name(), h.last_name()) != name)
+                    {
                         collided.entry(name).or_insert(i);
                     }
                 }
@@ -245,23 +242,23 @@ impl<'r> FirstOfName<'r> {
         }
     }
 
-    fn person(&self, i: usize) -> Option<&'r Person> {
+    fn person(&self, i: usize) -> Option<&'r PackedPerson> {
         person(self.results, i)
     }
 
     /// The first valid row whose name key is `name`.
-    fn get(&self, name: &str) -> Option<&'r Person> {
+    fn get(&self, name: &str) -> Option<&'r PackedPerson> {
         let held = self
             .by_hash
             .get(&name_hash(name))
             .and_then(|&i| self.person(i))
-            .filter(|p| naming::name_key(&p.first_name, &p.last_name) == name);
+            .filter(|p| naming::name_key(p.first_name(), p.last_name()) == name);
         held.or_else(|| self.collided.get(name).and_then(|&i| self.person(i)))
     }
 }
 
 /// The valid row at `i`.
-fn person(results: &[RowResult], i: usize) -> Option<&Person> {
+fn person(results: &[RowResult], i: usize) -> Option<&PackedPerson> {
     match &results.get(i)?.outcome {
         RowOutcome::Valid(p) => Some(p),
         RowOutcome::Refused(_) => None,
@@ -305,24 +302,25 @@ impl Addresses {
 /// gives `NewAccount` yes. Files only: a sync's entries are distinct objects of the source's
 /// own directory, and a SCIM client asks for each User it creates.
 fn same_file_namesake(
-    p: &Person,
+    p: &PackedPerson,
     line: u64,
     policy: &Policy,
     first_of_name: &FirstOfName<'_>,
 ) -> Option<String> {
-    if policy.channel != Channel::File || p.new_account {
+    if policy.channel != Channel::File || p.new_account() {
         return None;
     }
-    let name = naming::name_key(&p.first_name, &p.last_name);
+    let name = naming::name_key(p.first_name(), p.last_name());
     let held = first_of_name.get(&name)?;
-    let (first, key) = (held.line, &held.external_sync_id);
+    let (first, key) = (held.line(), held.external_sync_id());
     (first < line).then(|| {
         format!(
             "{LIKELY_DUPLICATE}line {first} of this file ({} {}, ExternalSyncID {key}), which \
              gives the same name, so nothing was created for this row: if it is the same \
              person, keep one of the two rows; if it is another person with the same name, set \
              this row's NewAccount column to yes",
-            p.first_name, p.last_name
+            p.first_name(),
+            p.last_name()
         )
     })
 }
@@ -349,9 +347,11 @@ pub fn reconcile_part(
                 action: Action::Rejected,
                 message: describe_issues(issues),
             },
-            RowOutcome::Valid(p) => match plan_row(p, index, policy, addresses) {
+            RowOutcome::Valid(packed) => match plan_row(&packed.person(), index, policy, addresses)
+            {
                 Ok((Action::Create { .. }, _))
-                    if let Some(message) = same_file_namesake(p, r.line, policy, first_of_name) =>
+                    if let Some(message) =
+                        same_file_namesake(packed, r.line, policy, first_of_name) =>
                 {
                     PlannedRow {
                         line: r.line,

@@ -358,7 +358,7 @@ async fn a_plan_made_in_parts_equals_one_made_whole() {
             };
             RowResult {
                 line: person.line,
-                outcome: RowOutcome::Valid(Box::new(person)),
+                outcome: RowOutcome::Valid(push_connector::model::PackedPerson::from(person)),
             }
         })
         .collect();

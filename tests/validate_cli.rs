@@ -226,7 +226,7 @@ fn a_report_sent_back_without_its_two_columns_reads_as_the_original() {
                     "{:?}",
                     push_connector::model::Person {
                         line: 0,
-                        ..(**p).clone()
+                        ..p.person()
                     }
                 ),
                 push_connector::validate::RowOutcome::Refused(i) => format!(

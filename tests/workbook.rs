@@ -66,6 +66,7 @@ fn numeric_cells_come_back_as_exact_digits_or_are_refused() {
     let validate::RowOutcome::Valid(anne) = &results[0].outcome else {
         panic!("{:?}", results[0]);
     };
+    let anne = &anne.person();
     assert_eq!(anne.id.as_ref().unwrap().as_str(), "123456789012");
     assert_eq!(anne.external_sync_id.as_str(), "987654321098");
     assert_eq!(

@@ -70,7 +70,7 @@ pub fn organisation(v: &Validated, chosen: Option<&str>) -> anyhow::Result<OdsCo
         .results
         .iter()
         .filter_map(|r| match &r.outcome {
-            RowOutcome::Valid(p) => Some(p.organisation.to_string()),
+            RowOutcome::Valid(p) => Some(p.organisation().to_owned()),
             RowOutcome::Refused(_) => None,
         })
         .collect();

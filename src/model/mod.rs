@@ -7,6 +7,7 @@
 mod account;
 mod index;
 pub mod naming;
+mod packed;
 mod provenance;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use account::{Account, Change, NewAccount, Status};
 pub use index::{DirectoryIndex, Keys, OrganisationInfo, numeric_key};
+pub use packed::PackedPerson;
 pub use provenance::{Channel, Provenance};
 
 /// One attribute of a portal account, as the new submission format names it.

@@ -7,7 +7,7 @@
 //! rename (or renumber) everyone, which the portal's helpdesk cannot undo. A single row with
 //! its names exchanged ("Lee Anne") is a rename, left to the guard. Pure.
 
-use crate::model::{Account, DirectoryIndex, Field, Person, naming};
+use crate::model::{Account, DirectoryIndex, Field, PackedPerson, naming};
 use crate::validate::{RowOutcome, RowResult};
 
 use super::{Channel, Policy};
@@ -62,13 +62,13 @@ pub struct Swapped {
 }
 
 /// A row's value of a field of [`PAIRS`], without a copy.
-fn row_value(p: &Person, field: Field) -> Option<&str> {
+fn row_value(p: &PackedPerson, field: Field) -> Option<&str> {
     match field {
-        Field::FirstName => Some(&p.first_name),
-        Field::LastName => Some(&p.last_name),
-        Field::OfficePhone => p.office_phone.as_ref().map(|v| v.as_str()),
-        Field::MobilePhone => p.mobile_phone.as_ref().map(|v| v.as_str()),
-        Field::Fax => p.fax.as_ref().map(|v| v.as_str()),
+        Field::FirstName
+        | Field::LastName
+        | Field::OfficePhone
+        | Field::MobilePhone
+        | Field::Fax => p.get(field),
         _ => None,
     }
 }
@@ -93,11 +93,11 @@ fn same(field: Field, a: &str, b: &str) -> bool {
 }
 
 /// The account a row joins, as reconcile's first candidate: by ID, ExternalSyncID, e-mail.
-fn joined<'i>(p: &Person, index: &'i DirectoryIndex, org: &str) -> Option<&'i Account> {
-    p.id.as_ref()
-        .and_then(|id| index.by_id(id.as_str()))
-        .or_else(|| index.by_external(org, p.external_sync_id.as_str()))
-        .or_else(|| p.email.as_ref().and_then(|e| index.by_email(e.as_str())))
+fn joined<'i>(p: &PackedPerson, index: &'i DirectoryIndex, org: &str) -> Option<&'i Account> {
+    p.id()
+        .and_then(|id| index.by_id(id))
+        .or_else(|| index.by_external(org, p.external_sync_id()))
+        .or_else(|| p.email().and_then(|e| index.by_email(e)))
 }
 
 impl Tally {

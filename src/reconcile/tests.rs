@@ -78,7 +78,7 @@ fn policy() -> Policy {
 fn plan_one(p: Person, policy: &Policy) -> PlannedRow {
     let results = vec![RowResult {
         line: p.line,
-        outcome: RowOutcome::Valid(Box::new(p)),
+        outcome: RowOutcome::Valid(crate::model::PackedPerson::from(p)),
     }];
     let mut plan = reconcile("r", &results, &index(), policy);
     plan.rows.remove(0)
@@ -332,15 +332,15 @@ fn creates_get_distinct_addresses_within_one_plan_and_rejected_rows_keep_reasons
     let results = vec![
         RowResult {
             line: 2,
-            outcome: RowOutcome::Valid(Box::new(a)),
+            outcome: RowOutcome::Valid(crate::model::PackedPerson::from(a)),
         },
         RowResult {
             line: 3,
-            outcome: RowOutcome::Valid(Box::new(b)),
+            outcome: RowOutcome::Valid(crate::model::PackedPerson::from(b)),
         },
         RowResult {
             line: 4,
-            outcome: RowOutcome::Valid(Box::new(c)),
+            outcome: RowOutcome::Valid(crate::model::PackedPerson::from(c)),
         },
         RowResult {
             line: 5,
@@ -462,7 +462,7 @@ fn keys_a_spreadsheet_damaged_are_refused_naming_the_account_meant() {
         p.first_name = "Zed".into();
         let results = vec![RowResult {
             line: 2,
-            outcome: RowOutcome::Valid(Box::new(p)),
+            outcome: RowOutcome::Valid(crate::model::PackedPerson::from(p)),
         }];
         let plan = reconcile("r", &results, &numeric_index(), &policy());
         let row = &plan.rows[0];
@@ -485,7 +485,7 @@ fn the_keys_of_a_file_ask_for_the_near_keys_of_numeric_ids() {
         .enumerate()
         .map(|(i, ext)| RowResult {
             line: i as u64 + 2,
-            outcome: RowOutcome::Valid(Box::new(person(ext))),
+            outcome: RowOutcome::Valid(crate::model::PackedPerson::from(person(ext))),
         })
         .collect();
     let near = keys(&rows, &policy()).near_external;
@@ -678,7 +678,7 @@ fn a_row_that_would_create_a_namesake_of_an_account_without_a_key_is_refused() {
         setup(&mut p, &mut pol);
         let results = vec![RowResult {
             line: 2,
-            outcome: RowOutcome::Valid(Box::new(p)),
+            outcome: RowOutcome::Valid(crate::model::PackedPerson::from(p)),
         }];
         let row = reconcile("r", &results, &namesake_index(), &pol)
             .rows
@@ -705,7 +705,7 @@ fn a_second_row_of_one_file_creating_the_same_name_is_a_likely_duplicate() {
                 p.new_account = second_is_new && i == 1;
                 RowResult {
                     line: p.line,
-                    outcome: RowOutcome::Valid(Box::new(p)),
+                    outcome: RowOutcome::Valid(crate::model::PackedPerson::from(p)),
                 }
             })
             .collect()
@@ -789,7 +789,7 @@ fn only_rows_that_would_create_ask_for_their_namesakes() {
         .into_iter()
         .map(|p| RowResult {
             line: p.line,
-            outcome: RowOutcome::Valid(Box::new(p)),
+            outcome: RowOutcome::Valid(crate::model::PackedPerson::from(p)),
         })
         .collect();
     assert_eq!(

@@ -128,7 +128,7 @@ pub(super) fn validated(
     };
     match &result.outcome {
         RowOutcome::Valid(p) => {
-            let person = (**p).clone();
+            let person = p.person();
             Ok((result, person))
         }
         RowOutcome::Refused(_) => Err(ScimError::new(

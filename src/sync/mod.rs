@@ -380,12 +380,12 @@ fn by_organisation(
                 result: RowResultKind::Rejected,
                 message: describe_issues(issues),
             }),
-            RowOutcome::Valid(p) if !allowed.contains(&p.organisation.to_string()) => {
+            RowOutcome::Valid(p) if !allowed.iter().any(|a| a == p.organisation()) => {
                 reports.push(RowReport {
                     line: r.line,
                     result: RowResultKind::Rejected,
                     message: crate::reconcile::outside_scope(
-                        &p.organisation,
+                        &OdsCode::new_unchecked(p.organisation()),
                         &format!(
                             "source \"{}\" may only speak for {}",
                             source.name,
@@ -395,7 +395,7 @@ fn by_organisation(
                 });
             }
             RowOutcome::Valid(p) => groups
-                .entry(p.organisation.clone())
+                .entry(OdsCode::new_unchecked(p.organisation()))
                 .or_default()
                 .push(r.clone()),
         }

@@ -20,7 +20,9 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::formats::{Limits, Submission, grouped, layout_header, unneutralise};
-use crate::model::{Email, ExternalSyncId, Field, OdsCode, Person, Phone, PortalId, RowIssue};
+use crate::model::{
+    Email, ExternalSyncId, Field, OdsCode, PackedPerson, Person, Phone, PortalId, RowIssue,
+};
 use fields::{check_email, check_key, check_ods, check_portal_id};
 use phone::PhoneKind;
 
@@ -67,7 +69,7 @@ impl Default for Rules {
 /// A row's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowOutcome {
-    Valid(Box<Person>),
+    Valid(PackedPerson),
     Refused(Vec<RowIssue>),
 }
 
@@ -140,7 +142,7 @@ pub fn validate(sub: &Submission, rules: &Rules) -> Vec<RowResult> {
             };
             match check.person() {
                 Some(p) if check.issues.is_empty() => {
-                    let outcome = RowOutcome::Valid(Box::new(p));
+                    let outcome = RowOutcome::Valid(PackedPerson::pack(&p));
                     (
                         RowResult {
                             line: row.line,
@@ -219,9 +221,9 @@ fn key_of<'a>(
 ) -> Option<&'a str> {
     match (&result.outcome, refused) {
         (RowOutcome::Valid(p), _) => match field {
-            Field::Id => p.id.as_ref().map(PortalId::as_str),
-            Field::ExternalSyncId => Some(p.external_sync_id.as_str()),
-            _ => p.email.as_ref().map(Email::as_str),
+            Field::Id => p.id(),
+            Field::ExternalSyncId => Some(p.external_sync_id()),
+            _ => p.email(),
         },
         (RowOutcome::Refused(_), Some(k)) => match field {
             Field::Id => k.id.as_ref().map(PortalId::as_str),

@@ -27,6 +27,7 @@ fn a_clean_row_is_normalised() {
     let RowOutcome::Valid(p) = &r[0].outcome else {
         panic!("{:?}", r[0])
     };
+    let p = &p.person();
     assert_eq!(p.first_name, "anne");
     assert_eq!(p.last_name, "O'Brien");
     assert_eq!(p.organisation.as_str(), "RXX");
@@ -109,6 +110,7 @@ fn spreadsheet_damage_is_recovered_or_refused() {
     let RowOutcome::Valid(p) = &r[0].outcome else {
         panic!("{:?}", r[0])
     };
+    let p = &p.person();
     assert_eq!(p.external_sync_id.as_str(), "123456789012");
     assert_eq!(p.mobile_phone.as_ref().unwrap().as_str(), "+447911123456");
 }

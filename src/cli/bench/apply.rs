@@ -266,7 +266,7 @@ fn generated_row(row: GeneratedRow<'_>) -> RowResult {
     };
     RowResult {
         line: person.line,
-        outcome: RowOutcome::Valid(Box::new(person)),
+        outcome: RowOutcome::Valid(push_connector::model::PackedPerson::from(person)),
     }
 }
 
@@ -386,7 +386,7 @@ async fn lookup_floor(path: &std::path::Path, results: &[RowResult]) -> anyhow::
     let keys: Vec<String> = results
         .iter()
         .filter_map(|r| match &r.outcome {
-            RowOutcome::Valid(p) => Some(p.external_sync_id.as_str().to_lowercase()),
+            RowOutcome::Valid(p) => Some(p.external_sync_id().to_lowercase()),
             RowOutcome::Refused(_) => None,
         })
         .collect();

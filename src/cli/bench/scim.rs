@@ -302,7 +302,7 @@ fn generate(rows: usize, tag: &str) -> anyhow::Result<Vec<Account>> {
         .take(rows)
         .enumerate()
         .map(|(i, person)| {
-            let mut person = *person;
+            let mut person = person.person();
             person.organisation = organisation.clone();
             let mut a = Account::from_person(PortalId::new_unchecked(""), Status::Active, &person);
             let email = format!(

@@ -349,7 +349,7 @@ impl<'a, D: Directory> Connector<'a, D> {
         let named: Vec<String> = results
             .iter()
             .filter_map(|r| match &r.outcome {
-                RowOutcome::Valid(p) => Some(p.organisation.to_string()),
+                RowOutcome::Valid(p) => Some(p.organisation().to_owned()),
                 RowOutcome::Refused(_) => None,
             })
             .collect::<BTreeSet<_>>()

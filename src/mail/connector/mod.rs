@@ -287,13 +287,13 @@ pub fn refused_rows(results: &[RowResult], organisation: &OdsCode) -> Vec<RowRep
     let mut refused = report::validation_rows(results);
     for r in results {
         if let RowOutcome::Valid(p) = &r.outcome
-            && &p.organisation != organisation
+            && p.organisation() != organisation.as_str()
         {
             refused.push(RowReport {
                 line: r.line,
                 result: RowResultKind::Rejected,
                 message: crate::reconcile::outside_scope(
-                    &p.organisation,
+                    &OdsCode::new_unchecked(p.organisation()),
                     &format!("this file is for {organisation}"),
                 ),
             });

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{Account, ExternalSyncId, OdsCode, PortalId, Status};
+use crate::model::{Account, ExternalSyncId, OdsCode, Person, PortalId, Status};
 
 const NAMES: [(&str, &str); 6] = [
     ("Anne", "Lee"),
@@ -85,7 +85,7 @@ fn rows(swapped: usize, phones: bool, accounts: usize) -> Vec<RowResult> {
             };
             RowResult {
                 line: p.line,
-                outcome: RowOutcome::Valid(Box::new(p)),
+                outcome: RowOutcome::Valid(crate::model::PackedPerson::from(p)),
             }
         })
         .collect()
@@ -139,7 +139,9 @@ fn rows_that_join_no_account_and_scim_writes_are_not_counted() {
     let mut results = rows(6, false, 6);
     for r in &mut results {
         if let RowOutcome::Valid(p) = &mut r.outcome {
-            p.external_sync_id = ExternalSyncId::new_unchecked(format!("NEW-{}", r.line));
+            let mut person = p.person();
+            person.external_sync_id = ExternalSyncId::new_unchecked(format!("NEW-{}", r.line));
+            *p = PackedPerson::pack(&person);
         }
     }
     let mut tally = Tally::default();
