@@ -20,9 +20,9 @@
 # ACLs) is cached in $AD_CACHE (default
 # $HOME/.cache/push-connector/samba-provisioned.tar) and restored on later
 # runs (~0.1-0.6 s).  The cache is rebuilt when the Samba version, the
-# passwords or this script's provisioning step change.  A second cache
-# (samba-provisioned-seeded.tar) keeps the tree after seeding, for the last
-# AD_SEED_USERS value and seed.py version, so repeated starts skip seeding.
+# passwords or this script's provisioning step change.  A second cache per
+# AD_SEED_USERS value (samba-provisioned-seeded-N.tar) keeps the tree after
+# seeding, for that seed.py version, so repeated starts skip seeding.
 #
 # Samba needs root and fixed ports (LDAP 389, LDAPS 636, Kerberos 88/464,
 # CLDAP 389/udp), so only one instance can run on a machine: up.sh stops the
@@ -175,9 +175,10 @@ provision() {
     provisioned=1
 }
 
-# A second cache holds the tree with the seeded users (for the last
-# AD_SEED_USERS used), so that later starts skip seeding too (~5 s for 1000).
-SEEDED_CACHE=${AD_CACHE%.tar}-seeded.tar
+# A second cache holds the tree with the seeded users, one per AD_SEED_USERS
+# value (the tests' 1000 and a benchmark's 100000 side by side), so that later
+# starts skip seeding too (~2 s for 1000, minutes for 100,000).
+SEEDED_CACHE=${AD_CACHE%.tar}-seeded-$AD_SEED_USERS.tar
 seeded_key="$key seed=$AD_SEED_USERS seed.py=$(sha256sum "$HERE/seed.py" | cut -d' ' -f1)"
 provisioned=0
 seeded=0
