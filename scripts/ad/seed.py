@@ -20,7 +20,7 @@ Ways to load them:
   --ldb P    straight into the sam.ldb file P with ldbadd while Samba is NOT
              running (what up.sh does): one transaction in ldb's batch mode, with an
              index cache sized for the count (100,000 users in about 5 minutes;
-             see BATCH_OPTIONS).
+             see batch_options).
   --ldif     print the LDIF to stdout and load nothing.
 Standard library only.
 """
