@@ -1,20 +1,35 @@
 //! One row's cells as sent, kept compactly for as long as the submission lives.
 //!
-//! In: the cells of a record (a csv `StringRecord`, or any strings). Out: a [`Cells`] holding
-//! their text in one exactly sized allocation and where each cell ends, with the read
-//! interface of a `StringRecord` (`get`, `iter`, `len`, indexing). A `StringRecord` clone
-//! keeps the reader's whole buffer (spare capacity and all) and its position; a file of a
-//! million rows kept that way costs several hundred bytes a row more than its text.
+//! In: the cells of a record (a csv `StringRecord`, or any strings), or a record's place in
+//! a file's decoded text when its cells are that text cut at the delimiter. Out: a [`Cells`]
+//! with the read interface of a `StringRecord` (`get`, `iter`, `len`, indexing). A record
+//! without quotes is kept as where it is in the shared text (no copy of its cells); any other
+//! holds its cells' text in one exactly sized allocation and where each cell ends. A
+//! `StringRecord` clone keeps the reader's whole buffer (spare capacity and all) and its
+//! position; a file of a million rows kept that way costs several hundred bytes a row more
+//! than its text.
 
 use std::fmt;
+use std::sync::Arc;
 
 use csv::StringRecord;
 
-/// The cells of one row: their text end to end, and the end of each.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Cells {
-    text: Box<str>,
-    ends: Ends,
+/// The cells of one row.
+#[derive(Clone)]
+pub struct Cells(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// Their text end to end, and the end of each.
+    Own { text: Box<str>, ends: Ends },
+    /// `text[start..start + len]`, cut at `delimiter`: a record that holds no quote (so its
+    /// cells are its text between delimiters, as the csv reader reads them).
+    Shared {
+        text: Arc<String>,
+        start: u32,
+        len: u32,
+        delimiter: u8,
+    },
 }
 
 /// Where each cell ends in the text: two bytes a cell for any row under 64 KiB.
@@ -24,9 +39,12 @@ enum Ends {
     Long(Box<[usize]>),
 }
 
-impl Default for Ends {
+impl Default for Cells {
     fn default() -> Self {
-        Ends::Short(Box::default())
+        Cells(Repr::Own {
+            text: Box::default(),
+            ends: Ends::Short(Box::default()),
+        })
     }
 }
 
@@ -40,17 +58,57 @@ impl From<Vec<usize>> for Ends {
     }
 }
 
+impl Ends {
+    fn len(&self) -> usize {
+        match self {
+            Ends::Short(e) => e.len(),
+            Ends::Long(e) => e.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Ends::Short(e) => e.get(i).map(|&n| usize::from(n)),
+            Ends::Long(e) => e.get(i).copied(),
+        }
+    }
+}
+
 impl Cells {
     /// No cells.
     pub fn new() -> Cells {
         Cells::default()
     }
 
+    /// The record at `text[start..end]`, which holds no `"`, cut at `delimiter` (an ASCII
+    /// byte): what the csv reader reads from it. `None` when the text is too long to point
+    /// into, or the record holds a quote.
+    pub fn shared(text: &Arc<String>, start: usize, end: usize, delimiter: u8) -> Option<Cells> {
+        let record = text.as_bytes().get(start..end)?;
+        if !delimiter.is_ascii() || memchr::memchr(b'"', record).is_some() {
+            return None;
+        }
+        Some(Cells(Repr::Shared {
+            text: Arc::clone(text),
+            start: u32::try_from(start).ok()?,
+            len: u32::try_from(end - start).ok()?,
+            delimiter,
+        }))
+    }
+
+    /// Whether the row points into a file's text (tests).
+    #[cfg(test)]
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Shared { .. })
+    }
+
     /// How many cells the row has.
     pub fn len(&self) -> usize {
-        match &self.ends {
-            Ends::Short(e) => e.len(),
-            Ends::Long(e) => e.len(),
+        match &self.0 {
+            Repr::Own { ends, .. } => ends.len(),
+            Repr::Shared { delimiter, .. } => {
+                1 + memchr::memchr_iter(*delimiter, self.record().as_bytes()).count()
+            }
         }
     }
 
@@ -58,30 +116,49 @@ impl Cells {
         self.len() == 0
     }
 
-    fn end(&self, i: usize) -> Option<usize> {
-        match &self.ends {
-            Ends::Short(e) => e.get(i).map(|&n| usize::from(n)),
-            Ends::Long(e) => e.get(i).copied(),
+    /// A shared record's text ("" for one of its own).
+    fn record(&self) -> &str {
+        match &self.0 {
+            Repr::Own { .. } => "",
+            Repr::Shared {
+                text, start, len, ..
+            } => {
+                let start = *start as usize;
+                &text[start..start + *len as usize]
+            }
         }
     }
 
     /// The cell at `i`, if the row has one.
     pub fn get(&self, i: usize) -> Option<&str> {
-        let end = self.end(i)?;
-        let start = match i.checked_sub(1) {
-            Some(before) => self.end(before)?,
-            None => 0,
-        };
-        self.text.get(start..end)
+        match &self.0 {
+            Repr::Own { text, ends } => {
+                let end = ends.get(i)?;
+                let start = match i.checked_sub(1) {
+                    Some(before) => ends.get(before)?,
+                    None => 0,
+                };
+                text.get(start..end)
+            }
+            Repr::Shared { delimiter, .. } => {
+                self.record().split(char::from(*delimiter)).nth(i)
+            }
+        }
     }
 
     /// The cells in order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            cells: self,
-            front: 0,
-            back: self.len(),
-        }
+        let inner = match &self.0 {
+            Repr::Own { .. } => Inner::Own {
+                cells: self,
+                front: 0,
+                back: self.len(),
+            },
+            Repr::Shared { delimiter, .. } => {
+                Inner::Shared(self.record().split(char::from(*delimiter)))
+            }
+        };
+        Iter(inner)
     }
 
     /// Builds the row from its cells' text, in order.
@@ -92,12 +169,21 @@ impl Cells {
             text.push_str(cell);
             ends.push(text.len());
         }
-        Cells {
+        Cells(Repr::Own {
             text: text.into_boxed_str(),
             ends: Ends::from(ends),
-        }
+        })
     }
 }
+
+impl PartialEq for Cells {
+    /// The same cells, however each row is held.
+    fn eq(&self, other: &Cells) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Cells {}
 
 impl From<&StringRecord> for Cells {
     fn from(record: &StringRecord) -> Cells {
@@ -109,10 +195,10 @@ impl From<&StringRecord> for Cells {
             at += cell.len();
             ends.push(at);
         }
-        Cells {
+        Cells(Repr::Own {
             text: Box::from(text),
             ends: Ends::from(ends),
-        }
+        })
     }
 }
 
@@ -133,48 +219,58 @@ impl std::ops::Index<usize> for Cells {
 
     /// The cell at `i`; out of range is a bug of the caller, as for a slice.
     fn index(&self, i: usize) -> &str {
-        let end = self.end(i).unwrap_or(usize::MAX);
-        let start = i.checked_sub(1).and_then(|b| self.end(b)).unwrap_or(0);
-        &self.text[start..end]
+        match self.get(i) {
+            Some(cell) => cell,
+            None => panic!("cell {i} of a row of {} cells", self.len()),
+        }
     }
 }
 
 /// The cells of a row in order (see [`Cells::iter`]).
 #[derive(Clone)]
-pub struct Iter<'a> {
-    cells: &'a Cells,
-    front: usize,
-    back: usize,
+pub struct Iter<'a>(Inner<'a>);
+
+#[derive(Clone)]
+enum Inner<'a> {
+    Own {
+        cells: &'a Cells,
+        front: usize,
+        back: usize,
+    },
+    Shared(std::str::Split<'a, char>),
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        if self.front >= self.back {
-            return None;
+        match &mut self.0 {
+            Inner::Own { cells, front, back } => {
+                if *front >= *back {
+                    return None;
+                }
+                *front += 1;
+                cells.get(*front - 1)
+            }
+            Inner::Shared(split) => split.next(),
         }
-        self.front += 1;
-        self.cells.get(self.front - 1)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.back - self.front;
-        (n, Some(n))
     }
 }
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.front >= self.back {
-            return None;
+        match &mut self.0 {
+            Inner::Own { cells, front, back } => {
+                if *front >= *back {
+                    return None;
+                }
+                *back -= 1;
+                cells.get(*back)
+            }
+            Inner::Shared(split) => split.next_back(),
         }
-        self.back -= 1;
-        self.cells.get(self.back)
     }
 }
-
-impl ExactSizeIterator for Iter<'_> {}
 
 impl<'a> IntoIterator for &'a Cells {
     type Item = &'a str;
@@ -218,7 +314,7 @@ mod tests {
     fn a_row_over_64_kib_keeps_every_cell() {
         let long = "x".repeat(70_000);
         let cells: Cells = ["a", long.as_str(), "b"].into_iter().collect();
-        assert!(matches!(cells.ends, Ends::Long(_)));
+        assert!(matches!(&cells.0, Repr::Own { ends: Ends::Long(_), .. }));
         assert_eq!(cells.get(1), Some(long.as_str()));
         assert_eq!(cells.get(2), Some("b"));
         assert_eq!(

@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
 use csv::StringRecord;
 use encoding_rs::{UTF_16BE, UTF_16LE, WINDOWS_1252};
 use rayon::prelude::*;
@@ -229,7 +231,9 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
         encoding,
         bad_lines,
     } = decode(bytes)?;
-    let text = lone_cr_as_lf(text);
+    // One copy of the text when it was borrowed: rows without quotes point into it.
+    let shared = Arc::new(lone_cr_as_lf(text).into_owned());
+    let text: &str = &shared;
     let mut content = lines(&text).filter(|(_, l)| !l.trim().is_empty());
     let (mut header_at, mut header_line) = content.next().ok_or(ReadError::Empty)?;
     let connector = connector_line(header_line);
@@ -239,7 +243,7 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
     let delimiter = detect_delimiter(header_line);
 
     let header_line_no = 1 + newlines(&text.as_bytes()[..header_at]);
-    let mut records = Records::new(&text, delimiter, header_at, text.len(), header_line_no);
+    let mut records = Records::new(&shared, delimiter, header_at, text.len(), header_line_no);
     let (header_no, header) = match records.next() {
         Some(Ok(header)) => header,
         _ => return Err(ReadError::NoHeader),
@@ -254,12 +258,12 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
         used: AtomicU64::new(0),
         max: limits.max_cells,
     };
-    let mut rows = match split_points(&text, body, header_no) {
+    let mut rows = match split_points(text, body, header_no) {
         Some(chunks) => {
             let parts = chunks
                 .par_iter()
                 .map(|&(start, end, line)| {
-                    let mut part = Records::new(&text, delimiter, start, end, line);
+                    let mut part = Records::new(&shared, delimiter, start, end, line);
                     part.width = width;
                     data_rows(part, width, &cells)
                 })
@@ -399,6 +403,7 @@ fn split_points(text: &str, body: usize, header_line: u64) -> Option<Vec<(usize,
 struct Records<'a> {
     /// The whole decoded file.
     text: &'a str,
+    shared: &'a Arc<String>,
     delimiter: u8,
     /// Byte offsets in `text` where the current reader started and where it must stop.
     base: usize,
@@ -414,9 +419,11 @@ struct Records<'a> {
 
 impl<'a> Records<'a> {
     /// Records of `text[start..end]`; `line` is the line number at `start`.
-    fn new(text: &'a str, delimiter: u8, start: usize, end: usize, line: u64) -> Self {
+    fn new(shared: &'a Arc<String>, delimiter: u8, start: usize, end: usize, line: u64) -> Self {
+        let text: &'a str = shared;
         Records {
             text,
+            shared,
             delimiter,
             base: start,
             end,
@@ -523,8 +530,12 @@ impl Iterator for Records<'_> {
                             .to_owned(),
                     }));
                 }
-                // Copied out exactly sized; the reader's buffer is kept for the next record.
-                Some(Ok((line, Cells::from(&self.record))))
+                // A record without quotes is its text cut at the delimiter: kept as where it
+                // is; any other is copied out exactly sized (the reader's buffer is kept for
+                // the next record).
+                let cells = Cells::shared(self.shared, start, end, self.delimiter)
+                    .unwrap_or_else(|| Cells::from(&self.record));
+                Some(Ok((line, cells)))
             }
             Err(err) => {
                 let at = self.base + err.position().map_or(0, |p| p.byte() as usize);

@@ -177,3 +177,48 @@ fn wrong_cell_count_is_a_row_issue() {
             .contains("3 cells but the header has 4")
     );
 }
+
+/// Every record's cells, however they are held, are the csv reader's record.
+fn assert_cells_are_the_records(text: &str, delimiter: u8) -> usize {
+    let shared = Arc::new(text.to_owned());
+    let mut records = Records::new(&shared, delimiter, 0, text.len(), 1);
+    let mut held_shared = 0;
+    while let Some(item) = records.next() {
+        if let Ok((_, cells)) = item {
+            let expected = Cells::from(&records.record);
+            assert_eq!(cells.len(), records.record.len(), "{text:?}");
+            assert_eq!(cells, expected, "{text:?}");
+            assert_eq!(
+                cells.iter().rev().collect::<Vec<_>>(),
+                records.record.iter().rev().collect::<Vec<_>>()
+            );
+            for i in 0..=cells.len() {
+                assert_eq!(cells.get(i), records.record.get(i), "{text:?} cell {i}");
+            }
+            held_shared += usize::from(cells.is_shared());
+        }
+    }
+    held_shared
+}
+
+#[test]
+fn rows_without_quotes_point_into_the_text_and_read_as_the_csv_reader_reads_them() {
+    let text = "a,b,,c\r\n\r\n\"q,1\",x\n é ,\t,\nlast,";
+    assert_eq!(assert_cells_are_the_records(text, b','), 3);
+    assert_eq!(assert_cells_are_the_records("a;b\n1;\"2\"\n;\n", b';'), 2);
+    let sub = read_str(&format!("{HEAD}\nE1,Zoë,\"Smith, Jr\",RXX\nE2,Ann,Lee,RXX\n"));
+    assert_eq!(sub.rows[0].cells.get(2), Some("Smith, Jr"));
+    assert!(!sub.rows[0].cells.is_shared());
+    assert!(sub.rows[1].cells.is_shared());
+    assert_eq!(sub.rows[1].cells.iter().collect::<Vec<_>>(), ["E2", "Ann", "Lee", "RXX"]);
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_text_reads_as_the_csv_reader_reads_it(
+        text in "[ab,;\"\r\n \té]{0,80}",
+        semicolon in proptest::bool::ANY,
+    ) {
+        assert_cells_are_the_records(&text, if semicolon { b';' } else { b',' });
+    }
+}
