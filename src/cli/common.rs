@@ -51,7 +51,7 @@ pub fn read_and_validate(config: &Config, rules: &Rules, file: &Path) -> anyhow:
     // The size is checked before the file is read, and the read stops past the limit.
     let submission = formats::read_file_bounded(file, config.service.max_file_bytes as u64)
         .with_context(|| format!("reading {}", file.display()))?
-        .and_then(|bytes| formats::read(&bytes, &rules.limits))
+        .and_then(|bytes| formats::read_owned(bytes, &rules.limits))
         .with_context(|| format!("{} is rejected", file.display()))?;
     let results = validate::validate(&submission, rules);
     Ok(Validated {

@@ -36,7 +36,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     // The size is checked before the file is read, and the read stops past the limit.
     let read = formats::read_file_bounded(&args.file, config.service.max_file_bytes as u64)
         .with_context(|| format!("reading {}", args.file.display()))?
-        .and_then(|bytes| formats::read(&bytes, &rules.limits));
+        .and_then(|bytes| formats::read_owned(bytes, &rules.limits));
     let sub = match read {
         Ok(sub) => sub,
         Err(err) => {

@@ -140,9 +140,7 @@ impl Cells {
                 };
                 text.get(start..end)
             }
-            Repr::Shared { delimiter, .. } => {
-                self.record().split(char::from(*delimiter)).nth(i)
-            }
+            Repr::Shared { delimiter, .. } => self.record().split(char::from(*delimiter)).nth(i),
         }
     }
 
@@ -314,7 +312,13 @@ mod tests {
     fn a_row_over_64_kib_keeps_every_cell() {
         let long = "x".repeat(70_000);
         let cells: Cells = ["a", long.as_str(), "b"].into_iter().collect();
-        assert!(matches!(&cells.0, Repr::Own { ends: Ends::Long(_), .. }));
+        assert!(matches!(
+            &cells.0,
+            Repr::Own {
+                ends: Ends::Long(_),
+                ..
+            }
+        ));
         assert_eq!(cells.get(1), Some(long.as_str()));
         assert_eq!(cells.get(2), Some("b"));
         assert_eq!(

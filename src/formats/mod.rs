@@ -165,6 +165,18 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
     }
 }
 
+/// [`read`] of bytes the caller no longer needs: a UTF-8 text file becomes the submission's
+/// text without a copy, so the file is not held twice while its rows are.
+pub fn read_owned(bytes: Vec<u8>, limits: &Limits) -> Result<Submission, ReadError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ReadError::Empty);
+    }
+    match workbook::sniff(&bytes) {
+        Some(kind) => workbook::read(&bytes, kind, limits),
+        None => text::read_owned(bytes, limits),
+    }
+}
+
 /// Reads a submission file from disk: its size is checked first (metadata, then a read of at
 /// most `max_bytes + 1` bytes), so a file over the limit is never loaded whole.
 pub fn read_file_bounded(

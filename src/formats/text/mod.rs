@@ -226,11 +226,38 @@ fn connector_line(line: &str) -> Option<String> {
 }
 
 pub fn read(bytes: &[u8], limits: &Limits) -> Result<Submission, ReadError> {
+    read_decoded(decode(bytes)?, limits)
+}
+
+/// [`read`] of bytes the caller gives up: valid UTF-8 (with or without its BOM) is the text
+/// itself, so it is not copied; anything else is decoded as [`read`] does.
+pub fn read_owned(bytes: Vec<u8>, limits: &Limits) -> Result<Submission, ReadError> {
+    let bom = bytes.starts_with(b"\xEF\xBB\xBF");
+    match String::from_utf8(bytes) {
+        Ok(mut text) => {
+            let encoding = if bom {
+                text.drain(..3);
+                TextEncoding::Utf8Bom
+            } else {
+                TextEncoding::Utf8
+            };
+            let decoded = Decoded {
+                text: Cow::Owned(text),
+                encoding,
+                bad_lines: Vec::new(),
+            };
+            read_decoded(decoded, limits)
+        }
+        Err(e) => read(e.as_bytes(), limits),
+    }
+}
+
+fn read_decoded(decoded: Decoded<'_>, limits: &Limits) -> Result<Submission, ReadError> {
     let Decoded {
         text,
         encoding,
         bad_lines,
-    } = decode(bytes)?;
+    } = decoded;
     // One copy of the text when it was borrowed: rows without quotes point into it.
     let shared = Arc::new(lone_cr_as_lf(text).into_owned());
     let text: &str = &shared;

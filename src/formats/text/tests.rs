@@ -206,11 +206,16 @@ fn rows_without_quotes_point_into_the_text_and_read_as_the_csv_reader_reads_them
     let text = "a,b,,c\r\n\r\n\"q,1\",x\n é ,\t,\nlast,";
     assert_eq!(assert_cells_are_the_records(text, b','), 3);
     assert_eq!(assert_cells_are_the_records("a;b\n1;\"2\"\n;\n", b';'), 2);
-    let sub = read_str(&format!("{HEAD}\nE1,Zoë,\"Smith, Jr\",RXX\nE2,Ann,Lee,RXX\n"));
+    let sub = read_str(&format!(
+        "{HEAD}\nE1,Zoë,\"Smith, Jr\",RXX\nE2,Ann,Lee,RXX\n"
+    ));
     assert_eq!(sub.rows[0].cells.get(2), Some("Smith, Jr"));
     assert!(!sub.rows[0].cells.is_shared());
     assert!(sub.rows[1].cells.is_shared());
-    assert_eq!(sub.rows[1].cells.iter().collect::<Vec<_>>(), ["E2", "Ann", "Lee", "RXX"]);
+    assert_eq!(
+        sub.rows[1].cells.iter().collect::<Vec<_>>(),
+        ["E2", "Ann", "Lee", "RXX"]
+    );
 }
 
 proptest::proptest! {
@@ -220,5 +225,59 @@ proptest::proptest! {
         semicolon in proptest::bool::ANY,
     ) {
         assert_cells_are_the_records(&text, if semicolon { b';' } else { b',' });
+    }
+}
+
+/// What `read` and `read_owned` make of the same bytes, as text.
+fn both_reads(bytes: &[u8]) -> (String, String) {
+    let show = |r: Result<Submission, ReadError>| format!("{r:?}");
+    (
+        show(read(bytes, &Limits::default())),
+        show(read_owned(bytes.to_vec(), &Limits::default())),
+    )
+}
+
+#[test]
+fn bytes_handed_over_read_as_bytes_lent() {
+    let body = format!("{HEAD}\r\nE1,Zoë,\"Smith, Jr\",RXX\r\nE2,Ann,Lee,RXX\r\n");
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(body.as_bytes());
+    let cp1252 = format!("{HEAD}\nE1,Ren\u{e9}e,Lee,RXX\n").replace('\u{e9}', "\u{1}");
+    let mut cp1252 = cp1252.into_bytes();
+    let at = cp1252.iter().position(|&b| b == 1).unwrap();
+    cp1252[at] = 0xE9;
+    let mac = format!("{HEAD}\rE1,Ann,Lee,RXX\r");
+    for bytes in [
+        body.as_bytes(),
+        &bom,
+        &cp1252,
+        mac.as_bytes(),
+        b"",
+        b"\xFF\xFEa\0",
+    ] {
+        let (lent, owned) = both_reads(bytes);
+        assert_eq!(lent, owned, "{bytes:?}");
+    }
+    let sub = read_owned(bom, &Limits::default()).unwrap();
+    assert!(matches!(
+        sub.container,
+        Container::Text {
+            encoding: TextEncoding::Utf8Bom,
+            ..
+        }
+    ));
+    assert_eq!(sub.rows[1].cells.get(1), Some("Ann"));
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_bytes_read_alike_lent_or_handed_over(
+        body in proptest::collection::vec(proptest::sample::select(
+            b"ab,;\"\r\n \t\xC3\xA9\xE9\xEF\xBB\xBF".to_vec()), 0..120),
+    ) {
+        let mut bytes = format!("{HEAD}\n").into_bytes();
+        bytes.extend_from_slice(&body);
+        let (lent, owned) = both_reads(&bytes);
+        proptest::prop_assert_eq!(lent, owned);
     }
 }
