@@ -298,11 +298,8 @@ async fn indexed(
     match &orgs {
         Some(orgs) => {
             for org in orgs {
-                keys.external.extend(
-                    external
-                        .iter()
-                        .map(|e| (org.clone(), e.to_lowercase())),
-                );
+                keys.external
+                    .extend(external.iter().map(|e| (org.clone(), e.to_lowercase())));
             }
         }
         None => {

@@ -22,8 +22,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    Account, BULK_CHUNK, BULK_MIN, Change, DirectoryError, Failure, OpOutcome, ScimDirectory, encode,
-    needed_changes, refused_change,
+    Account, BULK_CHUNK, BULK_MIN, Change, DirectoryError, Failure, OpOutcome, ScimDirectory,
+    encode, needed_changes, refused_change,
 };
 use crate::model::PortalId;
 use crate::scim::BULK_REQUEST;
@@ -213,8 +213,7 @@ impl ScimDirectory {
 fn per_request(operations: usize, concurrency: usize, max_operations: usize) -> usize {
     operations
         .div_ceil(concurrency.max(1))
-        .max(BULK_MIN)
-        .min(BULK_CHUNK)
+        .clamp(BULK_MIN, BULK_CHUNK)
         .min(max_operations.max(1))
 }
 

@@ -47,7 +47,10 @@ impl ScimDirectory {
                 match self.search_raw(filter).await {
                     Ok(users) => Ok(Some(users)),
                     Err(Failure::Row(StatusCode::BAD_REQUEST, detail)) => {
-                        tracing::info!(detail, "the portal refused an `or` filter; one key a request");
+                        tracing::info!(
+                            detail,
+                            "the portal refused an `or` filter; one key a request"
+                        );
                         self.or_refused.store(true, Ordering::Relaxed);
                         Ok(None)
                     }
@@ -114,8 +117,8 @@ fn groups<'k>(attr: &str, keys: &[&'k str], also: Option<&str>) -> Vec<(Vec<&'k 
         let mut rest = Vec::new();
         for key in pending {
             let len = term(key).len() + 4;
-            let fits = group.is_empty()
-                || (group.len() < LOOKUP_KEYS && length + len <= LOOKUP_LENGTH);
+            let fits =
+                group.is_empty() || (group.len() < LOOKUP_KEYS && length + len <= LOOKUP_LENGTH);
             if fits && folded.insert(key.to_lowercase()) {
                 length += len;
                 group.push(key);
@@ -124,7 +127,11 @@ fn groups<'k>(attr: &str, keys: &[&'k str], also: Option<&str>) -> Vec<(Vec<&'k 
             }
         }
         pending = rest;
-        let any = group.iter().map(|k| term(k)).collect::<Vec<_>>().join(" or ");
+        let any = group
+            .iter()
+            .map(|k| term(k))
+            .collect::<Vec<_>>()
+            .join(" or ");
         let filter = match (also, group.len()) {
             (Some(a), 1) => format!("{any} and {a}"),
             (Some(a), _) => format!("({any}) and {a}"),
@@ -148,7 +155,11 @@ mod tests {
             got.iter().map(|(g, _)| g.len()).collect::<Vec<_>>(),
             [50, 50, 20]
         );
-        assert!(got[0].1.starts_with("(externalId eq \"K0\" or externalId eq \"K1\" or"));
+        assert!(
+            got[0]
+                .1
+                .starts_with("(externalId eq \"K0\" or externalId eq \"K1\" or")
+        );
         assert!(got[0].1.ends_with(") and org eq \"X\""));
         for (_, f) in &got {
             assert!(f.len() <= LOOKUP_LENGTH, "{}", f.len());
@@ -158,7 +169,10 @@ mod tests {
         assert_eq!(
             got,
             [
-                (vec!["ab", "c"], "externalId eq \"ab\" or externalId eq \"c\"".to_owned()),
+                (
+                    vec!["ab", "c"],
+                    "externalId eq \"ab\" or externalId eq \"c\"".to_owned()
+                ),
                 (vec!["AB"], "externalId eq \"AB\"".to_owned()),
             ]
         );

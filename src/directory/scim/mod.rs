@@ -42,7 +42,7 @@ mod lookup;
 mod oauth;
 
 use client::encode;
-use codec::{account_of, resources};
+use codec::account_of;
 pub use discover::Capabilities;
 use oauth::Auth;
 
