@@ -398,6 +398,11 @@ enum Fault {
     /// Before forwarding the first `/Bulk` request with PATCH operations, change upstream
     /// (without `If-Match`) the attribute its first PATCH replaces with a string.
     ChangeBeforeBulk,
+    /// Forward everything.
+    Nothing,
+    /// Answer a list whose filter holds an `or` with 400 `invalidFilter`, as a portal that
+    /// takes only simple filters does.
+    RefuseOr,
 }
 
 /// What a forwarding proxy saw.
@@ -409,6 +414,8 @@ struct Seen {
     bulks: Vec<(usize, usize)>,
     /// Statuses of the operations of every `/Bulk` answer.
     bulk_statuses: Vec<String>,
+    /// The filter of every list request, and whether it was refused.
+    filters: Vec<(String, bool)>,
 }
 
 struct Proxy {
@@ -474,6 +481,30 @@ async fn forward(
             .into_response();
     }
     let is_bulk = method == Method::POST && uri.path().ends_with("/Bulk");
+    if method == Method::GET && uri.path().ends_with("/Users") {
+        let filter = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == "filter")
+            .map(|(_, v)| v.into_owned());
+        if let Some(filter) = filter {
+            let refuse =
+                matches!(p.fault, Fault::RefuseOr) && filter.to_lowercase().contains(" or ");
+            p.log.lock().unwrap().filters.push((filter, refuse));
+            if refuse {
+                let body = json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                    "status": "400",
+                    "scimType": "invalidFilter",
+                    "detail": "or is not supported",
+                });
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("content-type", "application/scim+json")],
+                    body.to_string(),
+                )
+                    .into_response();
+            }
+        }
+    }
     p.log
         .lock()
         .unwrap()
@@ -776,4 +807,91 @@ async fn a_likely_duplicate_is_refused_against_scim2_server() {
         message.ends_with("set the row's NewAccount column to yes"),
         "{message}"
     );
+}
+
+/// The sample submission with `bulk = true` through `fault`: the outcome, and the filters
+/// and GETs of single Users the proxy saw.
+async fn run_through(
+    base: &str,
+    token: &str,
+    dir: &Path,
+    fault: Fault,
+) -> (Value, Vec<(String, bool)>, usize) {
+    let (url, proxy) = start_proxy(base, fault).await;
+    let (v, _) = apply_async(dir.into(), url, token.into(), "bulk = true\n".into()).await;
+    let seen = proxy.log.lock().unwrap();
+    let gets = seen
+        .requests
+        .iter()
+        .filter(|(m, p)| m == Method::GET && p.contains("/Users/"))
+        .count();
+    (v, seen.filters.clone(), gets)
+}
+
+fn is_or(filter: &str) -> bool {
+    filter.to_lowercase().contains(" or ")
+}
+
+/// A portal that refuses `or` filters (400) is asked one key a request from then on, with
+/// the same outcome as where they are taken (where the backend asks many keys a request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_refusing_or_filters_is_asked_one_key_a_request() {
+    provider();
+    // Where `or` filters are taken: the creates' ExternalSyncIDs in one filter, the updated
+    // Users read in one list, no GET of a single User.
+    let serve = serve_seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, filters, gets) =
+        run_through(&serve.url, SERVE_TOKEN, dir.path(), Fault::Nothing).await;
+    assert_eq!(counts(&first), (2, 3, 4, 7, 0), "{first:#}");
+    let ors: Vec<&String> = filters
+        .iter()
+        .map(|(f, _)| f)
+        .filter(|f| is_or(f))
+        .collect();
+    assert!(
+        ors.iter()
+            .any(|f| f.contains("\"RXX0200\"") && f.contains("\"RXX0202\"")),
+        "{filters:?}"
+    );
+    assert!(ors.iter().any(|f| f.starts_with("id eq ")), "{filters:?}");
+    assert_eq!(gets, 0, "{filters:?}");
+    drop(serve);
+
+    let serve = serve_seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, filters, gets) =
+        run_through(&serve.url, SERVE_TOKEN, dir.path(), Fault::RefuseOr).await;
+    assert_eq!(counts(&first), (2, 3, 4, 7, 0), "{first:#}");
+    // One `or` filter asked, refused; every look-up after it of one key.
+    let ors: Vec<&(String, bool)> = filters.iter().filter(|(f, _)| is_or(f)).collect();
+    assert_eq!(ors.len(), 1, "{filters:?}");
+    assert!(ors[0].1, "{filters:?}");
+    let after: Vec<&String> = filters
+        .iter()
+        .skip_while(|(f, _)| !is_or(f))
+        .skip(1)
+        .map(|(f, _)| f)
+        .collect();
+    for key in ["RXX0200", "RXX0202"] {
+        assert!(
+            after
+                .iter()
+                .any(|f| f.starts_with(&format!("externalId eq \"{key}\" and "))),
+            "{key}: {filters:?}"
+        );
+    }
+    // The three updated Users read one by one.
+    assert!(gets >= 3, "{gets}: {filters:?}");
+    let (second, filters, _) =
+        run_through(&serve.url, SERVE_TOKEN, dir.path(), Fault::RefuseOr).await;
+    assert_eq!(counts(&second), (0, 0, 9, 7, 0), "{second:#}");
+    assert!(
+        filters.iter().filter(|(f, _)| is_or(f)).count() <= 1,
+        "{filters:?}"
+    );
+    // Created once each.
+    for external in ["RXX0200", "RXX0202"] {
+        assert_eq!(with_external(&serve.url, SERVE_TOKEN, external).await, 1);
+    }
 }

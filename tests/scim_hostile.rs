@@ -430,6 +430,11 @@ async fn unindexed_filters_over_100k_accounts_stay_within_memory() {
 /// and OAuth2 clients for RYY and for all organisations.
 fn scoped_serve(dir: &Path) -> common::Serve {
     common::import_samples(dir);
+    scoped_serve_over(dir)
+}
+
+/// [`scoped_serve`] over the directory `dir` already holds.
+fn scoped_serve_over(dir: &Path) -> common::Serve {
     serve(
         dir,
         "clients = [\n\
@@ -735,4 +740,217 @@ async fn guessing_client_secrets_is_throttled() {
     // The block lapses; later blocks last longer (here: one window, then two).
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(attempt("connector", "right-secret").await.0, 200);
+}
+
+/// IDs of the Users a filter finds (GET, ID order), the total announced, and the IDs of the
+/// same list read `count` at a time.
+async fn found_ids(h: &reqwest::Client, url: &str, token: &str, filter: &str) -> Vec<String> {
+    let page = |start: usize, count: usize| {
+        let req = h.get(format!("{url}/Users")).bearer_auth(token).query(&[
+            ("filter", filter.to_owned()),
+            ("startIndex", start.to_string()),
+            ("count", count.to_string()),
+        ]);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{filter}");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = page(1, 1000).await;
+    let out = ids(&all);
+    assert_eq!(all["totalResults"], out.len(), "{filter}: {all}");
+    // Two at a time: the same Users, in the same order, each once.
+    let mut paged = Vec::new();
+    loop {
+        let v = page(paged.len() + 1, 2).await;
+        assert_eq!(v["totalResults"], out.len(), "{filter}: {v}");
+        let got = ids(&v);
+        if got.is_empty() {
+            break;
+        }
+        paged.extend(got);
+    }
+    assert_eq!(paged, out, "{filter}: paged");
+    out
+}
+
+/// An `or` of userName, e-mail, id and externalId equalities, which serve answers from its
+/// indexes, finds exactly what the same filter evaluated on a scan finds (`not (not (…))`,
+/// which no index answers): case-insensitive userName and e-mails, case-exact id and
+/// externalId, the organisation term, paging, and never a User outside the credential's
+/// organisations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_or_of_keys_finds_what_a_scan_finds_within_the_scope() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    // The sample export and one RXX person with a second address.
+    let mut export = std::fs::read_to_string(common::root().join("samples/directory.csv")).unwrap();
+    export.push_str(
+        "3000001,RXX0901,Dr,Alias,Person,\"Person, Alias (RXX)\",alias.person@nhs.net,GP,RXX,\
+         ,,,,,,,,,Active,or.alias@nhs.net\n",
+    );
+    std::fs::write(dir.path().join("export.csv"), export).unwrap();
+    let o = common::run_in(dir.path(), &["directory", "import", "export.csv"]);
+    assert!(o.status.success(), "{o:?}");
+    let s = scoped_serve_over(dir.path());
+    let h = http();
+    let operator = token_for(&h, &s, "operator").await;
+    let ryy = token_for(&h, &s, "ryy").await;
+    // Two Users with minted IDs (lower-case hexadecimal).
+    let mut minted = Vec::new();
+    for org in ["RXX", "RYY"] {
+        let user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", NHS_USER],
+            "userName": format!("or.person.{}@nhs.net", org.to_lowercase()),
+            "externalId": format!("{org}OR1"),
+            "name": {"givenName": "Or", "familyName": "Person"},
+            NHS_USER: {"organisation": org}
+        });
+        let (status, body) = send(
+            &h,
+            Method::POST,
+            format!("{}/Users", s.url),
+            &operator,
+            Some(user),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        assert!(common::is_minted_id(&id), "{id}");
+        minted.push(id);
+    }
+    let (rxx_new, ryy_new) = (minted[0].as_str(), minted[1].as_str());
+    let org = format!("{NHS_USER}:organisation");
+    let names: Vec<String> = [
+        "anne.lee",
+        "ben.carter",
+        "chloe.davies",
+        "ian.jones",
+        "kit.lewis",
+        "michael.nolan",
+        "nadia.owen",
+        "sam.turner",
+        "tom.walsh",
+        "anne.lee2",
+    ]
+    .iter()
+    .map(|n| format!("userName eq \"{}@NHS.net\"", n.to_uppercase()))
+    .collect();
+    let many = names.join(" or ");
+    // (filter, what the operator finds, what the RXX token finds); `None`: only compared.
+    type Expected<'a> = Option<(Vec<&'a str>, Vec<&'a str>)>;
+    let cases: Vec<(String, Expected)> = vec![
+        (
+            "userName eq \"ANNE.LEE@nhs.net\" or userName eq \"Michael.Nolan@NHS.net\" or \
+             userName eq \"nobody@nhs.net\""
+                .into(),
+            Some((vec!["1000001", "2000001"], vec!["1000001"])),
+        ),
+        (
+            "externalId eq \"RXX0002\" or externalId eq \"ryy0002\" or externalId eq \"RYY0003\" \
+             or externalId eq \"rxx0003\""
+                .into(),
+            Some((vec!["1000002", "2000003"], vec!["1000002"])),
+        ),
+        (
+            format!(
+                "id eq \"{rxx_new}\" or id eq \"{}\" or id eq \"{ryy_new}\" or id eq \"1000003\" \
+                 or id eq \"{}\"",
+                ryy_new.to_uppercase(),
+                rxx_new.to_uppercase()
+            ),
+            Some((
+                {
+                    let mut v = vec![rxx_new, ryy_new, "1000003"];
+                    v.sort_unstable();
+                    v
+                },
+                {
+                    let mut v = vec![rxx_new, "1000003"];
+                    v.sort_unstable();
+                    v
+                },
+            )),
+        ),
+        (
+            "emails eq \"Ben.Carter@nhs.net\" or emails.value eq \"NADIA.OWEN@nhs.net\" or \
+             emails.value eq \"OR.ALIAS@nhs.net\" or userName eq \"or.alias@nhs.net\""
+                .into(),
+            Some((
+                vec!["1000002", "2000002", "3000001"],
+                vec!["1000002", "3000001"],
+            )),
+        ),
+        (
+            format!(
+                "(userName eq \"anne.lee@nhs.net\" or userName eq \"anne.lee2@nhs.net\" or \
+                 externalId eq \"RXX0003\" or id eq \"2000004\" or externalId eq \"RYYOR1\") \
+                 and {org} eq \"RYY\""
+            ),
+            Some((vec!["2000004", "2000007", ryy_new], vec![])),
+        ),
+        (
+            format!(
+                "{org} eq \"RXX\" and (externalId eq \"RXX0001\" or externalId eq \"RYY0001\")"
+            ),
+            Some((vec!["1000001"], vec!["1000001"])),
+        ),
+        (
+            format!(
+                "(externalId eq \"RXX0001\" or externalId eq \"RYY0001\") and {org} eq \"rxx\""
+            ),
+            None,
+        ),
+        (
+            "(userName eq \"anne.lee@nhs.net\" or id eq \"2000001\") and title eq \
+             \"Consultant\""
+                .into(),
+            Some((vec!["2000001"], vec![])),
+        ),
+        (
+            format!("({many}) and (title pr or title eq \"Consultant\")"),
+            None,
+        ),
+        (many.clone(), None),
+    ];
+    for (filter, expected) in &cases {
+        let slow = format!("not (not ({filter}))");
+        for (who, token) in [
+            ("operator", &operator),
+            ("RXX", &TOKEN.to_owned()),
+            ("RYY", &ryy),
+        ] {
+            let fast_ids = found_ids(&h, &s.url, token, filter).await;
+            let slow_ids = found_ids(&h, &s.url, token, &slow).await;
+            assert_eq!(fast_ids, slow_ids, "{who}: {filter}");
+            if who == "RXX" {
+                // The RXX token's Users, and only they.
+                let (_, body) = search(&h, &s.url, TOKEN, filter).await;
+                for u in body["Resources"].as_array().unwrap() {
+                    assert_eq!(org_of(u), "RXX", "{filter}: {u}");
+                }
+            }
+            if let Some((everyone, rxx)) = expected {
+                let want: &[&str] = match who {
+                    "operator" => everyone,
+                    "RXX" => rxx,
+                    _ => continue,
+                };
+                assert_eq!(fast_ids, want, "{who}: {filter}");
+            }
+        }
+    }
+    // The ten names: all ten for the operator, in pages of two; RXX's five for its token.
+    assert_eq!(found_ids(&h, &s.url, &operator, &many).await.len(), 10);
+    assert_eq!(found_ids(&h, &s.url, TOKEN, &many).await.len(), 5);
+    assert_eq!(found_ids(&h, &s.url, &ryy, &many).await.len(), 5);
 }

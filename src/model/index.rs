@@ -251,6 +251,11 @@ impl DirectoryIndex {
         self.organisations.get(code)
     }
 
+    /// The accounts held, each once, in the order they were inserted.
+    pub fn into_accounts(self) -> Vec<Account> {
+        self.accounts
+    }
+
     pub fn len(&self) -> usize {
         self.accounts.len()
     }

@@ -338,6 +338,34 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// The `attr eq "v"` alternatives of an `or` chain of equality comparisons on string
+    /// values (grouping allowed), found as the filter itself or as a term of its top-level
+    /// `and` chain: every resource the filter matches has one of these values. Lets a server
+    /// answer `userName eq "a" or userName eq "b"` from an index.
+    pub fn eq_alternatives(&self) -> Option<Vec<(&str, &str)>> {
+        fn chain<'a>(f: &'a Filter, out: &mut Vec<(&'a str, &'a str)>) -> bool {
+            match f {
+                Filter::Or(a, b) => chain(a, out) && chain(b, out),
+                Filter::Compare {
+                    path,
+                    op: Op::Eq,
+                    value: Value::String(v),
+                } => {
+                    out.push((path.as_str(), v.as_str()));
+                    true
+                }
+                _ => false,
+            }
+        }
+        if let Filter::And(a, b) = self {
+            return a.eq_alternatives().or_else(|| b.eq_alternatives());
+        }
+        let mut out = Vec::new();
+        chain(self, &mut out).then_some(out)
+    }
+}
+
 fn is_case_exact(path: &str) -> bool {
     path.eq_ignore_ascii_case("id") || path.eq_ignore_ascii_case("externalId")
 }

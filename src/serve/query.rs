@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::scope::Scope;
 use super::{ScimError, ServerState, Shared, base, parse_json, scim};
 use crate::directory::{Account, Directory};
-use crate::model::PortalId;
+use crate::model::{Keys, PortalId};
 use crate::scim::filter::{self, Filter};
 use crate::scim::schema::MAX_RESULTS;
 use crate::scim::{LIST_RESPONSE, NHS_USER, with_meta};
@@ -233,6 +233,11 @@ async fn candidates(
     let Some(f) = filter else {
         return scan(s, scope, None).await;
     };
+    if let Some(alternatives) = f.eq_alternatives().filter(|a| a.len() > 1)
+        && let Some(found) = indexed(s, scope, f, &alternatives).await?
+    {
+        return Ok(found);
+    }
     for key in ["userName", "emails", "emails.value"] {
         if let Some(v) = f.required_eq(key) {
             return Ok(d.by_email(&v.to_lowercase()).await?.into_iter().collect());
@@ -259,6 +264,54 @@ async fn candidates(
         return Ok(found);
     }
     scan(s, scope, org).await
+}
+
+/// The accounts an `or` chain of equality comparisons can match, in one indexed look-up
+/// (IDs, addresses — userName and every e-mail — and (organisation, externalId)), when each
+/// of its terms is on `userName`, `emails`, `emails.value`, `id` or `externalId`; `None`
+/// when one is on another attribute. The filter itself is evaluated on what this finds.
+async fn indexed(
+    s: &ServerState,
+    scope: &Scope,
+    f: &Filter,
+    alternatives: &[(&str, &str)],
+) -> Result<Option<Vec<Account>>, ScimError> {
+    let d = &s.directory;
+    let mut keys = Keys::default();
+    let mut external = Vec::new();
+    for (path, value) in alternatives {
+        let path = path.to_ascii_lowercase();
+        match path.as_str() {
+            "username" | "emails" | "emails.value" => keys.emails.push(value.to_lowercase()),
+            "id" => keys.ids.push((*value).to_owned()),
+            "externalid" => external.push(*value),
+            _ => return Ok(None),
+        }
+    }
+    let org_path = format!("{NHS_USER}:organisation");
+    let orgs: Option<Vec<String>> = match (f.required_eq(&org_path), scope.codes()) {
+        (Some(org), _) => Some(vec![org.trim().to_ascii_uppercase()]),
+        (None, Some(codes)) => Some(codes.iter().cloned().collect()),
+        (None, None) => None,
+    };
+    let mut found = Vec::new();
+    match &orgs {
+        Some(orgs) => {
+            for org in orgs {
+                keys.external
+                    .extend(external.iter().map(|e| (org.clone(), e.to_lowercase())));
+            }
+        }
+        None => {
+            for e in &external {
+                found.extend(d.by_external_key(e).await?);
+            }
+        }
+    }
+    found.extend(d.index_for(&keys).await?.into_accounts());
+    found.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    found.dedup_by(|a, b| a.id == b.id);
+    Ok(Some(found))
 }
 
 /// Every account of the scope (of `org` alone when given), refused with 400 `tooMany` when

@@ -22,8 +22,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    Account, BULK_CHUNK, Change, DirectoryError, Failure, OpOutcome, ScimDirectory, encode,
-    needed_changes, refused_change,
+    Account, BULK_CHUNK, BULK_MIN, Change, DirectoryError, Failure, OpOutcome, ScimDirectory,
+    encode, needed_changes, refused_change,
 };
 use crate::model::PortalId;
 use crate::scim::BULK_REQUEST;
@@ -59,13 +59,7 @@ impl ScimDirectory {
         accounts: &[&Account],
     ) -> Result<Vec<OpOutcome>, DirectoryError> {
         // Look-ups first, so a retried run does not create twice.
-        let found: Vec<Option<OpOutcome>> = stream::iter(accounts.iter())
-            .map(|a| self.existing(a))
-            .buffered(self.concurrency)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let found = self.existing_many(accounts).await?;
         let operations: Vec<(String, Value)> = accounts
             .iter()
             .enumerate()
@@ -114,13 +108,13 @@ impl ScimDirectory {
         updates: &[(&PortalId, &[Change])],
     ) -> Result<Vec<OpOutcome>, DirectoryError> {
         // Each User as it is now: what is still to change, under which version.
-        let read: Vec<Result<Value, OpOutcome>> = stream::iter(updates.iter())
-            .map(|(id, changes)| async move {
-                let Some((user, etag)) = self
-                    .get_user(id.as_str())
-                    .await
-                    .map_err(|f| f.into_error())?
-                else {
+        let ids: Vec<&PortalId> = updates.iter().map(|(id, _)| *id).collect();
+        let users = self.users_by_id(&ids).await?;
+        let read: Vec<Result<Value, OpOutcome>> = updates
+            .iter()
+            .zip(users)
+            .map(|((id, changes), user)| {
+                let Some((user, etag)) = user else {
                     return Ok(Err(super::gone(id)));
                 };
                 Ok::<_, DirectoryError>(match needed_changes(id, &user, changes)? {
@@ -137,10 +131,6 @@ impl ScimDirectory {
                     Err(outcome) => Err(outcome),
                 })
             })
-            .buffered(self.concurrency)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
             .collect::<Result<_, _>>()?;
         let operations: Vec<(String, Value)> = read
             .iter()
@@ -182,7 +172,11 @@ impl ScimDirectory {
         &self,
         operations: Vec<(String, Value)>,
     ) -> Result<HashMap<String, Answer>, DirectoryError> {
-        let max_ops = BULK_CHUNK.min(self.caps.bulk_max_operations.max(1));
+        let max_ops = per_request(
+            operations.len(),
+            self.concurrency,
+            self.caps.bulk_max_operations,
+        );
         let batches = batches(operations, max_ops, self.caps.bulk_max_payload);
         let responses: Vec<Option<Value>> = stream::iter(batches)
             .map(|batch| async move {
@@ -211,6 +205,16 @@ impl ScimDirectory {
         }
         Ok(answers)
     }
+}
+
+/// Operations per `/Bulk` request: spread over the `concurrency` requests in flight (so
+/// each connection carries one), at least [`BULK_MIN`] (fewer, larger requests are fewer
+/// commits) and at most the portal's `maxOperations` and [`BULK_CHUNK`].
+fn per_request(operations: usize, concurrency: usize, max_operations: usize) -> usize {
+    operations
+        .div_ceil(concurrency.max(1))
+        .clamp(BULK_MIN, BULK_CHUNK)
+        .min(max_operations.max(1))
 }
 
 /// A 4xx that refuses the operation itself (not 429, which asks to come back later).
@@ -262,6 +266,16 @@ mod tests {
             json!({"method": "PATCH", "path": format!("/Users/{i}"), "bulkId": format!("u{i}"),
                    "data": "x".repeat(filler)}),
         )
+    }
+
+    #[test]
+    fn requests_are_spread_over_the_connections_within_the_limits() {
+        assert_eq!(per_request(5000, 8, 1000), 625);
+        assert_eq!(per_request(5000, 1, 1000), BULK_CHUNK.min(1000));
+        assert_eq!(per_request(5000, 8, 100), 100);
+        assert_eq!(per_request(40, 8, 1000), BULK_MIN);
+        assert_eq!(per_request(40, 8, 2), 2);
+        assert_eq!(per_request(10, 8, 0), 1);
     }
 
     #[test]

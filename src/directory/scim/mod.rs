@@ -38,17 +38,21 @@ mod bulk;
 mod client;
 mod codec;
 mod discover;
+mod lookup;
 mod oauth;
 
 use client::encode;
-use codec::{account_of, resources};
+use codec::account_of;
 pub use discover::Capabilities;
 use oauth::Auth;
 
 /// A page of a list request.
 const PAGE: usize = 200;
-/// Creates sent in one `/Bulk` request at most (the portal's limit may be lower).
-const BULK_CHUNK: usize = 100;
+/// Operations sent in one `/Bulk` request at most (the portal's limit may be lower).
+const BULK_CHUNK: usize = 1000;
+/// Operations of one `/Bulk` request at least, when there are that many (and the portal
+/// takes that many).
+const BULK_MIN: usize = 50;
 
 /// The SCIM directory backend.
 pub struct ScimDirectory {
@@ -63,6 +67,8 @@ pub struct ScimDirectory {
     use_bulk: bool,
     /// Smallest backoff step (tests shorten it).
     backoff: Duration,
+    /// The portal refused an `or` filter: look-ups go one key a request (module `lookup`).
+    or_refused: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ScimDirectory {
@@ -126,6 +132,7 @@ impl ScimDirectory {
             retries: config.retries.max(1),
             use_bulk: config.bulk,
             backoff: Duration::from_millis(200),
+            or_refused: std::sync::atomic::AtomicBool::new(false),
         };
         dir.caps = dir.discover().await?;
         Ok(dir)
@@ -154,28 +161,7 @@ impl ScimDirectory {
     }
     /// Every User a filter matches, page by page.
     async fn search(&self, filter: &str) -> Result<Vec<Value>, DirectoryError> {
-        let page = PAGE.min(self.caps.max_results.max(1));
-        let mut out = Vec::new();
-        let mut start = 1usize;
-        loop {
-            let query = [
-                ("filter", filter.to_owned()),
-                ("startIndex", start.to_string()),
-                ("count", page.to_string()),
-            ];
-            let (_, body, _) = self
-                .call_query(Method::GET, "/Users", &query, None, None)
-                .await
-                .map_err(|f| f.into_error())?;
-            let items = resources(&body);
-            let n = items.len();
-            out.extend(items);
-            let total = body["totalResults"].as_u64().unwrap_or(0) as usize;
-            if n == 0 || start - 1 + n >= total {
-                return Ok(out);
-            }
-            start += n;
-        }
+        self.search_raw(filter).await.map_err(|f| f.into_error())
     }
 
     async fn find(&self, filter: &str) -> Result<Option<Account>, DirectoryError> {
@@ -205,18 +191,140 @@ impl ScimDirectory {
         let Some(ext) = account.external_sync_id() else {
             return Ok(None);
         };
-        let Some(found) = self.by_external(account.organisation(), ext).await? else {
+        let found = self.by_external(account.organisation(), ext).await?;
+        Ok(found.map(|found| found_for(account, found)))
+    }
+
+    /// [`ScimDirectory::existing`] of each account, the ExternalSyncIDs of an organisation
+    /// asked for in `or` filters (module `lookup`); one by one when the portal refuses them.
+    async fn existing_many(
+        &self,
+        accounts: &[&Account],
+    ) -> Result<Vec<Option<OpOutcome>>, DirectoryError> {
+        let mut out: Vec<Option<OpOutcome>> = accounts.iter().map(|_| None).collect();
+        let mut by_org: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (i, a) in accounts.iter().enumerate() {
+            if a.external_sync_id().is_some() {
+                by_org.entry(a.organisation()).or_default().push(i);
+            }
+        }
+        for (org, members) in by_org {
+            let keys: Vec<&str> = members
+                .iter()
+                .filter_map(|&i| accounts[i].external_sync_id())
+                .collect();
+            match self.by_external_many(org, &keys).await? {
+                Some(found) => {
+                    for (&i, found) in members.iter().zip(found) {
+                        out[i] = found.map(|f| found_for(accounts[i], f));
+                    }
+                }
+                None => {
+                    let found: Vec<Option<OpOutcome>> = stream::iter(members.iter())
+                        .map(|&i| self.existing(accounts[i]))
+                        .buffered(self.concurrency)
+                        .collect::<Vec<_>>()
+                        .await
+                        .into_iter()
+                        .collect::<Result<_, _>>()?;
+                    for (&i, f) in members.iter().zip(found) {
+                        out[i] = f;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`ScimDirectory::by_external`] of each key of one organisation, in `or` filters;
+    /// `None` when the portal refuses them.
+    async fn by_external_many(
+        &self,
+        organisation: &str,
+        keys: &[&str],
+    ) -> Result<Option<Vec<Option<Account>>>, DirectoryError> {
+        let org = Self::org_filter(organisation);
+        let found = self
+            .lookup_many("externalId", keys, Some(&org), |u, key| {
+                account_of(u).is_some_and(|a| is_external(&a, organisation, key))
+            })
+            .await?;
+        Ok(found.map(|f| {
+            f.into_iter()
+                .map(|u| u.as_ref().and_then(account_of))
+                .collect()
+        }))
+    }
+
+    /// Each User by ID with its version, as [`ScimDirectory::get_user`] reads it (`None`:
+    /// not found), in `id` `or` filters; one GET each when the portal refuses them, and for
+    /// a User listed without its version where the portal offers ETags.
+    async fn users_by_id(
+        &self,
+        ids: &[&PortalId],
+    ) -> Result<Vec<Option<(Value, Option<String>)>>, DirectoryError> {
+        let keys: Vec<&str> = ids.iter().map(|i| i.as_str()).collect();
+        let listed = self
+            .lookup_many("id", &keys, None, |u, key| u["id"].as_str() == Some(key))
+            .await?;
+        let one = async |i: usize| -> Result<Option<(Value, Option<String>)>, DirectoryError> {
+            match listed.as_ref().map(|l| &l[i]) {
+                Some(None) => Ok(None),
+                Some(Some(u)) => {
+                    let version = u["meta"]["version"].as_str().map(str::to_owned);
+                    if version.is_some() || !self.caps.etag {
+                        return Ok(Some((u.clone(), version)));
+                    }
+                    self.get_user(keys[i]).await.map_err(|f| f.into_error())
+                }
+                None => self.get_user(keys[i]).await.map_err(|f| f.into_error()),
+            }
+        };
+        stream::iter(0..keys.len())
+            .map(one)
+            .buffered(self.concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// [`Directory::by_email`] of each lower-case address: userName first, then any e-mail,
+    /// in `or` filters; `None` when the portal refuses them.
+    async fn by_email_many(
+        &self,
+        emails: &[&str],
+    ) -> Result<Option<Vec<Option<Account>>>, DirectoryError> {
+        let Some(mut found) = self
+            .lookup_many("userName", emails, None, |u, key| {
+                account_of(u).is_some()
+                    && u["userName"].as_str().map(str::to_lowercase).as_deref() == Some(key)
+            })
+            .await?
+        else {
             return Ok(None);
         };
-        let same = [Field::FirstName, Field::LastName]
-            .iter()
-            .all(|f| found.get(*f) == account.get(*f))
-            && found.email().map(naming::stem_of) == account.email().map(naming::stem_of);
-        Ok(Some(if same {
-            OpOutcome::Created(found)
-        } else {
-            OpOutcome::Exists(found)
-        }))
+        let missing: Vec<usize> = (0..emails.len()).filter(|&i| found[i].is_none()).collect();
+        if !missing.is_empty() {
+            let keys: Vec<&str> = missing.iter().map(|&i| emails[i]).collect();
+            let Some(by_value) = self
+                .lookup_many("emails.value", &keys, None, |u, key| {
+                    account_of(u).is_some() && has_email(u, key)
+                })
+                .await?
+            else {
+                return Ok(None);
+            };
+            for (i, u) in missing.into_iter().zip(by_value) {
+                found[i] = u;
+            }
+        }
+        Ok(Some(
+            found
+                .into_iter()
+                .map(|u| u.as_ref().and_then(account_of))
+                .collect(),
+        ))
     }
 
     async fn by_external(
@@ -234,11 +342,7 @@ impl ScimDirectory {
             .await?
             .iter()
             .filter_map(account_of)
-            .find(|a| {
-                a.organisation() == organisation
-                    && a.external_sync_id()
-                        .is_some_and(|e| e.eq_ignore_ascii_case(external))
-            }))
+            .find(|a| is_external(a, organisation, external)))
     }
 
     /// One create: look-up first; POST; a lost answer is looked up again before a retry.
@@ -317,6 +421,37 @@ impl ScimDirectory {
     }
 }
 
+/// What a create's look-up found: `Created` when the account found is the one the create
+/// describes (same names and address stem), `Exists` when it is another.
+fn found_for(account: &Account, found: Account) -> OpOutcome {
+    let same = [Field::FirstName, Field::LastName]
+        .iter()
+        .all(|f| found.get(*f) == account.get(*f))
+        && found.email().map(naming::stem_of) == account.email().map(naming::stem_of);
+    if same {
+        OpOutcome::Created(found)
+    } else {
+        OpOutcome::Exists(found)
+    }
+}
+
+/// Whether an account is of `organisation` with the ExternalSyncID `external` (without
+/// regard to ASCII case).
+fn is_external(a: &Account, organisation: &str, external: &str) -> bool {
+    a.organisation() == organisation
+        && a.external_sync_id()
+            .is_some_and(|e| e.eq_ignore_ascii_case(external))
+}
+
+/// Whether a User has the lower-case address `email` among its e-mails.
+fn has_email(user: &Value, email: &str) -> bool {
+    user["emails"].as_array().into_iter().flatten().any(|e| {
+        e["value"]
+            .as_str()
+            .is_some_and(|v| v.to_lowercase() == email)
+    })
+}
+
 /// The account of an update is gone.
 fn gone(id: &PortalId) -> OpOutcome {
     OpOutcome::Failed(format!("account ID {id} is no longer in the directory"))
@@ -384,46 +519,58 @@ impl Directory for ScimDirectory {
             }
             listed.insert(org.clone());
         }
-        let ids: Vec<&String> = keys
+        // The rest in `or` filters of many keys each (module `lookup`), one by one when the
+        // portal refuses them.
+        let ids: Vec<PortalId> = keys
             .ids
             .iter()
             .filter(|i| index.by_id(i).is_none())
-            .collect();
-        let ids: Vec<PortalId> = ids
-            .into_iter()
             .map(|i| PortalId::new_unchecked(i.clone()))
             .collect();
-        let by_id: Vec<Option<Account>> = stream::iter(ids.iter())
-            .map(|id| self.by_id(id))
-            .buffered(self.concurrency)
-            .collect::<Vec<_>>()
-            .await
+        let id_refs: Vec<&PortalId> = ids.iter().collect();
+        let by_id: Vec<Option<Account>> = self
+            .users_by_id(&id_refs)
+            .await?
             .into_iter()
-            .collect::<Result<_, _>>()?;
-        let emails: Vec<&String> = keys
+            .map(|u| u.and_then(|(u, _)| account_of(&u)))
+            .collect();
+        let emails: Vec<String> = keys
             .emails
             .iter()
             .filter(|e| index.by_email(e).is_none())
+            .map(|e| e.to_lowercase())
             .collect();
-        let by_email: Vec<Option<Account>> = stream::iter(emails)
-            .map(|e| self.by_email(e))
-            .buffered(self.concurrency)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        let external: Vec<&(String, String)> = keys
-            .external
-            .iter()
-            .filter(|(o, _)| !listed.contains(o))
-            .collect();
-        let by_ext: Vec<Option<Account>> = stream::iter(external)
-            .map(|(o, e)| self.by_external(o, e))
-            .buffered(self.concurrency)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let email_refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let by_email: Vec<Option<Account>> = match self.by_email_many(&email_refs).await? {
+            Some(found) => found,
+            None => stream::iter(emails.iter())
+                .map(|e| self.by_email(e))
+                .buffered(self.concurrency)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?,
+        };
+        let mut external: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (o, e) in keys.external.iter().filter(|(o, _)| !listed.contains(o)) {
+            external.entry(o.as_str()).or_default().push(e.as_str());
+        }
+        let mut by_ext: Vec<Option<Account>> = Vec::new();
+        for (org, exts) in external {
+            match self.by_external_many(org, &exts).await? {
+                Some(found) => by_ext.extend(found),
+                None => {
+                    let found: Vec<Option<Account>> = stream::iter(exts)
+                        .map(|e| self.by_external(org, e))
+                        .buffered(self.concurrency)
+                        .collect::<Vec<_>>()
+                        .await
+                        .into_iter()
+                        .collect::<Result<_, _>>()?;
+                    by_ext.extend(found);
+                }
+            }
+        }
         for a in by_id.into_iter().chain(by_email).chain(by_ext).flatten() {
             index.insert(a);
         }
