@@ -217,10 +217,8 @@ impl std::ops::Index<usize> for Cells {
 
     /// The cell at `i`; out of range is a bug of the caller, as for a slice.
     fn index(&self, i: usize) -> &str {
-        match self.get(i) {
-            Some(cell) => cell,
-            None => panic!("cell {i} of a row of {} cells", self.len()),
-        }
+        // Slicing past the end panics, as indexing a slice does.
+        self.get(i).unwrap_or_else(|| &self.record()[usize::MAX..])
     }
 }
 
@@ -306,6 +304,15 @@ mod tests {
         );
         assert!(Cells::new().is_empty());
         assert_eq!(Cells::new().get(0), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn indexing_past_the_last_cell_panics_as_a_slice_does() {
+        let text = Arc::new("a,b".to_owned());
+        let cells = Cells::shared(&text, 0, 3, b',').unwrap();
+        assert_eq!(&cells[1], "b");
+        let _ = &cells[2];
     }
 
     #[test]

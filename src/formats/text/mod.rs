@@ -261,7 +261,7 @@ fn read_decoded(decoded: Decoded<'_>, limits: &Limits) -> Result<Submission, Rea
     // One copy of the text when it was borrowed: rows without quotes point into it.
     let shared = Arc::new(lone_cr_as_lf(text).into_owned());
     let text: &str = &shared;
-    let mut content = lines(&text).filter(|(_, l)| !l.trim().is_empty());
+    let mut content = lines(text).filter(|(_, l)| !l.trim().is_empty());
     let (mut header_at, mut header_line) = content.next().ok_or(ReadError::Empty)?;
     let connector = connector_line(header_line);
     if connector.is_some() {
