@@ -400,9 +400,9 @@ enum Fault {
     ChangeBeforeBulk,
     /// Forward everything.
     Nothing,
-    /// Answer a list whose filter holds an `or` with 400 `invalidFilter`, as a portal that
-    /// takes only simple filters does.
-    RefuseOr,
+    /// Answer a list whose filter holds an `or` with this status (400 `invalidFilter`, as a
+    /// portal that takes only simple filters does; 414, a request line too long; 501).
+    RefuseOr(u16),
 }
 
 /// What a forwarding proxy saw.
@@ -486,8 +486,11 @@ async fn forward(
             .find(|(k, _)| k == "filter")
             .map(|(_, v)| v.into_owned());
         if let Some(filter) = filter {
-            let refuse =
-                matches!(p.fault, Fault::RefuseOr) && filter.to_lowercase().contains(" or ");
+            let refusal = match p.fault {
+                Fault::RefuseOr(status) if filter.to_lowercase().contains(" or ") => Some(status),
+                _ => None,
+            };
+            let refuse = refusal.is_some();
             p.log.lock().unwrap().filters.push((filter, refuse));
             if refuse {
                 let body = json!({
@@ -497,7 +500,7 @@ async fn forward(
                     "detail": "or is not supported",
                 });
                 return (
-                    StatusCode::BAD_REQUEST,
+                    StatusCode::from_u16(refusal.unwrap_or(400)).unwrap(),
                     [("content-type", "application/scim+json")],
                     body.to_string(),
                 )
@@ -832,7 +835,7 @@ fn is_or(filter: &str) -> bool {
     filter.to_lowercase().contains(" or ")
 }
 
-/// A portal that refuses `or` filters (400) is asked one key a request from then on, with
+/// A portal that refuses `or` filters (400, 414 or 501) is asked one key a request from then on, with
 /// the same outcome as where they are taken (where the backend asks many keys a request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_portal_refusing_or_filters_is_asked_one_key_a_request() {
@@ -858,40 +861,44 @@ async fn a_portal_refusing_or_filters_is_asked_one_key_a_request() {
     assert_eq!(gets, 0, "{filters:?}");
     drop(serve);
 
-    let serve = serve_seeded();
-    let dir = tempfile::tempdir().unwrap();
-    let (first, filters, gets) =
-        run_through(&serve.url, SERVE_TOKEN, dir.path(), Fault::RefuseOr).await;
-    assert_eq!(counts(&first), (2, 3, 4, 7, 0), "{first:#}");
-    // One `or` filter asked, refused; every look-up after it of one key.
-    let ors: Vec<&(String, bool)> = filters.iter().filter(|(f, _)| is_or(f)).collect();
-    assert_eq!(ors.len(), 1, "{filters:?}");
-    assert!(ors[0].1, "{filters:?}");
-    let after: Vec<&String> = filters
-        .iter()
-        .skip_while(|(f, _)| !is_or(f))
-        .skip(1)
-        .map(|(f, _)| f)
-        .collect();
-    for key in ["RXX0200", "RXX0202"] {
+    // Refused as a portal that takes only simple filters (400), one whose request line
+    // is too long for it (414), and one that has no filters beyond the simplest (501).
+    for status in [400, 414, 501] {
+        let serve = serve_seeded();
+        let dir = tempfile::tempdir().unwrap();
+        let (first, filters, gets) =
+            run_through(&serve.url, SERVE_TOKEN, dir.path(), Fault::RefuseOr(status)).await;
+        assert_eq!(counts(&first), (2, 3, 4, 7, 0), "{status}: {first:#}");
+        // One `or` filter asked, refused; every look-up after it of one key.
+        let ors: Vec<&(String, bool)> = filters.iter().filter(|(f, _)| is_or(f)).collect();
+        assert_eq!(ors.len(), 1, "{filters:?}");
+        assert!(ors[0].1, "{filters:?}");
+        let after: Vec<&String> = filters
+            .iter()
+            .skip_while(|(f, _)| !is_or(f))
+            .skip(1)
+            .map(|(f, _)| f)
+            .collect();
+        for key in ["RXX0200", "RXX0202"] {
+            assert!(
+                after
+                    .iter()
+                    .any(|f| f.starts_with(&format!("externalId eq \"{key}\" and "))),
+                "{key}: {filters:?}"
+            );
+        }
+        // The three updated Users read one by one.
+        assert!(gets >= 3, "{gets}: {filters:?}");
+        let (second, filters, _) =
+            run_through(&serve.url, SERVE_TOKEN, dir.path(), Fault::RefuseOr(status)).await;
+        assert_eq!(counts(&second), (0, 0, 9, 7, 0), "{status}: {second:#}");
         assert!(
-            after
-                .iter()
-                .any(|f| f.starts_with(&format!("externalId eq \"{key}\" and "))),
-            "{key}: {filters:?}"
+            filters.iter().filter(|(f, _)| is_or(f)).count() <= 1,
+            "{filters:?}"
         );
-    }
-    // The three updated Users read one by one.
-    assert!(gets >= 3, "{gets}: {filters:?}");
-    let (second, filters, _) =
-        run_through(&serve.url, SERVE_TOKEN, dir.path(), Fault::RefuseOr).await;
-    assert_eq!(counts(&second), (0, 0, 9, 7, 0), "{second:#}");
-    assert!(
-        filters.iter().filter(|(f, _)| is_or(f)).count() <= 1,
-        "{filters:?}"
-    );
-    // Created once each.
-    for external in ["RXX0200", "RXX0202"] {
-        assert_eq!(with_external(&serve.url, SERVE_TOKEN, external).await, 1);
+        // Created once each.
+        for external in ["RXX0200", "RXX0202"] {
+            assert_eq!(with_external(&serve.url, SERVE_TOKEN, external).await, 1);
+        }
     }
 }

@@ -8,8 +8,8 @@
 //! gives. Two keys equal but for case are never asked in one filter (a server may compare
 //! them either way), so a User in a batch's answer is attributed to one key only.
 //!
-//! A portal that refuses an `or` filter (400, e.g. `invalidFilter` or `tooMany`) is asked one
-//! key at a time from then on: the look-up answers `None` and the caller falls back.
+//! A portal that refuses an `or` filter (400, e.g. `invalidFilter` or `tooMany`; 413, 414 or
+//! 501) is asked one key at a time from then on: the look-up answers `None` and the caller falls back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -46,7 +46,7 @@ impl ScimDirectory {
             .map(|(_, filter)| async move {
                 match self.search_raw(filter).await {
                     Ok(users) => Ok(Some(users)),
-                    Err(Failure::Row(StatusCode::BAD_REQUEST, detail)) => {
+                    Err(Failure::Row(status, detail)) if refuses_or(status) => {
                         tracing::info!(
                             detail,
                             "the portal refused an `or` filter; one key a request"
@@ -100,6 +100,13 @@ impl ScimDirectory {
             start += n;
         }
     }
+}
+
+/// An answer to a filter of many keys that says the portal does not take such filters:
+/// 400 (`invalidFilter`, `tooMany`), 413 or 414 (the request too long for it) or 501 (filters
+/// not implemented). Asked one key at a time, it may still answer.
+fn refuses_or(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 413 | 414 | 501)
 }
 
 /// The keys (each once) in groups of at most [`LOOKUP_KEYS`] within [`LOOKUP_LENGTH`] bytes,
