@@ -821,3 +821,44 @@ fn the_mail_connector_refuses_a_workbook_over_the_cell_limit_within_the_caps() {
     let unfolded = replies[0].replace("=\r\n", "").replace("\r\n", " ");
     assert!(unfolded.contains("limits.max_cells"), "{}", replies[0]);
 }
+
+/// Rows without quotes are kept as where they are in the file's text and cut at the
+/// delimiter when read: one row of 300,000 delimiters, and 150,000 one-cell rows, each read
+/// within the caps and refused at its own line.
+#[test]
+fn rows_of_delimiters_or_of_one_cell_are_refused_within_the_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = format!("{HEAD}\nE1{}\n", ",".repeat(300_000));
+    let f = write(dir.path(), "wide.csv", wide.as_bytes());
+    let v = validate_json(dir.path(), &f, 60);
+    assert_eq!(v.code, 1, "{}", v.stderr);
+    let json = v.json();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["line"], 2);
+    let message = rows[0]["issues"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the row has 300001 cells but the header has 4"),
+        "{message}"
+    );
+
+    let mut many = format!("{HEAD}\n");
+    for _ in 0..150_000 {
+        many.push_str("x\n");
+    }
+    let f = write(dir.path(), "many.csv", many.as_bytes());
+    let v = validate_json(dir.path(), &f, 60);
+    assert_eq!(v.code, 1, "{}", v.stderr);
+    let json = v.json();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 150_000);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["line"], i + 2);
+        assert_eq!(row["status"], "refused");
+    }
+    let message = rows[149_999]["issues"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1 cells but the header has 4"),
+        "{message}"
+    );
+}
