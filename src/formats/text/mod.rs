@@ -292,7 +292,9 @@ fn read_decoded(decoded: Decoded<'_>, limits: &Limits) -> Result<Submission, Rea
                 .map(|&(start, end, line)| {
                     let mut part = Records::new(&shared, delimiter, start, end, line);
                     part.width = width;
-                    data_rows(part, width, &cells)
+                    // Sized to the part's lines: a growing list leaves its old buffers behind.
+                    let lines = memchr::memchr_iter(b'\n', &text.as_bytes()[start..end]).count();
+                    data_rows(part, width, &cells, lines + 1)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             // The parts' rows are moved, not cloned: a copy would hold the file's cells twice.
@@ -302,7 +304,7 @@ fn read_decoded(decoded: Decoded<'_>, limits: &Limits) -> Result<Submission, Rea
         }
         None => {
             records.width = width;
-            data_rows(records, width, &cells)?
+            data_rows(records, width, &cells, 0)?
         }
     };
     refuse_bad_lines(&mut rows, &bad_lines, header_no)?;
@@ -345,8 +347,9 @@ fn data_rows(
     records: Records<'_>,
     width: usize,
     count: &CellCount,
+    capacity: usize,
 ) -> Result<Vec<RawRow>, ReadError> {
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(capacity);
     for item in records {
         match item {
             Ok((line, cells)) => {
