@@ -1,7 +1,11 @@
 //! The accounts one plan is made against, in memory, and the keys it is built for.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use super::{Account, Email, naming};
 
@@ -89,9 +93,14 @@ pub struct OrganisationInfo {
 #[derive(Debug, Clone, Default)]
 pub struct DirectoryIndex {
     accounts: Vec<Account>,
-    by_id: HashMap<String, usize>,
-    by_external: HashMap<(String, String), usize>,
-    by_email: HashMap<String, usize>,
+    /// Accounts by ID, ExternalSyncID and address: each entry is where the key is in
+    /// `accounts` (no copy of it), found by a hash of the key as looked up.
+    by_id: HashTable<usize>,
+    /// (organisation, ExternalSyncID in lower case).
+    by_external: HashTable<usize>,
+    /// An account's address: the account, and which of its addresses (0 the primary, then
+    /// each secondary).
+    by_email: HashTable<(usize, u32)>,
     /// (organisation, [`numeric_key`]) of every stored ExternalSyncID of digits only.
     by_numeric_external: HashMap<(String, String), Vec<usize>>,
     /// Addresses in use besides those of `accounts` (which `by_email` holds).
@@ -116,28 +125,54 @@ impl DirectoryIndex {
     pub fn insert(&mut self, account: Account) {
         self.by_name = OnceLock::new();
         let i = self.accounts.len();
-        self.by_id.entry(account.id.to_string()).or_insert(i);
+        // In the list first: the tables' entries are read from it (also while they grow).
+        self.accounts.push(account);
+        let accounts = &self.accounts;
+        let account = &accounts[i];
+        let id = account.id.as_str();
+        if find_id(&self.by_id, accounts, id).is_none() {
+            self.by_id
+                .insert_unique(id_hash(id), i, |&j| id_hash(accounts[j].id.as_str()));
+        }
         if let Some(ext) = account.external_sync_id() {
-            self.by_external
-                .entry((account.organisation().to_owned(), ext.to_lowercase()))
-                .or_insert(i);
+            let org = account.organisation();
+            if find_external(&self.by_external, accounts, org, ext).is_none() {
+                self.by_external
+                    .insert_unique(external_hash(org, ext), i, |&j| {
+                        let a = &accounts[j];
+                        external_hash(a.organisation(), a.external_sync_id().unwrap_or_default())
+                    });
+            }
             if ext.bytes().all(|b| b.is_ascii_digit())
                 && let Some(number) = numeric_key(ext)
             {
                 self.by_numeric_external
-                    .entry((account.organisation().to_owned(), number))
+                    .entry((org.to_owned(), number))
                     .or_default()
                     .push(i);
             }
         }
-        for email in account
-            .email()
-            .into_iter()
-            .chain(account.secondary.iter().map(Email::as_str))
-        {
-            self.by_email.entry(email.to_owned()).or_insert(i);
+        for (slot, email) in addresses(account) {
+            if find_email(&self.by_email, accounts, email).is_none() {
+                self.by_email
+                    .insert_unique(email_hash(email), (i, slot), |&(j, slot)| {
+                        email_hash(address(&accounts[j], slot))
+                    });
+            }
         }
-        self.accounts.push(account);
+    }
+
+    fn by_id_at(&self, id: &str) -> Option<usize> {
+        find_id(&self.by_id, &self.accounts, id)
+    }
+
+    fn by_external_at(&self, organisation: &str, external: &str) -> Option<usize> {
+        find_external(&self.by_external, &self.accounts, organisation, external)
+    }
+
+    /// An address as stored (the directory keeps them in lower case).
+    fn by_email_at(&self, email: &str) -> Option<usize> {
+        find_email(&self.by_email, &self.accounts, email)
     }
 
     /// Adds the accounts of `other` this index does not hold (by ID), and the addresses it
@@ -145,12 +180,12 @@ impl DirectoryIndex {
     /// the addresses of stems) joined to the first.
     pub fn absorb(&mut self, other: DirectoryIndex) {
         for account in other.accounts {
-            if !self.by_id.contains_key(account.id.as_str()) {
+            if self.by_id_at(account.id.as_str()).is_none() {
                 self.insert(account);
             }
         }
         for email in other.taken {
-            if !self.by_email.contains_key(&email) {
+            if self.by_email_at(&email).is_none() {
                 self.taken.insert(email);
             }
         }
@@ -165,7 +200,7 @@ impl DirectoryIndex {
             for (i, a) in self.accounts.iter().enumerate() {
                 if !a.status.is_live()
                     || a.external_sync_id().is_some()
-                    || self.by_id.get(a.id.as_str()) != Some(&i)
+                    || self.by_id_at(a.id.as_str()) != Some(i)
                 {
                     continue;
                 }
@@ -194,7 +229,7 @@ impl DirectoryIndex {
     /// Records an address in use (on an account outside the index).
     pub fn mark_taken(&mut self, email: &str) {
         let email = email.to_lowercase();
-        if !self.by_email.contains_key(&email) {
+        if self.by_email_at(&email).is_none() {
             self.taken.insert(email);
         }
     }
@@ -205,13 +240,12 @@ impl DirectoryIndex {
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Account> {
-        self.by_id.get(id).map(|&i| &self.accounts[i])
+        self.by_id_at(id).map(|i| &self.accounts[i])
     }
 
     pub fn by_external(&self, organisation: &str, external: &str) -> Option<&Account> {
-        self.by_external
-            .get(&(organisation.to_owned(), external.to_lowercase()))
-            .map(|&i| &self.accounts[i])
+        self.by_external_at(organisation, external)
+            .map(|i| &self.accounts[i])
     }
 
     /// The accounts of `organisation` whose ExternalSyncID is of digits only, is not
@@ -237,14 +271,17 @@ impl DirectoryIndex {
     }
 
     pub fn by_email(&self, email: &str) -> Option<&Account> {
-        self.by_email
-            .get(&email.to_lowercase())
-            .map(|&i| &self.accounts[i])
+        let found = if email.bytes().any(|b| b.is_ascii_uppercase()) || !email.is_ascii() {
+            self.by_email_at(&email.to_lowercase())
+        } else {
+            self.by_email_at(email)
+        };
+        found.map(|i| &self.accounts[i])
     }
 
     /// Whether an address belongs to an account of the index or was marked taken.
     pub fn is_taken(&self, email: &str) -> bool {
-        self.by_email.contains_key(email) || self.taken.contains(email)
+        self.by_email_at(email).is_some() || self.taken.contains(email)
     }
 
     pub fn organisation(&self, code: &str) -> Option<&OrganisationInfo> {
@@ -262,6 +299,88 @@ impl DirectoryIndex {
 
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty()
+    }
+}
+
+fn find_id(table: &HashTable<usize>, accounts: &[Account], id: &str) -> Option<usize> {
+    table
+        .find(id_hash(id), |&j| accounts[j].id.as_str() == id)
+        .copied()
+}
+
+fn find_external(
+    table: &HashTable<usize>,
+    accounts: &[Account],
+    organisation: &str,
+    external: &str,
+) -> Option<usize> {
+    table
+        .find(external_hash(organisation, external), |&j| {
+            let a = &accounts[j];
+            a.organisation() == organisation
+                && a.external_sync_id()
+                    .is_some_and(|ext| same_lower(ext, external))
+        })
+        .copied()
+}
+
+fn find_email(table: &HashTable<(usize, u32)>, accounts: &[Account], email: &str) -> Option<usize> {
+    table
+        .find(email_hash(email), |&(j, slot)| {
+            address(&accounts[j], slot) == email
+        })
+        .map(|&(j, _)| j)
+}
+
+/// An account's addresses: (0, the primary), then (k, the k-th secondary).
+fn addresses(account: &Account) -> impl Iterator<Item = (u32, &str)> {
+    let primary = account.email().map(|e| (0, e));
+    let secondary = (1u32..).zip(account.secondary.iter().map(Email::as_str));
+    primary.into_iter().chain(secondary)
+}
+
+fn address(account: &Account, slot: u32) -> &str {
+    match slot {
+        0 => account.email().unwrap_or_default(),
+        k => account
+            .secondary
+            .get(k as usize - 1)
+            .map_or("", Email::as_str),
+    }
+}
+
+fn id_hash(id: &str) -> u64 {
+    FxBuildHasher.hash_one(id)
+}
+
+fn email_hash(email: &str) -> u64 {
+    FxBuildHasher.hash_one(email)
+}
+
+/// The hash of (organisation, the key in lower case), as `str::to_lowercase` lowers it; an
+/// ASCII key is hashed without a lower-case copy.
+fn external_hash(organisation: &str, external: &str) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    h.write(organisation.as_bytes());
+    h.write_u8(0xff);
+    if external.is_ascii() {
+        for b in external.bytes() {
+            h.write_u8(b.to_ascii_lowercase());
+        }
+    } else {
+        for b in external.to_lowercase().bytes() {
+            h.write_u8(b);
+        }
+    }
+    h.finish()
+}
+
+/// Whether two keys are equal in lower case (as `str::to_lowercase` lowers them).
+fn same_lower(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
     }
 }
 
@@ -288,6 +407,81 @@ mod tests {
             ("", None),
         ] {
             assert_eq!(numeric_key(key).as_deref(), number, "{key}");
+        }
+    }
+
+    mod found_as_a_scan_finds {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::model::{Field, OdsCode, PortalId, Status};
+
+        /// Keys from a small alphabet with case and non-ASCII letters, so keys collide, differ
+        /// only in case, or lower-case to something longer (`İ`).
+        fn key() -> impl Strategy<Value = String> {
+            "[aAbBİiσΣς1]{0,3}"
+        }
+
+        fn account()
+        -> impl Strategy<Value = (String, String, Option<String>, Option<String>, Vec<String>)>
+        {
+            (
+                key(),
+                prop::sample::select(vec!["RXX".to_owned(), "RYY".to_owned()]),
+                prop::option::of(key()),
+                prop::option::of("[ab]{1,2}@nhs\\.net"),
+                prop::collection::vec("[ab]{1,2}@nhs\\.net", 0..2),
+            )
+        }
+
+        proptest! {
+            /// Every look-up gives the first account inserted that has the key, as a scan
+            /// over the accounts in order gives it.
+            #[test]
+            fn by_id_external_and_email(
+                accounts in prop::collection::vec(account(), 0..12),
+                id in key(),
+                org in prop::sample::select(vec!["RXX", "RYY"]),
+                external in key(),
+                email in "[aAbB]{1,2}@nhs\\.net",
+            ) {
+                let accounts: Vec<Account> = accounts
+                    .into_iter()
+                    .map(|(id, org, ext, email, secondary)| {
+                        let mut a = Account::new(
+                            PortalId::new_unchecked(id),
+                            Status::Active,
+                            &OdsCode::new_unchecked(org),
+                        );
+                        a.set(Field::ExternalSyncId, ext.as_deref().filter(|e| !e.is_empty()));
+                        a.set(Field::Email, email.as_deref());
+                        a.secondary = secondary.into_iter().map(Email::new_unchecked).collect();
+                        a
+                    })
+                    .collect();
+                let index = DirectoryIndex::new(accounts.clone());
+                let scan_id = accounts.iter().find(|a| a.id.as_str() == id);
+                prop_assert_eq!(index.by_id(&id).map(|a| &a.id), scan_id.map(|a| &a.id));
+                let scan_ext = accounts.iter().find(|a| {
+                    a.organisation() == org
+                        && a.external_sync_id()
+                            .is_some_and(|e| e.to_lowercase() == external.to_lowercase())
+                });
+                prop_assert_eq!(
+                    index.by_external(org, &external).map(|a| &a.id),
+                    scan_ext.map(|a| &a.id)
+                );
+                let lower = email.to_lowercase();
+                let scan_email = accounts.iter().find(|a| {
+                    a.email() == Some(lower.as_str())
+                        || a.secondary.iter().any(|s| s.as_str() == lower)
+                });
+                prop_assert_eq!(
+                    index.by_email(&email).map(|a| &a.id),
+                    scan_email.map(|a| &a.id)
+                );
+                prop_assert_eq!(index.is_taken(&lower), scan_email.is_some());
+            }
         }
     }
 }
