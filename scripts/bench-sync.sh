@@ -24,7 +24,7 @@ timed() {
     /usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out" 2>"$out.err" || true
     read -r secs kib <"$out.time"
     printf '  %-10s %8.2f s  %6d MiB peak  %s\n' "$label" "$secs" "$((kib / 1024))" \
-        "$(grep -E '^(source|RXX)' "$out" | tr '\n' ' ' | cut -c1-150)"
+        "$(grep -E '^(source|RXX|took)' "$out" | tr '\n' ' ' | cut -c1-260)"
     if grep -q '^Error\|^error' "$out.err"; then sed 's/^/    /' "$out.err"; fi
     rm -f "$out" "$out.time" "$out.err"
 }
@@ -79,13 +79,28 @@ ID = \"info\""
     timed full "$bin" --config c.toml sync ad
     timed echo "$bin" --config c.toml sync ad
     # 1% of the users get a new job title, as the administrator.
-    ldapsearch -x -LLL -H "$AD_URL" -D "$AD_ADMIN_DN" -w "$AD_ADMIN_PASSWORD" -b "$AD_STAFF_OU" \
+    ldapsearch -x -LLL -o ldif-wrap=no -H "$AD_URL" -D "$AD_ADMIN_DN" -w "$AD_ADMIN_PASSWORD" -b "$AD_STAFF_OU" \
         -E pr=1000/noprompt '(objectClass=user)' dn 2>/dev/null |
         awk -v every=100 '/^dn: / { if (n++ % every == 0) print }' |
         sed 's/$/\nchangetype: modify\nreplace: title\ntitle: Ward Manager\n/' |
         ldapmodify -x -H "$AD_URL" -D "$AD_ADMIN_DN" -w "$AD_ADMIN_PASSWORD" >/dev/null
     timed delta-1% "$bin" --config c.toml sync ad
     timed full-again "$bin" --config c.toml sync ad --full
+    # The floors, in the same run: the OpenLDAP tools reading the same entries (paged, the
+    # mapped attributes), and making as many one-attribute modifies, one at a time.
+    local t; t=$(mktemp)
+    /usr/bin/time -f '%e' -o "$t" ldapsearch -x -LLL -o ldif-wrap=no -H "$AD_URL" -D "$AD_BIND_DN" \
+        -w "$AD_BIND_PASSWORD" -b "$AD_STAFF_OU" -E pr=1000/noprompt '(objectClass=user)' \
+        objectGUID uSNChanged givenName sn title telephoneNumber mobile info >/dev/null
+    printf '  %-10s %8.2f s  (ldapsearch of every entry, paged)\n' floor-read "$(cat "$t")"
+    ldapsearch -x -LLL -o ldif-wrap=no -H "$AD_URL" -D "$AD_ADMIN_DN" -w "$AD_ADMIN_PASSWORD" -b "$AD_STAFF_OU" \
+        -E pr=1000/noprompt '(objectClass=user)' dn 2>/dev/null | grep '^dn: ' |
+        sed 's/$/\nchangetype: modify\nreplace: description\ndescription: floor\n/' >"$t.ldif"
+    /usr/bin/time -f '%e' -o "$t" ldapmodify -x -H "$AD_URL" -D "$AD_ADMIN_DN" \
+        -w "$AD_ADMIN_PASSWORD" -f "$t.ldif" >/dev/null
+    printf '  %-10s %8.2f s  (ldapmodify, %d one-attribute modifies, one at a time)\n' \
+        floor-write "$(cat "$t")" "$(grep -c '^dn: ' "$t.ldif")"
+    rm -f "$t" "$t.ldif"
     cd - >/dev/null
     bash scripts/ad/down.sh >/dev/null
     rm -rf "$dir"

@@ -163,6 +163,13 @@ pub(super) fn json_output(name: &str, synced: &Synced) -> serde_json::Value {
         "without_anchor": synced.without_anchor,
         "not_found": synced.not_found,
         "cursor_advanced": synced.cursor_advanced,
+        "seconds": {
+            "read": synced.took.read.as_secs_f64(),
+            "validate": synced.took.validate.as_secs_f64(),
+            "apply": synced.took.apply.as_secs_f64(),
+            "write_back": synced.took.write_back.as_secs_f64(),
+            "remember": synced.took.remember.as_secs_f64(),
+        },
         "organisations": synced.organisations.iter().map(|o| json!({
             "organisation": o.organisation.as_str(),
             "run": o.submitted.plan.run,
@@ -345,6 +352,17 @@ pub(super) fn print_summary(name: &str, synced: &Synced, options: &SyncOptions) 
     {
         println!("the source's cursor was kept: the next sync reads these changes again");
     }
+    let t = synced.took;
+    println!(
+        "took {:.1} s: read {:.1} s, validate {:.1} s, plan and apply {:.1} s, write-back {:.1} s, \
+         remember {:.1} s",
+        t.total().as_secs_f64(),
+        t.read.as_secs_f64(),
+        t.validate.as_secs_f64(),
+        t.apply.as_secs_f64(),
+        t.write_back.as_secs_f64(),
+        t.remember.as_secs_f64()
+    );
 }
 
 /// Write-backs (and held rows) a summary lists one by one; the pending JSON and the report

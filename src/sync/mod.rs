@@ -22,6 +22,7 @@
 pub mod mapping;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -122,6 +123,29 @@ pub struct Synced {
     pub without_anchor: usize,
     /// For an `only` read: the anchors asked for that no entry in scope has.
     pub not_found: Vec<String>,
+    /// How long each phase took.
+    pub took: Phases,
+}
+
+/// The wall time of each phase of a sync.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// Reading the source (and the entries read again to retry).
+    pub read: Duration,
+    /// Mapping the entries to rows and validating them.
+    pub validate: Duration,
+    /// Planning, guarding and applying each organisation's rows.
+    pub apply: Duration,
+    /// Finding what to write back, and writing it to the source.
+    pub write_back: Duration,
+    /// Storing the cursor and the entries' fingerprints.
+    pub remember: Duration,
+}
+
+impl Phases {
+    pub fn total(&self) -> Duration {
+        self.read + self.validate + self.apply + self.write_back + self.remember
+    }
 }
 
 impl Synced {
@@ -163,6 +187,13 @@ pub async fn sync<S: Source, D: Directory>(
     };
     let mapping = Mapping::from_config(source_config);
     let attributes = mapping.attributes();
+
+    let mut took = Phases::default();
+    let mut clock = Instant::now();
+    let mut lap = |phase: &mut Duration| {
+        *phase = clock.elapsed();
+        clock = Instant::now();
+    };
 
     // Phase 1: read.
     let mut not_found = Vec::new();
@@ -218,6 +249,7 @@ pub async fn sync<S: Source, D: Directory>(
         entries.retain(|e| seen.get(&e.anchor) != Some(&mapping.fingerprint(e)));
     }
     let unchanged_in_source = read - entries.len();
+    lap(&mut took.read);
 
     // Phase 2: map and validate.
     let mut submission = mapping.submission(&entries);
@@ -229,6 +261,8 @@ pub async fn sync<S: Source, D: Directory>(
         .zip(&entries)
         .map(|(row, entry)| (row.line, entry))
         .collect();
+
+    lap(&mut took.validate);
 
     // Phase 3: plan, guard and apply, one organisation at a time.
     let (groups, mut reports) = by_organisation(&results, source_config);
@@ -288,6 +322,7 @@ pub async fn sync<S: Source, D: Directory>(
         });
     }
     reports.sort_by_key(|r| r.line);
+    lap(&mut took.apply);
 
     // Phase 4: write back, for the organisations applied. A dry run lists what the real
     // run would write back, held or not (a held run writes back once approved).
@@ -310,6 +345,7 @@ pub async fn sync<S: Source, D: Directory>(
             row.outcome = Some(outcome);
         }
     }
+    lap(&mut took.write_back);
     if options.dry_run {
         return Ok(Synced {
             full,
@@ -322,6 +358,7 @@ pub async fn sync<S: Source, D: Directory>(
             cursor_advanced: false,
             without_anchor: without_anchor.len(),
             not_found,
+            took,
         });
     }
 
@@ -337,6 +374,7 @@ pub async fn sync<S: Source, D: Directory>(
             now,
         )
         .await?;
+    lap(&mut took.remember);
     Ok(Synced {
         full,
         read,
@@ -348,6 +386,7 @@ pub async fn sync<S: Source, D: Directory>(
         cursor_advanced: advance && cursor.is_some(),
         without_anchor: without_anchor.len(),
         not_found,
+        took,
     })
 }
 
